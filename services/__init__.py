@@ -1,0 +1,1 @@
+"""Tessera's three services: authorize (browser), token (clients), introspect (resource servers)."""

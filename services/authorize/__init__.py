@@ -1,0 +1,1 @@
+"""The authorize service: ``/authorize`` and the login and approval pages (RFC 6749 §4.1.1)."""

@@ -1,0 +1,79 @@
+"""The authorize service application: pages, their security headers, and metadata."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from services.authorize import pages
+from services.authorize.metadata import metadata
+from shared.errors import OAuthError, server_error
+from shared.settings import Settings
+from shared.web import Handler, create_base_app
+
+log = logging.getLogger("tessera.authorize")
+
+HERE = Path(__file__).parent
+
+# Pages are never framed (clickjacking of the approval page, RFC 6749 §10.13) and load
+# nothing but our own stylesheet and, over https, the configured logo.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' https:; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    # Codes travel in redirect URLs; never leak them in a Referer header.
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@web.middleware
+async def page_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors that cannot go back to the client are shown to the person as a page."""
+    try:
+        return await handler(request)
+    except OAuthError as exc:
+        log.info("%s %s refused: %s (%s)", request.method, request.path, exc.error, exc.cause)
+        return _error_page(request, exc)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return _error_page(request, server_error())
+
+
+def _error_page(request: web.Request, exc: OAuthError) -> web.Response:
+    return pages.render(request, "error.html", {"error": exc}, status=exc.status)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = create_base_app(settings, [page_errors])
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.on_response_prepare.append(_security_headers)
+    app.router.add_route("GET", "/authorize", pages.authorize)
+    app.router.add_route("POST", "/authorize", pages.authorize)
+    app.router.add_get("/login", pages.login_page)
+    app.router.add_post("/login", pages.login_submit)
+    app.router.add_get("/consent", pages.consent_page)
+    app.router.add_post("/consent", pages.consent_submit)
+    app.router.add_get("/logout", pages.logout_page)
+    app.router.add_post("/logout", pages.logout_submit)
+    app.router.add_get("/.well-known/oauth-authorization-server", metadata)
+    app.router.add_static("/static/", HERE / "static")
+    return app

@@ -1,0 +1,127 @@
+"""Validating an authorization request (RFC 6749 §4.1.1, §3.1.2; RFC 7636 §4.3).
+
+Two phases, as RFC 6749 §4.1.2.1 requires. While the client or the redirect URI is in
+doubt the person sees an error page and is never redirected (``OAuthError`` with the page
+status). After that, every error is reported to the client by redirect
+(``RedirectableError``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from shared import clients, pkce, scopes
+from shared.clients import Client
+from shared.errors import OAuthError
+from shared.settings import Settings
+
+# The seed answers these with invalid_request rather than unsupported_response_type.
+_GRANT_NAMES_AS_RESPONSE_TYPE = ("password", "client_credentials")
+SUPPORTED_RESPONSE_TYPES = ("code",)
+
+
+@dataclass(slots=True)
+class AuthorizationRequest:
+    client_id: str
+    # The redirect_uri parameter as given (None when absent) and the URI redirected to.
+    redirect_uri_param: str | None
+    redirect_uri: str
+    scope: list[str]
+    state: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+
+
+class RedirectableError(OAuthError):
+    """An error the client learns about through its redirect URI (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, error: str, description: str, redirect_uri: str, state: str | None) -> None:
+        super().__init__(error, description)
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+
+def _page_error(description: str, cause: str) -> OAuthError:
+    return OAuthError("invalid_request", description, cause=cause)
+
+
+async def resolve_client(redis: Redis, params: dict[str, str]) -> tuple[Client, str]:
+    """The client and the redirect URI to use, or an error page."""
+    client_id = params.get("client_id")
+    if client_id is None:
+        raise _page_error("The request names no client.", "client_id missing")
+    client = await clients.get(redis, client_id)
+    if client is None or not client.enabled:
+        raise _page_error(
+            "The application is not known here.", f"unknown or disabled client {client_id!r}"
+        )
+    given = params.get("redirect_uri")
+    if given is None:
+        # RFC 6749 §3.1.2.3: required unless exactly one URI is registered.
+        if len(client.redirect_uris) != 1:
+            raise _page_error(
+                "The request does not say where to return.",
+                f"client {client_id} has several redirect URIs and none was given",
+            )
+        return client, client.redirect_uris[0]
+    # RFC 6749 §3.1.2.3 and RFC 9700 §4.1.3: exact string comparison, nothing looser.
+    if given not in client.redirect_uris:
+        raise _page_error(
+            "The return address does not belong to the application.",
+            f"redirect_uri {given!r} not registered for client {client_id}",
+        )
+    return client, given
+
+
+async def validate(
+    redis: Redis, settings: Settings, client: Client, redirect_uri: str, params: dict[str, str]
+) -> AuthorizationRequest:
+    state = params.get("state")
+
+    def fail(error: str, description: str) -> RedirectableError:
+        return RedirectableError(error, description, redirect_uri, state)
+
+    response_type = params.get("response_type")
+    if response_type is None:
+        raise fail("invalid_request", "The response_type parameter is required.")
+    if response_type in _GRANT_NAMES_AS_RESPONSE_TYPE:
+        raise fail("invalid_request", f"{response_type} is a grant type, not a response type.")
+    if response_type not in SUPPORTED_RESPONSE_TYPES:
+        raise fail("unsupported_response_type", "The response type is not supported.")
+    if "authorization_code" not in client.grants:
+        raise fail("unauthorized_client", "The client is not allowed the authorization code grant.")
+
+    requested = scopes.parse_scope(params.get("scope"))
+    if not requested:
+        # RFC 6749 §3.3: without a default scope the request fails with invalid_scope.
+        raise fail("invalid_scope", "The scope parameter is required.")
+    defined = await scopes.get_many(redis, requested)
+    if any(name not in defined or name not in client.scopes for name in requested):
+        raise fail("invalid_scope", "The requested scope is invalid, unknown, or not allowed.")
+
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if challenge is None:
+        if method is not None:
+            raise fail("invalid_request", "code_challenge_method was sent without code_challenge.")
+        if client.requires_pkce(settings):
+            # RFC 7636 §4.4.1
+            raise fail("invalid_request", "A code_challenge is required (PKCE, RFC 7636).")
+    else:
+        method = method or "plain"  # RFC 7636 §4.3
+        if method not in pkce.METHODS:
+            raise fail("invalid_request", "The code_challenge_method is not supported.")
+        if not pkce.is_valid_challenge(challenge):
+            raise fail("invalid_request", "The code_challenge is malformed (RFC 7636 §4.2).")
+
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        redirect_uri_param=params.get("redirect_uri"),
+        redirect_uri=redirect_uri,
+        scope=requested,
+        state=state,
+        code_challenge=challenge,
+        code_challenge_method=method if challenge is not None else None,
+    )

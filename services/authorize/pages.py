@@ -1,0 +1,285 @@
+"""The browser side: /authorize, the login page, the approval page and logout."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import aiohttp_jinja2
+from aiohttp import web
+from redis.asyncio import Redis
+
+from services.authorize import interactions, sessions
+from services.authorize.authorization_request import (
+    AuthorizationRequest,
+    RedirectableError,
+    resolve_client,
+    validate,
+)
+from shared import clients, codes, grants, scopes, users
+from shared.app_keys import REDIS, SETTINGS
+from shared.clients import Client
+from shared.codes import CodeRecord
+from shared.errors import OAuthError
+from shared.forms import FORM_CONTENT_TYPE, read_form, single_valued
+from shared.settings import Settings
+
+log = logging.getLogger("tessera.authorize")
+security_log = logging.getLogger("tessera.security")
+
+LOGIN_FAILED = "The username or password is incorrect."
+
+
+def see_other(location: str) -> web.Response:
+    # 303 so a POST is never replayed at the target (RFC 9700 §4.12).
+    return web.Response(status=303, headers={"Location": location})
+
+
+def redirect_to_client(
+    settings: Settings, redirect_uri: str, params: dict[str, str | None]
+) -> web.Response:
+    """Back to the client with ``params`` added to the redirect URI's own query
+    (RFC 6749 §3.1.2 keeps it), and ``iss`` (RFC 9207 §2)."""
+    parts = urlsplit(redirect_uri)
+    added = urlencode(
+        {k: v for k, v in {**params, "iss": settings.issuer}.items() if v is not None}
+    )
+    query = f"{parts.query}&{added}" if parts.query else added
+    return see_other(urlunsplit(parts._replace(query=query)))
+
+
+def error_redirect(settings: Settings, exc: RedirectableError) -> web.Response:
+    return redirect_to_client(
+        settings,
+        exc.redirect_uri,
+        {"error": exc.error, "error_description": exc.description, "state": exc.state},
+    )
+
+
+def _expired() -> OAuthError:
+    return OAuthError(
+        "invalid_request",
+        "This sign-in request has expired or is unknown. "
+        "Go back to the application and start again.",
+        cause="unknown or expired interaction",
+    )
+
+
+def _csrf_failed() -> OAuthError:
+    return OAuthError(
+        "invalid_request",
+        "The form has expired. Go back to the application and start again.",
+        status=403,
+        cause="missing or wrong CSRF token",
+    )
+
+
+async def _pending(redis: Redis, interaction_id: str | None) -> AuthorizationRequest:
+    request = await interactions.get(redis, interaction_id) if interaction_id else None
+    if request is None:
+        raise _expired()
+    return request
+
+
+async def _enabled_client(redis: Redis, client_id: str) -> Client:
+    client = await clients.get(redis, client_id)
+    if client is None or not client.enabled:
+        raise OAuthError(
+            "invalid_request",
+            "The application is not known here.",
+            cause=f"client {client_id} disabled or deleted during the interaction",
+        )
+    return client
+
+
+async def authorize(request: web.Request) -> web.Response:
+    """RFC 6749 §4.1.1 (GET and POST, RFC 6749 §3.1)."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    if request.method == "POST":
+        params = await read_form(request)
+    else:
+        params = single_valued(request.query.items())
+    client, redirect_uri = await resolve_client(redis, params)
+    try:
+        auth_request = await validate(redis, settings, client, redirect_uri, params)
+    except RedirectableError as exc:
+        log.info("authorization request of client %s rejected: %s", client.client_id, exc.cause)
+        return error_redirect(settings, exc)
+    interaction_id = await interactions.create(redis, settings, auth_request)
+    session, is_new = await sessions.load_or_start(request)
+    page = "/consent" if session.signed_in else "/login"
+    response = see_other(f"{page}?{urlencode({'interaction': interaction_id})}")
+    if is_new:
+        sessions.set_cookie(response, settings, session)
+    return response
+
+
+def _render_login(
+    request: web.Request,
+    client: Client,
+    interaction_id: str,
+    session: sessions.Session,
+    error: str = "",
+) -> web.Response:
+    return render(
+        request,
+        "login.html",
+        {
+            "client": client,
+            "interaction": interaction_id,
+            "csrf_token": session.csrf_token,
+            "error": error,
+        },
+    )
+
+
+async def login_page(request: web.Request) -> web.Response:
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    interaction_id = request.query.get("interaction", "")
+    auth_request = await _pending(redis, interaction_id)
+    client = await _enabled_client(redis, auth_request.client_id)
+    session, is_new = await sessions.load_or_start(request)
+    if session.signed_in:
+        return see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
+    response = _render_login(request, client, interaction_id, session)
+    if is_new:
+        sessions.set_cookie(response, settings, session)
+    return response
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    form = await read_form(request)
+    session = await sessions.load(request)
+    if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
+        raise _csrf_failed()
+    interaction_id = form.get("interaction", "")
+    auth_request = await _pending(redis, interaction_id)
+    client = await _enabled_client(redis, auth_request.client_id)
+    username = form.get("username", "")
+    user = await users.authenticate(redis, username, form.get("password", ""))
+    if user is None:
+        security_log.warning("login failed for username %r (client %s)", username, client.client_id)
+        # One message for a wrong username and a wrong password alike.
+        return _render_login(request, client, interaction_id, session, error=LOGIN_FAILED)
+    await sessions.end(request, session)
+    signed_in = await sessions.start(request, username=user.username, sub=user.sub)
+    log.info("user %s signed in", user.username)
+    response = see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
+    sessions.set_cookie(response, settings, signed_in)
+    return response
+
+
+async def consent_page(request: web.Request) -> web.Response:
+    redis = request.app[REDIS]
+    interaction_id = request.query.get("interaction", "")
+    auth_request = await _pending(redis, interaction_id)
+    session = await sessions.load(request)
+    if session is None or not session.signed_in:
+        return see_other(f"/login?{urlencode({'interaction': interaction_id})}")
+    client = await _enabled_client(redis, auth_request.client_id)
+    defined = await scopes.get_many(redis, auth_request.scope)
+    return render(
+        request,
+        "consent.html",
+        {
+            "client": client,
+            "scopes": [defined.get(name) or scopes.Scope(name) for name in auth_request.scope],
+            "interaction": interaction_id,
+            "csrf_token": session.csrf_token,
+            "username": session.username,
+        },
+    )
+
+
+async def consent_submit(request: web.Request) -> web.Response:
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    if request.content_type != FORM_CONTENT_TYPE:
+        raise OAuthError("invalid_request", "The form could not be read.", cause="bad content type")
+    # Read as a multidict: one "scope" field per ticked checkbox.
+    form = await request.post()
+    session = await sessions.load(request)
+    csrf = form.get("csrf_token")
+    if session is None or not sessions.csrf_matches(
+        session, csrf if isinstance(csrf, str) else None
+    ):
+        raise _csrf_failed()
+    if not session.signed_in or session.username is None or session.sub is None:
+        raise _expired()
+    interaction_id = form.get("interaction")
+    # Consumed here, whatever the decision: one decision per request.
+    auth_request = (
+        await interactions.consume(redis, interaction_id)
+        if isinstance(interaction_id, str)
+        else None
+    )
+    if auth_request is None:
+        raise _expired()
+    client = await _enabled_client(redis, auth_request.client_id)
+
+    def deny(description: str) -> web.Response:
+        log.info("user %s denied client %s", session.username, client.client_id)
+        return error_redirect(
+            settings,
+            RedirectableError(
+                "access_denied", description, auth_request.redirect_uri, auth_request.state
+            ),
+        )
+
+    if form.get("decision") != "approve":
+        return deny("The resource owner denied the request.")
+    ticked = {value for value in form.getall("scope", []) if isinstance(value, str)}
+    approved = [name for name in auth_request.scope if name in ticked]
+    if not approved:
+        return deny("The resource owner approved none of the requested scopes.")
+    code = await codes.create(
+        redis,
+        settings,
+        CodeRecord(
+            family=grants.new_family(),
+            client_id=client.client_id,
+            redirect_uri=auth_request.redirect_uri_param,
+            username=session.username,
+            sub=session.sub,
+            scope=approved,
+            code_challenge=auth_request.code_challenge,
+            code_challenge_method=auth_request.code_challenge_method,
+            auth_time=session.auth_time or 0,
+        ),
+    )
+    log.info("user %s approved %s for client %s", session.username, approved, client.client_id)
+    return redirect_to_client(
+        settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
+    )
+
+
+async def logout_page(request: web.Request) -> web.Response:
+    session = await sessions.load(request)
+    return render(request, "logout.html", {"session": session, "done": False})
+
+
+async def logout_submit(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    session = await sessions.load(request)
+    if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
+        raise _csrf_failed()
+    await sessions.end(request, session)
+    response = render(request, "logout.html", {"session": None, "done": True})
+    sessions.clear_cookie(response, request.app[SETTINGS])
+    return response
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, object], status: int = 200
+) -> web.Response:
+    """A page with the approval page branding (the seed's approvalpage.* settings)."""
+    settings = request.app[SETTINGS]
+    branding = {
+        "title": settings.approval_title,
+        "header": settings.approval_header,
+        "logo_url": settings.approval_logo_url,
+        "footer": settings.approval_footer,
+    }
+    return aiohttp_jinja2.render_template(
+        template, request, {**context, "brand": branding}, status=status
+    )

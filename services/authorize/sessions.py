@@ -1,0 +1,112 @@
+"""Browser sessions: an opaque cookie whose state lives in Redis under the id's digest.
+
+Every session carries a CSRF token that the login, approval and logout forms must echo.
+Signing in replaces the session id (no session fixation).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+from redis.asyncio import Redis
+
+from shared import crypto, keys
+from shared.app_keys import REDIS, SETTINGS
+from shared.settings import Settings
+
+
+@dataclass(slots=True)
+class Session:
+    session_id: str
+    csrf_token: str
+    username: str | None = None
+    sub: str | None = None
+    auth_time: int | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.username is not None
+
+
+def cookie_name(settings: Settings) -> str:
+    # The __Host- prefix pins the cookie to this host, path / and Secure (RFC 6265bis §4.1.3.2).
+    return "__Host-tessera_session" if settings.cookie_secure else "tessera_session"
+
+
+async def load(request: web.Request) -> Session | None:
+    session_id = request.cookies.get(cookie_name(request.app[SETTINGS]))
+    if not session_id:
+        return None
+    raw = await request.app[REDIS].get(keys.session(crypto.digest(session_id)))
+    if raw is None:
+        return None
+    state = orjson.loads(raw)
+    return Session(session_id=session_id, **state)
+
+
+async def _store(redis: Redis, settings: Settings, session: Session) -> None:
+    state = {
+        "csrf_token": session.csrf_token,
+        "username": session.username,
+        "sub": session.sub,
+        "auth_time": session.auth_time,
+    }
+    await redis.set(
+        keys.session(crypto.digest(session.session_id)),
+        orjson.dumps(state),
+        ex=settings.session_lifetime,
+    )
+
+
+async def start(
+    request: web.Request, *, username: str | None = None, sub: str | None = None
+) -> Session:
+    """A new session (anonymous, or signed in); the caller sets its cookie."""
+    session = Session(
+        session_id=crypto.random_token(32),
+        csrf_token=crypto.random_token(32),
+        username=username,
+        sub=sub,
+        auth_time=int(time.time()) if username else None,
+    )
+    await _store(request.app[REDIS], request.app[SETTINGS], session)
+    return session
+
+
+async def load_or_start(request: web.Request) -> tuple[Session, bool]:
+    """The current session, or a new anonymous one; the flag says it is new."""
+    session = await load(request)
+    if session is not None:
+        return session, False
+    return await start(request), True
+
+
+async def end(request: web.Request, session: Session) -> None:
+    await request.app[REDIS].delete(keys.session(crypto.digest(session.session_id)))
+
+
+def set_cookie(response: web.StreamResponse, settings: Settings, session: Session) -> None:
+    response.set_cookie(
+        cookie_name(settings),
+        session.session_id,
+        max_age=settings.session_lifetime,
+        path="/",
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="Lax",
+    )
+
+
+def clear_cookie(response: web.StreamResponse, settings: Settings) -> None:
+    response.del_cookie(
+        cookie_name(settings), path="/", secure=settings.cookie_secure, samesite="Lax"
+    )
+
+
+def csrf_matches(session: Session | None, submitted: str | None) -> bool:
+    return (
+        session is not None and submitted is not None and crypto.same(session.csrf_token, submitted)
+    )

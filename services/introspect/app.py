@@ -1,0 +1,61 @@
+"""The introspection service application (RFC 7662)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from shared import clients, tokens
+from shared.app_keys import REDIS, SETTINGS
+from shared.client_auth import authenticate_client
+from shared.errors import invalid_client, invalid_request
+from shared.forms import read_form
+from shared.settings import Settings
+from shared.web import create_base_app, json_errors, json_response
+
+log = logging.getLogger("tessera.introspect")
+
+INACTIVE = {"active": False}
+
+
+async def introspect(request: web.Request) -> web.Response:
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    params = await read_form(request)
+    caller = await authenticate_client(request, params, redis)
+    # RFC 7662 §2.1: the endpoint requires authorization; only clients registered with
+    # the introspection permission may learn about tokens.
+    if not caller.introspect:
+        raise invalid_client(f"client {caller.client_id} lacks the introspection permission")
+    token = params.get("token")
+    if token is None:
+        raise invalid_request("The token parameter is required.")
+    # token_type_hint (RFC 7662 §2.1) is only a hint; only access tokens are
+    # introspected, so it never changes the answer.
+    record = await tokens.find_access_token(redis, token)
+    if record is None:
+        return json_response(INACTIVE)
+    # RFC 7662 §2.2: a token of a disabled or deleted client is not active.
+    owner = await clients.get(redis, record.client_id)
+    if owner is None or not owner.enabled:
+        return json_response(INACTIVE)
+    body: dict[str, object] = {
+        "active": True,
+        "scope": " ".join(record.scope),
+        "client_id": record.client_id,
+        "token_type": "Bearer",
+        "exp": record.exp,
+        "iat": record.iat,
+        "sub": record.sub,
+        "iss": settings.issuer,
+    }
+    if record.username is not None:
+        body["username"] = record.username
+        body["owner_id"] = record.username  # the seed's name for the approving user
+    return json_response(body)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = create_base_app(settings, [json_errors])
+    app.router.add_post("/introspect", introspect)
+    return app

@@ -1,0 +1,65 @@
+"""The authorization code grant at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6)."""
+
+from __future__ import annotations
+
+import logging
+
+from services.token.grants.base import TokenRequest
+from shared import codes, pkce, tokens
+from shared.codes import Redemption
+from shared.errors import invalid_grant, invalid_request
+from shared.tokens import IssuedTokens
+
+GRANT_TYPE = "authorization_code"
+
+security_log = logging.getLogger("tessera.security")
+
+
+async def handle(request: TokenRequest) -> IssuedTokens:
+    code = request.params.get("code")
+    if not code:
+        raise invalid_request("The code parameter is required.")
+    # Consumed before any other check: a code is single use even when the attempt fails,
+    # so an attacker holding a code gets no second guess at its verifier.
+    redeemed = await codes.redeem(request.redis, request.settings, code)
+    if redeemed is None:
+        raise invalid_grant("unknown or expired code")
+    status, record = redeemed
+    client_id = request.client.client_id
+    if status is Redemption.REPLAYED:
+        # RFC 6749 §4.1.2: a code used twice revokes what was issued from it.
+        security_log.warning(
+            "authorization code replayed by client %s; grant family %s revoked",
+            client_id,
+            record.family,
+        )
+        raise invalid_grant("code replayed; its grant family is revoked")
+    if record.client_id != client_id:
+        raise invalid_grant(f"code of client {record.client_id} redeemed by {client_id}")
+    # RFC 6749 §4.1.3: redirect_uri must be identical to the authorization request's,
+    # and absent when it was absent there.
+    if request.params.get("redirect_uri") != record.redirect_uri:
+        raise invalid_grant("redirect_uri differs from the authorization request")
+    verifier = request.params.get("code_verifier")
+    if record.code_challenge is not None:
+        if verifier is None:
+            raise invalid_grant("code_verifier missing for a code with a challenge")
+        method = record.code_challenge_method or "plain"
+        if not pkce.verify(verifier, record.code_challenge, method):
+            raise invalid_grant("code_verifier does not match the challenge")
+    elif verifier is not None:
+        # RFC 9700 §4.8.2: a verifier without a challenge points at a PKCE downgrade.
+        raise invalid_grant("code_verifier sent for a code issued without a challenge")
+    issued = await tokens.issue(
+        request.redis,
+        request.settings,
+        family=record.family,
+        client_id=client_id,
+        scope=record.scope,
+        username=record.username,
+        sub=record.sub,
+        with_refresh_token=request.client.refresh_count > 0,
+    )
+    if issued is None:
+        raise invalid_grant("grant family revoked while the code was redeemed")
+    return issued

@@ -1,0 +1,1 @@
+"""Code shared by Tessera's three services: settings, the Redis store, errors, crypto."""

@@ -1,0 +1,65 @@
+"""Client authentication at the token and introspection endpoints (RFC 6749 §2.3).
+
+``client_secret_basic`` (HTTP Basic, RFC 6749 §2.3.1), ``client_secret_post`` (the
+credentials in the form), or ``none`` for a public client identified by ``client_id``
+alone. A client must use one method only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote_plus
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from shared import clients
+from shared.clients import Client
+from shared.errors import invalid_client, invalid_request
+
+
+def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise invalid_client(f"unsupported authorization scheme {scheme!r}")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise invalid_client("malformed Basic credentials") from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        raise invalid_client("malformed Basic credentials")
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def authenticate_client(request: web.Request, form: dict[str, str], redis: Redis) -> Client:
+    """The authenticated client, or OAuthError ``invalid_client`` (401)."""
+    basic = _basic_credentials(request)
+    if basic is not None:
+        if "client_secret" in form:
+            raise invalid_request(
+                "Use one client authentication method only.", "both Basic and client_secret"
+            )
+        client_id, secret = basic
+        if form.get("client_id", client_id) != client_id:
+            raise invalid_request("client_id does not match the authenticated client.")
+    else:
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+    if not client_id:
+        raise invalid_client("no client identification")
+    client = await clients.get(redis, client_id)
+    if client is None:
+        raise invalid_client(f"unknown client {client_id!r}")
+    if not client.enabled:
+        raise invalid_client(f"client {client_id!r} is disabled")
+    if client.is_public:
+        if secret:
+            raise invalid_client(f"public client {client_id!r} presented a secret")
+    elif not secret or not client.secret_matches(secret):
+        raise invalid_client(f"wrong or missing secret for client {client_id!r}")
+    return client

@@ -1,0 +1,174 @@
+"""Registered clients (RFC 6749 §2): their type, redirect URIs, grants, scopes and secret.
+
+The secret is generated here, returned once, and stored only as a SHA-256 digest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import crypto, keys, scopes
+from shared.settings import Settings
+
+ClientType = Literal["confidential", "public"]
+CLIENT_TYPES: tuple[ClientType, ...] = ("confidential", "public")
+# Grant types a client may be allowed; grows as the token service implements them.
+GRANT_TYPES = ("authorization_code",)
+REQUIRE_PKCE_CHOICES = ("yes", "no", "global")
+
+
+@dataclass(slots=True)
+class Client:
+    client_id: str
+    name: str
+    type: ClientType
+    redirect_uris: list[str]
+    grants: list[str]
+    scopes: list[str]
+    version: str = ""
+    description: str = ""
+    # May call the introspection endpoint (RFC 7662 §2.1 requires caller authorization).
+    introspect: bool = False
+    # How many times a token chain may be refreshed; 0 = no refresh token (seed semantics).
+    refresh_count: int = 0
+    require_pkce: str = "global"
+    secret_hash: str | None = None
+    enabled: bool = True
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def is_public(self) -> bool:
+        return self.type == "public"
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.name} ({self.version})" if self.version else self.name
+
+    def requires_pkce(self, settings: Settings) -> bool:
+        if self.require_pkce == "global":
+            return self.is_public and settings.require_pkce_public
+        return self.require_pkce == "yes"
+
+    def secret_matches(self, secret: str) -> bool:
+        return self.secret_hash is not None and crypto.same(self.secret_hash, crypto.digest(secret))
+
+    def public_view(self) -> dict[str, object]:
+        """The record as shown to an administrator: everything but the secret's digest."""
+        view = dataclasses.asdict(self)
+        del view["secret_hash"]
+        return view
+
+
+def _check_redirect_uri(uri: str) -> None:
+    parts = urlsplit(uri)
+    # RFC 6749 §3.1.2: absolute URI, no fragment component.
+    if not parts.scheme or not (parts.netloc or parts.path):
+        raise ValueError(f"redirect URI {uri!r} is not an absolute URI")
+    if parts.fragment or uri.endswith("#"):
+        raise ValueError(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+    if parts.scheme.lower() in ("javascript", "data", "vbscript", "file"):
+        raise ValueError(f"redirect URI {uri!r} uses a forbidden scheme")
+
+
+async def create(
+    redis: Redis,
+    *,
+    name: str,
+    client_type: str,
+    redirect_uris: list[str],
+    grants: list[str],
+    scope_names: list[str],
+    version: str = "",
+    description: str = "",
+    introspect: bool = False,
+    refresh_count: int = 0,
+    require_pkce: str = "global",
+) -> tuple[Client, str | None]:
+    """Validate and store a new client; returns it with its secret (None for public clients).
+
+    Raises ValueError naming the first bad value; nothing is stored then.
+    """
+    if not name.strip():
+        raise ValueError("client name must not be empty")
+    if client_type not in CLIENT_TYPES:
+        raise ValueError(f"client type must be one of {', '.join(CLIENT_TYPES)}")
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise ValueError(
+                f"grant {grant!r} is not supported; choose from {', '.join(GRANT_TYPES)}"
+            )
+    if not grants:
+        raise ValueError("a client needs at least one grant")
+    if "authorization_code" in grants and not redirect_uris:
+        raise ValueError("the authorization_code grant needs at least one redirect URI")
+    for uri in redirect_uris:
+        _check_redirect_uri(uri)
+    if refresh_count < 0:
+        raise ValueError("refresh count must be 0 or more")
+    if require_pkce not in REQUIRE_PKCE_CHOICES:
+        raise ValueError(f"require-pkce must be one of {', '.join(REQUIRE_PKCE_CHOICES)}")
+    if introspect and client_type == "public":
+        raise ValueError("a public client cannot authenticate, so it cannot introspect")
+    scope_names = list(dict.fromkeys(scope_names))
+    defined = await scopes.get_many(redis, scope_names)
+    missing = [s for s in scope_names if s not in defined]
+    if missing:
+        raise ValueError(
+            f"scope(s) not defined: {', '.join(missing)} (add them with 'tessera scope add')"
+        )
+
+    secret = crypto.random_token(32) if client_type == "confidential" else None
+    client = Client(
+        client_id=crypto.random_token(16),
+        name=name.strip(),
+        type=client_type,  # type: ignore[arg-type]
+        redirect_uris=list(dict.fromkeys(redirect_uris)),
+        grants=list(dict.fromkeys(grants)),
+        scopes=scope_names,
+        version=version,
+        description=description,
+        introspect=introspect,
+        refresh_count=refresh_count,
+        require_pkce=require_pkce,
+        secret_hash=crypto.digest(secret) if secret else None,
+    )
+    await save(redis, client)
+    await redis.sadd(keys.CLIENT_INDEX, client.client_id)
+    return client, secret
+
+
+async def save(redis: Redis, client: Client) -> None:
+    await redis.set(keys.client(client.client_id), orjson.dumps(client))
+
+
+async def get(redis: Redis, client_id: str) -> Client | None:
+    raw = await redis.get(keys.client(client_id))
+    return Client(**orjson.loads(raw)) if raw else None
+
+
+async def list_all(redis: Redis) -> list[Client]:
+    ids = sorted(await redis.smembers(keys.CLIENT_INDEX))
+    found = [await get(redis, client_id) for client_id in ids]
+    return sorted((c for c in found if c), key=lambda c: (c.name, c.client_id))
+
+
+async def set_enabled(redis: Redis, client_id: str, enabled: bool) -> Client:
+    client = await get(redis, client_id)
+    if client is None:
+        raise ValueError(f"no client {client_id!r}")
+    client.enabled = enabled
+    await save(redis, client)
+    return client
+
+
+async def delete(redis: Redis, client_id: str) -> None:
+    if not await redis.delete(keys.client(client_id)):
+        raise ValueError(f"no client {client_id!r}")
+    await redis.srem(keys.CLIENT_INDEX, client_id)

@@ -1,0 +1,70 @@
+"""Authorization codes (RFC 6749 §4.1.2): created on approval, redeemed once at /token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import crypto, grants, keys
+from shared.settings import Settings
+
+CODE_BYTES = 32  # 256 bits; RFC 6749 §10.10 asks for at least 128
+
+
+@dataclass(slots=True)
+class CodeRecord:
+    family: str
+    client_id: str
+    # The redirect_uri parameter given at /authorize, or None when it was absent.
+    redirect_uri: str | None
+    username: str
+    sub: str
+    scope: list[str]
+    code_challenge: str | None
+    code_challenge_method: str | None
+    auth_time: int
+
+
+class Redemption(Enum):
+    FRESH = "fresh"
+    REPLAYED = "replayed"
+
+
+async def create(redis: Redis, settings: Settings, record: CodeRecord) -> str:
+    """Store the record under the code's digest, with the code lifetime as TTL."""
+    code = grants.new_value(record.family, CODE_BYTES)
+    key = keys.code(record.family, crypto.digest(code))
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, "record", orjson.dumps(record))
+        pipe.expire(key, settings.code_lifetime)
+        await pipe.execute()
+    return code
+
+
+async def redeem(
+    redis: Redis, settings: Settings, code: str
+) -> tuple[Redemption, CodeRecord] | None:
+    """Consume a code atomically. A second redemption revokes the whole family.
+
+    None when the code is unknown or expired.
+    """
+    family = grants.family_of(code)
+    if family is None:
+        return None
+    result = await redis.eval(
+        keys.REDEEM_CODE,
+        3,
+        keys.code(family, crypto.digest(code)),
+        keys.family_members(family),
+        keys.family_revoked(family),
+        grants.tombstone_ttl(
+            settings.code_lifetime, settings.access_token_lifetime, settings.refresh_token_lifetime
+        ),
+    )
+    if not result:
+        return None
+    status, raw = result
+    return Redemption(status), CodeRecord(**orjson.loads(raw))

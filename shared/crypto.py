@@ -1,0 +1,55 @@
+"""Random values, hashes of stored secrets, and argon2id for user passwords.
+
+DESIGN: never store a secret in clear. Codes, tokens, session ids and client secrets are
+high-entropy random values, so one SHA-256 is enough to make a leaked store useless;
+user passwords are low-entropy and get argon2id, run in a thread so the event loop never
+blocks on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_password_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory defaults
+# Verified against when the user does not exist, so a wrong username costs as much as a
+# wrong password and the response time does not tell them apart.
+_DUMMY_PASSWORD_HASH = _password_hasher.hash(secrets.token_urlsafe(16))
+
+
+def random_token(nbytes: int = 32) -> str:
+    """A URL-safe random string carrying ``nbytes`` * 8 bits of entropy."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def digest(value: str) -> str:
+    """The form under which a code, token, session id or client secret is stored."""
+    raw = hashlib.sha256(value.encode()).digest()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def same(a: str, b: str) -> bool:
+    """Constant-time string comparison."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher.hash(password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check a password against its argon2id hash, off the event loop."""
+    return await asyncio.to_thread(_verify, password_hash or _DUMMY_PASSWORD_HASH, password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _password_hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

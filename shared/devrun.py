@@ -1,0 +1,153 @@
+"""``make run``: Redis, the three services and a demo client and user, on loopback.
+
+Data lives in ``var/redis`` with the append-only file on, so a restart keeps clients,
+users and tokens. Set ``REDIS_URL`` to use a Redis of your own instead. Ctrl-C stops
+everything this started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlencode
+
+import orjson
+
+from shared import clients, crypto, pkce, scopes, users
+from shared.local_processes import SERVICES, ProcessGroup, service_env, start_redis, start_service
+from shared.redis_store import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+PORTS = {"authorize": 9000, "token": 9001, "introspect": 9002}
+REDIS_PORT = int(os.environ.get("TESSERA_DEV_REDIS_PORT", "6390"))
+DEMO_SCOPE = "api:read"
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+DEMO_REDIRECT_URI = "http://127.0.0.1:9009/callback"
+DEMO_FILE = VAR / "demo-clients.json"  # ids (and the one secret) of the demo clients
+
+
+async def seed_demo(redis_url: str) -> dict[str, str]:
+    """Create the demo scope, user and clients unless they exist; returns their credentials."""
+    redis = connect(redis_url)
+    try:
+        if not await scopes.get_many(redis, [DEMO_SCOPE]):
+            await scopes.add(redis, DEMO_SCOPE, "Read your demo data")
+        if await users.get(redis, DEMO_USER) is None:
+            await users.add(redis, DEMO_USER, DEMO_PASSWORD)
+        demo = orjson.loads(DEMO_FILE.read_bytes()) if DEMO_FILE.exists() else {}
+        if not demo.get("app_id") or await clients.get(redis, demo["app_id"]) is None:
+            app, _ = await clients.create(
+                redis,
+                name="Demo App",
+                version="1.0",
+                description="A public client (a single-page or native app) using PKCE.",
+                client_type="public",
+                redirect_uris=[DEMO_REDIRECT_URI],
+                grants=["authorization_code"],
+                scope_names=[DEMO_SCOPE],
+                refresh_count=0,
+            )
+            demo["app_id"] = app.client_id
+        if not demo.get("api_id") or await clients.get(redis, demo["api_id"]) is None:
+            api, secret = await clients.create(
+                redis,
+                name="Demo API",
+                description="A resource server that introspects tokens.",
+                client_type="confidential",
+                redirect_uris=[DEMO_REDIRECT_URI],
+                grants=["authorization_code"],
+                scope_names=[DEMO_SCOPE],
+                introspect=True,
+            )
+            demo["api_id"], demo["api_secret"] = api.client_id, secret
+        VAR.mkdir(exist_ok=True)
+        DEMO_FILE.write_bytes(orjson.dumps(demo))
+        os.chmod(DEMO_FILE, 0o600)
+        return demo
+    finally:
+        await redis.aclose()
+
+
+def walkthrough(urls: dict[str, str], demo: dict[str, str]) -> str:
+    verifier = crypto.random_token(32)
+    state = crypto.random_token(8)
+    authorize_url = f"{urls['authorize']}/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": demo["app_id"],
+            "redirect_uri": DEMO_REDIRECT_URI,
+            "scope": DEMO_SCOPE,
+            "state": state,
+            "code_challenge": pkce.s256(verifier),
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"""
+Tessera is running. Issuer: {urls["authorize"]}
+  metadata:   {urls["authorize"]}/.well-known/oauth-authorization-server
+  token:      {urls["token"]}/token
+  introspect: {urls["introspect"]}/introspect
+
+Demo user:   {DEMO_USER} / {DEMO_PASSWORD}
+Demo app:    client_id {demo["app_id"]} (public, PKCE S256)
+Demo API:    client_id {demo["api_id"]} client_secret {demo["api_secret"]} (may introspect)
+
+1. Open this URL in a browser, sign in as {DEMO_USER} and approve:
+
+   {authorize_url}
+
+2. The browser lands on {DEMO_REDIRECT_URI}?code=...  (nothing listens there: copy the
+   code from the address bar) and exchange it within 10 minutes:
+
+   curl -s {urls["token"]}/token -d grant_type=authorization_code \\
+     -d client_id={demo["app_id"]} -d redirect_uri={DEMO_REDIRECT_URI} \\
+     -d code_verifier={verifier} -d code=PASTE_THE_CODE
+
+3. Introspect the access token as the demo API:
+
+   curl -s {urls["introspect"]}/introspect -u '{demo["api_id"]}:{demo["api_secret"]}' \\
+     -d token=PASTE_THE_ACCESS_TOKEN
+
+Press Ctrl-C to stop.
+"""
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    group = ProcessGroup()
+    try:
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis_url = start_redis(group, REDIS_PORT, VAR / "redis", persistent=True)
+        demo = asyncio.run(seed_demo(redis_url))
+        env = service_env(redis_url, PORTS)
+        urls = {
+            name: start_service(group, name, PORTS[name], env, log=VAR / f"{name}.log")
+            for name in SERVICES
+        }
+        print(walkthrough(urls, demo), flush=True)
+        where = redis_url if "REDIS_URL" in os.environ else "var/redis"
+        print(f"Logs: var/<service>.log. Redis data: {where}", flush=True)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nStopping...", flush=True)
+        group.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

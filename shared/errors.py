@@ -1,0 +1,61 @@
+"""One exception for every OAuth error (RFC 6749 §4.1.2.1, §5.2; RFC 7662; RFC 6750).
+
+It carries the RFC error code, the HTTP status and a public description. The specific
+cause (which check failed, for whom) goes to the log through ``cause``, never into the
+response.
+"""
+
+from __future__ import annotations
+
+
+class OAuthError(Exception):
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        cause: str = "",
+        challenge: str | None = None,
+    ) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status
+        self.cause = cause or description
+        # The WWW-Authenticate value sent with a 401 (RFC 6749 §5.2, RFC 7235 §4.1).
+        self.challenge = challenge
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+def invalid_request(description: str, cause: str = "") -> OAuthError:
+    return OAuthError("invalid_request", description, cause=cause)
+
+
+def invalid_client(cause: str) -> OAuthError:
+    # RFC 6749 §5.2: 401 with a challenge for the scheme the client used (or may use).
+    return OAuthError(
+        "invalid_client",
+        "Client authentication failed.",
+        status=401,
+        cause=cause,
+        challenge='Basic realm="tessera", charset="UTF-8"',
+    )
+
+
+def invalid_grant(cause: str) -> OAuthError:
+    # One public description for every reason, so a caller learns nothing about the grant.
+    return OAuthError(
+        "invalid_grant",
+        "The authorization grant is invalid, expired, revoked, or was issued to another "
+        "client or redirect URI.",
+        cause=cause,
+    )
+
+
+def server_error() -> OAuthError:
+    return OAuthError(
+        "server_error", "The server met an unexpected condition.", status=500, cause="unexpected"
+    )

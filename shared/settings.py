@@ -1,0 +1,173 @@
+"""Typed settings read once from the environment (12-factor) and validated at start.
+
+Every variable is named ``TESSERA_*`` except ``REDIS_URL``. A bad value stops the
+service with one line that names the variable and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+log = logging.getLogger("tessera.settings")
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
+    return (os.environ if env is None else env).get("REDIS_URL", DEFAULT_REDIS_URL)
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    issuer: str
+    redis_url: str
+    token_endpoint: str
+    introspection_endpoint: str
+    # Lifetimes in seconds; the seed system's defaults.
+    code_lifetime: int = 600
+    access_token_lifetime: int = 3600
+    refresh_token_lifetime: int = 30 * 24 * 3600
+    interaction_lifetime: int = 600
+    session_lifetime: int = 8 * 3600
+    # The seed leaves PKCE optional; we require it of public clients by default
+    # (RFC 9700 §2.1.1). A client may override it either way.
+    require_pkce_public: bool = True
+    # Development only: allow plain http on loopback addresses (no Secure cookies).
+    insecure_loopback: bool = False
+    # The approval page, as the seed's approvalpage.* parameters.
+    approval_title: str = "Tessera"
+    approval_header: str = "Authorize access"
+    approval_logo_url: str = ""
+    approval_footer: str = ""
+    log_level: str = "INFO"
+
+    @property
+    def cookie_secure(self) -> bool:
+        return not self.insecure_loopback
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        issuer = reader.url("TESSERA_ISSUER", required=True).rstrip("/")
+        insecure = reader.boolean("TESSERA_INSECURE_LOOPBACK", False)
+        settings = cls(
+            issuer=issuer,
+            redis_url=redis_url_from_env(env),
+            token_endpoint=reader.url("TESSERA_TOKEN_ENDPOINT", default=issuer + "/token"),
+            introspection_endpoint=reader.url(
+                "TESSERA_INTROSPECTION_ENDPOINT", default=issuer + "/introspect"
+            ),
+            code_lifetime=reader.seconds("TESSERA_CODE_LIFETIME", 600),
+            access_token_lifetime=reader.seconds("TESSERA_ACCESS_TOKEN_LIFETIME", 3600),
+            refresh_token_lifetime=reader.seconds("TESSERA_REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
+            interaction_lifetime=reader.seconds("TESSERA_INTERACTION_LIFETIME", 600),
+            session_lifetime=reader.seconds("TESSERA_SESSION_LIFETIME", 8 * 3600),
+            require_pkce_public=reader.boolean("TESSERA_REQUIRE_PKCE_PUBLIC", True),
+            insecure_loopback=insecure,
+            approval_title=reader.text("TESSERA_APPROVAL_TITLE", "Tessera"),
+            approval_header=reader.text("TESSERA_APPROVAL_HEADER", "Authorize access"),
+            approval_logo_url=reader.text("TESSERA_APPROVAL_LOGO_URL", ""),
+            approval_footer=reader.text("TESSERA_APPROVAL_FOOTER", ""),
+            log_level=reader.choice(
+                "TESSERA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
+        )
+        settings._check_https()
+        return settings
+
+    def _check_https(self) -> None:
+        """Require HTTPS (seed default: on); the development switch allows loopback only."""
+        for name, url in (
+            ("TESSERA_ISSUER", self.issuer),
+            ("TESSERA_TOKEN_ENDPOINT", self.token_endpoint),
+            ("TESSERA_INTROSPECTION_ENDPOINT", self.introspection_endpoint),
+        ):
+            parts = urlsplit(url)
+            if parts.scheme == "https":
+                continue
+            if self.insecure_loopback and is_loopback_host(parts.hostname):
+                continue
+            raise SettingsError(
+                f"{name}={url!r}: must be an https URL "
+                "(plain http is allowed only on loopback with TESSERA_INSECURE_LOOPBACK=1)"
+            )
+        if self.insecure_loopback:
+            log.warning(
+                "TESSERA_INSECURE_LOOPBACK is on: plain http on loopback, cookies without "
+                "Secure. Development only; never run this way in production."
+            )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str, default: str) -> str:
+        return self.env.get(name, default)
+
+    def url(self, name: str, *, default: str = "", required: bool = False) -> str:
+        value = self.env.get(name, default)
+        if not value:
+            if required:
+                raise SettingsError(
+                    f"{name} is required (an absolute URL such as https://id.example.com)"
+                )
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(f"{name}={value!r}: not an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            # RFC 8414 §2: the issuer has no query or fragment component.
+            raise SettingsError(f"{name}={value!r}: must not have a query or fragment")
+        return value
+
+    def seconds(self, name: str, default: int) -> int:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: not a whole number of seconds") from None
+        if value <= 0:
+            raise SettingsError(f"{name}={raw!r}: must be at least 1 second")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.env.get(name, default).upper()
+        if value not in choices:
+            raise SettingsError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+        return value

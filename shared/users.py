@@ -1,0 +1,48 @@
+"""Resource owners: a username, a stable subject id, and an argon2id password hash."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import crypto, keys
+
+
+@dataclass(slots=True)
+class User:
+    username: str
+    sub: str
+    password_hash: str
+    created_at: int
+
+
+async def add(redis: Redis, username: str, password: str) -> User:
+    if not username or any(ch.isspace() or not ch.isprintable() for ch in username):
+        raise ValueError("username must be non-empty, without spaces or control characters")
+    if len(password) < 8:
+        raise ValueError("password must be at least 8 characters")
+    user = User(
+        username=username,
+        sub=crypto.random_token(16),
+        password_hash=crypto.hash_password(password),
+        created_at=int(time.time()),
+    )
+    if not await redis.set(keys.user(username), orjson.dumps(user), nx=True):
+        raise ValueError(f"user {username!r} already exists")
+    await redis.sadd(keys.USER_INDEX, username)
+    return user
+
+
+async def get(redis: Redis, username: str) -> User | None:
+    raw = await redis.get(keys.user(username))
+    return User(**orjson.loads(raw)) if raw else None
+
+
+async def authenticate(redis: Redis, username: str, password: str) -> User | None:
+    """The user when the password matches; None for a wrong username or password alike."""
+    user = await get(redis, username)
+    ok = await crypto.verify_password(user.password_hash if user else None, password)
+    return user if ok and user else None
