@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SERVICES = ("authorize", "token", "introspect")
 
@@ -38,12 +39,20 @@ class ProcessGroup:
     def start(
         self, argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None
     ) -> subprocess.Popen[bytes]:
-        out = open(log, "ab") if log else subprocess.DEVNULL
-        process = subprocess.Popen(  # noqa: S603 - our own argv
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        if log is None:
+            process = self._spawn(argv, env, subprocess.DEVNULL)
+        else:
+            with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+                process = self._spawn(argv, env, out)
         self.processes.append(process)
         return process
+
+    @staticmethod
+    def _spawn(argv: list[str], env: dict[str, str] | None, out: Any) -> subprocess.Popen[bytes]:
+        # A session of its own: Ctrl-C reaches only `make run`, which stops the children.
+        return subprocess.Popen(  # noqa: S603 - our own argv
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def stop(self, timeout: float = 10) -> None:
         for process in reversed(self.processes):
