@@ -8,11 +8,15 @@ everything this started.
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import signal
 import sys
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
@@ -72,8 +76,41 @@ async def seed_demo(redis_url: str) -> dict[str, str]:
         await redis.aclose()
 
 
-def walkthrough(urls: dict[str, str], demo: dict[str, str]) -> str:
-    verifier = crypto.random_token(32)
+def exchange_command(token_url: str, client_id: str, verifier: str, code: str) -> str:
+    return (
+        f"curl -s {token_url}/token -d grant_type=authorization_code \\\n"
+        f"  -d client_id={client_id} -d redirect_uri={DEMO_REDIRECT_URI} \\\n"
+        f"  -d code_verifier={verifier} -d code={code}"
+    )
+
+
+def serve_demo_callback(token_url: str, client_id: str, verifier: str) -> None:
+    """The demo app's redirect URI: shows the code (or error) and the exchange command."""
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            if "code" in query:
+                command = exchange_command(token_url, client_id, verifier, query["code"])
+                text = f"Authorization code received. Exchange it within 10 minutes:\n\n{command}\n"
+            else:
+                text = f"No code: {query.get('error', '?')}: {query.get('error_description', '')}\n"
+            body = f"<!doctype html><title>Demo app</title><pre>{html.escape(text)}</pre>".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Referrer-Policy", "no-referrer")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    port = urlsplit(DEMO_REDIRECT_URI).port
+    server = ThreadingHTTPServer(("127.0.0.1", port or 80), Callback)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def walkthrough(urls: dict[str, str], demo: dict[str, str], verifier: str) -> str:
     state = crypto.random_token(8)
     authorize_url = f"{urls['authorize']}/authorize?" + urlencode(
         {
@@ -100,12 +137,10 @@ Demo API:    client_id {demo["api_id"]} client_secret {demo["api_secret"]} (may 
 
    {authorize_url}
 
-2. The browser lands on {DEMO_REDIRECT_URI}?code=...  (nothing listens there: copy the
-   code from the address bar) and exchange it within 10 minutes:
+2. The browser lands on the demo app at {DEMO_REDIRECT_URI}, which shows the code
+   and this command with the code filled in; run it within 10 minutes:
 
-   curl -s {urls["token"]}/token -d grant_type=authorization_code \\
-     -d client_id={demo["app_id"]} -d redirect_uri={DEMO_REDIRECT_URI} \\
-     -d code_verifier={verifier} -d code=PASTE_THE_CODE
+{textwrap.indent(exchange_command(urls["token"], demo["app_id"], verifier, "CODE"), "   ")}
 
 3. Introspect the access token as the demo API:
 
@@ -133,7 +168,9 @@ def main() -> int:
             name: start_service(group, name, PORTS[name], env, log=VAR / f"{name}.log")
             for name in SERVICES
         }
-        print(walkthrough(urls, demo), flush=True)
+        verifier = crypto.random_token(32)
+        serve_demo_callback(urls["token"], demo["app_id"], verifier)
+        print(walkthrough(urls, demo, verifier), flush=True)
         where = redis_url if "REDIS_URL" in os.environ else "var/redis"
         print(f"Logs: var/<service>.log. Redis data: {where}", flush=True)
         while True:

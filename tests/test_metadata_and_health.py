@@ -1,0 +1,74 @@
+"""RFC 8414 metadata and the health endpoints of every service."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from tests.oauth import Stack, make_scope
+
+
+async def test_metadata_is_truthful_about_this_slice(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    scope = await make_scope(redis)
+    async with http.get(f"{stack.authorize}/.well-known/oauth-authorization-server") as r:
+        assert r.status == 200
+        assert r.content_type == "application/json"
+        meta = await r.json()
+
+    # RFC 8414 §3.3: the issuer is identical to the one the metadata was fetched from.
+    assert meta["issuer"] == stack.issuer
+    assert meta["authorization_endpoint"] == f"{stack.issuer}/authorize"
+    assert meta["token_endpoint"] == f"{stack.token}/token"
+    assert meta["introspection_endpoint"] == f"{stack.introspect}/introspect"
+    assert meta["response_types_supported"] == ["code"]
+    assert meta["grant_types_supported"] == ["authorization_code"]
+    assert meta["code_challenge_methods_supported"] == ["plain", "S256"]
+    assert set(meta["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    }
+    assert "none" not in meta["introspection_endpoint_auth_methods_supported"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    assert scope in meta["scopes_supported"]
+    # Not implemented in this slice, so not advertised.
+    assert "revocation_endpoint" not in meta
+    assert "jwks_uri" not in meta
+
+
+@pytest.mark.parametrize("service", ["authorize", "token", "introspect"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+async def test_health_and_readiness(
+    stack: Stack, http: aiohttp.ClientSession, service: str, path: str
+) -> None:
+    async with http.get(f"{getattr(stack, service)}{path}") as r:
+        assert r.status == 200
+        body = await r.json()
+    assert body["status"] in {"ok", "ready"}
+
+
+async def test_readiness_fails_when_redis_does_not_answer(aiohttp_client) -> None:
+    from services.token.app import create_app
+    from shared.local_processes import free_port
+    from shared.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "TESSERA_ISSUER": "https://id.example.com",
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    )
+    client = await aiohttp_client(create_app(settings))
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["status"] == "unavailable"
+    alive = await client.get("/healthz")
+    assert alive.status == 200
+
+
+async def test_unexpected_paths_are_plain_404s(stack: Stack, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{stack.token}/nothing-here") as r:
+        assert r.status == 404
