@@ -2,7 +2,8 @@
 
 Data lives in ``var/redis`` with the append-only file on, so a restart keeps clients,
 users and tokens. Set ``REDIS_URL`` to use a Redis of your own instead. Ctrl-C stops
-everything this started.
+everything this started. ``TESSERA_DEV_DIR`` and ``TESSERA_DEV_PORTS`` (authorize, token,
+introspect, demo app, Redis; comma-separated) move it elsewhere.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import signal
 import sys
 import textwrap
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -25,16 +28,41 @@ from shared.local_processes import SERVICES, ProcessGroup, service_env, start_re
 from shared.redis_store import connect
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
-PORTS = {"authorize": 9000, "token": 9001, "introspect": 9002}
-REDIS_PORT = int(os.environ.get("TESSERA_DEV_REDIS_PORT", "6390"))
+DEFAULT_PORTS = "9000,9001,9002,9009,6390"
 DEMO_SCOPE = "api:read"
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
-DEMO_REDIRECT_URI = "http://127.0.0.1:9009/callback"
-DEMO_FILE = VAR / "demo-clients.json"  # ids (and the one secret) of the demo clients
 
 
-async def seed_demo(redis_url: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Layout:
+    """Where `make run` puts things."""
+
+    var: Path
+    ports: dict[str, int]
+    callback_port: int
+    redis_port: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Layout:
+        ports = [int(p) for p in env.get("TESSERA_DEV_PORTS", DEFAULT_PORTS).split(",")]
+        return cls(
+            var=Path(env.get("TESSERA_DEV_DIR", ROOT / "var")),
+            ports=dict(zip(SERVICES, ports[:3], strict=True)),
+            callback_port=ports[3],
+            redis_port=ports[4],
+        )
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://127.0.0.1:{self.callback_port}/callback"
+
+    @property
+    def demo_file(self) -> Path:
+        """The demo clients' ids and the demo API's secret (shown once by the CLI)."""
+        return self.var / "demo-clients.json"
+
+
+async def seed_demo(redis_url: str, layout: Layout) -> dict[str, str]:
     """Create the demo scope, user and clients unless they exist; returns their credentials."""
     redis = connect(redis_url)
     try:
@@ -42,7 +70,7 @@ async def seed_demo(redis_url: str) -> dict[str, str]:
             await scopes.add(redis, DEMO_SCOPE, "Read your demo data")
         if await users.get(redis, DEMO_USER) is None:
             await users.add(redis, DEMO_USER, DEMO_PASSWORD)
-        demo = orjson.loads(DEMO_FILE.read_bytes()) if DEMO_FILE.exists() else {}
+        demo = orjson.loads(layout.demo_file.read_bytes()) if layout.demo_file.exists() else {}
         if not demo.get("app_id") or await clients.get(redis, demo["app_id"]) is None:
             app, _ = await clients.create(
                 redis,
@@ -50,10 +78,9 @@ async def seed_demo(redis_url: str) -> dict[str, str]:
                 version="1.0",
                 description="A public client (a single-page or native app) using PKCE.",
                 client_type="public",
-                redirect_uris=[DEMO_REDIRECT_URI],
+                redirect_uris=[layout.redirect_uri],
                 grants=["authorization_code"],
                 scope_names=[DEMO_SCOPE],
-                refresh_count=0,
             )
             demo["app_id"] = app.client_id
         if not demo.get("api_id") or await clients.get(redis, demo["api_id"]) is None:
@@ -62,67 +89,69 @@ async def seed_demo(redis_url: str) -> dict[str, str]:
                 name="Demo API",
                 description="A resource server that introspects tokens.",
                 client_type="confidential",
-                redirect_uris=[DEMO_REDIRECT_URI],
+                redirect_uris=[layout.redirect_uri],
                 grants=["authorization_code"],
                 scope_names=[DEMO_SCOPE],
                 introspect=True,
             )
-            demo["api_id"], demo["api_secret"] = api.client_id, secret
-        VAR.mkdir(exist_ok=True)
-        DEMO_FILE.write_bytes(orjson.dumps(demo))
-        os.chmod(DEMO_FILE, 0o600)
+            demo["api_id"], demo["api_secret"] = api.client_id, secret or ""
+        layout.demo_file.write_bytes(orjson.dumps(demo))
+        layout.demo_file.chmod(0o600)
         return demo
     finally:
         await redis.aclose()
 
 
-def exchange_command(token_url: str, client_id: str, verifier: str, code: str) -> str:
+def exchange_command(
+    token_url: str, client_id: str, redirect_uri: str, verifier: str, code: str
+) -> str:
     return (
         f"curl -s {token_url}/token -d grant_type=authorization_code \\\n"
-        f"  -d client_id={client_id} -d redirect_uri={DEMO_REDIRECT_URI} \\\n"
+        f"  -d client_id={client_id} -d redirect_uri={redirect_uri} \\\n"
         f"  -d code_verifier={verifier} -d code={code}"
     )
 
 
-def serve_demo_callback(token_url: str, client_id: str, verifier: str) -> None:
+def serve_demo_callback(layout: Layout, token_url: str, client_id: str, verifier: str) -> None:
     """The demo app's redirect URI: shows the code (or error) and the exchange command."""
 
     class Callback(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
             if "code" in query:
-                command = exchange_command(token_url, client_id, verifier, query["code"])
+                command = exchange_command(
+                    token_url, client_id, layout.redirect_uri, verifier, query["code"]
+                )
                 text = f"Authorization code received. Exchange it within 10 minutes:\n\n{command}\n"
             else:
                 text = f"No code: {query.get('error', '?')}: {query.get('error_description', '')}\n"
-            body = f"<!doctype html><title>Demo app</title><pre>{html.escape(text)}</pre>".encode()
+            body = f"<!doctype html><title>Demo app</title><pre>{html.escape(text)}</pre>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Referrer-Policy", "no-referrer")
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(body.encode())
 
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    port = urlsplit(DEMO_REDIRECT_URI).port
-    server = ThreadingHTTPServer(("127.0.0.1", port or 80), Callback)
+    server = ThreadingHTTPServer(("127.0.0.1", layout.callback_port), Callback)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
-def walkthrough(urls: dict[str, str], demo: dict[str, str], verifier: str) -> str:
-    state = crypto.random_token(8)
+def walkthrough(urls: dict[str, str], layout: Layout, demo: dict[str, str], verifier: str) -> str:
     authorize_url = f"{urls['authorize']}/authorize?" + urlencode(
         {
             "response_type": "code",
             "client_id": demo["app_id"],
-            "redirect_uri": DEMO_REDIRECT_URI,
+            "redirect_uri": layout.redirect_uri,
             "scope": DEMO_SCOPE,
-            "state": state,
+            "state": crypto.random_token(8),
             "code_challenge": pkce.s256(verifier),
             "code_challenge_method": "S256",
         }
     )
+    command = exchange_command(urls["token"], demo["app_id"], layout.redirect_uri, verifier, "CODE")
     return f"""
 Tessera is running. Issuer: {urls["authorize"]}
   metadata:   {urls["authorize"]}/.well-known/oauth-authorization-server
@@ -137,17 +166,17 @@ Demo API:    client_id {demo["api_id"]} client_secret {demo["api_secret"]} (may 
 
    {authorize_url}
 
-2. The browser lands on the demo app at {DEMO_REDIRECT_URI}, which shows the code
+2. The browser lands on the demo app at {layout.redirect_uri}, which shows the code
    and this command with the code filled in; run it within 10 minutes:
 
-{textwrap.indent(exchange_command(urls["token"], demo["app_id"], verifier, "CODE"), "   ")}
+{textwrap.indent(command, "   ")}
 
 3. Introspect the access token as the demo API:
 
    curl -s {urls["introspect"]}/introspect -u '{demo["api_id"]}:{demo["api_secret"]}' \\
      -d token=PASTE_THE_ACCESS_TOKEN
 
-Press Ctrl-C to stop.
+Logs are in {layout.var}/<service>.log. Press Ctrl-C to stop.
 """
 
 
@@ -157,27 +186,29 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    layout = Layout.from_env(os.environ)
+    layout.var.mkdir(parents=True, exist_ok=True)
     group = ProcessGroup()
     try:
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            redis_url = start_redis(group, REDIS_PORT, VAR / "redis", persistent=True)
-        demo = asyncio.run(seed_demo(redis_url))
-        env = service_env(redis_url, PORTS)
+        redis_url = os.environ.get("REDIS_URL") or start_redis(
+            group, layout.redis_port, layout.var / "redis", persistent=True
+        )
+        demo = asyncio.run(seed_demo(redis_url, layout))
+        env = service_env(redis_url, layout.ports)
         urls = {
-            name: start_service(group, name, PORTS[name], env, log=VAR / f"{name}.log")
+            name: start_service(
+                group, name, layout.ports[name], env, log=layout.var / f"{name}.log"
+            )
             for name in SERVICES
         }
         verifier = crypto.random_token(32)
-        serve_demo_callback(urls["token"], demo["app_id"], verifier)
-        print(walkthrough(urls, demo, verifier), flush=True)
-        where = redis_url if "REDIS_URL" in os.environ else "var/redis"
-        print(f"Logs: var/<service>.log. Redis data: {where}", flush=True)
+        serve_demo_callback(layout, urls["token"], demo["app_id"], verifier)
+        print(walkthrough(urls, layout, demo, verifier), flush=True)
         while True:
             signal.pause()
     except KeyboardInterrupt:
         pass
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
     finally:
