@@ -1,0 +1,50 @@
+"""When Redis does not answer, every endpoint says server_error and shows no stack trace."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+
+from services.authorize.app import create_app as authorize_app
+from services.introspect.app import create_app as introspect_app
+from services.token.app import create_app as token_app
+from shared.local_processes import free_port
+from shared.settings import Settings
+
+
+def unreachable_redis() -> Settings:
+    return Settings.from_env(
+        {
+            "TESSERA_ISSUER": "https://id.example.com",
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("create_app", "path"), [(token_app, "/token"), (introspect_app, "/introspect")]
+)
+async def test_json_endpoints_answer_server_error(aiohttp_client, create_app, path: str) -> None:
+    client = await aiohttp_client(create_app(unreachable_redis()))
+    response = await client.post(
+        path,
+        data={"grant_type": "authorization_code", "code": "x.y", "token": "x.y"},
+        headers={"Authorization": "Basic YTpi"},
+    )
+    assert response.status == 500
+    assert response.headers["Cache-Control"] == "no-store"
+    body = await response.json()
+    assert body["error"] == "server_error"
+    assert "Traceback" not in await response.text()
+    assert "Redis" not in body["error_description"]
+
+
+async def test_authorize_shows_an_error_page(aiohttp_client) -> None:
+    app: web.Application = authorize_app(unreachable_redis())
+    client = await aiohttp_client(app)
+    response = await client.get("/authorize", params={"client_id": "c", "response_type": "code"})
+    assert response.status == 500
+    page = await response.text()
+    assert "server_error" in page
+    assert "Traceback" not in page
+    assert response.headers["X-Frame-Options"] == "DENY"
