@@ -39,18 +39,32 @@ def error_response(exc: OAuthError) -> web.Response:
     return json_response(exc.body(), status=exc.status, headers=headers)
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except OAuthError as exc:
-        log.info("%s %s rejected: %s (%s)", request.method, request.path, exc.error, exc.cause)
-        return error_response(exc)
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return error_response(server_error())
+ErrorRenderer = Callable[[web.Request, OAuthError], web.Response]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+def error_middleware(render: ErrorRenderer) -> Middleware:
+    """Render OAuthError with ``render``; anything unexpected becomes server_error, with the
+    stack trace in the log and never in the response."""
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except OAuthError as exc:
+            log.info("%s %s refused: %s (%s)", request.method, request.path, exc.error, exc.cause)
+            return render(request, exc)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return render(request, server_error())
+
+    return errors
+
+
+# The token and introspection endpoints answer errors as JSON (RFC 6749 §5.2).
+json_errors = error_middleware(lambda request, exc: error_response(exc))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -68,9 +82,7 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready"})
 
 
-def create_base_app(
-    settings: Settings, middlewares: list[Callable[..., Awaitable[web.StreamResponse]]]
-) -> web.Application:
+def create_base_app(settings: Settings, middlewares: list[Middleware]) -> web.Application:
     app = web.Application(middlewares=middlewares)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(redis_context)

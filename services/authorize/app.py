@@ -11,9 +11,9 @@ from aiohttp import web
 
 from services.authorize import pages
 from services.authorize.metadata import metadata
-from shared.errors import OAuthError, server_error
+from shared.errors import OAuthError
 from shared.settings import Settings
-from shared.web import Handler, create_base_app
+from shared.web import create_base_app, error_middleware
 
 log = logging.getLogger("tessera.authorize")
 
@@ -33,23 +33,12 @@ SECURITY_HEADERS = {
 }
 
 
-@web.middleware
-async def page_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Errors that cannot go back to the client are shown to the person as a page."""
-    try:
-        return await handler(request)
-    except OAuthError as exc:
-        log.info("%s %s refused: %s (%s)", request.method, request.path, exc.error, exc.cause)
-        return _error_page(request, exc)
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return _error_page(request, server_error())
-
-
 def _error_page(request: web.Request, exc: OAuthError) -> web.Response:
     return pages.render(request, "error.html", {"error": exc}, status=exc.status)
+
+
+# Errors that cannot go back to the client are shown to the person as a page.
+page_errors = error_middleware(_error_page)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
