@@ -120,6 +120,7 @@ def _render_login(
     interaction_id: str,
     session: sessions.Session,
     error: str = "",
+    username: str = "",
 ) -> web.Response:
     return render(
         request,
@@ -129,6 +130,7 @@ def _render_login(
             "interaction": interaction_id,
             "csrf_token": session.csrf_token,
             "error": error,
+            "username": username,
         },
     )
 
@@ -161,7 +163,9 @@ async def login_submit(request: web.Request) -> web.Response:
     if user is None:
         security_log.warning("login failed for username %r (client %s)", username, client.client_id)
         # One message for a wrong username and a wrong password alike.
-        return _render_login(request, client, interaction_id, session, error=LOGIN_FAILED)
+        return _render_login(
+            request, client, interaction_id, session, error=LOGIN_FAILED, username=username
+        )
     await sessions.end(request, session)
     signed_in = await sessions.start(request, username=user.username, sub=user.sub)
     log.info("user %s signed in", user.username)

@@ -1,0 +1,524 @@
+"""The login and approval pages in a real browser: headless Chromium (Debian's package)
+driven by Playwright, against the three services running as separate processes.
+
+What only a browser can show: the forms work with a mouse and with the keyboard alone,
+the approval page escapes what a client registered (RFC 6749 §10.14, no script runs),
+and no page can be framed (RFC 6749 §10.13). The test also saves screenshots of every
+page at desktop and phone size into ``test-artifacts/screenshots/``.
+
+One browser serves the whole module, so the module's tests and async fixtures share one
+event loop (pytest-asyncio ``loop_scope="module"``); each test gets a fresh browser
+context, so no cookie leaks from one test to the next.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from playwright.async_api import (
+    Browser,
+    Dialog,
+    Page,
+    Playwright,
+    Route,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
+from redis.asyncio import Redis
+
+from services.authorize.pages import LOGIN_FAILED
+from shared import scopes
+from shared.redis_store import connect
+from tests.oauth import (
+    PASSWORD,
+    REDIRECT_URI,
+    Stack,
+    code_request,
+    exchange,
+    make_client,
+    make_scope,
+    make_user,
+    new_verifier,
+    query_of,
+    s256,
+    unique,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+# The machine has no network: without these flags Chromium keeps trying to reach Google's
+# services (updates, sync, field trials) and floods the log with refused connections.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Nothing but this machine's loopback resolves, so no lookup ever leaves it: the
+    # client's https://app.example.com fails at once, inside the browser.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+
+DESKTOP = ViewportSize(width=1280, height=800)
+PHONE = ViewportSize(width=390, height=844)
+
+# Playwright's auto-waiting timeouts, in milliseconds: generous for a loaded CI machine,
+# short enough that a broken page fails in seconds rather than minutes.
+TIMEOUT_MS = 10_000
+expect.set_options(timeout=TIMEOUT_MS)
+
+XSS_IMG = '<img src=x onerror="window.__xss=1">'
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def playwright() -> AsyncIterator[Playwright]:
+    async with async_playwright() as p:
+        yield p
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(
+            "Chromium is not installed (no `chromium` on PATH). `make test` installs it "
+            "from Debian's packages (`make chromium`, i.e. `apt-get install -y chromium`).",
+            pytrace=False,
+        )
+    browser = await playwright.chromium.launch(
+        executable_path=executable, headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    await browser.close()
+
+
+# The conftest's `redis` and `http` fixtures live on a per-test event loop; these tests run
+# on the module's loop (the browser's), and a Redis or aiohttp connection cannot cross loops.
+@pytest_asyncio.fixture(loop_scope="module")
+async def redis(stack: Stack) -> AsyncIterator[Redis]:
+    client = connect(stack.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class Tab:
+    """One browser tab in a context of its own, with what it saw recorded."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.dialogs: list[str] = []
+
+
+@asynccontextmanager
+async def open_tab(
+    browser: Browser, viewport: ViewportSize = DESKTOP, *, phone: bool = False
+) -> AsyncIterator[Tab]:
+    context = await browser.new_context(
+        viewport=viewport,
+        is_mobile=phone,
+        has_touch=phone,
+        device_scale_factor=1,
+    )
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        page = await context.new_page()
+        tab = Tab(page)
+
+        async def on_dialog(dialog: Dialog) -> None:
+            tab.dialogs.append(f"{dialog.type}: {dialog.message}")
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        yield tab
+    finally:
+        await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def tab(browser: Browser) -> AsyncIterator[Tab]:
+    async with open_tab(browser) as t:
+        yield t
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def authorize_url(stack: Stack, params: dict[str, str]) -> str:
+    return f"{stack.authorize}/authorize?{urlencode(params)}"
+
+
+async def back_at_client(
+    page: Page, stack: Stack, submit: Callable[[], Awaitable[None]]
+) -> dict[str, str]:
+    """Submit the approval page with ``submit`` and follow the browser back to the client;
+    returns the query of the client's redirect URI as the browser requested it.
+
+    The client app is not on this machine, so the browser's request for its redirect URI
+    fails (name not resolved) and that is fine: the URL is what the client would receive.
+    Why not ``page.route`` that URL and fulfil it? Playwright never routes the hops of a
+    redirect in Chromium (it continues every request that has ``redirectedFrom``), so
+    such a route is not called for the 303 from /consent.
+    """
+    async with page.expect_request(lambda r: r.url.startswith(REDIRECT_URI + "?")) as info:
+        await submit()
+    request = await info.value
+    assert request.is_navigation_request()
+    assert request.frame == page.main_frame
+    assert request.method == "GET"
+    # The browser got there by following the approval form's 303 (RFC 9700 §4.12).
+    hop = request.redirected_from
+    assert hop is not None
+    assert (hop.method, hop.url) == ("POST", f"{stack.authorize}/consent")
+    answer = await hop.response()
+    assert answer is not None
+    assert answer.status == 303
+    assert await answer.header_value("location") == request.url
+    return query_of(request.url)
+
+
+async def open_login_page(page: Page, stack: Stack, params: dict[str, str]) -> None:
+    await page.goto(authorize_url(stack, params))
+    await page.wait_for_url(f"{stack.authorize}/login?interaction=*")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+async def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def no_horizontal_scroll(page: Page) -> None:
+    """Nothing sticks out sideways: the page fits the viewport's width."""
+    widths = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], f"page is {widths[0]}px wide in a {widths[1]}px viewport"
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    return path
+
+
+# --- tests --------------------------------------------------------------------------------
+
+
+async def test_approve_in_the_browser_with_pkce_and_one_scope_unticked(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, tab: Tab
+) -> None:
+    page = tab.page
+    read = await make_scope(redis, "Read your calendar")
+    write = await make_scope(redis, "Change your calendar")
+    user = await make_user(redis)
+    name = unique("Calendar")
+    client = await make_client(
+        redis,
+        [read, write],
+        client_type="public",
+        name=name,
+        version="2.1",
+        description="Keeps your diary in order.",
+    )
+    verifier = new_verifier()
+    params = code_request(
+        client, f"{read} {write}", code_challenge=s256(verifier), code_challenge_method="S256"
+    )
+
+    await open_login_page(page, stack, params)
+    # Every field has a label a screen reader announces, and the names the form posts.
+    username, password = page.get_by_label("Username"), page.get_by_label("Password")
+    await expect(username).to_have_attribute("name", "username")
+    await expect(password).to_have_attribute("name", "password")
+    await expect(password).to_have_attribute("type", "password")
+    await expect(page.get_by_text(f"to continue to {name} (2.1)")).to_be_visible()
+    await sign_in(page, user)
+
+    await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
+    await expect(page.get_by_text(f"{name} (2.1) is requesting access")).to_be_visible()
+    await expect(page.get_by_text("Keeps your diary in order.")).to_be_visible()
+    await expect(page.get_by_text(f"Signed in as {user}")).to_be_visible()
+    boxes = page.get_by_role("checkbox")
+    await expect(boxes).to_have_count(2)
+    for scope, description in ((read, "Read your calendar"), (write, "Change your calendar")):
+        box = page.get_by_role("checkbox", name=scope)
+        await expect(box).to_be_checked()
+        await expect(box).to_have_attribute("value", scope)
+        await expect(page.get_by_text(description)).to_be_visible()
+    await page.get_by_role("checkbox", name=write).uncheck()
+    await expect(page.get_by_role("checkbox", name=write)).not_to_be_checked()
+    back = await back_at_client(page, stack, page.get_by_role("button", name="Approve").click)
+    assert set(back) == {"code", "state", "iss"}, back
+    assert back["state"] == params["state"]
+    assert back["iss"] == stack.issuer  # RFC 9207
+    reply = await exchange(http, stack, client, back["code"], auth="none", code_verifier=verifier)
+    assert reply.status == 200, reply.body
+    assert reply.body["scope"] == read
+    assert reply.body["token_type"] == "Bearer"
+    assert tab.dialogs == []
+
+
+async def test_keyboard_only_sign_in_and_approval(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, tab: Tab
+) -> None:
+    page, keyboard = tab.page, tab.page.keyboard
+    read, write = await make_scope(redis), await make_scope(redis, "Write things")
+    user = await make_user(redis)
+    client = await make_client(redis, [read, write], client_type="public")
+    verifier = new_verifier()
+    params = code_request(
+        client, f"{read} {write}", code_challenge=s256(verifier), code_challenge_method="S256"
+    )
+
+    await open_login_page(page, stack, params)
+    # The username field has the focus as the page opens (autofocus).
+    await expect(page.get_by_label("Username")).to_be_focused()
+    await keyboard.type(user)
+    await keyboard.press("Tab")
+    await expect(page.get_by_label("Password")).to_be_focused()
+    await keyboard.type(PASSWORD)
+    await keyboard.press("Enter")
+
+    await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
+    # Tab order: each scope's checkbox, then Deny, then Approve.
+    await keyboard.press("Tab")
+    await expect(page.get_by_role("checkbox", name=read)).to_be_focused()
+    await keyboard.press("Tab")
+    await expect(page.get_by_role("checkbox", name=write)).to_be_focused()
+    await keyboard.press("Space")
+    await expect(page.get_by_role("checkbox", name=write)).not_to_be_checked()
+    await keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Deny")).to_be_focused()
+    await keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Approve")).to_be_focused()
+
+    back = await back_at_client(page, stack, lambda: keyboard.press("Enter"))
+    assert back["state"] == params["state"]
+    assert "error" not in back
+    reply = await exchange(http, stack, client, back["code"], auth="none", code_verifier=verifier)
+    assert reply.status == 200, reply.body
+    assert reply.body["scope"] == read
+
+
+async def test_wrong_password_shows_an_alert(stack: Stack, redis: Redis, tab: Tab) -> None:
+    page = tab.page
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await make_client(redis, [read])
+
+    await open_login_page(page, stack, code_request(client, read))
+    login_url = page.url
+    await sign_in(page, user, "not the password")
+
+    alert = page.get_by_role("alert")
+    await expect(alert).to_have_text(LOGIN_FAILED)
+    await expect(alert).to_be_visible()
+    # Still on the sign-in form, and it still works: the right password goes through.
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.get_by_label("Password")).to_have_value("")
+    assert page.url == f"{stack.authorize}/login"  # the form's answer, no redirect
+    await sign_in(page, user)
+    await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
+    assert query_of(page.url)["interaction"] == query_of(login_url)["interaction"]
+    await expect(page.get_by_role("alert")).to_have_count(0)
+
+
+async def test_deny_in_the_browser_returns_access_denied(
+    stack: Stack, redis: Redis, tab: Tab
+) -> None:
+    page = tab.page
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await make_client(redis, [read])
+    params = code_request(client, read)
+
+    await open_login_page(page, stack, params)
+    await sign_in(page, user)
+    await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
+    back = await back_at_client(page, stack, page.get_by_role("button", name="Deny").click)
+    assert back["error"] == "access_denied"
+    assert back["error_description"]
+    assert back["state"] == params["state"]
+    assert back["iss"] == stack.issuer
+    assert "code" not in back
+
+
+async def test_client_supplied_markup_is_shown_as_text_and_never_runs(
+    stack: Stack, redis: Redis, tab: Tab
+) -> None:
+    page = tab.page
+    # Whatever the page's Content-Security-Policy would block, record it: escaping alone
+    # must keep the markup inert, so the policy never has anything to block.
+    await page.add_init_script(
+        "window.__csp = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    scope = unique("read")
+    await scopes.add(redis, scope, f"Reads {XSS_IMG} things")
+    user = await make_user(redis)
+    name = f"Evil {XSS_IMG}"
+    description = f"Totally harmless {XSS_SCRIPT} app"
+    client = await make_client(
+        redis, [scope], name=name, version=XSS_SCRIPT, description=description
+    )
+
+    await open_login_page(page, stack, code_request(client, scope))
+    await expect(page.locator("main")).to_contain_text(f"to continue to {name} ({XSS_SCRIPT})")
+    await sign_in(page, user)
+    await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
+
+    main = page.locator("main")
+    await expect(main).to_contain_text(f"{name} ({XSS_SCRIPT}) is requesting access")
+    await expect(main).to_contain_text(description)
+    await expect(main).to_contain_text(f"Reads {XSS_IMG} things")
+    # The markup stayed text: no element was made of it.
+    await expect(page.locator("img:not(.logo)")).to_have_count(0)
+    await expect(page.locator("body script")).to_have_count(0)
+    assert await page.evaluate("typeof window.__xss") == "undefined"
+    assert await page.evaluate("window.__csp") == []
+    assert tab.dialogs == []
+
+
+async def test_the_login_page_cannot_be_framed(
+    stack: Stack, redis: Redis, browser: Browser
+) -> None:
+    """RFC 6749 §10.13. A page on another site frames the login page; the browser must
+    refuse to show it. As a control, the same page with the two anti-framing headers
+    stripped on the way in does show the form, so the test can tell the difference."""
+    read = await make_scope(redis)
+    client = await make_client(redis, [read])
+    attacker = "https://attacker.example/frame.html"
+
+    async def framed_login(strip_headers: bool) -> tuple[dict[str, str], str | None, bool]:
+        """Headers of the framed login page, why the frame's load failed, and whether the
+        frame shows the login form."""
+        async with open_tab(browser) as tab:
+            page = tab.page
+            # Chromium's Local Network Access stops a public site from loading anything from
+            # loopback unless the person allows it (only a secure context may ask, hence the
+            # attacker's https). Allow it, or the frame would be blocked for the wrong
+            # reason; the control below proves it is not.
+            await page.context.grant_permissions(["local-network-access"])
+            await open_login_page(page, stack, code_request(client, read))
+            login_url = page.url
+            html = (
+                "<!doctype html><title>Attacker</title>"
+                f'<iframe id=victim src="{login_url}" width=600 height=600'
+                " onload=\"document.title = 'loaded'\"></iframe>"
+            )
+
+            async def attacker_site(route: Route) -> None:
+                await route.fulfill(status=200, content_type="text/html", body=html)
+
+            await page.route(attacker, attacker_site)
+            if strip_headers:
+
+                async def without_frame_protection(route: Route) -> None:
+                    response = await route.fetch()
+                    headers = {
+                        k: v
+                        for k, v in response.headers.items()
+                        if k.lower() not in ("x-frame-options", "content-security-policy")
+                    }
+                    await route.fulfill(response=response, headers=headers)
+
+                await page.route(login_url, without_frame_protection)
+            failures: list[str | None] = []
+            page.on(
+                "requestfailed",
+                lambda r: failures.append(r.failure) if r.url == login_url else None,
+            )
+            async with page.expect_response(login_url) as answer:
+                await page.goto(attacker)
+            response = await answer.value
+            assert response.status == 200
+            assert response.frame.parent_frame == page.main_frame
+            # The iframe's load event fires for the login page and for the browser's error
+            # page alike; after it the frame's fate is settled.
+            await expect(page).to_have_title("loaded")
+            shows_form = (
+                await page.frame_locator("#victim").locator("input[name=password]").count() == 1
+            )
+            return await response.all_headers(), (failures or [None])[0], shows_form
+
+    headers, failure, shows_form = await framed_login(strip_headers=False)
+    assert headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert failure == "net::ERR_BLOCKED_BY_RESPONSE"
+    assert not shows_form, "the login page was displayed inside another site's frame"
+
+    _, failure, control_shows_form = await framed_login(strip_headers=True)
+    assert failure is None
+    assert control_shows_form, "control failed: without the headers the frame should load"
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+async def test_screenshots_of_every_page(
+    stack: Stack, redis: Redis, browser: Browser, size: str
+) -> None:
+    read = await make_scope(redis, "Read your calendar and the events in it")
+    write = await make_scope(redis, "Create, change and delete events in your calendar")
+    user = await make_user(redis)
+    client = await make_client(
+        redis,
+        [read, write],
+        name="Calendar Sync",
+        version="2.1",
+        description="Keeps your diary in order across your devices.",
+    )
+    viewport = DESKTOP if size == "desktop" else PHONE
+    saved = []
+    async with open_tab(browser, viewport, phone=size == "phone") as tab:
+        page = tab.page
+        await open_login_page(page, stack, code_request(client, f"{read} {write}"))
+        await no_horizontal_scroll(page)
+        saved.append(await screenshot(page, f"{size}-login"))
+
+        await sign_in(page, user, "not the password")
+        await expect(page.get_by_role("alert")).to_have_text(LOGIN_FAILED)
+        await no_horizontal_scroll(page)
+        saved.append(await screenshot(page, f"{size}-login-error"))
+
+        await sign_in(page, user)
+        await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
+        await expect(page.get_by_role("button", name="Approve")).to_be_visible()
+        await no_horizontal_scroll(page)
+        saved.append(await screenshot(page, f"{size}-approval"))
+
+        answer = await page.goto(authorize_url(stack, {"client_id": "no-such-client"}))
+        assert answer is not None
+        assert answer.status == 400
+        await expect(page.get_by_role("alert")).to_have_text("The application is not known here.")
+        await expect(page.locator("code")).to_have_text("invalid_request")
+        await no_horizontal_scroll(page)
+        saved.append(await screenshot(page, f"{size}-error"))
+
+    assert [p.name for p in saved] == [
+        f"{size}-{page}.png" for page in ("login", "login-error", "approval", "error")
+    ]
