@@ -30,7 +30,10 @@ async def read_form(request: web.Request) -> dict[str, str]:
     """The body of an OAuth POST as single-valued parameters."""
     if request.content_type != FORM_CONTENT_TYPE:
         raise invalid_request(f"The request body must be {FORM_CONTENT_TYPE}.")
-    body = await request.text()
+    try:
+        body = (await request.read()).decode()
+    except UnicodeDecodeError:
+        raise invalid_request("The request body is not valid UTF-8.") from None
     try:
         pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except ValueError:

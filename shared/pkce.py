@@ -10,15 +10,15 @@ from shared import crypto
 
 METHODS = ("plain", "S256")  # RFC 7636 §4.2; plain is the default (§4.3)
 # RFC 7636 §4.1 and §4.2: 43 to 128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"
-_SYNTAX = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_SYNTAX = re.compile(r"[A-Za-z0-9\-._~]{43,128}")  # always fullmatch: "$" admits a final "\n"
 
 
 def is_valid_challenge(challenge: str) -> bool:
-    return bool(_SYNTAX.match(challenge))
+    return _SYNTAX.fullmatch(challenge) is not None
 
 
 def is_valid_verifier(verifier: str) -> bool:
-    return bool(_SYNTAX.match(verifier))
+    return _SYNTAX.fullmatch(verifier) is not None
 
 
 def s256(verifier: str) -> str:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from shared import keys
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 @dataclass(slots=True)
@@ -21,7 +21,7 @@ class Scope:
 
 
 def is_scope_token(name: str) -> bool:
-    return bool(_SCOPE_TOKEN.match(name))
+    return _SCOPE_TOKEN.fullmatch(name) is not None
 
 
 def parse_scope(value: str | None) -> list[str]:

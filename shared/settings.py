@@ -167,7 +167,7 @@ class _Reader:
         raise SettingsError(f"{name}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.env.get(name, default).upper()
-        if value not in choices:
-            raise SettingsError(f"{name}={value!r}: expected one of {', '.join(choices)}")
-        return value
+        raw = self.env.get(name, default)
+        if raw.upper() not in choices:
+            raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+        return raw.upper()

@@ -1,0 +1,456 @@
+"""The ``tessera`` administration command, run as a real process against the test Redis:
+what it writes, what it prints, and that bad input is refused with a clear message on
+stderr before anything is written."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from redis.asyncio import Redis
+
+from shared import crypto, keys, users
+from shared.clients import Client
+from tests.oauth import (
+    REDIRECT_URI,
+    Registered,
+    Stack,
+    authorize,
+    code_request,
+    exchange,
+    make_scope,
+    make_user,
+)
+
+TESSERA = str(Path(sys.executable).with_name("tessera"))
+LONG_PASSWORD = "a long enough password"
+
+
+@dataclass(frozen=True)
+class Run:
+    status: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return orjson.loads(self.stdout)
+
+
+async def tessera(stack: Stack, *args: str, stdin: str | None = None) -> Run:
+    process = await asyncio.create_subprocess_exec(
+        TESSERA,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "REDIS_URL": stack.redis_url},
+    )
+    out, err = await process.communicate(stdin.encode() if stdin is not None else b"")
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+async def snapshot(redis: Redis) -> dict[str, object]:
+    """Every client, scope and user key with its value, and the three index sets."""
+    state: dict[str, object] = {}
+    for pattern in ("tessera:client:*", "tessera:scope:*", "tessera:user:*"):
+        async for key in redis.scan_iter(match=pattern, count=1000):
+            state[key] = await redis.get(key)
+    for index in (keys.CLIENT_INDEX, keys.SCOPE_INDEX, keys.USER_INDEX):
+        state[index] = await redis.smembers(index)
+    return state
+
+
+async def counts(redis: Redis) -> tuple[int, int, int]:
+    return (
+        await redis.scard(keys.CLIENT_INDEX),
+        await redis.scard(keys.SCOPE_INDEX),
+        await redis.scard(keys.USER_INDEX),
+    )
+
+
+async def assert_refused(
+    stack: Stack, redis: Redis, args: list[str], message: str, stdin: str | None = None
+) -> Run:
+    """The command exits non-zero, says why on stderr, prints nothing, changes nothing."""
+    before, before_counts = await snapshot(redis), await counts(redis)
+    run = await tessera(stack, *args, stdin=stdin)
+    assert run.status != 0, run
+    assert message in run.stderr, run.stderr
+    assert run.stderr.startswith("tessera") or run.stderr.startswith("usage: tessera")
+    assert "Traceback" not in run.stderr
+    assert run.stdout == ""
+    assert await counts(redis) == before_counts
+    assert await snapshot(redis) == before
+    return run
+
+
+def create_args(scope: str, *extra: str, client_type: str = "confidential") -> list[str]:
+    return [
+        "client",
+        "create",
+        "--name",
+        name("CLI app"),
+        "--type",
+        client_type,
+        "--redirect-uri",
+        REDIRECT_URI,
+        "--grant",
+        "authorization_code",
+        "--scope",
+        scope,
+        *extra,
+    ]
+
+
+async def create_client(stack: Stack, scope: str, *extra: str) -> dict[str, Any]:
+    run = await tessera(stack, *create_args(scope, *extra, "--json"))
+    assert run.status == 0, run.stderr
+    return run.json()
+
+
+# --- what the commands do ----------------------------------------------------------------
+
+
+async def test_scope_add(stack: Stack, redis: Redis) -> None:
+    scope = name("orders:read")
+
+    run = await tessera(stack, "scope", "add", scope, "--description", "Read your orders")
+
+    assert run.status == 0, run.stderr
+    assert scope in run.stdout
+    assert run.stderr == ""
+    record = orjson.loads(await redis.get(keys.scope(scope)) or "{}")
+    assert record == {"name": scope, "description": "Read your orders"}
+    assert scope in await redis.smembers(keys.SCOPE_INDEX)
+
+
+async def test_user_add_reads_the_password_from_stdin(stack: Stack, redis: Redis) -> None:
+    username = name("bob")
+
+    run = await tessera(
+        stack, "user", "add", username, "--password-stdin", stdin=LONG_PASSWORD + "\n"
+    )
+
+    assert run.status == 0, run.stderr
+    assert username in run.stdout
+    assert LONG_PASSWORD not in run.stdout + run.stderr
+    record = orjson.loads(await redis.get(keys.user(username)) or "{}")
+    assert record["password_hash"].startswith("$argon2id$")
+    assert username in await redis.smembers(keys.USER_INDEX)
+    # The trailing newline is not part of the password.
+    assert await users.authenticate(redis, username, LONG_PASSWORD) is not None
+    assert await users.authenticate(redis, username, LONG_PASSWORD + "\n") is None
+
+
+async def test_client_create_prints_the_secret_once(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+
+    created = await create_client(stack, scope, "--refresh-count", "3", "--version", "2.1")
+
+    client_id, secret = created["client_id"], created["client_secret"]
+    assert client_id and secret
+    assert len(secret) >= 43  # 256 bits
+    assert created["type"] == "confidential"
+    assert created["redirect_uris"] == [REDIRECT_URI]
+    assert created["grants"] == ["authorization_code"]
+    assert created["scopes"] == [scope]
+    assert created["refresh_count"] == 3
+    assert created["version"] == "2.1"
+    assert created["enabled"] is True
+    assert "secret_hash" not in created
+    raw = await redis.get(keys.client(client_id))
+    assert raw is not None
+    assert secret not in raw
+    assert orjson.loads(raw)["secret_hash"] == crypto.digest(secret)
+
+    # Not shown again: neither by show nor by list, in JSON or text.
+    record = orjson.loads(raw)
+    for args in (
+        ["client", "show", client_id, "--json"],
+        ["client", "show", client_id],
+        ["client", "list", "--json"],
+        ["client", "list"],
+    ):
+        run = await tessera(stack, *args)
+        assert run.status == 0, run.stderr
+        assert client_id in run.stdout
+        assert secret not in run.stdout
+        assert record["secret_hash"] not in run.stdout
+        assert "secret_hash" not in run.stdout
+        assert "client_secret" not in run.stdout
+
+
+async def test_client_create_text_output_says_to_store_the_secret(
+    stack: Stack, redis: Redis
+) -> None:
+    scope = await make_scope(redis)
+
+    run = await tessera(stack, *create_args(scope))
+
+    assert run.status == 0, run.stderr
+    assert "client_secret" in run.stdout
+    assert "not shown again" in run.stdout
+
+
+async def test_public_client_has_no_secret(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+
+    run = await tessera(stack, *create_args(scope, "--json", client_type="public"))
+
+    assert run.status == 0, run.stderr
+    created = run.json()
+    assert created["type"] == "public"
+    assert "client_secret" not in created
+    assert (
+        orjson.loads(await redis.get(keys.client(created["client_id"])) or "{}")["secret_hash"]
+        is None
+    )
+
+
+async def test_client_show_and_list(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    created = await create_client(stack, scope, "--description", "Orders")
+    client_id = created["client_id"]
+
+    shown = await tessera(stack, "client", "show", client_id, "--json")
+    listed = await tessera(stack, "client", "list", "--json")
+
+    assert shown.status == 0, shown.stderr
+    view = shown.json()
+    expected = {k: v for k, v in created.items() if k != "client_secret"}
+    assert view == expected
+    assert view["description"] == "Orders"
+    assert listed.status == 0, listed.stderr
+    entries = {entry["client_id"]: entry for entry in listed.json()}
+    assert entries[client_id] == expected
+    assert all("secret_hash" not in entry for entry in entries.values())
+    assert set(entries) == await redis.smembers(keys.CLIENT_INDEX)
+
+
+async def test_client_disable_enable_delete(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    client_id = (await create_client(stack, scope))["client_id"]
+
+    async def stored() -> dict[str, Any] | None:
+        raw = await redis.get(keys.client(client_id))
+        return orjson.loads(raw) if raw else None
+
+    run = await tessera(stack, "client", "disable", client_id)
+    assert run.status == 0, run.stderr
+    assert (await stored() or {})["enabled"] is False
+    assert (await tessera(stack, "client", "show", client_id, "--json")).json()["enabled"] is False
+
+    run = await tessera(stack, "client", "enable", client_id)
+    assert run.status == 0, run.stderr
+    assert (await stored() or {})["enabled"] is True
+
+    run = await tessera(stack, "client", "delete", client_id)
+    assert run.status == 0, run.stderr
+    assert await stored() is None
+    assert client_id not in await redis.smembers(keys.CLIENT_INDEX)
+    gone = await tessera(stack, "client", "show", client_id)
+    assert gone.status != 0
+    assert f"no client {client_id!r}" in gone.stderr
+
+
+async def test_a_client_made_with_the_cli_completes_a_code_flow(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    scope = await make_scope(redis)
+    user = await make_user(redis)
+    created = await create_client(stack, scope)
+    client = Registered(
+        Client(**{k: v for k, v in created.items() if k != "client_secret"}),
+        created["client_secret"],
+    )
+
+    back = await authorize(http, stack, code_request(client, scope), user)
+    reply = await exchange(http, stack, client, back["code"])
+
+    assert reply.status == 200, reply.body
+    assert reply.body["scope"] == scope
+
+
+# --- bad input is refused and changes nothing --------------------------------------------
+
+
+async def test_unknown_scope(stack: Stack, redis: Redis) -> None:
+    missing = name("no-such-scope")
+    await assert_refused(stack, redis, create_args(missing), f"scope(s) not defined: {missing}")
+
+
+async def test_redirect_uri_with_a_fragment(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    for uri in ("https://app.example.com/cb#frag", "https://app.example.com/cb#"):
+        args = create_args(scope)
+        args[args.index(REDIRECT_URI)] = uri
+        await assert_refused(stack, redis, args, "must not contain a fragment")
+
+
+async def test_relative_redirect_uri(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    for uri in ("/callback", "callback", "//app.example.com/cb"):
+        args = create_args(scope)
+        args[args.index(REDIRECT_URI)] = uri
+        await assert_refused(stack, redis, args, "is not an absolute URI")
+
+
+async def test_forbidden_redirect_uri_scheme(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    args = create_args(scope)
+    args[args.index(REDIRECT_URI)] = "javascript:alert(1)"
+    await assert_refused(stack, redis, args, "forbidden scheme")
+
+
+async def test_unknown_client_type(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    run = await assert_refused(
+        stack, redis, create_args(scope, client_type="trusted"), "invalid choice: 'trusted'"
+    )
+    assert "--type" in run.stderr
+
+
+async def test_unknown_grant(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    await assert_refused(
+        stack, redis, [*create_args(scope), "--grant", "urn:example:unknown"], "invalid choice"
+    )
+
+
+async def test_negative_refresh_count(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    for extra in (["--refresh-count", "-1"], ["--refresh-count=-5"]):
+        await assert_refused(
+            stack, redis, create_args(scope, *extra), "refresh count must be 0 or more"
+        )
+
+
+async def test_non_numeric_refresh_count(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    await assert_refused(
+        stack, redis, create_args(scope, "--refresh-count", "many"), "--refresh-count"
+    )
+
+
+async def test_public_client_with_introspect(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    await assert_refused(
+        stack,
+        redis,
+        create_args(scope, "--introspect", client_type="public"),
+        "a public client cannot authenticate, so it cannot introspect",
+    )
+
+
+async def test_client_without_a_redirect_uri(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    args = create_args(scope)
+    at = args.index("--redirect-uri")
+    del args[at : at + 2]
+    await assert_refused(stack, redis, args, "needs at least one redirect URI")
+
+
+async def test_duplicate_scope_name(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis, "The first description")
+    await assert_refused(
+        stack,
+        redis,
+        ["scope", "add", scope, "--description", "A second description"],
+        f"scope {scope!r} already exists",
+    )
+    record = orjson.loads(await redis.get(keys.scope(scope)) or "{}")
+    assert record["description"] == "The first description"
+
+
+async def test_invalid_scope_name(stack: Stack, redis: Redis) -> None:
+    # RFC 6749 §3.3: no space, no double quote, no backslash.
+    for bad in ("two words", 'quo"te', "back\\slash"):
+        await assert_refused(
+            stack, redis, ["scope", "add", bad, "--description", "x"], "not a valid scope token"
+        )
+
+
+async def test_unknown_client_id(stack: Stack, redis: Redis) -> None:
+    unknown = name("no-such-client")
+    for verb in ("show", "delete", "disable", "enable"):
+        await assert_refused(stack, redis, ["client", verb, unknown], f"no client {unknown!r}")
+
+
+async def test_user_add_with_a_too_short_password(stack: Stack, redis: Redis) -> None:
+    username = name("carol")
+    await assert_refused(
+        stack,
+        redis,
+        ["user", "add", username, "--password-stdin"],
+        "password must be at least 8 characters",
+        stdin="short\n",
+    )
+    assert await redis.exists(keys.user(username)) == 0
+
+
+async def test_user_add_with_an_empty_stdin(stack: Stack, redis: Redis) -> None:
+    await assert_refused(
+        stack,
+        redis,
+        ["user", "add", name("dave"), "--password-stdin"],
+        "password must be at least 8 characters",
+        stdin="",
+    )
+
+
+async def test_user_add_without_password_stdin(stack: Stack, redis: Redis) -> None:
+    await assert_refused(
+        stack, redis, ["user", "add", name("erin")], "--password-stdin", stdin=LONG_PASSWORD
+    )
+
+
+async def test_user_add_with_a_space_in_the_name(stack: Stack, redis: Redis) -> None:
+    await assert_refused(
+        stack,
+        redis,
+        ["user", "add", "two words", "--password-stdin"],
+        "username must be non-empty, without spaces",
+        stdin=LONG_PASSWORD + "\n",
+    )
+
+
+async def test_user_add_twice(stack: Stack, redis: Redis) -> None:
+    username = await make_user(redis)
+    before = await redis.get(keys.user(username))
+    await assert_refused(
+        stack,
+        redis,
+        ["user", "add", username, "--password-stdin"],
+        f"user {username!r} already exists",
+        stdin="another long password\n",
+    )
+    assert await redis.get(keys.user(username)) == before
+
+
+async def test_unreachable_redis(stack: Stack) -> None:
+    process = await asyncio.create_subprocess_exec(
+        TESSERA,
+        "client",
+        "list",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        # Port 1 on loopback: nothing listens there.
+        env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    out, err = await process.communicate()
+    assert process.returncode != 0
+    assert b"cannot reach Redis at REDIS_URL" in err
+    assert b"Traceback" not in err
+    assert out == b""

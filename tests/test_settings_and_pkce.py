@@ -1,0 +1,237 @@
+"""Unit tests: settings read from the environment (DESIGN "Configuration") and PKCE
+(RFC 7636 §4.1, §4.2, §4.6, Appendix B)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from shared import pkce
+from shared.settings import Settings, SettingsError
+
+HTTPS = {"TESSERA_ISSUER": "https://id.example.com"}
+
+
+def refused(env: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    return str(caught.value)
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(HTTPS)
+
+    assert settings.issuer == "https://id.example.com"
+    assert settings.code_lifetime == 600
+    assert settings.access_token_lifetime == 3600
+    assert settings.require_pkce_public is True
+    assert settings.insecure_loopback is False
+    assert settings.cookie_secure is True
+    assert settings.token_endpoint == "https://id.example.com/token"
+    assert settings.introspection_endpoint == "https://id.example.com/introspect"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+
+
+def test_values_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "TESSERA_ISSUER": "https://id.example.com/",
+            "TESSERA_CODE_LIFETIME": "120",
+            "TESSERA_ACCESS_TOKEN_LIFETIME": "900",
+            "TESSERA_REQUIRE_PKCE_PUBLIC": "off",
+            "REDIS_URL": "redis://redis.example:6380/2",
+        }
+    )
+
+    assert settings.issuer == "https://id.example.com"  # trailing slash dropped
+    assert settings.code_lifetime == 120
+    assert settings.access_token_lifetime == 900
+    assert settings.require_pkce_public is False
+    assert settings.redis_url == "redis://redis.example:6380/2"
+
+
+def test_missing_issuer() -> None:
+    for env in ({}, {"TESSERA_ISSUER": ""}):
+        message = refused(env)
+        assert "TESSERA_ISSUER" in message
+        assert "required" in message
+
+
+def test_plain_http_issuer_without_the_development_switch() -> None:
+    for issuer in ("http://127.0.0.1:8000", "http://localhost:8000", "http://id.example.com"):
+        message = refused({"TESSERA_ISSUER": issuer})
+        assert message.startswith("TESSERA_ISSUER=")
+        assert "https" in message
+        assert "TESSERA_INSECURE_LOOPBACK" in message
+
+
+def test_http_non_loopback_issuer_even_with_the_development_switch() -> None:
+    for issuer in ("http://id.example.com", "http://10.0.0.5:8000", "http://127.0.0.1.nip.io"):
+        message = refused({"TESSERA_ISSUER": issuer, "TESSERA_INSECURE_LOOPBACK": "1"})
+        assert message.startswith("TESSERA_ISSUER=")
+        assert "loopback" in message
+
+
+def test_http_endpoint_off_loopback_is_refused_too() -> None:
+    message = refused({**HTTPS, "TESSERA_TOKEN_ENDPOINT": "http://id.example.com/token"})
+    assert message.startswith("TESSERA_TOKEN_ENDPOINT=")
+
+
+def test_loopback_http_with_the_development_switch_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="tessera.settings"):
+        for issuer in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"):
+            settings = Settings.from_env(
+                {"TESSERA_ISSUER": issuer, "TESSERA_INSECURE_LOOPBACK": "true"}
+            )
+            assert settings.insecure_loopback is True
+            assert settings.cookie_secure is False
+
+    assert any("TESSERA_INSECURE_LOOPBACK" in r.getMessage() for r in caplog.records)
+
+
+def test_issuer_that_is_not_an_absolute_url() -> None:
+    for issuer in ("id.example.com", "ftp://id.example.com", "https://"):
+        assert refused({"TESSERA_ISSUER": issuer}).startswith("TESSERA_ISSUER=")
+
+
+def test_issuer_with_query_or_fragment() -> None:
+    # RFC 8414 §2
+    for issuer in ("https://id.example.com?tenant=a", "https://id.example.com#x"):
+        message = refused({"TESSERA_ISSUER": issuer})
+        assert message.startswith("TESSERA_ISSUER=")
+        assert "query or fragment" in message
+
+
+def test_bad_integer_lifetime() -> None:
+    for name in (
+        "TESSERA_CODE_LIFETIME",
+        "TESSERA_ACCESS_TOKEN_LIFETIME",
+        "TESSERA_REFRESH_TOKEN_LIFETIME",
+        "TESSERA_INTERACTION_LIFETIME",
+        "TESSERA_SESSION_LIFETIME",
+    ):
+        for raw in ("ten", "1.5", "", "60s"):
+            message = refused({**HTTPS, name: raw})
+            assert message.startswith(f"{name}=")
+            assert repr(raw) in message
+            assert "whole number" in message
+        for raw in ("0", "-600"):
+            message = refused({**HTTPS, name: raw})
+            assert message.startswith(f"{name}=")
+            assert "at least 1 second" in message
+
+
+def test_bad_boolean() -> None:
+    for name in ("TESSERA_REQUIRE_PKCE_PUBLIC", "TESSERA_INSECURE_LOOPBACK"):
+        for raw in ("maybe", "2", "enabled", ""):
+            message = refused({**HTTPS, name: raw})
+            assert message.startswith(f"{name}=")
+            assert "true/false" in message
+
+
+def test_boolean_spellings() -> None:
+    for raw in ("1", "true", "YES", " on "):
+        assert Settings.from_env({**HTTPS, "TESSERA_REQUIRE_PKCE_PUBLIC": raw}).require_pkce_public
+    for raw in ("0", "False", "no", "OFF"):
+        settings = Settings.from_env({**HTTPS, "TESSERA_REQUIRE_PKCE_PUBLIC": raw})
+        assert settings.require_pkce_public is False
+
+
+def test_bad_log_level() -> None:
+    message = refused({**HTTPS, "TESSERA_LOG_LEVEL": "LOUD"})
+    assert message.startswith("TESSERA_LOG_LEVEL=")
+    assert "DEBUG" in message
+
+
+def test_settings_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=re.escape("TESSERA_ISSUER")):
+        Settings.from_env({})
+
+
+# --- PKCE --------------------------------------------------------------------------------
+
+# RFC 7636 Appendix B
+APPENDIX_B_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+APPENDIX_B_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_s256_matches_rfc_7636_appendix_b() -> None:
+    assert pkce.s256(APPENDIX_B_VERIFIER) == APPENDIX_B_CHALLENGE
+
+
+def test_verify_s256_with_the_appendix_b_vector() -> None:
+    assert pkce.verify(APPENDIX_B_VERIFIER, APPENDIX_B_CHALLENGE, "S256") is True
+    # The challenge used as a verifier does not pass (no downgrade to plain).
+    assert pkce.verify(APPENDIX_B_CHALLENGE, APPENDIX_B_CHALLENGE, "S256") is False
+    # Nor does the verifier against itself under S256.
+    assert pkce.verify(APPENDIX_B_VERIFIER, APPENDIX_B_VERIFIER, "S256") is False
+    # One character off fails.
+    assert pkce.verify(APPENDIX_B_VERIFIER[:-1] + "j", APPENDIX_B_CHALLENGE, "S256") is False
+
+
+def test_verify_plain() -> None:
+    assert pkce.verify(APPENDIX_B_VERIFIER, APPENDIX_B_VERIFIER, "plain") is True
+    assert pkce.verify(APPENDIX_B_VERIFIER, APPENDIX_B_CHALLENGE, "plain") is False
+
+
+def test_verifier_length_bounds() -> None:
+    # RFC 7636 §4.1: 43 to 128 characters.
+    assert pkce.is_valid_verifier("a" * 42) is False
+    assert pkce.is_valid_verifier("a" * 43) is True
+    assert pkce.is_valid_verifier("a" * 128) is True
+    assert pkce.is_valid_verifier("a" * 129) is False
+    assert pkce.is_valid_verifier("") is False
+
+
+def test_a_verifier_out_of_bounds_never_verifies() -> None:
+    for verifier in ("a" * 42, "a" * 129):
+        assert pkce.verify(verifier, verifier, "plain") is False
+        assert pkce.verify(verifier, pkce.s256(verifier), "S256") is False
+    for verifier in ("a" * 43, "a" * 128):
+        assert pkce.verify(verifier, verifier, "plain") is True
+        assert pkce.verify(verifier, pkce.s256(verifier), "S256") is True
+
+
+def test_verifier_alphabet() -> None:
+    # RFC 7636 §4.1: unreserved characters only.
+    assert pkce.is_valid_verifier("A-Za-z0-9._~" + "x" * 31) is True
+    for bad in ("+", "/", "=", " ", "%", "\u00e9"):
+        assert pkce.is_valid_verifier("x" * 42 + bad) is False
+
+
+def test_a_trailing_newline_is_not_accepted() -> None:
+    # RFC 7636 §4.1, §4.2: the whole value is 43-128 unreserved characters. A regex
+    # anchored with "$" also matches just before a final newline, so this guards the
+    # anchoring: a verifier or challenge ending in "\n" is malformed, and a 128-character
+    # value plus "\n" is 129 characters long.
+    for value in ("x" * 43 + "\n", "x" * 128 + "\n", APPENDIX_B_CHALLENGE + "\n"):
+        assert pkce.is_valid_verifier(value) is False, repr(value)
+        assert pkce.is_valid_challenge(value) is False, repr(value)
+    assert pkce.verify(APPENDIX_B_VERIFIER + "\n", APPENDIX_B_VERIFIER + "\n", "plain") is False
+
+
+def test_challenge_syntax() -> None:
+    assert pkce.is_valid_challenge(APPENDIX_B_CHALLENGE) is True
+    assert pkce.is_valid_challenge("a" * 42) is False
+    assert pkce.is_valid_challenge("a" * 129) is False
+    assert pkce.is_valid_challenge(APPENDIX_B_CHALLENGE + "=") is False
+
+
+def test_s256_challenges_are_43_characters_without_padding() -> None:
+    for verifier in ("a" * 43, "b" * 128, APPENDIX_B_VERIFIER):
+        challenge = pkce.s256(verifier)
+        assert len(challenge) == 43
+        assert "=" not in challenge
+        assert pkce.is_valid_challenge(challenge)
+
+
+def test_methods() -> None:
+    # RFC 7636 §4.2
+    assert pkce.METHODS == ("plain", "S256")

@@ -1,0 +1,284 @@
+"""What Tessera leaves in Redis after a full code flow (DESIGN: "Redis is the only store"):
+no secret in clear, TTLs equal to lifetimes, argon2id passwords, hashed client secrets,
+and one Redis Cluster hash slot per grant family. Read from the real Redis server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from shared import crypto, grants, keys
+from tests.oauth import (
+    PASSWORD,
+    REDIRECT_URI,
+    Registered,
+    Stack,
+    authorize,
+    code_request,
+    exchange,
+    make_client,
+    make_scope,
+    make_user,
+    new_verifier,
+    s256,
+)
+
+CODE_LIFETIME = 600
+ACCESS_TOKEN_LIFETIME = 3600
+REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Flow:
+    user: str
+    client: Registered
+    verifier: str
+    code: str
+    code_ttl: int  # the code key's TTL read right after the approval redirect
+    access_token: str
+    refresh_token: str
+    session_id: str
+
+
+def _session_cookie(http: aiohttp.ClientSession) -> str:
+    for cookie in http.cookie_jar:
+        if cookie.key.endswith("tessera_session"):
+            return cookie.value
+    raise AssertionError("no session cookie after signing in")
+
+
+async def _full_flow(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> Flow:
+    scope = await make_scope(redis)
+    user = await make_user(redis)
+    client = await make_client(redis, [scope], refresh_count=2)
+    verifier = new_verifier()
+    params = code_request(
+        client, scope, code_challenge=s256(verifier), code_challenge_method="S256"
+    )
+    back = await authorize(http, stack, params, user)
+    code = back["code"]
+    family = grants.family_of(code)
+    assert family is not None
+    code_ttl = await redis.ttl(keys.code(family, crypto.digest(code)))
+    reply = await exchange(http, stack, client, code, code_verifier=verifier)
+    assert reply.status == 200, reply.body
+    return Flow(
+        user=user,
+        client=client,
+        verifier=verifier,
+        code=code,
+        code_ttl=code_ttl,
+        access_token=reply.body["access_token"],
+        refresh_token=reply.body["refresh_token"],
+        session_id=_session_cookie(http),
+    )
+
+
+async def _dump(redis: Redis) -> dict[str, list[str]]:
+    """Every tessera key with every string stored in it, whatever its type."""
+    found: dict[str, list[str]] = {}
+    async for key in redis.scan_iter(match="tessera:*", count=1000):
+        kind = await redis.type(key)
+        if kind == "string":
+            values = [await redis.get(key) or ""]
+        elif kind == "hash":
+            values = [part for item in (await redis.hgetall(key)).items() for part in item]
+        elif kind == "set":
+            values = list(await redis.smembers(key))
+        elif kind == "list":
+            values = await redis.lrange(key, 0, -1)
+        elif kind == "zset":
+            values = await redis.zrange(key, 0, -1)
+        elif kind == "none":  # expired between SCAN and TYPE
+            continue
+        else:
+            raise AssertionError(f"unexpected Redis type {kind} at {key}")
+        found[key] = values
+    return found
+
+
+def _secret_part(value: str) -> str:
+    family, dot, secret = value.partition(".")
+    assert dot and family and len(secret) >= 43
+    return secret
+
+
+async def test_no_secret_is_stored_in_clear(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    flow = await _full_flow(stack, redis, http)
+    assert flow.client.secret
+    secrets = {
+        "code": flow.code,
+        "code secret part": _secret_part(flow.code),
+        "access token": flow.access_token,
+        "access token secret part": _secret_part(flow.access_token),
+        "refresh token": flow.refresh_token,
+        "refresh token secret part": _secret_part(flow.refresh_token),
+        "client secret": flow.client.secret,
+        "user password": PASSWORD,
+        "code verifier": flow.verifier,
+        "session id": flow.session_id,
+    }
+
+    stored = await _dump(redis)
+
+    # The flow's records are there: the check below looks at what was written.
+    family = grants.family_of(flow.code)
+    assert family is not None
+    assert keys.code(family, crypto.digest(flow.code)) in stored
+    assert keys.access_token(family, crypto.digest(flow.access_token)) in stored
+    assert keys.refresh_token(family, crypto.digest(flow.refresh_token)) in stored
+    assert keys.client(flow.client.client_id) in stored
+    assert keys.user(flow.user) in stored
+    assert keys.session(crypto.digest(flow.session_id)) in stored
+    for key, values in stored.items():
+        for what, secret in secrets.items():
+            assert secret not in key, f"{what} in clear in key name {key}"
+            for value in values:
+                assert secret not in value, f"{what} in clear in the value of {key}"
+
+
+async def test_code_ttl_is_the_code_lifetime(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    flow = await _full_flow(stack, redis, http)
+
+    assert CODE_LIFETIME - 10 < flow.code_ttl <= CODE_LIFETIME
+    # After redemption the used code is kept (to recognise a replay) with its TTL
+    # unchanged: never longer than the code could have lived.
+    family = grants.family_of(flow.code)
+    assert family is not None
+    code_key = keys.code(family, crypto.digest(flow.code))
+    assert 0 < await redis.ttl(code_key) <= flow.code_ttl
+    record = await redis.hgetall(code_key)
+    assert record["used"] == "1"
+    stored = orjson.loads(record["record"])
+    assert stored["client_id"] == flow.client.client_id
+    assert stored["redirect_uri"] == REDIRECT_URI
+    assert stored["code_challenge"] == s256(flow.verifier)
+    assert stored["code_challenge_method"] == "S256"
+
+
+async def test_code_ttl_right_after_issue(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    scope = await make_scope(redis)
+    user = await make_user(redis)
+    client = await make_client(redis, [scope])
+
+    back = await authorize(http, stack, code_request(client, scope), user)
+
+    family = grants.family_of(back["code"])
+    assert family is not None
+    ttl = await redis.ttl(keys.code(family, crypto.digest(back["code"])))
+    assert 590 < ttl <= CODE_LIFETIME
+
+
+async def test_token_ttls_are_their_lifetimes(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    flow = await _full_flow(stack, redis, http)
+    family = grants.family_of(flow.access_token)
+    assert family is not None
+
+    at_key = keys.access_token(family, crypto.digest(flow.access_token))
+    rt_key = keys.refresh_token(family, crypto.digest(flow.refresh_token))
+    at_ttl = await redis.ttl(at_key)
+    rt_ttl = await redis.ttl(rt_key)
+    members_ttl = await redis.ttl(keys.family_members(family))
+
+    assert ACCESS_TOKEN_LIFETIME - 10 < at_ttl <= ACCESS_TOKEN_LIFETIME
+    assert REFRESH_TOKEN_LIFETIME - 10 < rt_ttl <= REFRESH_TOKEN_LIFETIME
+    # The family's member list lives as long as its longest-lived token.
+    assert REFRESH_TOKEN_LIFETIME - 10 < members_ttl <= REFRESH_TOKEN_LIFETIME
+    assert await redis.smembers(keys.family_members(family)) == {at_key, rt_key}
+    # The stored record's exp matches the key's TTL.
+    record = orjson.loads(await redis.get(at_key) or "{}")
+    assert record["exp"] - record["iat"] == ACCESS_TOKEN_LIFETIME
+    assert record["client_id"] == flow.client.client_id
+    assert record["username"] == flow.user
+
+
+async def test_user_password_is_an_argon2id_hash(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    flow = await _full_flow(stack, redis, http)
+
+    raw = await redis.get(keys.user(flow.user))
+    assert raw is not None
+    record = orjson.loads(raw)
+    assert record["password_hash"].startswith("$argon2id$")
+    assert PASSWORD not in raw
+    assert set(record) == {"username", "sub", "password_hash", "created_at"}
+    assert flow.user in await redis.smembers(keys.USER_INDEX)
+
+
+async def test_client_record_holds_only_the_secret_hash(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    flow = await _full_flow(stack, redis, http)
+    assert flow.client.secret
+
+    raw = await redis.get(keys.client(flow.client.client_id))
+    assert raw is not None
+    record = orjson.loads(raw)
+    assert "secret" not in record
+    assert "client_secret" not in record
+    assert record["secret_hash"] == crypto.digest(flow.client.secret)
+    assert record["secret_hash"] != flow.client.secret
+    assert flow.client.secret not in raw
+    assert flow.client.client_id in await redis.smembers(keys.CLIENT_INDEX)
+
+
+async def test_public_client_record_has_no_secret_at_all(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    client = await make_client(redis, [scope], client_type="public")
+    assert client.secret is None
+
+    raw = await redis.get(keys.client(client.client_id))
+    assert raw is not None
+    assert orjson.loads(raw)["secret_hash"] is None
+
+
+async def test_a_grant_family_shares_one_cluster_hash_slot(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    flow = await _full_flow(stack, redis, http)
+    family = grants.family_of(flow.code)
+    assert family is not None
+    assert grants.family_of(flow.access_token) == family
+    assert grants.family_of(flow.refresh_token) == family
+    family_keys = [
+        keys.code(family, crypto.digest(flow.code)),
+        keys.access_token(family, crypto.digest(flow.access_token)),
+        keys.refresh_token(family, crypto.digest(flow.refresh_token)),
+        keys.family_members(family),
+        keys.family_revoked(family),
+    ]
+    stored = [k async for k in redis.scan_iter(match=f"tessera:{{g:{family}}}:*")]
+    # Everything stored for the family is among the keys above (the tombstone only
+    # appears once the family is revoked).
+    assert set(stored) == set(family_keys[:4])
+
+    slots = {key_slot(key.encode()) for key in family_keys}
+
+    assert slots == {key_slot(f"g:{family}".encode())}
+    # The hash tag is what pins the slot: without it the keys would scatter.
+    untagged = {key_slot(key.replace("{", "").replace("}", "").encode()) for key in family_keys}
+    assert len(untagged) > 1
+
+
+async def test_two_grant_families_are_independent(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    first = await _full_flow(stack, redis, http)
+    second = await _full_flow(stack, redis, http)
+
+    assert grants.family_of(first.code) != grants.family_of(second.code)
+    assert first.access_token != second.access_token
+    assert first.code != second.code
