@@ -457,21 +457,23 @@ async def test_the_login_page_cannot_be_framed(
             async with page.expect_response(login_url) as answer:
                 await page.goto(attacker)
             response = await answer.value
-            assert response.status == 200
+            # In another site's frame the SameSite=Lax session cookie is not sent, so the
+            # login URL answers with the "expired" page (400); the control's route.fetch
+            # sends the context's cookies and gets the login page (200). Framed, any of our
+            # pages must stay blank.
+            assert response.status == (200 if strip_headers else 400)
             assert response.frame.parent_frame == page.main_frame
             # The iframe's load event fires for the login page and for the browser's error
             # page alike; after it the frame's fate is settled.
             await expect(page).to_have_title("loaded")
-            shows_form = (
-                await page.frame_locator("#victim").locator("input[name=password]").count() == 1
-            )
+            shows_form = await page.frame_locator("#victim").locator("main.card").count() == 1
             return await response.all_headers(), (failures or [None])[0], shows_form
 
     headers, failure, shows_form = await framed_login(strip_headers=False)
     assert headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert failure == "net::ERR_BLOCKED_BY_RESPONSE"
-    assert not shows_form, "the login page was displayed inside another site's frame"
+    assert not shows_form, "a Tessera page was displayed inside another site's frame"
 
     _, failure, control_shows_form = await framed_login(strip_headers=True)
     assert failure is None

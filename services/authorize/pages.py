@@ -74,8 +74,10 @@ def _csrf_failed() -> OAuthError:
     )
 
 
-async def _pending(redis: Redis, interaction_id: str | None) -> AuthorizationRequest:
-    request = await interactions.get(redis, interaction_id) if interaction_id else None
+async def _pending(
+    redis: Redis, interaction_id: str | None, session: sessions.Session
+) -> AuthorizationRequest:
+    request = await interactions.get(redis, interaction_id, session) if interaction_id else None
     if request is None:
         raise _expired()
     return request
@@ -105,8 +107,8 @@ async def authorize(request: web.Request) -> web.Response:
     except RedirectableError as exc:
         log.info("authorization request of client %s rejected: %s", client.client_id, exc.cause)
         return error_redirect(settings, exc)
-    interaction_id = await interactions.create(redis, settings, auth_request)
     session, is_new = await sessions.load_or_start(request)
+    interaction_id = await interactions.create(redis, settings, auth_request, session)
     page = "/consent" if session.signed_in else "/login"
     response = see_other(f"{page}?{urlencode({'interaction': interaction_id})}")
     if is_new:
@@ -136,17 +138,16 @@ def _render_login(
 
 
 async def login_page(request: web.Request) -> web.Response:
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    redis = request.app[REDIS]
     interaction_id = request.query.get("interaction", "")
-    auth_request = await _pending(redis, interaction_id)
+    session = await sessions.load(request)
+    if session is None:
+        raise _expired()  # the browser that started the interaction has a session
+    auth_request = await _pending(redis, interaction_id, session)
     client = await _enabled_client(redis, auth_request.client_id)
-    session, is_new = await sessions.load_or_start(request)
     if session.signed_in:
         return see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
-    response = _render_login(request, client, interaction_id, session)
-    if is_new:
-        sessions.set_cookie(response, settings, session)
-    return response
+    return _render_login(request, client, interaction_id, session)
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -156,7 +157,7 @@ async def login_submit(request: web.Request) -> web.Response:
     if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
         raise _csrf_failed()
     interaction_id = form.get("interaction", "")
-    auth_request = await _pending(redis, interaction_id)
+    auth_request = await _pending(redis, interaction_id, session)
     client = await _enabled_client(redis, auth_request.client_id)
     username = form.get("username", "")
     user = await users.authenticate(redis, username, form.get("password", ""))
@@ -168,6 +169,7 @@ async def login_submit(request: web.Request) -> web.Response:
         )
     await sessions.end(request, session)
     signed_in = await sessions.start(request, username=user.username, sub=user.sub)
+    await interactions.rebind(redis, interaction_id, auth_request, signed_in)
     log.info("user %s signed in", user.username)
     response = see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
     sessions.set_cookie(response, settings, signed_in)
@@ -177,9 +179,11 @@ async def login_submit(request: web.Request) -> web.Response:
 async def consent_page(request: web.Request) -> web.Response:
     redis = request.app[REDIS]
     interaction_id = request.query.get("interaction", "")
-    auth_request = await _pending(redis, interaction_id)
     session = await sessions.load(request)
-    if session is None or not session.signed_in:
+    if session is None:
+        raise _expired()
+    auth_request = await _pending(redis, interaction_id, session)
+    if not session.signed_in:
         return see_other(f"/login?{urlencode({'interaction': interaction_id})}")
     client = await _enabled_client(redis, auth_request.client_id)
     defined = await scopes.get_many(redis, auth_request.scope)
@@ -213,7 +217,7 @@ async def consent_submit(request: web.Request) -> web.Response:
     interaction_id = form.get("interaction")
     # Consumed here, whatever the decision: one decision per request.
     auth_request = (
-        await interactions.consume(redis, interaction_id)
+        await interactions.consume(redis, interaction_id, session)
         if isinstance(interaction_id, str)
         else None
     )
