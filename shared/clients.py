@@ -126,7 +126,7 @@ async def create(
 
     secret = crypto.random_token(32) if client_type == "confidential" else None
     client = Client(
-        client_id=crypto.random_token(16),
+        client_id=crypto.random_id(),
         name=name.strip(),
         type=client_type,  # type: ignore[arg-type]
         redirect_uris=list(dict.fromkeys(redirect_uris)),

@@ -28,6 +28,12 @@ def random_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+def random_id(nbytes: int = 16) -> str:
+    """A random identifier in hex: it never begins with "-", which a command line (the
+    ``tessera`` CLI, curl) would take for an option."""
+    return secrets.token_hex(nbytes)
+
+
 def digest(value: str) -> str:
     """The form under which a code, token, session id or client secret is stored."""
     raw = hashlib.sha256(value.encode()).digest()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import sys
 from dataclasses import dataclass
@@ -161,6 +162,8 @@ async def test_client_create_prints_the_secret_once(stack: Stack, redis: Redis) 
 
     client_id, secret = created["client_id"], created["client_secret"]
     assert client_id and secret
+    # Hex, 128 bits: an id never begins with "-", which the CLI would take for an option.
+    assert re.fullmatch(r"[0-9a-f]{32}", client_id)
     assert len(secret) >= 43  # 256 bits
     assert created["type"] == "confidential"
     assert created["redirect_uris"] == [REDIRECT_URI]

@@ -61,7 +61,7 @@ def _expired() -> OAuthError:
         "invalid_request",
         "This sign-in request has expired or is unknown. "
         "Go back to the application and start again.",
-        cause="unknown or expired interaction",
+        cause="interaction unknown, expired, or started by another browser session",
     )
 
 
