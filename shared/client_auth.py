@@ -8,7 +8,6 @@ alone. A client must use one method only.
 from __future__ import annotations
 
 import base64
-import binascii
 from urllib.parse import unquote_plus
 
 from aiohttp import web
@@ -18,6 +17,9 @@ from shared import clients
 from shared.clients import Client
 from shared.errors import invalid_client, invalid_request
 
+# What /token and /introspect accept from confidential clients; public clients use "none".
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
 
 def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
     header = request.headers.get("Authorization")
@@ -25,10 +27,11 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
         return None
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
-        raise invalid_client(f"unsupported authorization scheme {scheme!r}")
+        # Not the value: a header without a space would be a secret in the log.
+        raise invalid_client("Authorization header is not Basic")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, non-ASCII input, UnicodeDecodeError
         raise invalid_client("malformed Basic credentials") from None
     client_id, colon, secret = decoded.partition(":")
     if not colon:

@@ -15,7 +15,7 @@ import orjson
 from redis.asyncio import Redis
 
 from shared import crypto, keys, scopes
-from shared.settings import Settings
+from shared.settings import Settings, is_loopback_host
 
 ClientType = Literal["confidential", "public"]
 CLIENT_TYPES: tuple[ClientType, ...] = ("confidential", "public")
@@ -73,8 +73,13 @@ def _check_redirect_uri(uri: str) -> None:
         raise ValueError(f"redirect URI {uri!r} is not an absolute URI")
     if parts.fragment or uri.endswith("#"):
         raise ValueError(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
-    if parts.scheme.lower() in ("javascript", "data", "vbscript", "file"):
+    scheme = parts.scheme.lower()
+    if scheme in ("javascript", "data", "vbscript", "file"):
         raise ValueError(f"redirect URI {uri!r} uses a forbidden scheme")
+    # RFC 6749 §3.1.2.1 and RFC 9700 §4.1: TLS for codes in transit; plain http only
+    # back to the same machine (RFC 8252 §7.3). Private-use schemes (RFC 8252 §7.1) pass.
+    if scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(f"redirect URI {uri!r} must use https (http only on loopback)")
 
 
 async def create(

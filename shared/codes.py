@@ -8,7 +8,7 @@ from enum import Enum
 import orjson
 from redis.asyncio import Redis
 
-from shared import crypto, grants, keys
+from shared import crypto, families, keys
 from shared.settings import Settings
 
 CODE_BYTES = 32  # 256 bits; RFC 6749 §10.10 asks for at least 128
@@ -25,7 +25,6 @@ class CodeRecord:
     scope: list[str]
     code_challenge: str | None
     code_challenge_method: str | None
-    auth_time: int
 
 
 class Redemption(Enum):
@@ -35,7 +34,7 @@ class Redemption(Enum):
 
 async def create(redis: Redis, settings: Settings, record: CodeRecord) -> str:
     """Store the record under the code's digest, with the code lifetime as TTL."""
-    code = grants.new_value(record.family, CODE_BYTES)
+    code = families.new_value(record.family, CODE_BYTES)
     key = keys.code(record.family, crypto.digest(code))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, "record", orjson.dumps(record))
@@ -51,7 +50,7 @@ async def redeem(
 
     None when the code is unknown or expired.
     """
-    family = grants.family_of(code)
+    family = families.family_of(code)
     if family is None:
         return None
     result = await redis.eval(
@@ -60,7 +59,7 @@ async def redeem(
         keys.code(family, crypto.digest(code)),
         keys.family_members(family),
         keys.family_revoked(family),
-        grants.tombstone_ttl(
+        families.tombstone_ttl(
             settings.code_lifetime, settings.access_token_lifetime, settings.refresh_token_lifetime
         ),
     )

@@ -13,11 +13,15 @@ import base64
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_password_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory defaults
+_password_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory: 64 MiB, 3 passes
+# Each check holds 64 MiB; a pool of its own bounds how many run at once (and so memory
+# under a flood of logins) and keeps them from starving the loop's default executor.
+_PASSWORD_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 # Verified against when the user does not exist, so a wrong username costs as much as a
 # wrong password and the response time does not tell them apart.
 _DUMMY_PASSWORD_HASH = _password_hasher.hash(secrets.token_urlsafe(16))
@@ -51,7 +55,10 @@ def hash_password(password: str) -> str:
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password against its argon2id hash, off the event loop."""
-    return await asyncio.to_thread(_verify, password_hash or _DUMMY_PASSWORD_HASH, password)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _PASSWORD_CHECKS, _verify, password_hash or _DUMMY_PASSWORD_HASH, password
+    )
 
 
 def _verify(password_hash: str, password: str) -> bool:

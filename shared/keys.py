@@ -2,8 +2,8 @@
 
 Nothing else in Tessera spells a key. Everything issued from one grant (one approval)
 belongs to a grant family whose id is a hash tag, ``{g:<family>}``, so the code, the
-tokens and the family's bookkeeping share one Redis Cluster slot and the scripts below
-run unchanged on a single Redis, Sentinel or Cluster.
+tokens and the family's bookkeeping share one Redis Cluster slot: every script below
+touches the keys of one slot only, as Redis Cluster requires.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ def session(session_digest: str) -> str:
 
 def interaction(interaction_id: str) -> str:
     return f"{PREFIX}:interaction:{interaction_id}"
+
+
+def login_failures(username_digest: str) -> str:
+    return f"{PREFIX}:login-failures:{username_digest}"
 
 
 def _family(family: str) -> str:
@@ -110,4 +114,26 @@ if redis.call('TTL', KEYS[1]) < longest then
   redis.call('EXPIRE', KEYS[1], longest)
 end
 return 1
+"""
+
+# An interaction is a hash {request, browser}; browser is "" until claimed (POST /authorize).
+# KEYS: interaction.  ARGV: the browser binding.  Returns 1 when it is this browser's.
+CLAIM_INTERACTION = """
+local owner = redis.call('HGET', KEYS[1], 'browser')
+if owner == '' then
+  redis.call('HSET', KEYS[1], 'browser', ARGV[1])
+  return 1
+end
+return owner == ARGV[1] and 1 or 0
+"""
+
+# The decision consumes the interaction only if it is this browser's.
+# KEYS: interaction.  ARGV: the browser binding.  Returns the request, or nil.
+TAKE_INTERACTION = """
+local found = redis.call('HMGET', KEYS[1], 'request', 'browser')
+if not found[1] or found[2] ~= ARGV[1] then
+  return false
+end
+redis.call('DEL', KEYS[1])
+return found[1]
 """

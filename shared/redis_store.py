@@ -11,7 +11,15 @@ from shared.app_keys import REDIS, SETTINGS
 
 
 def connect(url: str) -> Redis:
-    return Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    # Timeouts, so that a Redis that hangs fails requests (and /readyz) instead of
+    # holding them forever.
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+    )
 
 
 async def redis_context(app: web.Application) -> AsyncIterator[None]:

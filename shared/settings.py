@@ -50,6 +50,9 @@ class Settings:
     refresh_token_lifetime: int = 30 * 24 * 3600
     interaction_lifetime: int = 600
     session_lifetime: int = 8 * 3600
+    # Failed sign-ins allowed per username within the window, before it is refused.
+    login_max_failures: int = 10
+    login_failure_window: int = 900
     # The seed leaves PKCE optional; we require it of public clients by default
     # (RFC 9700 §2.1.1). A client may override it either way.
     require_pkce_public: bool = True
@@ -71,6 +74,9 @@ class Settings:
         env = os.environ if env is None else env
         reader = _Reader(env)
         issuer = reader.url("TESSERA_ISSUER", required=True).rstrip("/")
+        if urlsplit(issuer).path:
+            # The pages and RFC 8414 metadata are served at the root of the issuer's host.
+            raise SettingsError(f"TESSERA_ISSUER={issuer!r}: must not have a path")
         insecure = reader.boolean("TESSERA_INSECURE_LOOPBACK", False)
         settings = cls(
             issuer=issuer,
@@ -84,11 +90,13 @@ class Settings:
             refresh_token_lifetime=reader.seconds("TESSERA_REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
             interaction_lifetime=reader.seconds("TESSERA_INTERACTION_LIFETIME", 600),
             session_lifetime=reader.seconds("TESSERA_SESSION_LIFETIME", 8 * 3600),
+            login_max_failures=reader.positive("TESSERA_LOGIN_MAX_FAILURES", 10, "attempts"),
+            login_failure_window=reader.seconds("TESSERA_LOGIN_FAILURE_WINDOW", 900),
             require_pkce_public=reader.boolean("TESSERA_REQUIRE_PKCE_PUBLIC", True),
             insecure_loopback=insecure,
             approval_title=reader.text("TESSERA_APPROVAL_TITLE", "Tessera"),
             approval_header=reader.text("TESSERA_APPROVAL_HEADER", "Authorize access"),
-            approval_logo_url=reader.text("TESSERA_APPROVAL_LOGO_URL", ""),
+            approval_logo_url=reader.url("TESSERA_APPROVAL_LOGO_URL", https_only=True),
             approval_footer=reader.text("TESSERA_APPROVAL_FOOTER", ""),
             log_level=reader.choice(
                 "TESSERA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -127,7 +135,9 @@ class _Reader:
     def text(self, name: str, default: str) -> str:
         return self.env.get(name, default)
 
-    def url(self, name: str, *, default: str = "", required: bool = False) -> str:
+    def url(
+        self, name: str, *, default: str = "", required: bool = False, https_only: bool = False
+    ) -> str:
         value = self.env.get(name, default)
         if not value:
             if required:
@@ -136,23 +146,27 @@ class _Reader:
                 )
             return value
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"{name}={value!r}: not an absolute http(s) URL")
+        schemes = ("https",) if https_only else ("http", "https")
+        if parts.scheme not in schemes or not parts.hostname:
+            raise SettingsError(f"{name}={value!r}: not an absolute {' or '.join(schemes)} URL")
         if parts.query or parts.fragment:
             # RFC 8414 §2: the issuer has no query or fragment component.
             raise SettingsError(f"{name}={value!r}: must not have a query or fragment")
         return value
 
     def seconds(self, name: str, default: int) -> int:
+        return self.positive(name, default, "seconds")
+
+    def positive(self, name: str, default: int, unit: str) -> int:
         raw = self.env.get(name)
         if raw is None:
             return default
         try:
             value = int(raw)
         except ValueError:
-            raise SettingsError(f"{name}={raw!r}: not a whole number of seconds") from None
+            raise SettingsError(f"{name}={raw!r}: not a whole number of {unit}") from None
         if value <= 0:
-            raise SettingsError(f"{name}={raw!r}: must be at least 1 second")
+            raise SettingsError(f"{name}={raw!r}: must be at least 1 ({unit})")
         return value
 
     def boolean(self, name: str, default: bool) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import orjson
 from redis.asyncio import Redis
 
-from shared import crypto, grants, keys
+from shared import crypto, families, keys
 from shared.settings import Settings
 
 TOKEN_BYTES = 32  # 256 bits of entropy in every access and refresh token
@@ -55,13 +55,13 @@ async def issue(
     """
     now = int(time.time())
     lifetime = settings.access_token_lifetime
-    access_token = grants.new_value(family, TOKEN_BYTES)
+    access_token = families.new_value(family, TOKEN_BYTES)
     record = TokenRecord(family, client_id, scope, username, sub, now, now + lifetime)
     token_keys = [keys.access_token(family, crypto.digest(access_token))]
     args: list[bytes | int] = [orjson.dumps(record), lifetime]
     refresh_token = None
     if with_refresh_token:
-        refresh_token = grants.new_value(family, TOKEN_BYTES)
+        refresh_token = families.new_value(family, TOKEN_BYTES)
         refresh_lifetime = settings.refresh_token_lifetime
         refresh_record = TokenRecord(
             family, client_id, scope, username, sub, now, now + refresh_lifetime
@@ -83,7 +83,7 @@ async def issue(
 
 async def find_access_token(redis: Redis, token: str) -> TokenRecord | None:
     """The record of a live access token, or None (unknown, expired or revoked)."""
-    family = grants.family_of(token)
+    family = families.family_of(token)
     if family is None:
         return None
     raw = await redis.get(keys.access_token(family, crypto.digest(token)))

@@ -1,22 +1,29 @@
-"""Test helpers: register what a test needs, and walk the OAuth flow over HTTP."""
+"""Test helpers: register what a test needs, walk the OAuth flow over HTTP, and check
+the answers."""
 
 from __future__ import annotations
 
 import base64
+import html
 import re
 import secrets
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import aiohttp
 from redis.asyncio import Redis
+from yarl import URL
 
-from shared import clients, pkce, scopes, users
+from shared import clients, families, pkce, scopes, users
 from shared.clients import Client
+from shared.local_processes import free_port
+from shared.settings import Settings
 
 REDIRECT_URI = "https://app.example.com/callback"
 PASSWORD = "correct horse battery"
+SESSION_COOKIE = "tessera_session"  # development mode (TESSERA_INSECURE_LOOPBACK=1)
 
 
 @dataclass(frozen=True)
@@ -39,10 +46,41 @@ class Registered:
 
 
 @dataclass(frozen=True)
+class Setup:
+    """What most tests start from: a scope, a user who can sign in, and a client
+    registered for that scope."""
+
+    scope: str
+    user: str
+    client: Registered
+
+
+@dataclass(frozen=True)
 class Reply:
+    """A JSON answer (from /token or /introspect)."""
+
     status: int
     headers: Any
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTML answer (from the authorize service)."""
+
+    status: int
+    headers: Any
+    text: str
+
+    @property
+    def location(self) -> str:
+        return self.headers["Location"]
+
+    def cookies(self) -> SimpleCookie:
+        jar: SimpleCookie = SimpleCookie()
+        for header in self.headers.getall("Set-Cookie", []):
+            jar.load(header)
+        return jar
 
 
 def unique(prefix: str) -> str:
@@ -81,6 +119,38 @@ async def make_client(
     return Registered(client, secret)
 
 
+async def make_resource_server(
+    redis: Redis, scope_names: list[str], name: str = "Resource server"
+) -> Registered:
+    """A confidential client allowed to introspect."""
+    return await make_client(redis, scope_names, introspect=True, name=name)
+
+
+async def make_setup(redis: Redis, **client_options: Any) -> Setup:
+    """A fresh scope, user and client; ``client_options`` go to ``make_client``."""
+    scope = await make_scope(redis)
+    user = await make_user(redis)
+    client = await make_client(redis, [scope], **client_options)
+    return Setup(scope, user, client)
+
+
+def unreachable_redis() -> Settings:
+    """Settings for a service in this process whose Redis never answers."""
+    return Settings.from_env(
+        {
+            "TESSERA_ISSUER": "https://id.example.com",
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    )
+
+
+def grant_family(value: str) -> str:
+    """The grant family a code or token was issued in (it must have one)."""
+    family = families.family_of(value)
+    assert family is not None, value
+    return family
+
+
 def new_verifier() -> str:
     return secrets.token_urlsafe(48)
 
@@ -93,10 +163,37 @@ def query_of(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+def csrf_token(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match, "page has no CSRF token"
     return match.group(1)
+
+
+def page_message(page: str) -> str:
+    match = re.search(r'<p class="error" role="alert">(.*?)</p>', page, re.S)
+    assert match, "the page shows no error message"
+    return html.unescape(match.group(1))
+
+
+def assert_error_page(answer: Answer, message: str, status: int = 400) -> None:
+    """An error shown to the person as a page, never a redirect."""
+    assert answer.status == status, answer.text
+    assert "Location" not in answer.headers
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert page_message(answer.text) == message
+
+
+def session_cookie(http: aiohttp.ClientSession, stack: Stack) -> str:
+    """The session id the browser holds for the authorize service."""
+    cookie = http.cookie_jar.filter_cookies(URL(stack.authorize)).get(SESSION_COOKIE)
+    assert cookie is not None, "the browser holds no session cookie"
+    return cookie.value
+
+
+async def fetch(http: Any, method: str, url: str | URL, **kwargs: Any) -> Answer:
+    """One request, redirects not followed, answered as HTML."""
+    async with http.request(method, url, allow_redirects=False, **kwargs) as r:
+        return Answer(r.status, r.headers, await r.text())
 
 
 async def start_authorization(
@@ -175,6 +272,32 @@ async def authorize(
     return query_of(back)
 
 
+def assert_access_denied(back: dict[str, str], stack: Stack, state: str) -> None:
+    """The query of the redirect back to the client says the person did not approve
+    (RFC 6749 §4.1.2.1, RFC 9207)."""
+    assert back["error"] == "access_denied"
+    assert back["error_description"]
+    assert back["state"] == state
+    assert back["iss"] == stack.issuer
+    assert "code" not in back
+
+
+async def obtain_code(
+    http: aiohttp.ClientSession, stack: Stack, setup: Setup, **extra: str | None
+) -> str:
+    """Walk /authorize through login and approval for ``setup``; returns the code.
+    ``extra`` changes the authorization request; a value of None leaves that parameter out."""
+    params = code_request(setup.client, setup.scope)
+    for name, value in extra.items():
+        if value is None:
+            del params[name]
+        else:
+            params[name] = value
+    back = await authorize(http, stack, params, setup.user)
+    assert "code" in back, back
+    return back["code"]
+
+
 def code_request(client: Registered, scope: str, **extra: str) -> dict[str, str]:
     return {
         "response_type": "code",
@@ -192,15 +315,56 @@ def basic_auth(client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
+def basic_auth_for(client: Registered) -> dict[str, str]:
+    """The Authorization header of a confidential client, with its own secret."""
+    assert client.secret
+    return basic_auth(client.client_id, client.secret)
+
+
 async def post_form(
     http: aiohttp.ClientSession,
     url: str,
-    form: dict[str, str] | list[tuple[str, str]],
+    form: dict[str, str] | list[tuple[str, str]] | str | bytes,
     headers: dict[str, str] | None = None,
 ) -> Reply:
+    """POST a form: fields to encode, or a body already encoded (then ``headers`` says
+    its Content-Type)."""
     async with http.post(url, data=form, headers=headers, allow_redirects=False) as r:
         body = await r.json(content_type=None)
         return Reply(r.status, r.headers, body)
+
+
+async def post_json(
+    http: aiohttp.ClientSession, url: str, body: dict[str, str], headers: dict[str, str]
+) -> Reply:
+    async with http.post(url, json=body, headers=headers, allow_redirects=False) as r:
+        return Reply(r.status, r.headers, await r.json(content_type=None))
+
+
+def assert_no_store(reply: Reply) -> None:
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert reply.headers["Pragma"] == "no-cache"
+    assert reply.headers["Content-Type"].startswith("application/json")
+
+
+def assert_error(reply: Reply, status: int, error: str) -> None:
+    """RFC 6749 §5.2: status, JSON body with error and error_description, no caching."""
+    assert reply.status == status, (reply.status, reply.body)
+    assert reply.body["error"] == error, reply.body
+    assert isinstance(reply.body["error_description"], str)
+    assert reply.body["error_description"]
+    assert set(reply.body) == {"error", "error_description"}
+    assert "access_token" not in reply.body
+    assert_no_store(reply)
+    if status == 401:
+        assert reply.headers["WWW-Authenticate"].startswith("Basic")
+    else:
+        assert "WWW-Authenticate" not in reply.headers
+
+
+def assert_invalid_client(reply: Reply) -> None:
+    assert_error(reply, 401, "invalid_client")
+    assert reply.body["error_description"] == "Client authentication failed."
 
 
 async def exchange(
@@ -220,8 +384,7 @@ async def exchange(
         form["redirect_uri"] = redirect_uri
     basic = None
     if auth == "basic":
-        assert client.secret
-        basic = basic_auth(client.client_id, client.secret)
+        basic = basic_auth_for(client)
     elif auth == "post":
         form |= {"client_id": client.client_id, "client_secret": client.secret or ""}
     else:
@@ -232,10 +395,6 @@ async def exchange(
 async def introspect(
     http: aiohttp.ClientSession, stack: Stack, caller: Registered, token: str
 ) -> Reply:
-    assert caller.secret
     return await post_form(
-        http,
-        f"{stack.introspect}/introspect",
-        {"token": token},
-        basic_auth(caller.client_id, caller.secret),
+        http, f"{stack.introspect}/introspect", {"token": token}, basic_auth_for(caller)
     )

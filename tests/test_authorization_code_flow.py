@@ -4,35 +4,35 @@ against the three services running as separate processes."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import aiohttp
+import pytest
 from redis.asyncio import Redis
 
 from tests.oauth import (
-    Registered,
+    Reply,
     Stack,
+    assert_access_denied,
+    assert_no_store,
     authorize,
     code_request,
     exchange,
     introspect,
     make_client,
+    make_resource_server,
     make_scope,
+    make_setup,
     make_user,
     new_verifier,
+    obtain_code,
     s256,
 )
 
 
-async def _api(redis: Redis, scope_names: list[str]) -> Registered:
-    """A resource server allowed to introspect."""
-    return await make_client(redis, scope_names, introspect=True, name="Resource server")
-
-
-def assert_token_response(reply, scope: str) -> None:
+def assert_token_response(reply: Reply, scope: str) -> None:
     assert reply.status == 200, reply.body
-    assert reply.headers["Cache-Control"] == "no-store"
-    assert reply.headers["Pragma"] == "no-cache"
-    assert reply.headers["Content-Type"].startswith("application/json")
+    assert_no_store(reply)
     assert reply.body["token_type"] == "Bearer"
     assert reply.body["expires_in"] == 3600
     assert reply.body["scope"] == scope
@@ -46,7 +46,7 @@ async def test_confidential_client_basic_auth_approve_all_then_introspect(
     read, write = await make_scope(redis), await make_scope(redis, "Write things")
     user = await make_user(redis)
     client = await make_client(redis, [read, write])
-    api = await _api(redis, [read])
+    api = await make_resource_server(redis, [read])
     params = code_request(client, f"{read} {write}")
 
     back = await authorize(http, stack, params, user)
@@ -81,7 +81,7 @@ async def test_confidential_client_post_auth_approves_a_subset(
     read, write = await make_scope(redis), await make_scope(redis)
     user = await make_user(redis)
     client = await make_client(redis, [read, write], refresh_count=3)
-    api = await _api(redis, [read])
+    api = await make_resource_server(redis, [read])
 
     back = await authorize(http, stack, code_request(client, f"{read} {write}"), user, tick=[write])
 
@@ -93,81 +93,67 @@ async def test_confidential_client_post_auth_approves_a_subset(
     assert info.body["scope"] == write
 
 
-async def test_deny_redirects_with_access_denied_and_state(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({"decision": "deny"}, id="deny"),
+        pytest.param({"tick": []}, id="approve-no-scope"),
+    ],
+)
+async def test_a_denial_redirects_with_access_denied_and_state(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, answer: dict[str, Any]
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
-    params = code_request(client, read)
+    s = await make_setup(redis)
+    params = code_request(s.client, s.scope)
 
-    back = await authorize(http, stack, params, user, decision="deny")
+    back = await authorize(http, stack, params, s.user, **answer)
 
-    assert back["error"] == "access_denied"
-    assert back["error_description"]
-    assert back["state"] == params["state"]
-    assert back["iss"] == stack.issuer
-    assert "code" not in back
-
-
-async def test_approving_no_scope_is_a_denial(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
-
-    back = await authorize(http, stack, code_request(client, read), user, tick=[])
-
-    assert back["error"] == "access_denied"
-    assert "code" not in back
+    assert_access_denied(back, stack, params["state"])
 
 
 async def test_public_client_with_pkce_s256(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read], client_type="public")
-    api = await _api(redis, [read])
+    s = await make_setup(redis, client_type="public")
+    api = await make_resource_server(redis, [s.scope])
     verifier = new_verifier()
-    params = code_request(client, read, code_challenge=s256(verifier), code_challenge_method="S256")
+    params = code_request(
+        s.client, s.scope, code_challenge=s256(verifier), code_challenge_method="S256"
+    )
 
-    back = await authorize(http, stack, params, user)
-    reply = await exchange(http, stack, client, back["code"], auth="none", code_verifier=verifier)
+    back = await authorize(http, stack, params, s.user)
+    reply = await exchange(http, stack, s.client, back["code"], auth="none", code_verifier=verifier)
 
-    assert_token_response(reply, read)
+    assert_token_response(reply, s.scope)
     info = await introspect(http, stack, api, reply.body["access_token"])
     assert info.body["active"] is True
-    assert info.body["client_id"] == client.client_id
+    assert info.body["client_id"] == s.client.client_id
 
 
 async def test_public_client_with_pkce_plain_as_the_default_method(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read], client_type="public")
+    s = await make_setup(redis, client_type="public")
     verifier = new_verifier()
     # RFC 7636 §4.3: without code_challenge_method the method is plain.
-    params = code_request(client, read, code_challenge=verifier)
+    params = code_request(s.client, s.scope, code_challenge=verifier)
 
-    back = await authorize(http, stack, params, user)
-    reply = await exchange(http, stack, client, back["code"], auth="none", code_verifier=verifier)
+    back = await authorize(http, stack, params, s.user)
+    reply = await exchange(http, stack, s.client, back["code"], auth="none", code_verifier=verifier)
 
-    assert_token_response(reply, read)
+    assert_token_response(reply, s.scope)
 
 
 async def test_a_signed_in_person_goes_straight_to_the_approval_page(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
-    await authorize(http, stack, code_request(client, read), user)
+    s = await make_setup(redis)
+    await authorize(http, stack, code_request(s.client, s.scope), s.user)
 
     async with http.get(
-        f"{stack.authorize}/authorize", params=code_request(client, read), allow_redirects=False
+        f"{stack.authorize}/authorize",
+        params=code_request(s.client, s.scope),
+        allow_redirects=False,
     ) as second:
         assert second.status == 303
         assert second.headers["Location"].startswith("/consent?interaction=")
@@ -176,29 +162,22 @@ async def test_a_signed_in_person_goes_straight_to_the_approval_page(
 async def test_redirect_uri_may_be_omitted_with_one_registered_and_then_at_token_too(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
-    params = code_request(client, read)
-    del params["redirect_uri"]
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s, redirect_uri=None)
 
-    back = await authorize(http, stack, params, user)
-
-    assert (await exchange(http, stack, client, back["code"], redirect_uri=None)).status == 200
+    assert (await exchange(http, stack, s.client, code, redirect_uri=None)).status == 200
 
 
 async def test_the_redirect_uri_query_is_kept(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
     uri = "https://app.example.com/cb?tenant=blue"
-    client = await make_client(redis, [read], redirect_uris=[uri])
-    params = code_request(client, read, redirect_uri=uri)
+    s = await make_setup(redis, redirect_uris=[uri])
+    params = code_request(s.client, s.scope, redirect_uri=uri)
 
-    back = await authorize(http, stack, params, user)
+    back = await authorize(http, stack, params, s.user)
 
     # RFC 6749 §3.1.2: the registered query component is retained.
     assert back["tenant"] == "blue"
-    reply = await exchange(http, stack, client, back["code"], redirect_uri=uri)
+    reply = await exchange(http, stack, s.client, back["code"], redirect_uri=uri)
     assert reply.status == 200

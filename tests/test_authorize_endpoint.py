@@ -8,9 +8,7 @@ by a 303 redirect carrying ``error``, ``error_description``, ``state`` and ``iss
 
 from __future__ import annotations
 
-import html
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,11 +21,14 @@ from yarl import URL
 from services.authorize.app import create_app
 from shared import clients, keys
 from shared.settings import Settings
+from tests import oauth
 from tests.oauth import (
     REDIRECT_URI,
+    Answer,
     Registered,
     Stack,
     code_request,
+    fetch,
     make_client,
     make_scope,
     new_verifier,
@@ -38,17 +39,6 @@ from tests.oauth import (
 Params = dict[str, str] | list[tuple[str, str]]
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: Any
-    text: str
-
-    @property
-    def location(self) -> str:
-        return self.headers["Location"]
-
-
 def _encoded(params: Params) -> str:
     # Encoded here, not by aiohttp, so the server receives exactly these pairs (repeats too).
     return urlencode(list(params.items()) if isinstance(params, dict) else params)
@@ -56,35 +46,20 @@ def _encoded(params: Params) -> str:
 
 async def get_authorize(http: aiohttp.ClientSession, stack: Stack, params: Params) -> Answer:
     url = URL(f"{stack.authorize}/authorize?{_encoded(params)}", encoded=True)
-    async with http.get(url, allow_redirects=False) as r:
-        return Answer(r.status, r.headers, await r.text())
+    return await fetch(http, "GET", url)
 
 
 async def post_authorize(
     http: aiohttp.ClientSession, stack: Stack, params: Params, **kwargs: Any
 ) -> Answer:
     kwargs.setdefault("headers", {"Content-Type": "application/x-www-form-urlencoded"})
-    async with http.post(
-        f"{stack.authorize}/authorize",
-        data=kwargs.pop("body", _encoded(params)),
-        allow_redirects=False,
-        **kwargs,
-    ) as r:
-        return Answer(r.status, r.headers, await r.text())
-
-
-def page_message(page: str) -> str:
-    match = re.search(r'<p class="error" role="alert">(.*?)</p>', page, re.S)
-    assert match, "the page shows no error message"
-    return html.unescape(match.group(1))
+    body = kwargs.pop("body", _encoded(params))
+    return await fetch(http, "POST", f"{stack.authorize}/authorize", data=body, **kwargs)
 
 
 def assert_error_page(answer: Answer, message: str, error: str = "invalid_request") -> None:
-    """An error shown to the person: never a redirect (RFC 6749 §4.1.2.1)."""
-    assert answer.status == 400, answer.text
-    assert "Location" not in answer.headers
-    assert answer.headers["Content-Type"].startswith("text/html")
-    assert page_message(answer.text) == message
+    """An error shown to the person: never a redirect (RFC 6749 §4.1.2.1), with its code."""
+    oauth.assert_error_page(answer, message)
     assert f"Error code: <code>{error}</code>" in answer.text
     assert answer.headers["Cache-Control"] == "no-store"
 
@@ -378,11 +353,32 @@ async def test_a_client_not_allowed_the_code_grant_is_told_unauthorized_client(
 # --- PKCE (RFC 7636 §4.4.1) ---------------------------------------------------------------
 
 
-async def test_a_public_client_without_code_challenge_is_refused_by_default(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+# A client that must use PKCE, and a challenge that lets it go on to sign in.
+PKCE_REQUIRED = [
+    pytest.param(
+        {"client_type": "public"},
+        {"code_challenge": s256(new_verifier()), "code_challenge_method": "S256"},
+        id="public-client-by-default",
+    ),
+    # RFC 7636 §4.3: without a method the challenge is plain, and that is enough.
+    pytest.param(
+        {"require_pkce": "yes"},
+        {"code_challenge": "v" * 43},
+        id="confidential-client-with-require-pkce-yes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("client_options", "challenge"), PKCE_REQUIRED)
+async def test_a_client_that_must_use_pkce_is_refused_without_a_challenge(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    client_options: dict[str, str],
+    challenge: dict[str, str],
 ) -> None:
     read = await make_scope(redis)
-    client = await make_client(redis, [read], client_type="public")
+    client = await make_client(redis, [read], **client_options)
     params = code_request(client, read)
     before = await interaction_count(redis)
 
@@ -397,8 +393,7 @@ async def test_a_public_client_without_code_challenge_is_refused_by_default(
     )
     assert await interaction_count(redis) == before
     # With a challenge the same client goes on to sign in.
-    with_pkce = {**params, "code_challenge": s256(new_verifier()), "code_challenge_method": "S256"}
-    assert_goes_to_login(await get_authorize(http, stack, with_pkce))
+    assert_goes_to_login(await get_authorize(http, stack, {**params, **challenge}))
     assert await interaction_count(redis) == before + 1
 
 
@@ -419,27 +414,6 @@ async def test_a_confidential_client_needs_no_challenge_by_default(
     client, read = await confidential(redis)
 
     assert_goes_to_login(await get_authorize(http, stack, code_request(client, read)))
-
-
-async def test_a_confidential_client_with_require_pkce_yes_must_send_a_challenge(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    client, read = await confidential(redis, require_pkce="yes")
-    params = code_request(client, read)
-    before = await interaction_count(redis)
-
-    answer = await get_authorize(http, stack, params)
-
-    assert_error_redirect(
-        answer,
-        stack,
-        "invalid_request",
-        params["state"],
-        description="A code_challenge is required (PKCE, RFC 7636).",
-    )
-    assert await interaction_count(redis) == before
-    # RFC 7636 §4.3: without a method the challenge is plain, and that is enough.
-    assert_goes_to_login(await get_authorize(http, stack, {**params, "code_challenge": "v" * 43}))
 
 
 async def test_with_the_global_default_off_only_the_per_client_override_requires_pkce(
@@ -475,12 +449,15 @@ async def test_with_the_global_default_off_only_the_per_client_override_requires
 # --- RFC 6749 §3.1: parameters are not repeated -------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "repeated", ["scope", "client_id", "redirect_uri", "response_type", "state", "code_challenge"]
-)
-async def test_a_repeated_parameter_gets_an_error_page(
+SECOND_VALUES = ["scope", "client_id", "redirect_uri", "response_type", "state", "code_challenge"]
+
+
+@pytest.mark.parametrize("repeated", SECOND_VALUES)
+async def test_a_repeated_parameter_is_refused(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession, repeated: str
 ) -> None:
+    """RFC 6749 §3.1 and §4.1.2.1: a repeated client_id or redirect_uri leaves the client in
+    doubt, so an error page; any other repeat is invalid_request at the redirect URI."""
     read, write = await make_scope(redis), await make_scope(redis)
     client = await make_client(redis, [read, write])
     other = await make_client(redis, [read, write])
@@ -498,7 +475,11 @@ async def test_a_repeated_parameter_gets_an_error_page(
 
     answer = await get_authorize(http, stack, pairs)
 
-    assert_error_page(answer, f"The {repeated} parameter is repeated.")
+    if repeated in ("client_id", "redirect_uri"):
+        assert_error_page(answer, "The request is ambiguous.")
+    else:
+        back = assert_error_redirect(answer, stack, "invalid_request", params["state"])
+        assert back["error_description"] == "A request parameter is repeated."
     assert await interaction_count(redis) == before
 
 
@@ -510,7 +491,7 @@ async def test_a_repeated_parameter_is_refused_even_when_both_values_are_equal(
 
     answer = await get_authorize(http, stack, [*params.items(), ("client_id", client.client_id)])
 
-    assert_error_page(answer, "The client_id parameter is repeated.")
+    assert_error_page(answer, "The request is ambiguous.")
 
 
 # --- POST /authorize (RFC 6749 §3.1) --------------------------------------------------------
@@ -524,9 +505,14 @@ async def test_post_with_a_form_body_works_like_get(
 
     answer = await post_authorize(http, stack, code_request(client, read))
 
-    assert_goes_to_login(answer)
+    # Stored, then continued in a GET that carries the SameSite=Lax cookie.
+    assert answer.status == 303
+    assert re.fullmatch(r"/authorize/resume\?interaction=[A-Za-z0-9_-]{22}", answer.location)
+    assert "Set-Cookie" not in answer.headers
     assert await interaction_count(redis) == before + 1
-    assert "tessera_session=" in answer.headers["Set-Cookie"]
+    resumed = await fetch(http, "GET", f"{stack.authorize}{answer.location}")
+    assert assert_goes_to_login(resumed) == query_of(answer.location)["interaction"]
+    assert "tessera_session=" in resumed.headers["Set-Cookie"]
 
 
 async def test_post_errors_are_handled_like_get(
@@ -542,7 +528,7 @@ async def test_post_errors_are_handled_like_get(
     assert_error_page(bad_uri, "The return address does not belong to the application.")
 
     repeated = await post_authorize(http, stack, [*params.items(), ("scope", read)])
-    assert_error_page(repeated, "The scope parameter is repeated.")
+    assert_error_redirect(repeated, stack, "invalid_request", params["state"])
 
 
 async def test_post_with_a_body_that_is_not_a_form_gets_an_error_page(

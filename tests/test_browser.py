@@ -41,10 +41,12 @@ from tests.oauth import (
     PASSWORD,
     REDIRECT_URI,
     Stack,
+    assert_access_denied,
     code_request,
     exchange,
     make_client,
     make_scope,
+    make_setup,
     make_user,
     new_verifier,
     query_of,
@@ -327,13 +329,11 @@ async def test_keyboard_only_sign_in_and_approval(
 
 async def test_wrong_password_shows_an_alert(stack: Stack, redis: Redis, tab: Tab) -> None:
     page = tab.page
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
+    s = await make_setup(redis)
 
-    await open_login_page(page, stack, code_request(client, read))
+    await open_login_page(page, stack, code_request(s.client, s.scope))
     login_url = page.url
-    await sign_in(page, user, "not the password")
+    await sign_in(page, s.user, "not the password")
 
     alert = page.get_by_role("alert")
     await expect(alert).to_have_text(LOGIN_FAILED)
@@ -342,7 +342,7 @@ async def test_wrong_password_shows_an_alert(stack: Stack, redis: Redis, tab: Ta
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await expect(page.get_by_label("Password")).to_have_value("")
     assert page.url == f"{stack.authorize}/login"  # the form's answer, no redirect
-    await sign_in(page, user)
+    await sign_in(page, s.user)
     await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
     assert query_of(page.url)["interaction"] == query_of(login_url)["interaction"]
     await expect(page.get_by_role("alert")).to_have_count(0)
@@ -352,20 +352,14 @@ async def test_deny_in_the_browser_returns_access_denied(
     stack: Stack, redis: Redis, tab: Tab
 ) -> None:
     page = tab.page
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
-    params = code_request(client, read)
+    s = await make_setup(redis)
+    params = code_request(s.client, s.scope)
 
     await open_login_page(page, stack, params)
-    await sign_in(page, user)
+    await sign_in(page, s.user)
     await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
     back = await back_at_client(page, stack, page.get_by_role("button", name="Deny").click)
-    assert back["error"] == "access_denied"
-    assert back["error_description"]
-    assert back["state"] == params["state"]
-    assert back["iss"] == stack.issuer
-    assert "code" not in back
+    assert_access_denied(back, stack, params["state"])
 
 
 async def test_client_supplied_markup_is_shown_as_text_and_never_runs(

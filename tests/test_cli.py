@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from shared import crypto, keys, users
@@ -28,6 +28,7 @@ from tests.oauth import (
     exchange,
     make_scope,
     make_user,
+    unique,
 )
 
 TESSERA = str(Path(sys.executable).with_name("tessera"))
@@ -56,10 +57,6 @@ async def tessera(stack: Stack, *args: str, stdin: str | None = None) -> Run:
     out, err = await process.communicate(stdin.encode() if stdin is not None else b"")
     assert process.returncode is not None
     return Run(process.returncode, out.decode(), err.decode())
-
-
-def name(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
 
 
 async def snapshot(redis: Redis) -> dict[str, object]:
@@ -102,7 +99,7 @@ def create_args(scope: str, *extra: str, client_type: str = "confidential") -> l
         "client",
         "create",
         "--name",
-        name("CLI app"),
+        unique("CLI app"),
         "--type",
         client_type,
         "--redirect-uri",
@@ -125,7 +122,7 @@ async def create_client(stack: Stack, scope: str, *extra: str) -> dict[str, Any]
 
 
 async def test_scope_add(stack: Stack, redis: Redis) -> None:
-    scope = name("orders:read")
+    scope = unique("orders:read")
 
     run = await tessera(stack, "scope", "add", scope, "--description", "Read your orders")
 
@@ -138,7 +135,7 @@ async def test_scope_add(stack: Stack, redis: Redis) -> None:
 
 
 async def test_user_add_reads_the_password_from_stdin(stack: Stack, redis: Redis) -> None:
-    username = name("bob")
+    username = unique("bob")
 
     run = await tessera(
         stack, "user", "add", username, "--password-stdin", stdin=LONG_PASSWORD + "\n"
@@ -290,31 +287,39 @@ async def test_a_client_made_with_the_cli_completes_a_code_flow(
 
 
 async def test_unknown_scope(stack: Stack, redis: Redis) -> None:
-    missing = name("no-such-scope")
+    missing = unique("no-such-scope")
     await assert_refused(stack, redis, create_args(missing), f"scope(s) not defined: {missing}")
 
 
-async def test_redirect_uri_with_a_fragment(stack: Stack, redis: Redis) -> None:
+@pytest.mark.parametrize(
+    ("uris", "message"),
+    [
+        pytest.param(
+            ("https://app.example.com/cb#frag", "https://app.example.com/cb#"),
+            "must not contain a fragment",
+            id="with-a-fragment",
+        ),
+        pytest.param(
+            ("/callback", "callback", "//app.example.com/cb"),
+            "is not an absolute URI",
+            id="relative",
+        ),
+        pytest.param(("javascript:alert(1)",), "forbidden scheme", id="forbidden-scheme"),
+        pytest.param(
+            ("http://app.example.com/cb", "http://10.0.0.5/cb"),
+            "must use https (http only on loopback)",
+            id="plain-http-off-loopback",
+        ),
+    ],
+)
+async def test_a_bad_redirect_uri(
+    stack: Stack, redis: Redis, uris: tuple[str, ...], message: str
+) -> None:
     scope = await make_scope(redis)
-    for uri in ("https://app.example.com/cb#frag", "https://app.example.com/cb#"):
+    for uri in uris:
         args = create_args(scope)
         args[args.index(REDIRECT_URI)] = uri
-        await assert_refused(stack, redis, args, "must not contain a fragment")
-
-
-async def test_relative_redirect_uri(stack: Stack, redis: Redis) -> None:
-    scope = await make_scope(redis)
-    for uri in ("/callback", "callback", "//app.example.com/cb"):
-        args = create_args(scope)
-        args[args.index(REDIRECT_URI)] = uri
-        await assert_refused(stack, redis, args, "is not an absolute URI")
-
-
-async def test_forbidden_redirect_uri_scheme(stack: Stack, redis: Redis) -> None:
-    scope = await make_scope(redis)
-    args = create_args(scope)
-    args[args.index(REDIRECT_URI)] = "javascript:alert(1)"
-    await assert_refused(stack, redis, args, "forbidden scheme")
+        await assert_refused(stack, redis, args, message)
 
 
 async def test_unknown_client_type(stack: Stack, redis: Redis) -> None:
@@ -386,13 +391,13 @@ async def test_invalid_scope_name(stack: Stack, redis: Redis) -> None:
 
 
 async def test_unknown_client_id(stack: Stack, redis: Redis) -> None:
-    unknown = name("no-such-client")
+    unknown = unique("no-such-client")
     for verb in ("show", "delete", "disable", "enable"):
         await assert_refused(stack, redis, ["client", verb, unknown], f"no client {unknown!r}")
 
 
 async def test_user_add_with_a_too_short_password(stack: Stack, redis: Redis) -> None:
-    username = name("carol")
+    username = unique("carol")
     await assert_refused(
         stack,
         redis,
@@ -407,7 +412,7 @@ async def test_user_add_with_an_empty_stdin(stack: Stack, redis: Redis) -> None:
     await assert_refused(
         stack,
         redis,
-        ["user", "add", name("dave"), "--password-stdin"],
+        ["user", "add", unique("dave"), "--password-stdin"],
         "password must be at least 8 characters",
         stdin="",
     )
@@ -415,7 +420,7 @@ async def test_user_add_with_an_empty_stdin(stack: Stack, redis: Redis) -> None:
 
 async def test_user_add_without_password_stdin(stack: Stack, redis: Redis) -> None:
     await assert_refused(
-        stack, redis, ["user", "add", name("erin")], "--password-stdin", stdin=LONG_PASSWORD
+        stack, redis, ["user", "add", unique("erin")], "--password-stdin", stdin=LONG_PASSWORD
     )
 
 
@@ -457,3 +462,14 @@ async def test_unreachable_redis(stack: Stack) -> None:
     assert b"cannot reach Redis at REDIS_URL" in err
     assert b"Traceback" not in err
     assert out == b""
+
+
+async def test_redirect_uris_allowed_besides_https(stack: Stack, redis: Redis) -> None:
+    """RFC 8252 §7.3 loopback http and §7.1 private-use schemes, for native apps."""
+    scope = await make_scope(redis)
+    for uri in ("http://127.0.0.1:8765/cb", "http://[::1]/cb", "com.example.app:/oauth2redirect"):
+        args = create_args(scope, "--json")
+        args[args.index(REDIRECT_URI)] = uri
+        run = await tessera(stack, *args)
+        assert run.status == 0, run.stderr
+        assert orjson.loads(run.stdout)["redirect_uris"] == [uri]

@@ -3,26 +3,33 @@ the running services."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pytest
 from redis.asyncio import Redis
 
-from shared import clients, grants
+from shared import clients, families
 from tests.oauth import (
     Registered,
     Reply,
     Stack,
-    authorize,
+    assert_error,
+    assert_invalid_client,
+    assert_no_store,
     basic_auth,
-    code_request,
+    basic_auth_for,
     exchange,
+    grant_family,
     introspect,
     make_client,
-    make_scope,
-    make_user,
+    make_resource_server,
+    make_setup,
+    obtain_code,
     post_form,
+    post_json,
 )
 
 INACTIVE = {"active": False}
@@ -42,17 +49,15 @@ async def _issue(
     http: aiohttp.ClientSession, stack: Stack, redis: Redis, **client_options: Any
 ) -> Issued:
     """A full code flow for a fresh client; returns its tokens and a resource server."""
-    scope = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [scope], **client_options)
-    api = await make_client(redis, [scope], introspect=True, name="Resource server")
-    back = await authorize(http, stack, code_request(client, scope), user)
-    reply = await exchange(http, stack, client, back["code"])
+    s = await make_setup(redis, **client_options)
+    api = await make_resource_server(redis, [s.scope])
+    code = await obtain_code(http, stack, s)
+    reply = await exchange(http, stack, s.client, code)
     assert reply.status == 200, reply.body
     return Issued(
-        scope,
-        user,
-        client,
+        s.scope,
+        s.user,
+        s.client,
         api,
         reply.body["access_token"],
         reply.body.get("refresh_token"),
@@ -63,17 +68,11 @@ def _url(stack: Stack) -> str:
     return f"{stack.introspect}/introspect"
 
 
-def _assert_no_store(reply: Reply) -> None:
-    assert reply.headers["Cache-Control"] == "no-store"
-    assert reply.headers["Pragma"] == "no-cache"
-    assert reply.headers["Content-Type"].startswith("application/json")
-
-
 def assert_inactive(reply: Reply) -> None:
     # RFC 7662 §2.2: an inactive token yields exactly {"active": false}, nothing more.
     assert reply.status == 200, reply.body
     assert reply.body == INACTIVE
-    _assert_no_store(reply)
+    assert_no_store(reply)
 
 
 def assert_active(reply: Reply, issued: Issued) -> None:
@@ -82,17 +81,7 @@ def assert_active(reply: Reply, issued: Issued) -> None:
     assert reply.body["client_id"] == issued.client.client_id
     assert reply.body["scope"] == issued.scope
     assert reply.body["username"] == issued.user
-    _assert_no_store(reply)
-
-
-def assert_invalid_client(reply: Reply) -> None:
-    assert reply.status == 401, reply.body
-    assert reply.body == {
-        "error": "invalid_client",
-        "error_description": "Client authentication failed.",
-    }
-    assert reply.headers["WWW-Authenticate"].startswith("Basic")
-    _assert_no_store(reply)
+    assert_no_store(reply)
 
 
 # --- who may call (RFC 7662 §2.1) --------------------------------------------------------
@@ -193,60 +182,49 @@ async def test_missing_token_parameter(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     issued = await _issue(http, stack, redis)
-    assert issued.api.secret
-    basic = basic_auth(issued.api.client_id, issued.api.secret)
+    basic = basic_auth_for(issued.api)
 
     for form in ({}, {"token": ""}, {"token_type_hint": "access_token"}):
         reply = await post_form(http, _url(stack), form, basic)
-        assert reply.status == 400, reply.body
-        assert reply.body["error"] == "invalid_request"
-        assert reply.body["error_description"]
-        assert "WWW-Authenticate" not in reply.headers
-        _assert_no_store(reply)
+        assert_error(reply, 400, "invalid_request")
 
 
 async def test_repeated_token_parameter(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     issued = await _issue(http, stack, redis)
-    assert issued.api.secret
-    basic = basic_auth(issued.api.client_id, issued.api.secret)
+    basic = basic_auth_for(issued.api)
 
     reply = await post_form(
         http, _url(stack), [("token", issued.access_token), ("token", "other")], basic
     )
 
-    assert reply.status == 400
-    assert reply.body["error"] == "invalid_request"
+    assert_error(reply, 400, "invalid_request")
 
 
 async def test_json_body_is_refused(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     issued = await _issue(http, stack, redis)
-    assert issued.api.secret
-    basic = basic_auth(issued.api.client_id, issued.api.secret)
+    basic = basic_auth_for(issued.api)
 
-    async with http.post(_url(stack), json={"token": issued.access_token}, headers=basic) as r:
-        assert r.status == 400
-        assert (await r.json())["error"] == "invalid_request"
+    reply = await post_json(http, _url(stack), {"token": issued.access_token}, basic)
+
+    assert_error(reply, 400, "invalid_request")
 
 
 async def test_body_that_is_not_utf8_is_a_bad_request_not_a_server_error(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     issued = await _issue(http, stack, redis)
-    assert issued.api.secret
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
-        **basic_auth(issued.api.client_id, issued.api.secret),
+        **basic_auth_for(issued.api),
     }
 
-    async with http.post(_url(stack), data=b"token=\xff", headers=headers) as r:
-        reply = Reply(r.status, r.headers, await r.json(content_type=None))
+    reply = await post_form(http, _url(stack), b"token=\xff", headers)
 
-    assert reply.status == 400, reply.body
-    assert reply.body["error"] == "invalid_request"
+    assert_error(reply, 400, "invalid_request")
 
 
 # --- what is active ----------------------------------------------------------------------
@@ -268,8 +246,7 @@ async def test_unknown_garbage_and_lookalike_tokens_are_inactive(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     issued = await _issue(http, stack, redis)
-    family = grants.family_of(issued.access_token)
-    assert family is not None
+    family = grant_family(issued.access_token)
     for token in (
         "unknown-token",
         "garbage \u00e9\u00e8 !@#$%^&*()",
@@ -279,9 +256,9 @@ async def test_unknown_garbage_and_lookalike_tokens_are_inactive(
         ".b",
         "{g:x}.y",
         # Shaped like ours, from a family that does not exist.
-        grants.new_value(grants.new_family(), 32),
+        families.new_value(families.new_family(), 32),
         # Shaped like ours, in the family of a live token, but not a token of it.
-        grants.new_value(family, 32),
+        families.new_value(family, 32),
         # The live token with its secret part truncated or extended.
         issued.access_token[:-1],
         issued.access_token + "A",
@@ -291,36 +268,47 @@ async def test_unknown_garbage_and_lookalike_tokens_are_inactive(
     assert_active(await introspect(http, stack, issued.api, issued.access_token), issued)
 
 
-async def test_token_of_a_disabled_client_then_re_enabled(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+async def _disable(redis: Redis, client_id: str) -> None:
+    await clients.set_enabled(redis, client_id, False)
+
+
+async def _enable(redis: Redis, client_id: str) -> None:
+    await clients.set_enabled(redis, client_id, True)
+
+
+ClientChange = Callable[[Redis, str], Awaitable[Any]]
+
+
+@pytest.mark.parametrize(
+    ("withdraw", "restore"),
+    [
+        pytest.param(_disable, _enable, id="disabled-then-re-enabled"),
+        pytest.param(clients.delete, None, id="deleted"),
+    ],
+)
+async def test_token_of_a_client_that_is_withdrawn(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    withdraw: ClientChange,
+    restore: ClientChange | None,
 ) -> None:
     issued = await _issue(http, stack, redis)
     assert_active(await introspect(http, stack, issued.api, issued.access_token), issued)
 
-    await clients.set_enabled(redis, issued.client.client_id, False)
+    await withdraw(redis, issued.client.client_id)
     assert_inactive(await introspect(http, stack, issued.api, issued.access_token))
 
-    await clients.set_enabled(redis, issued.client.client_id, True)
-    assert_active(await introspect(http, stack, issued.api, issued.access_token), issued)
-
-
-async def test_token_of_a_deleted_client(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    issued = await _issue(http, stack, redis)
-    assert_active(await introspect(http, stack, issued.api, issued.access_token), issued)
-
-    await clients.delete(redis, issued.client.client_id)
-
-    assert_inactive(await introspect(http, stack, issued.api, issued.access_token))
+    if restore is not None:
+        await restore(redis, issued.client.client_id)
+        assert_active(await introspect(http, stack, issued.api, issued.access_token), issued)
 
 
 async def test_token_type_hint_does_not_change_the_answer(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     issued = await _issue(http, stack, redis, refresh_count=1)
-    assert issued.api.secret
-    basic = basic_auth(issued.api.client_id, issued.api.secret)
+    basic = basic_auth_for(issued.api)
 
     # RFC 7662 §2.1: the hint is only a hint; a wrong or unknown one must not matter.
     for hint in ("refresh_token", "access_token", "urn:example:unknown"):
@@ -335,8 +323,7 @@ async def test_refresh_token_is_not_introspected(
 ) -> None:
     issued = await _issue(http, stack, redis, refresh_count=2)
     assert issued.refresh_token
-    assert issued.api.secret
-    basic = basic_auth(issued.api.client_id, issued.api.secret)
+    basic = basic_auth_for(issued.api)
 
     assert_inactive(await introspect(http, stack, issued.api, issued.refresh_token))
     for hint in ("refresh_token", "access_token"):
@@ -350,7 +337,7 @@ async def test_any_authorised_resource_server_gets_the_same_answer(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     issued = await _issue(http, stack, redis)
-    other_api = await make_client(redis, [issued.scope], introspect=True, name="Another API")
+    other_api = await make_resource_server(redis, [issued.scope], name="Another API")
 
     first = await introspect(http, stack, issued.api, issued.access_token)
     second = await introspect(http, stack, other_api, issued.access_token)

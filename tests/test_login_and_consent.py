@@ -9,35 +9,42 @@ import html
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from http.cookies import Morsel, SimpleCookie
+from http.cookies import Morsel
 from typing import Any
 
 import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
-from yarl import URL
 
 from services.authorize.app import create_app
 from shared import crypto, keys
 from shared.settings import Settings
 from tests.oauth import (
     PASSWORD,
+    SESSION_COOKIE,
+    Answer,
     Registered,
     Stack,
+    assert_access_denied,
+    assert_error_page,
     code_request,
     csrf_token,
     exchange,
+    fetch,
     introspect,
     make_client,
+    make_resource_server,
     make_scope,
+    make_setup,
     make_user,
+    page_message,
     query_of,
+    session_cookie,
     sign_in,
     start_authorization,
 )
 
-COOKIE = "tessera_session"  # development mode (TESSERA_INSECURE_LOOPBACK=1)
 SECURE_COOKIE = "__Host-tessera_session"
 LOGIN_FAILED = "The username or password is incorrect."
 CSRF_FAILED = "The form has expired. Go back to the application and start again."
@@ -47,45 +54,11 @@ EXPIRED = (
 HTTPS_ISSUER = "https://id.example.com"
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: Any
-    text: str
-
-    @property
-    def location(self) -> str:
-        return self.headers["Location"]
-
-    def cookies(self) -> SimpleCookie:
-        jar: SimpleCookie = SimpleCookie()
-        for header in self.headers.getall("Set-Cookie", []):
-            jar.load(header)
-        return jar
-
-
-async def fetch(http: Any, method: str, url: str | URL, **kwargs: Any) -> Answer:
-    async with http.request(method, url, allow_redirects=False, **kwargs) as r:
-        return Answer(r.status, r.headers, await r.text())
-
-
 @pytest.fixture
 async def bare() -> AsyncIterator[aiohttp.ClientSession]:
     """A client that keeps no cookies: each request carries exactly the Cookie header given."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
         yield session
-
-
-def jar_cookie(http: aiohttp.ClientSession, stack: Stack) -> str:
-    cookie = http.cookie_jar.filter_cookies(URL(stack.authorize)).get(COOKIE)
-    assert cookie is not None, "the browser holds no session cookie"
-    return cookie.value
-
-
-def page_message(page: str) -> str:
-    match = re.search(r'<p class="error" role="alert">(.*?)</p>', page, re.S)
-    assert match, "the page shows no error message"
-    return html.unescape(match.group(1))
 
 
 def text_of(page: str) -> str:
@@ -94,19 +67,13 @@ def text_of(page: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(without_tags)).strip()
 
 
-def assert_error_page(answer: Answer, message: str, status: int = 400) -> None:
-    assert answer.status == status, answer.text
-    assert "Location" not in answer.headers
-    assert answer.headers["Content-Type"].startswith("text/html")
-    assert page_message(answer.text) == message
-
-
-def assert_cookie_attributes(morsel: Morsel, *, secure: bool) -> None:
+def assert_cookie_attributes(morsel: Morsel, *, secure: bool, signed_in: bool) -> None:
     assert morsel["httponly"] is True
     assert morsel["samesite"] == "Lax"
     assert morsel["path"] == "/"
     assert morsel["domain"] == ""  # host-only
-    assert morsel["max-age"] == "28800"
+    # Before sign-in the session only carries an interaction and lives as long as one.
+    assert morsel["max-age"] == ("28800" if signed_in else "600")
     if secure:
         assert morsel["secure"] is True
     else:
@@ -216,7 +183,7 @@ async def test_wrong_password_and_unknown_username_look_the_same(
 ) -> None:
     user = await make_user(redis)
     _, interaction, csrf = await to_login(http, stack, redis)
-    cookie = jar_cookie(http, stack)
+    cookie = session_cookie(http, stack)
     form = {"interaction": interaction, "csrf_token": csrf}
 
     wrong_password = await post_login(
@@ -242,7 +209,7 @@ async def test_wrong_password_and_unknown_username_look_the_same(
         f"nobody-{user}", "USER"
     )
     # Still the same anonymous session, and still not signed in.
-    assert jar_cookie(http, stack) == cookie
+    assert session_cookie(http, stack) == cookie
     consent = await fetch(http, "GET", f"{stack.authorize}/consent?interaction={interaction}")
     assert consent.status == 303
     assert consent.location == f"/login?interaction={interaction}"
@@ -255,40 +222,36 @@ async def test_wrong_password_and_unknown_username_look_the_same(
 async def test_the_session_cookie_in_development_mode(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
+    s = await make_setup(redis)
 
-    started = await start_authorization(http, stack, code_request(client, read))
+    started = await start_authorization(http, stack, code_request(s.client, s.scope))
     before = Answer(started.status, started.headers, "").cookies()
-    assert set(before) == {COOKIE}
-    assert_cookie_attributes(before[COOKIE], secure=False)
+    assert set(before) == {SESSION_COOKIE}
+    assert_cookie_attributes(before[SESSION_COOKIE], secure=False, signed_in=False)
 
-    signed_in = await sign_in(http, stack, started.headers["Location"], user, PASSWORD)
+    signed_in = await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
     after = Answer(signed_in.status, signed_in.headers, "").cookies()
-    assert set(after) == {COOKIE}
-    assert_cookie_attributes(after[COOKIE], secure=False)
+    assert set(after) == {SESSION_COOKIE}
+    assert_cookie_attributes(after[SESSION_COOKIE], secure=False, signed_in=True)
 
 
 async def test_signing_in_replaces_the_session_id(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession, bare: aiohttp.ClientSession
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
-    started = await start_authorization(http, stack, code_request(client, read))
+    s = await make_setup(redis)
+    started = await start_authorization(http, stack, code_request(s.client, s.scope))
     login = started.headers["Location"]
     interaction = query_of(login)["interaction"]
-    old = jar_cookie(http, stack)
+    old = session_cookie(http, stack)
     login_page = await fetch(http, "GET", f"{stack.authorize}{login}")
     old_csrf = csrf_token(login_page.text)
 
-    signed_in = await sign_in(http, stack, login, user, PASSWORD)
+    signed_in = await sign_in(http, stack, login, s.user, PASSWORD)
 
     assert signed_in.status == 303
-    new = signed_in.cookies[COOKIE].value
+    new = signed_in.cookies[SESSION_COOKIE].value
     assert new != old
-    assert jar_cookie(http, stack) == new
+    assert session_cookie(http, stack) == new
     # The old id is gone from the store, and with it its CSRF token.
     assert await redis.exists(keys.session(crypto.digest(old))) == 0
     assert await redis.exists(keys.session(crypto.digest(new))) == 1
@@ -296,7 +259,7 @@ async def test_signing_in_replaces_the_session_id(
     assert consent.status == 200
     assert csrf_token(consent.text) != old_csrf
     # Whoever kept the old cookie has no session, and so no part in the interaction.
-    with_old = {"Cookie": f"{COOKIE}={old}"}
+    with_old = {"Cookie": f"{SESSION_COOKIE}={old}"}
     stale = await fetch(
         bare, "GET", f"{stack.authorize}/consent?interaction={interaction}", headers=with_old
     )
@@ -304,7 +267,7 @@ async def test_signing_in_replaces_the_session_id(
     forged = await post_consent(
         bare,
         stack,
-        consent_form(interaction, csrf_token(consent.text), ticked=[read]),
+        consent_form(interaction, csrf_token(consent.text), ticked=[s.scope]),
         headers=with_old,
     )
     assert_error_page(forged, CSRF_FAILED, status=403)
@@ -328,11 +291,11 @@ async def test_a_session_id_the_server_did_not_issue_is_not_adopted(
         "GET",
         f"{stack.authorize}/authorize",
         params=code_request(client, read),
-        headers={"Cookie": f"{COOKIE}={planted}"},
+        headers={"Cookie": f"{SESSION_COOKIE}={planted}"},
     )
 
     assert answer.status == 303
-    issued = answer.cookies()[COOKIE].value
+    issued = answer.cookies()[SESSION_COOKIE].value
     assert issued != planted
     assert await redis.exists(keys.session(crypto.digest(planted))) == 0
 
@@ -369,7 +332,7 @@ async def test_outside_development_mode_with_branding_and_escaping(
     assert started.status == 303
     anonymous = started.cookies()
     assert set(anonymous) == {SECURE_COOKIE}
-    assert_cookie_attributes(anonymous[SECURE_COOKIE], secure=True)
+    assert_cookie_attributes(anonymous[SECURE_COOKIE], secure=True, signed_in=False)
     login_location = started.location
 
     login = await fetch(
@@ -400,7 +363,7 @@ async def test_outside_development_mode_with_branding_and_escaping(
     assert signed_in.status == 303
     session = signed_in.cookies()
     assert set(session) == {SECURE_COOKIE}
-    assert_cookie_attributes(session[SECURE_COOKIE], secure=True)
+    assert_cookie_attributes(session[SECURE_COOKIE], secure=True, signed_in=True)
     with_session = {"Cookie": f"{SECURE_COOKIE}={session[SECURE_COOKIE].value}"}
 
     consent = await fetch(browser, "GET", signed_in.location, headers=with_session)
@@ -478,17 +441,15 @@ async def test_consent_post_without_a_valid_csrf_token_is_refused(
 async def test_consent_post_with_the_pre_login_csrf_token_is_refused(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    read = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [read])
-    started = await start_authorization(http, stack, code_request(client, read))
+    s = await make_setup(redis)
+    started = await start_authorization(http, stack, code_request(s.client, s.scope))
     login = started.headers["Location"]
     old_csrf = csrf_token((await fetch(http, "GET", f"{stack.authorize}{login}")).text)
-    signed_in = await sign_in(http, stack, login, user, PASSWORD)
+    signed_in = await sign_in(http, stack, login, s.user, PASSWORD)
     assert signed_in.status == 303
 
     answer = await post_consent(
-        http, stack, consent_form(query_of(login)["interaction"], old_csrf, ticked=[read])
+        http, stack, consent_form(query_of(login)["interaction"], old_csrf, ticked=[s.scope])
     )
 
     assert_error_page(answer, CSRF_FAILED, status=403)
@@ -501,7 +462,7 @@ async def test_login_post_without_a_valid_csrf_token_is_refused(
     _, interaction, csrf = await to_login(http, stack, redis)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
         _, _, other_csrf = await to_login(other, stack, redis)
-    cookie = jar_cookie(http, stack)
+    cookie = session_cookie(http, stack)
     credentials = {"interaction": interaction, "username": user, "password": PASSWORD}
 
     for form in (
@@ -517,7 +478,7 @@ async def test_login_post_without_a_valid_csrf_token_is_refused(
     assert_error_page(cookieless, CSRF_FAILED, status=403)
 
     # Nothing was signed in by any of these.
-    assert jar_cookie(http, stack) == cookie
+    assert session_cookie(http, stack) == cookie
     consent = await fetch(http, "GET", f"{stack.authorize}/consent?interaction={interaction}")
     assert consent.status == 303
     assert consent.location == f"/login?interaction={interaction}"
@@ -530,7 +491,7 @@ async def test_logout_post_without_a_valid_csrf_token_is_refused(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     at = await to_consent(http, stack, redis)
-    cookie = jar_cookie(http, stack)
+    cookie = session_cookie(http, stack)
 
     for form in ({}, {"csrf_token": "not-the-token"}):
         answer = await fetch(http, "POST", f"{stack.authorize}/logout", data=form)
@@ -758,7 +719,7 @@ async def test_after_logout_a_new_request_goes_to_login_again(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     at = await to_consent(http, stack, redis)
-    cookie = jar_cookie(http, stack)
+    cookie = session_cookie(http, stack)
     logout_page = await fetch(http, "GET", f"{stack.authorize}/logout")
     assert logout_page.status == 200
     assert f"Signed in as {at.user}" in text_of(logout_page.text)
@@ -770,7 +731,7 @@ async def test_after_logout_a_new_request_goes_to_login_again(
 
     assert ended.status == 200
     assert "Signed out" in text_of(ended.text)
-    cleared = ended.cookies()[COOKIE]
+    cleared = ended.cookies()[SESSION_COOKIE]
     assert cleared.value == ""
     assert cleared["max-age"] == "0"
     assert cleared["path"] == "/"
@@ -781,7 +742,10 @@ async def test_after_logout_a_new_request_goes_to_login_again(
     # it the interactions it had started.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as kept:
         stale = await fetch(
-            kept, "GET", f"{stack.authorize}{at.location}", headers={"Cookie": f"{COOKIE}={cookie}"}
+            kept,
+            "GET",
+            f"{stack.authorize}{at.location}",
+            headers={"Cookie": f"{SESSION_COOKIE}={cookie}"},
         )
     assert_error_page(stale, EXPIRED)
 
@@ -795,7 +759,7 @@ async def test_a_forged_form_cannot_grant_a_scope_that_was_not_requested(
     # The client may have three scopes; the request asks for the first only.
     at = await to_consent(http, stack, redis, requested=1, extra_scopes=2)
     requested, *unrequested = at.scopes
-    api = await make_client(redis, [requested], introspect=True, name="Resource server")
+    api = await make_resource_server(redis, [requested])
     forged = [requested, *unrequested, "never-defined-scope", "openid"]
 
     approved = await post_consent(http, stack, consent_form(at.interaction, at.csrf, ticked=forged))
@@ -822,10 +786,7 @@ async def test_a_forged_form_ticking_only_unrequested_scopes_is_a_denial(
 
     assert answer.status == 303
     back = query_of(answer.location)
-    assert back["error"] == "access_denied"
-    assert back["state"] == at.params["state"]
-    assert back["iss"] == stack.issuer
-    assert "code" not in back
+    assert_access_denied(back, stack, at.params["state"])
     assert await code_count(redis) == codes_before
 
 
@@ -859,3 +820,104 @@ async def test_an_interaction_id_is_worthless_in_another_browser(
     )
     assert mine.status == 303
     assert "code" in query_of(mine.location)
+
+
+# --- Sessions across tabs and sites -----------------------------------------------------------
+
+
+async def test_signing_in_in_one_tab_keeps_the_other_tabs_requests(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    tab_a = await start_authorization(http, stack, code_request(s.client, s.scope))
+    tab_b = await start_authorization(http, stack, code_request(s.client, s.scope))
+    interaction_b = query_of(tab_b.headers["Location"])["interaction"]
+
+    signed_in = await sign_in(http, stack, tab_a.headers["Location"], s.user, PASSWORD)
+    assert signed_in.status == 303
+
+    # Tab B's login link now leads straight on to its approval page.
+    login_b = await fetch(http, "GET", f"{stack.authorize}{tab_b.headers['Location']}")
+    assert login_b.status == 303
+    assert login_b.location == f"/consent?interaction={interaction_b}"
+    consent_b = await fetch(http, "GET", f"{stack.authorize}{login_b.location}")
+    assert consent_b.status == 200
+    decided = await post_consent(
+        http, stack, consent_form(interaction_b, csrf_token(consent_b.text), ticked=[s.scope])
+    )
+    assert decided.status == 303
+    assert "code" in query_of(decided.location)
+
+
+async def test_a_cross_site_post_to_authorize_does_not_sign_the_person_out(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """A cross-site POST carries no SameSite=Lax cookie. Tessera must not answer it with a
+    new session (which would replace the signed-in one); the GET it redirects to carries
+    the cookie and finds the person signed in."""
+    s = await make_setup(redis)
+    await to_consent(http, stack, redis)  # signed in as someone
+    signed_in_cookie = session_cookie(http, stack)
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as cross_site:
+        posted = await fetch(
+            cross_site,
+            "POST",
+            f"{stack.authorize}/authorize",
+            data=code_request(s.client, s.scope),
+        )
+    assert posted.status == 303
+    assert "Set-Cookie" not in posted.headers
+    assert posted.location.startswith("/authorize/resume?interaction=")
+
+    resumed = await fetch(http, "GET", f"{stack.authorize}{posted.location}")
+    assert resumed.status == 303
+    assert resumed.location.startswith("/consent?interaction=")
+    assert "Set-Cookie" not in resumed.headers
+    assert session_cookie(http, stack) == signed_in_cookie
+
+
+async def test_a_resumed_request_belongs_to_the_first_browser_that_resumes_it(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    posted = await fetch(
+        http, "POST", f"{stack.authorize}/authorize", data=code_request(s.client, s.scope)
+    )
+    first = await fetch(http, "GET", f"{stack.authorize}{posted.location}")
+    assert first.status == 303
+    assert first.location.startswith("/login?interaction=")
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        second = await fetch(other, "GET", f"{stack.authorize}{posted.location}")
+        unknown = await fetch(other, "GET", f"{stack.authorize}/authorize/resume?interaction=x")
+    assert_error_page(second, EXPIRED)
+    assert_error_page(unknown, EXPIRED)
+
+
+async def test_an_anonymous_session_lives_only_as_long_as_an_interaction(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    started = await start_authorization(http, stack, code_request(s.client, s.scope))
+    anonymous = keys.session(crypto.digest(session_cookie(http, stack)))
+    assert 590 <= await redis.ttl(anonymous) <= 600
+
+    await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
+    signed_in = keys.session(crypto.digest(session_cookie(http, stack)))
+    assert 28790 <= await redis.ttl(signed_in) <= 28800
+
+
+async def test_a_consent_form_that_is_not_utf8_is_an_error_page(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    at = await to_consent(http, stack, redis)
+    body = f"interaction={at.interaction}&csrf_token={at.csrf}&decision=approve&scope=%FF"
+    answer = await fetch(
+        http,
+        "POST",
+        f"{stack.authorize}/consent",
+        data=body.encode() + b"\xff",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error_page(answer, "The request body is not valid UTF-8.")

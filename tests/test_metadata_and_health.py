@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from tests.oauth import Stack, make_scope
+from tests.oauth import Stack, make_scope, unreachable_redis
 
 
 async def test_metadata_is_truthful_about_this_slice(
@@ -52,16 +52,8 @@ async def test_health_and_readiness(
 
 async def test_readiness_fails_when_redis_does_not_answer(aiohttp_client) -> None:
     from services.token.app import create_app
-    from shared.local_processes import free_port
-    from shared.settings import Settings
 
-    settings = Settings.from_env(
-        {
-            "TESSERA_ISSUER": "https://id.example.com",
-            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        }
-    )
-    client = await aiohttp_client(create_app(settings))
+    client = await aiohttp_client(create_app(unreachable_redis()))
     ready = await client.get("/readyz")
     assert ready.status == 503
     assert (await ready.json())["status"] == "unavailable"

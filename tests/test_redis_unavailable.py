@@ -8,17 +8,7 @@ from aiohttp import web
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared.local_processes import free_port
-from shared.settings import Settings
-
-
-def unreachable_redis() -> Settings:
-    return Settings.from_env(
-        {
-            "TESSERA_ISSUER": "https://id.example.com",
-            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        }
-    )
+from tests.oauth import unreachable_redis
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,26 @@ def test_issuer_that_is_not_an_absolute_url() -> None:
         assert refused({"TESSERA_ISSUER": issuer}).startswith("TESSERA_ISSUER=")
 
 
+def test_issuer_with_a_path() -> None:
+    # Pages and metadata are served at the root of the issuer's host (RFC 8414 §3).
+    for issuer in ("https://id.example.com/tenant", "https://id.example.com/a/b/"):
+        message = refused({"TESSERA_ISSUER": issuer})
+        assert message.startswith("TESSERA_ISSUER=")
+        assert "must not have a path" in message
+    assert Settings.from_env({"TESSERA_ISSUER": "https://id.example.com/"}).issuer == (
+        "https://id.example.com"
+    )
+
+
+def test_logo_url_must_be_https() -> None:
+    for logo in ("http://cdn.example.com/logo.png", "logo.png", "javascript:alert(1)"):
+        message = refused({**HTTPS, "TESSERA_APPROVAL_LOGO_URL": logo})
+        assert message.startswith("TESSERA_APPROVAL_LOGO_URL=")
+        assert "https" in message
+    logo = "https://cdn.example.com/logo.png"
+    assert Settings.from_env({**HTTPS, "TESSERA_APPROVAL_LOGO_URL": logo}).approval_logo_url == logo
+
+
 def test_issuer_with_query_or_fragment() -> None:
     # RFC 8414 §2
     for issuer in ("https://id.example.com?tenant=a", "https://id.example.com#x"):
@@ -125,7 +145,7 @@ def test_bad_integer_lifetime() -> None:
         for raw in ("0", "-600"):
             message = refused({**HTTPS, name: raw})
             assert message.startswith(f"{name}=")
-            assert "at least 1 second" in message
+            assert "at least 1 (seconds)" in message
 
 
 def test_bad_boolean() -> None:

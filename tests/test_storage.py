@@ -11,20 +11,21 @@ import orjson
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from shared import crypto, grants, keys
+from shared import crypto, families, keys
 from tests.oauth import (
     PASSWORD,
     REDIRECT_URI,
     Registered,
     Stack,
-    authorize,
-    code_request,
     exchange,
+    grant_family,
     make_client,
     make_scope,
-    make_user,
+    make_setup,
     new_verifier,
+    obtain_code,
     s256,
+    session_cookie,
 )
 
 CODE_LIFETIME = 600
@@ -44,37 +45,25 @@ class Flow:
     session_id: str
 
 
-def _session_cookie(http: aiohttp.ClientSession) -> str:
-    for cookie in http.cookie_jar:
-        if cookie.key.endswith("tessera_session"):
-            return cookie.value
-    raise AssertionError("no session cookie after signing in")
-
-
 async def _full_flow(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> Flow:
-    scope = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [scope], refresh_count=2)
+    s = await make_setup(redis, refresh_count=2)
     verifier = new_verifier()
-    params = code_request(
-        client, scope, code_challenge=s256(verifier), code_challenge_method="S256"
+    code = await obtain_code(
+        http, stack, s, code_challenge=s256(verifier), code_challenge_method="S256"
     )
-    back = await authorize(http, stack, params, user)
-    code = back["code"]
-    family = grants.family_of(code)
-    assert family is not None
+    family = grant_family(code)
     code_ttl = await redis.ttl(keys.code(family, crypto.digest(code)))
-    reply = await exchange(http, stack, client, code, code_verifier=verifier)
+    reply = await exchange(http, stack, s.client, code, code_verifier=verifier)
     assert reply.status == 200, reply.body
     return Flow(
-        user=user,
-        client=client,
+        user=s.user,
+        client=s.client,
         verifier=verifier,
         code=code,
         code_ttl=code_ttl,
         access_token=reply.body["access_token"],
         refresh_token=reply.body["refresh_token"],
-        session_id=_session_cookie(http),
+        session_id=session_cookie(http, stack),
     )
 
 
@@ -128,8 +117,7 @@ async def test_no_secret_is_stored_in_clear(
     stored = await _dump(redis)
 
     # The flow's records are there: the check below looks at what was written.
-    family = grants.family_of(flow.code)
-    assert family is not None
+    family = grant_family(flow.code)
     assert keys.code(family, crypto.digest(flow.code)) in stored
     assert keys.access_token(family, crypto.digest(flow.access_token)) in stored
     assert keys.refresh_token(family, crypto.digest(flow.refresh_token)) in stored
@@ -151,8 +139,7 @@ async def test_code_ttl_is_the_code_lifetime(
     assert CODE_LIFETIME - 10 < flow.code_ttl <= CODE_LIFETIME
     # After redemption the used code is kept (to recognise a replay) with its TTL
     # unchanged: never longer than the code could have lived.
-    family = grants.family_of(flow.code)
-    assert family is not None
+    family = grant_family(flow.code)
     code_key = keys.code(family, crypto.digest(flow.code))
     assert 0 < await redis.ttl(code_key) <= flow.code_ttl
     record = await redis.hgetall(code_key)
@@ -167,15 +154,12 @@ async def test_code_ttl_is_the_code_lifetime(
 async def test_code_ttl_right_after_issue(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    scope = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [scope])
+    s = await make_setup(redis)
 
-    back = await authorize(http, stack, code_request(client, scope), user)
+    code = await obtain_code(http, stack, s)
 
-    family = grants.family_of(back["code"])
-    assert family is not None
-    ttl = await redis.ttl(keys.code(family, crypto.digest(back["code"])))
+    family = grant_family(code)
+    ttl = await redis.ttl(keys.code(family, crypto.digest(code)))
     assert 590 < ttl <= CODE_LIFETIME
 
 
@@ -183,8 +167,7 @@ async def test_token_ttls_are_their_lifetimes(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     flow = await _full_flow(stack, redis, http)
-    family = grants.family_of(flow.access_token)
-    assert family is not None
+    family = grant_family(flow.access_token)
 
     at_key = keys.access_token(family, crypto.digest(flow.access_token))
     rt_key = keys.refresh_token(family, crypto.digest(flow.refresh_token))
@@ -249,10 +232,9 @@ async def test_a_grant_family_shares_one_cluster_hash_slot(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     flow = await _full_flow(stack, redis, http)
-    family = grants.family_of(flow.code)
-    assert family is not None
-    assert grants.family_of(flow.access_token) == family
-    assert grants.family_of(flow.refresh_token) == family
+    family = grant_family(flow.code)
+    assert families.family_of(flow.access_token) == family
+    assert families.family_of(flow.refresh_token) == family
     family_keys = [
         keys.code(family, crypto.digest(flow.code)),
         keys.access_token(family, crypto.digest(flow.access_token)),
@@ -279,6 +261,6 @@ async def test_two_grant_families_are_independent(
     first = await _full_flow(stack, redis, http)
     second = await _full_flow(stack, redis, http)
 
-    assert grants.family_of(first.code) != grants.family_of(second.code)
+    assert families.family_of(first.code) != families.family_of(second.code)
     assert first.access_token != second.access_token
     assert first.code != second.code

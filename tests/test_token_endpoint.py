@@ -6,70 +6,48 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
+import pytest
 from redis.asyncio import Redis
 
-from shared import clients, crypto, grants, keys
+from shared import clients, crypto, families, keys
 from tests.oauth import (
     REDIRECT_URI,
     Registered,
     Reply,
     Stack,
+    assert_error,
+    assert_invalid_client,
     authorize,
     basic_auth,
+    basic_auth_for,
     code_request,
     exchange,
+    grant_family,
     introspect,
     make_client,
-    make_scope,
-    make_user,
+    make_resource_server,
+    make_setup,
     new_verifier,
+    obtain_code,
     post_form,
+    post_json,
     query_of,
     s256,
     start_authorization,
 )
 
 FORM = "application/x-www-form-urlencoded"
+LOGS = Path(__file__).resolve().parent.parent / "test-artifacts/logs"
+OTHER_URI = "https://app.example.com/other"
 # The one public description of invalid_grant (shared.errors.invalid_grant).
 INVALID_GRANT_DESCRIPTION = (
     "The authorization grant is invalid, expired, revoked, or was issued to another "
     "client or redirect URI."
 )
-
-
-@dataclass(frozen=True)
-class Setup:
-    scope: str
-    user: str
-    client: Registered
-    api: Registered
-
-
-async def _setup(redis: Redis, **client_options: Any) -> Setup:
-    scope = await make_scope(redis)
-    user = await make_user(redis)
-    client = await make_client(redis, [scope], **client_options)
-    api = await make_client(redis, [scope], introspect=True, name="Resource server")
-    return Setup(scope, user, client, api)
-
-
-async def _code(http: aiohttp.ClientSession, stack: Stack, s: Setup, **extra: str | None) -> str:
-    """Walk /authorize through login and approval; returns the code.
-    ``redirect_uri=None`` leaves the parameter out of the authorization request."""
-    params = code_request(s.client, s.scope)
-    for name, value in extra.items():
-        if value is None:
-            del params[name]
-        else:
-            params[name] = value
-    back = await authorize(http, stack, params, s.user)
-    assert "code" in back, back
-    return back["code"]
 
 
 async def authorize_or_error(
@@ -85,46 +63,10 @@ async def authorize_or_error(
     return await authorize(http, stack, params, user)
 
 
-def _assert_no_store(reply: Reply) -> None:
-    assert reply.headers["Cache-Control"] == "no-store"
-    assert reply.headers["Pragma"] == "no-cache"
-    assert reply.headers["Content-Type"].startswith("application/json")
-
-
-def assert_error(reply: Reply, status: int, error: str) -> None:
-    """RFC 6749 §5.2: status, JSON body with error and error_description, no caching."""
-    assert reply.status == status, (reply.status, reply.body)
-    assert reply.body["error"] == error, reply.body
-    assert isinstance(reply.body["error_description"], str)
-    assert reply.body["error_description"]
-    assert set(reply.body) == {"error", "error_description"}
-    assert "access_token" not in reply.body
-    _assert_no_store(reply)
-    if status == 401:
-        assert reply.headers["WWW-Authenticate"].startswith("Basic")
-    else:
-        assert "WWW-Authenticate" not in reply.headers
-
-
-def assert_invalid_client(reply: Reply) -> None:
-    assert_error(reply, 401, "invalid_client")
-    assert reply.body["error_description"] == "Client authentication failed."
-
-
 def assert_invalid_grant(reply: Reply) -> None:
     assert_error(reply, 400, "invalid_grant")
     # One description for every cause, so a caller learns nothing about the grant.
     assert reply.body["error_description"] == INVALID_GRANT_DESCRIPTION
-
-
-async def _raw_post(
-    http: aiohttp.ClientSession,
-    url: str,
-    body: str | bytes,
-    headers: dict[str, str],
-) -> Reply:
-    async with http.post(url, data=body, headers=headers, allow_redirects=False) as r:
-        return Reply(r.status, r.headers, await r.json(content_type=None))
 
 
 def _token_url(stack: Stack) -> str:
@@ -132,7 +74,7 @@ def _token_url(stack: Stack) -> str:
 
 
 def _unknown_code() -> str:
-    return grants.new_value(grants.new_family(), 32)
+    return families.new_value(families.new_family(), 32)
 
 
 def _ok(reply: Reply) -> None:
@@ -143,57 +85,54 @@ def _ok(reply: Reply) -> None:
 # --- invalid_client (401) ---------------------------------------------------------------
 
 
-async def test_unknown_client_basic(stack: Stack, http: aiohttp.ClientSession) -> None:
-    reply = await post_form(
-        http,
-        _token_url(stack),
-        {"grant_type": "authorization_code", "code": _unknown_code()},
-        basic_auth("no-such-client", "whatever-secret"),
-    )
+# How a confidential client authenticates (RFC 6749 §2.3.1).
+AUTH_METHODS = [
+    pytest.param("basic", id="client_secret_basic"),
+    pytest.param("post", id="client_secret_post"),
+]
+
+
+@pytest.mark.parametrize(
+    ("credentials", "headers"),
+    [
+        pytest.param({}, basic_auth("no-such-client", "whatever-secret"), id="basic"),
+        pytest.param(
+            {"client_id": "no-such-client", "client_secret": "whatever-secret"}, None, id="post"
+        ),
+    ],
+)
+async def test_unknown_client(
+    stack: Stack,
+    http: aiohttp.ClientSession,
+    credentials: dict[str, str],
+    headers: dict[str, str] | None,
+) -> None:
+    form = {"grant_type": "authorization_code", "code": _unknown_code(), **credentials}
+
+    reply = await post_form(http, _token_url(stack), form, headers)
+
     assert_invalid_client(reply)
 
 
-async def test_unknown_client_post(stack: Stack, http: aiohttp.ClientSession) -> None:
-    reply = await post_form(
-        http,
-        _token_url(stack),
-        {
-            "grant_type": "authorization_code",
-            "code": _unknown_code(),
-            "client_id": "no-such-client",
-            "client_secret": "whatever-secret",
-        },
-    )
-    assert_invalid_client(reply)
-
-
-async def test_wrong_secret_basic(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
+@pytest.mark.parametrize("auth", AUTH_METHODS)
+async def test_wrong_secret(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, auth: str
+) -> None:
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
     wrong = Registered(s.client.client, "not-the-secret")
 
-    reply = await exchange(http, stack, wrong, code, auth="basic")
+    reply = await exchange(http, stack, wrong, code, auth=auth)
 
     assert_invalid_client(reply)
     # Client authentication comes first: the code was not touched and still works.
-    _ok(await exchange(http, stack, s.client, code, auth="basic"))
-
-
-async def test_wrong_secret_post(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
-    wrong = Registered(s.client.client, "not-the-secret")
-
-    reply = await exchange(http, stack, wrong, code, auth="post")
-
-    assert_invalid_client(reply)
-    _ok(await exchange(http, stack, s.client, code, auth="post"))
+    _ok(await exchange(http, stack, s.client, code, auth=auth))
 
 
 async def test_another_clients_secret_does_not_authenticate(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
     other = await make_client(redis, [s.scope])
     assert other.secret
     impostor = Registered(s.client.client, other.secret)
@@ -206,8 +145,8 @@ async def test_another_clients_secret_does_not_authenticate(
 async def test_confidential_client_without_a_secret(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
 
     reply = await exchange(http, stack, s.client, code, auth="none")
 
@@ -217,7 +156,7 @@ async def test_confidential_client_without_a_secret(
 async def test_confidential_client_with_an_empty_secret(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
     form = {"grant_type": "authorization_code", "code": _unknown_code()}
 
     reply = await post_form(http, _token_url(stack), form, basic_auth(s.client.client_id, ""))
@@ -228,9 +167,11 @@ async def test_confidential_client_with_an_empty_secret(
 async def test_public_client_presenting_a_secret_in_the_body(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis, client_type="public")
+    s = await make_setup(redis, client_type="public")
     verifier = new_verifier()
-    code = await _code(http, stack, s, code_challenge=s256(verifier), code_challenge_method="S256")
+    code = await obtain_code(
+        http, stack, s, code_challenge=s256(verifier), code_challenge_method="S256"
+    )
     pretender = Registered(s.client.client, "a-secret-it-never-had")
 
     reply = await exchange(http, stack, pretender, code, auth="post", code_verifier=verifier)
@@ -241,7 +182,7 @@ async def test_public_client_presenting_a_secret_in_the_body(
 async def test_public_client_presenting_a_secret_with_basic(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis, client_type="public")
+    s = await make_setup(redis, client_type="public")
     pretender = Registered(s.client.client, "a-secret-it-never-had")
 
     reply = await exchange(http, stack, pretender, _unknown_code(), auth="basic")
@@ -249,24 +190,15 @@ async def test_public_client_presenting_a_secret_with_basic(
     assert_invalid_client(reply)
 
 
-async def test_disabled_client(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
-    await clients.set_enabled(redis, s.client.client_id, False)
-
-    reply = await exchange(http, stack, s.client, code, auth="basic")
-
-    assert_invalid_client(reply)
-
-
-async def test_disabled_client_with_post_auth(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+@pytest.mark.parametrize("auth", AUTH_METHODS)
+async def test_disabled_client(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, auth: str
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
     await clients.set_enabled(redis, s.client.client_id, False)
 
-    reply = await exchange(http, stack, s.client, code, auth="post")
+    reply = await exchange(http, stack, s.client, code, auth=auth)
 
     assert_invalid_client(reply)
 
@@ -274,7 +206,7 @@ async def test_disabled_client_with_post_auth(
 async def test_malformed_basic_header(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
     assert s.client.secret
     form = {"grant_type": "authorization_code", "code": _unknown_code()}
     no_colon = base64.b64encode(s.client.client_id.encode()).decode()
@@ -284,56 +216,76 @@ async def test_malformed_basic_header(
         f"Basic {no_colon}",
         f"Basic {not_utf8}",
         "Basic",
+        "Basic \u00e9t\u00e9",  # not ASCII: base64 decoding raises ValueError
         f"Bearer {s.client.secret}",
     ):
-        reply = await post_form(http, _token_url(stack), form, {"Authorization": header})
-        assert_invalid_client(reply)
+        for url in (_token_url(stack), f"{stack.introspect}/introspect"):
+            reply = await post_form(http, url, {**form, "token": "x"}, {"Authorization": header})
+            assert_invalid_client(reply)
+
+
+async def test_an_authorization_header_is_never_logged(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    secret = f"secret-{new_verifier()}"  # a header with no space: all of it would be a scheme
+    form = {"grant_type": "authorization_code", "code": _unknown_code()}
+
+    reply = await post_form(http, _token_url(stack), form, {"Authorization": secret})
+    assert_invalid_client(reply)
+    await post_form(http, _token_url(stack), {}, {})  # one more request: the log is written
+
+    assert secret not in (LOGS / "token.log").read_text()
 
 
 # --- invalid_request (400) --------------------------------------------------------------
 
+# Requests refused as invalid_request although the client authenticates (with
+# client_secret_basic): the fields of a form, or a body already encoded, sent with the
+# Content-Type given. "{code}" stands for a code just issued to the client, "{unknown}"
+# for one never issued.
+MALFORMED_REQUESTS = [
+    pytest.param({"code": "{code}", "redirect_uri": REDIRECT_URI}, None, id="missing-grant_type"),
+    pytest.param(
+        {"grant_type": "", "code": "{unknown}"}, None, id="empty-grant_type-counts-as-missing"
+    ),
+    pytest.param(
+        {"grant_type": "authorization_code", "redirect_uri": REDIRECT_URI}, None, id="missing-code"
+    ),
+    pytest.param(
+        "grant_type=authorization_code&" + "&".join(f"p{i}=1" for i in range(100)),
+        FORM,
+        id="too-many-parameters",
+    ),
+    # A raw 0xFF byte (not percent-encoded) is the client's mistake: invalid_request
+    # (RFC 6749 §5.2), never server_error.
+    pytest.param(b"grant_type=authorization_code&code=\xff", FORM, id="body-not-utf8"),
+    pytest.param(
+        "grant_type=authorization_code&code={unknown}", "text/plain", id="form-as-text-plain"
+    ),
+]
 
-async def test_missing_grant_type(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
-    assert s.client.secret
 
-    reply = await post_form(
-        http,
-        _token_url(stack),
-        {"code": code, "redirect_uri": REDIRECT_URI},
-        basic_auth(s.client.client_id, s.client.secret),
-    )
-
-    assert_error(reply, 400, "invalid_request")
-
-
-async def test_empty_grant_type_counts_as_missing(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+@pytest.mark.parametrize(("body", "content_type"), MALFORMED_REQUESTS)
+async def test_a_malformed_request_is_invalid_request(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    body: dict[str, str] | str | bytes,
+    content_type: str | None,
 ) -> None:
-    s = await _setup(redis)
-    assert s.client.secret
+    s = await make_setup(redis)
+    codes = {"unknown": _unknown_code()}
+    if "{code}" in str(body):
+        codes["code"] = await obtain_code(http, stack, s)
+    if isinstance(body, dict):
+        body = {name: value.format(**codes) for name, value in body.items()}
+    elif isinstance(body, str):
+        body = body.format(**codes)
+    headers = basic_auth_for(s.client)
+    if content_type is not None:
+        headers = {"Content-Type": content_type, **headers}
 
-    reply = await post_form(
-        http,
-        _token_url(stack),
-        {"grant_type": "", "code": _unknown_code()},
-        basic_auth(s.client.client_id, s.client.secret),
-    )
-
-    assert_error(reply, 400, "invalid_request")
-
-
-async def test_missing_code(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> None:
-    s = await _setup(redis)
-    assert s.client.secret
-
-    reply = await post_form(
-        http,
-        _token_url(stack),
-        {"grant_type": "authorization_code", "redirect_uri": REDIRECT_URI},
-        basic_auth(s.client.client_id, s.client.secret),
-    )
+    reply = await post_form(http, _token_url(stack), body, headers)
 
     assert_error(reply, 400, "invalid_request")
 
@@ -341,9 +293,8 @@ async def test_missing_code(stack: Stack, redis: Redis, http: aiohttp.ClientSess
 async def test_duplicated_parameter(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    assert s.client.secret
-    basic = basic_auth(s.client.client_id, s.client.secret)
+    s = await make_setup(redis)
+    basic = basic_auth_for(s.client)
 
     for body in (
         "grant_type=authorization_code&code=a&code=b",
@@ -351,100 +302,49 @@ async def test_duplicated_parameter(
         # RFC 6749 §3.2: a repeated parameter is an error even when one value is empty.
         "grant_type=authorization_code&code=a&code=",
     ):
-        reply = await _raw_post(http, _token_url(stack), body, {"Content-Type": FORM, **basic})
+        reply = await post_form(http, _token_url(stack), body, {"Content-Type": FORM, **basic})
         assert_error(reply, 400, "invalid_request")
 
 
 async def test_duplicated_parameter_does_not_consume_the_code(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
-    assert s.client.secret
-    basic = basic_auth(s.client.client_id, s.client.secret)
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
+    basic = basic_auth_for(s.client)
     body = f"grant_type=authorization_code&code={code}&code={code}&redirect_uri={REDIRECT_URI}"
 
-    reply = await _raw_post(http, _token_url(stack), body, {"Content-Type": FORM, **basic})
+    reply = await post_form(http, _token_url(stack), body, {"Content-Type": FORM, **basic})
 
     assert_error(reply, 400, "invalid_request")
     _ok(await exchange(http, stack, s.client, code))
 
 
-async def test_too_many_parameters(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> None:
-    s = await _setup(redis)
-    assert s.client.secret
-    basic = basic_auth(s.client.client_id, s.client.secret)
-    body = "grant_type=authorization_code&" + "&".join(f"p{i}=1" for i in range(100))
-
-    reply = await _raw_post(http, _token_url(stack), body, {"Content-Type": FORM, **basic})
-
-    assert_error(reply, 400, "invalid_request")
-
-
-async def test_body_that_is_not_utf8_is_a_bad_request_not_a_server_error(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await _setup(redis)
-    assert s.client.secret
-    basic = basic_auth(s.client.client_id, s.client.secret)
-
-    # A raw 0xFF byte (not percent-encoded) is the client's mistake: invalid_request
-    # (RFC 6749 §5.2), never server_error.
-    reply = await _raw_post(
-        http,
-        _token_url(stack),
-        b"grant_type=authorization_code&code=\xff",
-        {"Content-Type": FORM, **basic},
-    )
-
-    assert_error(reply, 400, "invalid_request")
-
-
 async def test_json_body_is_refused(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
-    assert s.client.secret
-    basic = basic_auth(s.client.client_id, s.client.secret)
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
+    fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
 
-    async with http.post(
-        _token_url(stack),
-        json={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
-        headers=basic,
-    ) as r:
-        reply = Reply(r.status, r.headers, await r.json(content_type=None))
+    reply = await post_json(http, _token_url(stack), fields, basic_auth_for(s.client))
 
     assert_error(reply, 400, "invalid_request")
     # The refused request did not consume the code.
     _ok(await exchange(http, stack, s.client, code))
 
 
-async def test_form_body_with_a_text_content_type_is_refused(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await _setup(redis)
-    assert s.client.secret
-    basic = basic_auth(s.client.client_id, s.client.secret)
-    body = f"grant_type=authorization_code&code={_unknown_code()}"
-
-    reply = await _raw_post(http, _token_url(stack), body, {"Content-Type": "text/plain", **basic})
-
-    assert_error(reply, 400, "invalid_request")
-
-
 async def test_form_content_type_with_charset_is_accepted(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
-    assert s.client.secret
-    basic = basic_auth(s.client.client_id, s.client.secret)
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
+    basic = basic_auth_for(s.client)
     raw = urlencode(
         {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
     )
 
-    reply = await _raw_post(
+    reply = await post_form(
         http, _token_url(stack), raw, {"Content-Type": f"{FORM}; charset=UTF-8", **basic}
     )
 
@@ -454,8 +354,8 @@ async def test_form_content_type_with_charset_is_accepted(
 async def test_basic_header_and_client_secret_in_the_body(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
     assert s.client.secret
 
     # RFC 6749 §2.3: a client must not use more than one authentication method.
@@ -468,7 +368,7 @@ async def test_basic_header_and_client_secret_in_the_body(
 async def test_basic_header_and_another_client_id_in_the_body(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
     other = await make_client(redis, [s.scope])
 
     reply = await exchange(http, stack, s.client, _unknown_code(), client_id=other.client_id)
@@ -482,9 +382,8 @@ async def test_basic_header_and_another_client_id_in_the_body(
 async def test_unsupported_grant_types(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    assert s.client.secret
-    basic = basic_auth(s.client.client_id, s.client.secret)
+    s = await make_setup(redis)
+    basic = basic_auth_for(s.client)
     for grant_type in ("urn:example:unknown", "client_credentials"):
         reply = await post_form(
             http, _token_url(stack), {"grant_type": grant_type, "scope": s.scope}, basic
@@ -495,8 +394,8 @@ async def test_unsupported_grant_types(
 async def test_client_not_allowed_the_grant_is_unauthorized_client(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
     # A registration without the authorization_code grant (as a future client_credentials
     # only client would be); the CLI cannot make one yet, so the record is written here.
     record = await clients.get(redis, s.client.client_id)
@@ -513,7 +412,7 @@ async def test_client_not_allowed_the_grant_is_unauthorized_client(
 
 
 async def test_unknown_code(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
     for code in (
         _unknown_code(),
         "not-a-code",
@@ -530,23 +429,23 @@ async def test_unknown_code(stack: Stack, redis: Redis, http: aiohttp.ClientSess
 async def test_code_replay_fails_and_revokes_the_issued_tokens(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis, refresh_count=2)
-    code = await _code(http, stack, s)
+    s = await make_setup(redis, refresh_count=2)
+    api = await make_resource_server(redis, [s.scope])
+    code = await obtain_code(http, stack, s)
     first = await exchange(http, stack, s.client, code)
     _ok(first)
     access_token, refresh_token = first.body["access_token"], first.body["refresh_token"]
-    family = grants.family_of(code)
-    assert family is not None
+    family = grant_family(code)
     at_key = keys.access_token(family, crypto.digest(access_token))
     rt_key = keys.refresh_token(family, crypto.digest(refresh_token))
     assert await redis.exists(at_key, rt_key) == 2
-    assert (await introspect(http, stack, s.api, access_token)).body["active"] is True
+    assert (await introspect(http, stack, api, access_token)).body["active"] is True
 
     second = await exchange(http, stack, s.client, code)
 
     assert_invalid_grant(second)
     # RFC 6749 §4.1.2: the tokens issued from the replayed code are revoked.
-    info = await introspect(http, stack, s.api, access_token)
+    info = await introspect(http, stack, api, access_token)
     assert info.status == 200
     assert info.body == {"active": False}
     assert await redis.exists(at_key) == 0
@@ -562,24 +461,25 @@ async def test_code_replay_fails_and_revokes_the_issued_tokens(
 async def test_code_replay_without_refresh_token(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
+    s = await make_setup(redis)
+    api = await make_resource_server(redis, [s.scope])
+    code = await obtain_code(http, stack, s)
     first = await exchange(http, stack, s.client, code, auth="post")
     _ok(first)
     assert "refresh_token" not in first.body
 
     assert_invalid_grant(await exchange(http, stack, s.client, code, auth="post"))
 
-    info = await introspect(http, stack, s.api, first.body["access_token"])
+    info = await introspect(http, stack, api, first.body["access_token"])
     assert info.body == {"active": False}
 
 
 async def test_code_of_another_client_fails_and_is_burnt_for_its_own_client(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
     thief = await make_client(redis, [s.scope])
-    code = await _code(http, stack, s)
+    code = await obtain_code(http, stack, s)
 
     stolen = await exchange(http, stack, thief, code)
 
@@ -589,82 +489,85 @@ async def test_code_of_another_client_fails_and_is_burnt_for_its_own_client(
     # revoked, so nothing can ever be issued from this code.
     rightful = await exchange(http, stack, s.client, code)
     assert_invalid_grant(rightful)
-    family = grants.family_of(code)
-    assert family is not None
+    family = grant_family(code)
     assert await redis.get(keys.family_revoked(family)) == "1"
 
 
 async def test_code_of_another_client_after_it_was_redeemed_revokes_the_tokens(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
+    api = await make_resource_server(redis, [s.scope])
     thief = await make_client(redis, [s.scope])
-    code = await _code(http, stack, s)
+    code = await obtain_code(http, stack, s)
     first = await exchange(http, stack, s.client, code)
     _ok(first)
 
     assert_invalid_grant(await exchange(http, stack, thief, code))
 
-    info = await introspect(http, stack, s.api, first.body["access_token"])
+    info = await introspect(http, stack, api, first.body["access_token"])
     assert info.body == {"active": False}
 
 
-async def test_wrong_code_verifier(stack: Stack, redis: Redis, http: aiohttp.ClientSession) -> None:
-    s = await _setup(redis, client_type="public")
-    verifier = new_verifier()
-    code = await _code(http, stack, s, code_challenge=s256(verifier), code_challenge_method="S256")
-
-    reply = await exchange(http, stack, s.client, code, auth="none", code_verifier=new_verifier())
-
-    assert_invalid_grant(reply)
-
-
-async def test_missing_code_verifier_when_a_challenge_was_given(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await _setup(redis)
-    verifier = new_verifier()
-    code = await _code(http, stack, s, code_challenge=s256(verifier), code_challenge_method="S256")
-
-    reply = await exchange(http, stack, s.client, code)
-
-    assert_invalid_grant(reply)
-
-
-async def test_code_verifier_for_a_code_without_a_challenge(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
-
+# PKCE (RFC 7636 §4.6): the client type, whether /authorize got an S256 challenge, and
+# what /token gets as code_verifier (None: no code_verifier at all).
+PKCE_MISMATCHES = [
+    pytest.param("public", True, "another verifier", id="wrong-verifier"),
+    pytest.param("confidential", True, None, id="missing-verifier-when-a-challenge-was-given"),
     # RFC 9700 §4.8.2: a verifier without a challenge hints at a PKCE downgrade.
-    reply = await exchange(http, stack, s.client, code, code_verifier=new_verifier())
-
-    assert_invalid_grant(reply)
-
-
-async def test_s256_code_with_the_challenge_as_verifier(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await _setup(redis, client_type="public")
-    verifier = new_verifier()
-    challenge = s256(verifier)
-    code = await _code(http, stack, s, code_challenge=challenge, code_challenge_method="S256")
-
+    pytest.param("confidential", False, "another verifier", id="verifier-without-a-challenge"),
     # An attacker who saw the challenge tries it as a plain verifier (downgrade to plain).
-    reply = await exchange(http, stack, s.client, code, auth="none", code_verifier=challenge)
+    pytest.param("public", True, "the challenge", id="s256-challenge-as-verifier"),
+]
+
+
+@pytest.mark.parametrize(("client_type", "challenged", "shown"), PKCE_MISMATCHES)
+async def test_a_code_verifier_that_does_not_fit_is_invalid_grant(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    client_type: str,
+    challenged: bool,
+    shown: str | None,
+) -> None:
+    s = await make_setup(redis, client_type=client_type)
+    challenge = s256(new_verifier())
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"} if challenged else {}
+    code = await obtain_code(http, stack, s, **pkce)
+    values = {"another verifier": new_verifier(), "the challenge": challenge}
+    verifier = {} if shown is None else {"code_verifier": values[shown]}
+    auth = "none" if client_type == "public" else "basic"
+
+    reply = await exchange(http, stack, s.client, code, auth=auth, **verifier)
 
     assert_invalid_grant(reply)
 
 
-async def test_redirect_uri_different_from_authorize(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    other_uri = "https://app.example.com/other"
-    s = await _setup(redis, redirect_uris=[REDIRECT_URI, other_uri])
-    code = await _code(http, stack, s)
+# The redirect URIs registered, then the redirect_uri sent to /authorize and to /token
+# (None: the parameter left out).
+REDIRECT_URI_MISMATCHES = [
+    pytest.param([REDIRECT_URI, OTHER_URI], REDIRECT_URI, OTHER_URI, id="different-from-authorize"),
+    pytest.param([REDIRECT_URI], None, REDIRECT_URI, id="at-token-when-absent-at-authorize"),
+    # RFC 6749 §4.1.3: required at /token when it was included at /authorize.
+    pytest.param(
+        [REDIRECT_URI], REDIRECT_URI, None, id="absent-at-token-when-present-at-authorize"
+    ),
+]
 
-    reply = await exchange(http, stack, s.client, code, redirect_uri=other_uri)
+
+@pytest.mark.parametrize(("registered", "at_authorize", "at_token"), REDIRECT_URI_MISMATCHES)
+async def test_a_redirect_uri_that_does_not_match_authorize_is_invalid_grant(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    registered: list[str],
+    at_authorize: str | None,
+    at_token: str | None,
+) -> None:
+    s = await make_setup(redis, redirect_uris=registered)
+    code = await obtain_code(http, stack, s, redirect_uri=at_authorize)
+
+    reply = await exchange(http, stack, s.client, code, redirect_uri=at_token)
 
     assert_invalid_grant(reply)
 
@@ -672,33 +575,10 @@ async def test_redirect_uri_different_from_authorize(
 async def test_redirect_uri_differs_only_by_a_trailing_slash_or_case(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
     for uri in (REDIRECT_URI + "/", REDIRECT_URI.upper(), REDIRECT_URI + "?x=1"):
-        code = await _code(http, stack, s)
+        code = await obtain_code(http, stack, s)
         assert_invalid_grant(await exchange(http, stack, s.client, code, redirect_uri=uri))
-
-
-async def test_redirect_uri_at_token_when_absent_at_authorize(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s, redirect_uri=None)
-
-    reply = await exchange(http, stack, s.client, code, redirect_uri=REDIRECT_URI)
-
-    assert_invalid_grant(reply)
-
-
-async def test_redirect_uri_absent_at_token_when_present_at_authorize(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
-
-    # RFC 6749 §4.1.3: required at /token when it was included at /authorize.
-    reply = await exchange(http, stack, s.client, code, redirect_uri=None)
-
-    assert_invalid_grant(reply)
 
 
 # --- single use --------------------------------------------------------------------------
@@ -707,9 +587,11 @@ async def test_redirect_uri_absent_at_token_when_present_at_authorize(
 async def test_a_failed_redemption_consumes_the_code(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis, client_type="public")
+    s = await make_setup(redis, client_type="public")
     verifier = new_verifier()
-    code = await _code(http, stack, s, code_challenge=s256(verifier), code_challenge_method="S256")
+    code = await obtain_code(
+        http, stack, s, code_challenge=s256(verifier), code_challenge_method="S256"
+    )
 
     wrong = await exchange(http, stack, s.client, code, auth="none", code_verifier=new_verifier())
     assert_invalid_grant(wrong)
@@ -722,8 +604,8 @@ async def test_a_failed_redemption_consumes_the_code(
 async def test_a_failed_redirect_uri_check_consumes_the_code(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
-    code = await _code(http, stack, s)
+    s = await make_setup(redis)
+    code = await obtain_code(http, stack, s)
 
     assert_invalid_grant(await exchange(http, stack, s.client, code, redirect_uri=None))
     assert_invalid_grant(await exchange(http, stack, s.client, code))
@@ -732,10 +614,10 @@ async def test_a_failed_redirect_uri_check_consumes_the_code(
 async def test_concurrent_redemptions_of_one_code(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis, refresh_count=1)
-    code = await _code(http, stack, s)
-    family = grants.family_of(code)
-    assert family is not None
+    s = await make_setup(redis, refresh_count=1)
+    api = await make_resource_server(redis, [s.scope])
+    code = await obtain_code(http, stack, s)
+    family = grant_family(code)
 
     replies = await asyncio.gather(*(exchange(http, stack, s.client, code) for _ in range(10)))
 
@@ -750,7 +632,7 @@ async def test_concurrent_redemptions_of_one_code(
     for reply in losers:
         assert_invalid_grant(reply)
     for reply in winners:
-        info = await introspect(http, stack, s.api, reply.body["access_token"])
+        info = await introspect(http, stack, api, reply.body["access_token"])
         assert info.body == {"active": False}
         rt_key = keys.refresh_token(family, crypto.digest(reply.body["refresh_token"]))
         assert await redis.exists(rt_key) == 0
@@ -765,7 +647,7 @@ async def test_concurrent_redemptions_of_one_code(
 async def test_malformed_code_verifier_is_refused_even_when_it_equals_the_challenge(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    s = await _setup(redis)
+    s = await make_setup(redis)
     # RFC 7636 §4.1/§4.2: verifier and challenge are 43-128 unreserved characters, so a
     # value ending in a newline is malformed: /authorize should refuse it as a challenge,
     # and /token must never accept it as a verifier.

@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(_security_headers)
     app.router.add_route("GET", "/authorize", pages.authorize)
     app.router.add_route("POST", "/authorize", pages.authorize)
+    app.router.add_get("/authorize/resume", pages.resume)
     app.router.add_get("/login", pages.login_page)
     app.router.add_post("/login", pages.login_submit)
     app.router.add_get("/consent", pages.consent_page)

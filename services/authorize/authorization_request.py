@@ -47,16 +47,26 @@ def _page_error(description: str, cause: str) -> OAuthError:
     return OAuthError("invalid_request", description, cause=cause)
 
 
-async def resolve_client(redis: Redis, params: dict[str, str]) -> tuple[Client, str]:
-    """The client and the redirect URI to use, or an error page."""
-    client_id = params.get("client_id")
-    if client_id is None:
-        raise _page_error("The request names no client.", "client_id missing")
+async def enabled_client(redis: Redis, client_id: str) -> Client:
+    """The client, when it exists and is enabled; else the error page."""
     client = await clients.get(redis, client_id)
     if client is None or not client.enabled:
         raise _page_error(
             "The application is not known here.", f"unknown or disabled client {client_id!r}"
         )
+    return client
+
+
+async def resolve_client(
+    redis: Redis, params: dict[str, str], repeated: set[str]
+) -> tuple[Client, str]:
+    """The client and the redirect URI to use, or an error page."""
+    if repeated & {"client_id", "redirect_uri"}:
+        raise _page_error("The request is ambiguous.", f"repeated: {sorted(repeated)}")
+    client_id = params.get("client_id")
+    if client_id is None:
+        raise _page_error("The request names no client.", "client_id missing")
+    client = await enabled_client(redis, client_id)
     given = params.get("redirect_uri")
     if given is None:
         # RFC 6749 §3.1.2.3: required unless exactly one URI is registered.
@@ -76,12 +86,21 @@ async def resolve_client(redis: Redis, params: dict[str, str]) -> tuple[Client, 
 
 
 async def validate(
-    redis: Redis, settings: Settings, client: Client, redirect_uri: str, params: dict[str, str]
+    redis: Redis,
+    settings: Settings,
+    client: Client,
+    redirect_uri: str,
+    params: dict[str, str],
+    repeated: set[str],
 ) -> AuthorizationRequest:
     state = params.get("state")
 
     def fail(error: str, description: str) -> RedirectableError:
         return RedirectableError(error, description, redirect_uri, state)
+
+    if repeated:
+        # RFC 6749 §4.1.2.1: "includes a parameter more than once" is invalid_request.
+        raise fail("invalid_request", "A request parameter is repeated.")
 
     response_type = params.get("response_type")
     if response_type is None:
@@ -114,7 +133,9 @@ async def validate(
         if method not in pkce.METHODS:
             raise fail("invalid_request", "The code_challenge_method is not supported.")
         if not pkce.is_valid_challenge(challenge):
-            raise fail("invalid_request", "The code_challenge is malformed (RFC 7636 §4.2).")
+            raise fail(
+                "invalid_request", "The code_challenge is malformed (RFC 7636, section 4.2)."
+            )
 
     return AuthorizationRequest(
         client_id=client.client_id,

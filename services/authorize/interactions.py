@@ -1,9 +1,10 @@
 """Pending authorization requests between ``/authorize`` and the person's decision.
 
 This is the seed system's "PKCE cache": the validated request, PKCE challenge included,
-stored under a random interaction id with a short TTL. It is bound to the browser session
-that started it, so an interaction id learned by someone else is worth nothing in their
-browser. The decision consumes it with GETDEL, so one approval yields at most one code.
+stored under a random interaction id with a short TTL. It is bound to the browser that
+started it (the session's server-side ``browser`` value), so an interaction id learned by
+someone else is worth nothing in their browser. The decision takes it with a script that
+checks the binding and deletes in one step, so one approval yields at most one code.
 """
 
 from __future__ import annotations
@@ -16,48 +17,52 @@ from services.authorize.sessions import Session
 from shared import crypto, keys
 from shared.settings import Settings
 
-
-def _record(request: AuthorizationRequest, session: Session) -> bytes:
-    return orjson.dumps({"request": request, "session": crypto.digest(session.session_id)})
+UNBOUND = ""
 
 
-def _parse(raw: str | None, session: Session) -> AuthorizationRequest | None:
-    if raw is None:
-        return None
-    record = orjson.loads(raw)
-    if not crypto.same(record["session"], crypto.digest(session.session_id)):
-        return None
-    return AuthorizationRequest(**record["request"])
+def _binding(session: Session) -> str:
+    return crypto.digest(session.browser)
 
 
 async def create(
-    redis: Redis, settings: Settings, request: AuthorizationRequest, session: Session
+    redis: Redis, settings: Settings, request: AuthorizationRequest, session: Session | None
 ) -> str:
+    """Store the request, bound to ``session``'s browser, or unbound until ``claim``."""
     interaction_id = crypto.random_token(16)
-    await redis.set(
-        keys.interaction(interaction_id),
-        _record(request, session),
-        ex=settings.interaction_lifetime,
-    )
+    key = keys.interaction(interaction_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(
+            key,
+            mapping={
+                "request": orjson.dumps(request),
+                "browser": _binding(session) if session else UNBOUND,
+            },
+        )
+        pipe.expire(key, settings.interaction_lifetime)
+        await pipe.execute()
     return interaction_id
 
 
+async def claim(redis: Redis, interaction_id: str, session: Session) -> bool:
+    """Bind an unbound interaction to this browser; true when it is (now) this browser's."""
+    return bool(
+        await redis.eval(
+            keys.CLAIM_INTERACTION, 1, keys.interaction(interaction_id), _binding(session)
+        )
+    )
+
+
 async def get(redis: Redis, interaction_id: str, session: Session) -> AuthorizationRequest | None:
-    """The pending request, when it exists and belongs to this browser session."""
-    return _parse(await redis.get(keys.interaction(interaction_id)), session)
-
-
-async def rebind(
-    redis: Redis, interaction_id: str, request: AuthorizationRequest, session: Session
-) -> None:
-    """Follow the browser to its new session id after sign-in; the TTL runs on."""
-    await redis.set(keys.interaction(interaction_id), _record(request, session), keepttl=True)
-
-
-async def consume(
-    redis: Redis, interaction_id: str, session: Session
-) -> AuthorizationRequest | None:
-    # Checked before it is consumed, so a foreign session cannot destroy it either.
-    if await get(redis, interaction_id, session) is None:
+    """The pending request, when it exists and belongs to this browser."""
+    raw, browser = await redis.hmget(keys.interaction(interaction_id), ["request", "browser"])
+    if raw is None or not crypto.same(browser or UNBOUND, _binding(session)):
         return None
-    return _parse(await redis.getdel(keys.interaction(interaction_id)), session)
+    return AuthorizationRequest(**orjson.loads(raw))
+
+
+async def take(redis: Redis, interaction_id: str, session: Session) -> AuthorizationRequest | None:
+    """Consume the pending request for the decision, if it belongs to this browser."""
+    raw = await redis.eval(
+        keys.TAKE_INTERACTION, 1, keys.interaction(interaction_id), _binding(session)
+    )
+    return AuthorizationRequest(**orjson.loads(raw)) if raw else None

@@ -7,10 +7,9 @@ from aiohttp import web
 from services.authorize.authorization_request import SUPPORTED_RESPONSE_TYPES
 from shared import keys, pkce
 from shared.app_keys import REDIS, SETTINGS
+from shared.client_auth import SECRET_AUTH_METHODS
 from shared.clients import GRANT_TYPES
 from shared.web import json_response
-
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 async def metadata(request: web.Request) -> web.Response:
@@ -26,8 +25,8 @@ async def metadata(request: web.Request) -> web.Response:
             "response_types_supported": list(SUPPORTED_RESPONSE_TYPES),
             "response_modes_supported": ["query"],
             "grant_types_supported": list(GRANT_TYPES),
-            "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
-            "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+            "token_endpoint_auth_methods_supported": [*SECRET_AUTH_METHODS, "none"],
+            "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
             "code_challenge_methods_supported": list(pkce.METHODS),
             "authorization_response_iss_parameter_supported": True,
         },

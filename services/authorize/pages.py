@@ -9,25 +9,27 @@ import aiohttp_jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
-from services.authorize import interactions, sessions
+from services.authorize import interactions, login_throttle, sessions
 from services.authorize.authorization_request import (
     AuthorizationRequest,
     RedirectableError,
+    enabled_client,
     resolve_client,
     validate,
 )
-from shared import clients, codes, grants, scopes, users
+from shared import codes, crypto, families, scopes, users
 from shared.app_keys import REDIS, SETTINGS
 from shared.clients import Client
 from shared.codes import CodeRecord
 from shared.errors import OAuthError
-from shared.forms import FORM_CONTENT_TYPE, read_form, single_valued
+from shared.forms import collect, read_form, read_pairs, single_valued
 from shared.settings import Settings
 
 log = logging.getLogger("tessera.authorize")
 security_log = logging.getLogger("tessera.security")
 
 LOGIN_FAILED = "The username or password is incorrect."
+LOGIN_LOCKED = "Too many failed sign-ins for this username. Try again later."
 
 
 def see_other(location: str) -> web.Response:
@@ -83,37 +85,45 @@ async def _pending(
     return request
 
 
-async def _enabled_client(redis: Redis, client_id: str) -> Client:
-    client = await clients.get(redis, client_id)
-    if client is None or not client.enabled:
-        raise OAuthError(
-            "invalid_request",
-            "The application is not known here.",
-            cause=f"client {client_id} disabled or deleted during the interaction",
-        )
-    return client
-
-
-async def authorize(request: web.Request) -> web.Response:
-    """RFC 6749 §4.1.1 (GET and POST, RFC 6749 §3.1)."""
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
-    if request.method == "POST":
-        params = await read_form(request)
-    else:
-        params = single_valued(request.query.items())
-    client, redirect_uri = await resolve_client(redis, params)
-    try:
-        auth_request = await validate(redis, settings, client, redirect_uri, params)
-    except RedirectableError as exc:
-        log.info("authorization request of client %s rejected: %s", client.client_id, exc.cause)
-        return error_redirect(settings, exc)
-    session, is_new = await sessions.load_or_start(request)
-    interaction_id = await interactions.create(redis, settings, auth_request, session)
+def _to_login_or_consent(
+    settings: Settings, session: sessions.Session, is_new: bool, interaction_id: str
+) -> web.Response:
     page = "/consent" if session.signed_in else "/login"
     response = see_other(f"{page}?{urlencode({'interaction': interaction_id})}")
     if is_new:
         sessions.set_cookie(response, settings, session)
     return response
+
+
+async def authorize(request: web.Request) -> web.Response:
+    """RFC 6749 §4.1.1 (GET and POST, RFC 6749 §3.1)."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    pairs = await read_pairs(request) if request.method == "POST" else request.query.items()
+    params, repeated = collect(pairs)
+    client, redirect_uri = await resolve_client(redis, params, repeated)
+    try:
+        auth_request = await validate(redis, settings, client, redirect_uri, params, repeated)
+    except RedirectableError as exc:
+        log.info("authorization request of client %s rejected: %s", client.client_id, exc.cause)
+        return error_redirect(settings, exc)
+    if request.method == "POST":
+        # A cross-site POST carries no SameSite=Lax cookie; answering it with a new session
+        # would sign the person out. Carry on in a GET, which does carry the cookie.
+        interaction_id = await interactions.create(redis, settings, auth_request, None)
+        return see_other(f"/authorize/resume?{urlencode({'interaction': interaction_id})}")
+    session, is_new = await sessions.load_or_start(request)
+    interaction_id = await interactions.create(redis, settings, auth_request, session)
+    return _to_login_or_consent(settings, session, is_new, interaction_id)
+
+
+async def resume(request: web.Request) -> web.Response:
+    """Bind a request that arrived by POST to this browser, then go on as after a GET."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    interaction_id = request.query.get("interaction", "")
+    session, is_new = await sessions.load_or_start(request)
+    if not interaction_id or not await interactions.claim(redis, interaction_id, session):
+        raise _expired()
+    return _to_login_or_consent(settings, session, is_new, interaction_id)
 
 
 def _render_login(
@@ -144,7 +154,7 @@ async def login_page(request: web.Request) -> web.Response:
     if session is None:
         raise _expired()  # the browser that started the interaction has a session
     auth_request = await _pending(redis, interaction_id, session)
-    client = await _enabled_client(redis, auth_request.client_id)
+    client = await enabled_client(redis, auth_request.client_id)
     if session.signed_in:
         return see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
     return _render_login(request, client, interaction_id, session)
@@ -158,18 +168,25 @@ async def login_submit(request: web.Request) -> web.Response:
         raise _csrf_failed()
     interaction_id = form.get("interaction", "")
     auth_request = await _pending(redis, interaction_id, session)
-    client = await _enabled_client(redis, auth_request.client_id)
+    client = await enabled_client(redis, auth_request.client_id)
     username = form.get("username", "")
+    # Logged as a digest: people type their password into the username field.
+    who = crypto.digest(username)[:12]
+    if await login_throttle.is_locked(redis, settings, username):
+        security_log.warning("login refused: too many failures for username #%s", who)
+        return _render_login(
+            request, client, interaction_id, session, error=LOGIN_LOCKED, username=username
+        )
     user = await users.authenticate(redis, username, form.get("password", ""))
     if user is None:
-        security_log.warning("login failed for username %r (client %s)", username, client.client_id)
+        await login_throttle.record_failure(redis, settings, username)
+        security_log.warning("login failed for username #%s (client %s)", who, client.client_id)
         # One message for a wrong username and a wrong password alike.
         return _render_login(
             request, client, interaction_id, session, error=LOGIN_FAILED, username=username
         )
-    await sessions.end(request, session)
-    signed_in = await sessions.start(request, username=user.username, sub=user.sub)
-    await interactions.rebind(redis, interaction_id, auth_request, signed_in)
+    await login_throttle.clear(redis, username)
+    signed_in = await sessions.sign_in(request, session, user)
     log.info("user %s signed in", user.username)
     response = see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
     sessions.set_cookie(response, settings, signed_in)
@@ -185,7 +202,7 @@ async def consent_page(request: web.Request) -> web.Response:
     auth_request = await _pending(redis, interaction_id, session)
     if not session.signed_in:
         return see_other(f"/login?{urlencode({'interaction': interaction_id})}")
-    client = await _enabled_client(redis, auth_request.client_id)
+    client = await enabled_client(redis, auth_request.client_id)
     defined = await scopes.get_many(redis, auth_request.scope)
     return render(
         request,
@@ -202,28 +219,23 @@ async def consent_page(request: web.Request) -> web.Response:
 
 async def consent_submit(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
-    if request.content_type != FORM_CONTENT_TYPE:
-        raise OAuthError("invalid_request", "The form could not be read.", cause="bad content type")
-    # Read as a multidict: one "scope" field per ticked checkbox.
-    form = await request.post()
+    pairs = await read_pairs(request)
+    # One "scope" field per ticked checkbox; every other field once.
+    ticked = {value for name, value in pairs if name == "scope"}
+    form = single_valued((name, value) for name, value in pairs if name != "scope")
     session = await sessions.load(request)
-    csrf = form.get("csrf_token")
-    if session is None or not sessions.csrf_matches(
-        session, csrf if isinstance(csrf, str) else None
-    ):
+    if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
         raise _csrf_failed()
     if not session.signed_in or session.username is None or session.sub is None:
         raise _expired()
     interaction_id = form.get("interaction")
     # Consumed here, whatever the decision: one decision per request.
     auth_request = (
-        await interactions.consume(redis, interaction_id, session)
-        if isinstance(interaction_id, str)
-        else None
+        await interactions.take(redis, interaction_id, session) if interaction_id else None
     )
     if auth_request is None:
         raise _expired()
-    client = await _enabled_client(redis, auth_request.client_id)
+    client = await enabled_client(redis, auth_request.client_id)
 
     def deny(description: str) -> web.Response:
         log.info("user %s denied client %s", session.username, client.client_id)
@@ -236,7 +248,6 @@ async def consent_submit(request: web.Request) -> web.Response:
 
     if form.get("decision") != "approve":
         return deny("The resource owner denied the request.")
-    ticked = {value for value in form.getall("scope", []) if isinstance(value, str)}
     approved = [name for name in auth_request.scope if name in ticked]
     if not approved:
         return deny("The resource owner approved none of the requested scopes.")
@@ -244,7 +255,7 @@ async def consent_submit(request: web.Request) -> web.Response:
         redis,
         settings,
         CodeRecord(
-            family=grants.new_family(),
+            family=families.new_family(),
             client_id=client.client_id,
             redirect_uri=auth_request.redirect_uri_param,
             username=session.username,
@@ -252,7 +263,6 @@ async def consent_submit(request: web.Request) -> web.Response:
             scope=approved,
             code_challenge=auth_request.code_challenge,
             code_challenge_method=auth_request.code_challenge_method,
-            auth_time=session.auth_time or 0,
         ),
     )
     log.info("user %s approved %s for client %s", session.username, approved, client.client_id)

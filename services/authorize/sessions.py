@@ -1,7 +1,9 @@
 """Browser sessions: an opaque cookie whose state lives in Redis under the id's digest.
 
-Every session carries a CSRF token that the login, approval and logout forms must echo.
-Signing in replaces the session id (no session fixation).
+Every session carries a CSRF token that the login, approval and logout forms must echo,
+and a ``browser`` value, never sent to the browser, that pending interactions are bound
+to. Signing in replaces the session id and the CSRF token (no session fixation) and keeps
+the ``browser`` value, so requests pending in other tabs carry on.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from redis.asyncio import Redis
 from shared import crypto, keys
 from shared.app_keys import REDIS, SETTINGS
 from shared.settings import Settings
+from shared.users import User
 
 
 @dataclass(slots=True)
 class Session:
     session_id: str
     csrf_token: str
+    browser: str
     username: str | None = None
     sub: str | None = None
     auth_time: int | None = None
@@ -36,6 +40,12 @@ def cookie_name(settings: Settings) -> str:
     return "__Host-tessera_session" if settings.cookie_secure else "tessera_session"
 
 
+def lifetime(settings: Settings, session: Session) -> int:
+    """Anonymous sessions exist only to carry an interaction and its CSRF token, so they
+    live as long as an interaction; signed-in ones the configured session lifetime."""
+    return settings.session_lifetime if session.signed_in else settings.interaction_lifetime
+
+
 async def load(request: web.Request) -> Session | None:
     session_id = request.cookies.get(cookie_name(request.app[SETTINGS]))
     if not session_id:
@@ -43,13 +53,13 @@ async def load(request: web.Request) -> Session | None:
     raw = await request.app[REDIS].get(keys.session(crypto.digest(session_id)))
     if raw is None:
         return None
-    state = orjson.loads(raw)
-    return Session(session_id=session_id, **state)
+    return Session(session_id=session_id, **orjson.loads(raw))
 
 
 async def _store(redis: Redis, settings: Settings, session: Session) -> None:
     state = {
         "csrf_token": session.csrf_token,
+        "browser": session.browser,
         "username": session.username,
         "sub": session.sub,
         "auth_time": session.auth_time,
@@ -57,20 +67,31 @@ async def _store(redis: Redis, settings: Settings, session: Session) -> None:
     await redis.set(
         keys.session(crypto.digest(session.session_id)),
         orjson.dumps(state),
-        ex=settings.session_lifetime,
+        ex=lifetime(settings, session),
     )
 
 
-async def start(
-    request: web.Request, *, username: str | None = None, sub: str | None = None
-) -> Session:
-    """A new session (anonymous, or signed in); the caller sets its cookie."""
+async def start(request: web.Request) -> Session:
+    """A new anonymous session; the caller sets its cookie."""
     session = Session(
         session_id=crypto.random_token(32),
         csrf_token=crypto.random_token(32),
-        username=username,
-        sub=sub,
-        auth_time=int(time.time()) if username else None,
+        browser=crypto.random_token(16),
+    )
+    await _store(request.app[REDIS], request.app[SETTINGS], session)
+    return session
+
+
+async def sign_in(request: web.Request, anonymous: Session, user: User) -> Session:
+    """Replace the anonymous session by a signed-in one for the same browser."""
+    await end(request, anonymous)
+    session = Session(
+        session_id=crypto.random_token(32),
+        csrf_token=crypto.random_token(32),
+        browser=anonymous.browser,
+        username=user.username,
+        sub=user.sub,
+        auth_time=int(time.time()),
     )
     await _store(request.app[REDIS], request.app[SETTINGS], session)
     return session
@@ -92,7 +113,7 @@ def set_cookie(response: web.StreamResponse, settings: Settings, session: Sessio
     response.set_cookie(
         cookie_name(settings),
         session.session_id,
-        max_age=settings.session_lifetime,
+        max_age=lifetime(settings, session),
         path="/",
         httponly=True,
         secure=settings.cookie_secure,
