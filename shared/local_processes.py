@@ -67,6 +67,16 @@ class ProcessGroup:
         self.processes.clear()
 
 
+def _exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Wait up to ``seconds`` for the child to exit: the pause between two readiness probes,
+    cut short when the child dies."""
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def start_redis(group: ProcessGroup, port: int, data_dir: Path, *, persistent: bool) -> str:
     """Start redis-server on loopback; returns its URL once it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,15 +98,15 @@ def start_redis(group: ProcessGroup, port: int, data_dir: Path, *, persistent: b
     process = group.start(argv, log=data_dir / "redis.log")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server exited; see {data_dir / 'redis.log'}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
                     return f"redis://127.0.0.1:{port}/0"
         except OSError:
-            time.sleep(0.05)
+            pass
+        if _exits_within(process, 0.05):
+            raise RuntimeError(f"redis-server exited; see {data_dir / 'redis.log'}")
     raise RuntimeError(f"redis-server on port {port} did not answer within 10 s")
 
 
@@ -112,18 +122,17 @@ def start_service(
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"service {name} exited with status {process.returncode}"
-                + (f"; see {log}" if log else "")
-            )
         try:
             with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:  # noqa: S310 - loopback
                 if response.status == 200:
                     return base
         except (urllib.error.URLError, OSError):
             pass
-        time.sleep(0.1)
+        if _exits_within(process, 0.1):
+            raise RuntimeError(
+                f"service {name} exited with status {process.returncode}"
+                + (f"; see {log}" if log else "")
+            )
     raise RuntimeError(f"service {name} was not ready within 20 s")
 
 

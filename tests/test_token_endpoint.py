@@ -77,7 +77,7 @@ def _unknown_code() -> str:
     return families.new_value(families.new_family(), 32)
 
 
-def _ok(reply: Reply) -> None:
+def assert_tokens_issued(reply: Reply) -> None:
     assert reply.status == 200, reply.body
     assert reply.body["access_token"]
 
@@ -126,7 +126,7 @@ async def test_wrong_secret(
 
     assert_invalid_client(reply)
     # Client authentication comes first: the code was not touched and still works.
-    _ok(await exchange(http, stack, s.client, code, auth=auth))
+    assert_tokens_issued(await exchange(http, stack, s.client, code, auth=auth))
 
 
 async def test_another_clients_secret_does_not_authenticate(
@@ -317,7 +317,7 @@ async def test_duplicated_parameter_does_not_consume_the_code(
     reply = await post_form(http, _token_url(stack), body, {"Content-Type": FORM, **basic})
 
     assert_error(reply, 400, "invalid_request")
-    _ok(await exchange(http, stack, s.client, code))
+    assert_tokens_issued(await exchange(http, stack, s.client, code))
 
 
 async def test_json_body_is_refused(
@@ -331,7 +331,7 @@ async def test_json_body_is_refused(
 
     assert_error(reply, 400, "invalid_request")
     # The refused request did not consume the code.
-    _ok(await exchange(http, stack, s.client, code))
+    assert_tokens_issued(await exchange(http, stack, s.client, code))
 
 
 async def test_form_content_type_with_charset_is_accepted(
@@ -348,7 +348,7 @@ async def test_form_content_type_with_charset_is_accepted(
         http, _token_url(stack), raw, {"Content-Type": f"{FORM}; charset=UTF-8", **basic}
     )
 
-    _ok(reply)
+    assert_tokens_issued(reply)
 
 
 async def test_basic_header_and_client_secret_in_the_body(
@@ -362,7 +362,7 @@ async def test_basic_header_and_client_secret_in_the_body(
     reply = await exchange(http, stack, s.client, code, client_secret=s.client.secret)
 
     assert_error(reply, 400, "invalid_request")
-    _ok(await exchange(http, stack, s.client, code))
+    assert_tokens_issued(await exchange(http, stack, s.client, code))
 
 
 async def test_basic_header_and_another_client_id_in_the_body(
@@ -433,7 +433,7 @@ async def test_code_replay_fails_and_revokes_the_issued_tokens(
     api = await make_resource_server(redis, [s.scope])
     code = await obtain_code(http, stack, s)
     first = await exchange(http, stack, s.client, code)
-    _ok(first)
+    assert_tokens_issued(first)
     access_token, refresh_token = first.body["access_token"], first.body["refresh_token"]
     family = grant_family(code)
     at_key = keys.access_token(family, crypto.digest(access_token))
@@ -465,7 +465,7 @@ async def test_code_replay_without_refresh_token(
     api = await make_resource_server(redis, [s.scope])
     code = await obtain_code(http, stack, s)
     first = await exchange(http, stack, s.client, code, auth="post")
-    _ok(first)
+    assert_tokens_issued(first)
     assert "refresh_token" not in first.body
 
     assert_invalid_grant(await exchange(http, stack, s.client, code, auth="post"))
@@ -501,7 +501,7 @@ async def test_code_of_another_client_after_it_was_redeemed_revokes_the_tokens(
     thief = await make_client(redis, [s.scope])
     code = await obtain_code(http, stack, s)
     first = await exchange(http, stack, s.client, code)
-    _ok(first)
+    assert_tokens_issued(first)
 
     assert_invalid_grant(await exchange(http, stack, thief, code))
 
