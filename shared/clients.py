@@ -159,9 +159,12 @@ async def get(redis: Redis, client_id: str) -> Client | None:
 
 
 async def list_all(redis: Redis) -> list[Client]:
-    ids = sorted(await redis.smembers(keys.CLIENT_INDEX))
-    found = [await get(redis, client_id) for client_id in ids]
-    return sorted((c for c in found if c), key=lambda c: (c.name, c.client_id))
+    async with redis.pipeline(transaction=False) as pipe:
+        for client_id in await redis.smembers(keys.CLIENT_INDEX):
+            pipe.get(keys.client(client_id))
+        raws = await pipe.execute()
+    found = (Client(**orjson.loads(raw)) for raw in raws if raw)
+    return sorted(found, key=lambda c: (c.name, c.client_id))
 
 
 async def set_enabled(redis: Redis, client_id: str, enabled: bool) -> Client:

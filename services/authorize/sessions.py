@@ -8,8 +8,7 @@ the ``browser`` value, so requests pending in other tabs carry on.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import orjson
 from aiohttp import web
@@ -28,7 +27,6 @@ class Session:
     browser: str
     username: str | None = None
     sub: str | None = None
-    auth_time: int | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -57,13 +55,8 @@ async def load(request: web.Request) -> Session | None:
 
 
 async def _store(redis: Redis, settings: Settings, session: Session) -> None:
-    state = {
-        "csrf_token": session.csrf_token,
-        "browser": session.browser,
-        "username": session.username,
-        "sub": session.sub,
-        "auth_time": session.auth_time,
-    }
+    # Stored under the id's digest; the id itself stays with the browser.
+    state = {name: value for name, value in asdict(session).items() if name != "session_id"}
     await redis.set(
         keys.session(crypto.digest(session.session_id)),
         orjson.dumps(state),
@@ -91,7 +84,6 @@ async def sign_in(request: web.Request, anonymous: Session, user: User) -> Sessi
         browser=anonymous.browser,
         username=user.username,
         sub=user.sub,
-        auth_time=int(time.time()),
     )
     await _store(request.app[REDIS], request.app[SETTINGS], session)
     return session
