@@ -1,11 +1,17 @@
-"""Unit tests: signing keys and their JWK Set (RFC 7517, RFC 7518 §6, RFC 7638)."""
+"""Unit tests: signing keys and their JWK Set (RFC 7517, RFC 7518 §6, RFC 7638), and JWT
+access tokens (RFC 9068) signed and verified with them, attacks of RFC 8725 §2 included."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
+import logging
+import random
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,9 +20,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from shared import families
+from shared.jwt_access_tokens import SIGN_CLAIMS, VERIFY_CLAIMS, looks_like_jwt, sign, verify
 from shared.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,
+    SigningKey,
     SigningKeyError,
     generate_key_file,
     load_key_set,
@@ -333,3 +342,367 @@ def test_key_set_checks_its_own_invariants(tmp_path: Path) -> None:
         KeySet(signing=one, keys=(two,))
     with pytest.raises(ValueError, match="same kid"):
         KeySet(signing=one, keys=(one, one))
+
+
+# --- JWT access tokens (RFC 9068) --------------------------------------------------------
+
+ISSUER = "https://id.example.com"
+AUDIENCE = "https://api.example.com"
+
+
+def access_claims(**changes: object) -> dict[str, object]:
+    """The claims the token endpoint puts in a token; a change to None drops the claim."""
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": ISSUER,
+        "sub": "alice",
+        "aud": AUDIENCE,
+        "exp": now + 300,
+        "iat": now,
+        "jti": "9f1c2d3e4b5a",
+        "client_id": "c0ffee",
+        "scope": "orders:read orders:write",
+    }
+    claims.update(changes)
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def segment(value: object) -> str:
+    return b64url(json.dumps(value).encode())
+
+
+def encode(key: SigningKey, claims: dict[str, object], **header: object) -> str:
+    """A token signed with the key's own private key and algorithm, header as given."""
+    headers = {"typ": "at+jwt", "kid": key.kid, **header}
+    return jwt.encode(claims, key.private_key, algorithm=key.alg, headers=headers)
+
+
+def hand_signed(key: SigningKey, header: dict[str, object], claims: dict[str, object]) -> str:
+    """A token with exactly this header, validly signed: for headers pyjwt will not write."""
+    signing_input = f"{segment(header)}.{segment(claims)}"
+    algorithm = jwt.algorithms.get_default_algorithms()[key.alg]
+    return f"{signing_input}.{b64url(algorithm.sign(signing_input.encode(), key.private_key))}"
+
+
+def accepted(
+    key_set: KeySet, token: str, *, audience: str | None = None, leeway: int = 0
+) -> dict[str, object] | None:
+    return verify(key_set, token, issuer=ISSUER, audience=audience, leeway=leeway)
+
+
+@pytest.fixture
+def es_keys(tmp_path: Path) -> KeySet:
+    generate_key_file(tmp_path / "es.pem")
+    return load_key_set(str(tmp_path / "es.pem"))
+
+
+@pytest.fixture
+def rs_keys(rsa_key_file: Path) -> KeySet:
+    return load_key_set(str(rsa_key_file))
+
+
+@pytest.fixture(params=["ES256", "RS256"])
+def key_set(request: pytest.FixtureRequest, es_keys: KeySet, rs_keys: KeySet) -> KeySet:
+    return es_keys if request.param == "ES256" else rs_keys
+
+
+def test_sign_and_verify_round_trip(key_set: KeySet) -> None:
+    claims = access_claims()
+
+    token = sign(key_set, claims)
+
+    assert looks_like_jwt(token)
+    assert jwt.get_unverified_header(token) == {
+        "typ": "at+jwt",  # RFC 9068 §2.1
+        "alg": key_set.signing.alg,
+        "kid": key_set.signing.kid,
+    }
+    assert accepted(key_set, token) == claims
+    assert accepted(key_set, token, audience=AUDIENCE) == claims
+    # The scope claim stays a space-separated string (RFC 9068 §2.2.3).
+    assert jwt.decode(token, options={"verify_signature": False})["scope"] == claims["scope"]
+
+
+def test_a_resource_server_verifies_with_the_published_jwks(key_set: KeySet) -> None:
+    token = sign(key_set, access_claims())
+    published = jwt.PyJWKSet.from_dict(json.loads(json.dumps(key_set.jwks())))
+
+    key = published[jwt.get_unverified_header(token)["kid"]]
+    claims = jwt.decode(token, key.key, algorithms=[key_set.signing.alg], audience=AUDIENCE)
+
+    assert claims["sub"] == "alice"
+
+
+def test_sign_requires_the_rfc9068_claims(es_keys: KeySet) -> None:
+    for name in SIGN_CLAIMS:
+        with pytest.raises(ValueError, match=name):
+            sign(es_keys, access_claims(**{name: None}))
+    with pytest.raises(ValueError, match="space-separated"):
+        sign(es_keys, access_claims(scope=["orders:read", "orders:write"]))
+
+
+def test_verify_accepts_the_full_media_type_and_an_audience_list(es_keys: KeySet) -> None:
+    key = es_keys.signing
+    claims = access_claims(aud=["https://other.example.com", AUDIENCE])
+
+    # RFC 9068 §4: "at+jwt" or "application/at+jwt"; media types ignore case.
+    for typ in ("application/at+jwt", "AT+JWT"):
+        assert accepted(es_keys, encode(key, claims, typ=typ), audience=AUDIENCE) == claims
+
+
+def test_token_signed_by_another_key_under_our_kid_is_refused(es_keys: KeySet) -> None:
+    intruder = ec.generate_private_key(ec.SECP256R1())
+    claims = access_claims()
+    forged = jwt.encode(
+        claims,
+        intruder,
+        algorithm="ES256",
+        headers={"typ": "at+jwt", "kid": es_keys.signing.kid},
+    )
+
+    assert accepted(es_keys, forged) is None
+    assert accepted(es_keys, encode(es_keys.signing, claims)) == claims  # the control
+
+
+def test_unknown_or_missing_kid_is_refused(es_keys: KeySet, tmp_path: Path) -> None:
+    other = generate_key_file(tmp_path / "other.pem")
+    claims = access_claims()
+
+    assert accepted(es_keys, encode(other, claims)) is None
+    headerless = jwt.encode(claims, es_keys.signing.private_key, "ES256", {"typ": "at+jwt"})
+    assert "kid" not in jwt.get_unverified_header(headerless)
+    assert accepted(es_keys, headerless) is None
+    listed = {"alg": "ES256", "typ": "at+jwt", "kid": [es_keys.signing.kid]}
+    assert accepted(es_keys, hand_signed(es_keys.signing, listed, claims)) is None
+    # The control: the same hand-made token with a string kid is accepted.
+    named = {"alg": "ES256", "typ": "at+jwt", "kid": es_keys.signing.kid}
+    assert accepted(es_keys, hand_signed(es_keys.signing, named, claims)) == claims
+
+
+def test_alg_none_is_refused(key_set: KeySet) -> None:
+    payload = segment(access_claims())
+    for alg in ("none", "None", "NONE"):
+        header = segment({"alg": alg, "typ": "at+jwt", "kid": key_set.signing.kid})
+        assert accepted(key_set, f"{header}.{payload}.") is None
+        # The same with a signature that a careless verifier would ignore.
+        assert accepted(key_set, f"{header}.{payload}.{b64url(b'x' * 64)}") is None
+
+
+def test_hs256_with_the_public_key_as_hmac_secret_is_refused(key_set: KeySet) -> None:
+    # RFC 8725 §2.1: a verifier that takes alg from the token and hands it "the key"
+    # would check an HMAC keyed with the public key, which everyone has.
+    public = key_set.signing.public_key
+    secrets = [
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        json.dumps(key_set.signing.public_jwk).encode(),
+    ]
+    payload = segment(access_claims())
+    header = segment({"alg": "HS256", "typ": "at+jwt", "kid": key_set.signing.kid})
+    signing_input = f"{header}.{payload}".encode()
+    for secret in secrets:
+        mac = hmac.new(secret, signing_input, hashlib.sha256).digest()
+        assert accepted(key_set, f"{header}.{payload}.{b64url(mac)}") is None
+
+
+def test_rs256_token_under_an_es256_kid_is_refused(tmp_path: Path, rsa_key_file: Path) -> None:
+    shutil.copy(rsa_key_file, tmp_path / "a.pem")
+    generate_key_file(tmp_path / "b.pem")
+    key_set = load_key_set(str(tmp_path))
+    rs_key, es_key = key_set.keys
+    assert (rs_key.alg, es_key.alg) == ("RS256", "ES256")
+    claims = access_claims()
+
+    # Signed with a key of the set, but named as the ES256 key.
+    crossed = jwt.encode(claims, rs_key.private_key, "RS256", {"typ": "at+jwt", "kid": es_key.kid})
+
+    assert accepted(key_set, crossed) is None
+    assert accepted(key_set, encode(rs_key, claims)) == claims  # the control
+
+
+def test_expired_token_is_refused_unless_within_leeway(es_keys: KeySet) -> None:
+    now = int(time.time())
+    claims = access_claims(iat=now - 400, exp=now - 30)
+    token = sign(es_keys, claims)
+
+    assert accepted(es_keys, token) is None
+    assert accepted(es_keys, token, leeway=60) == claims
+
+
+def test_token_not_yet_valid_is_refused(es_keys: KeySet) -> None:
+    token = encode(es_keys.signing, access_claims(nbf=int(time.time()) + 600))
+
+    assert accepted(es_keys, token) is None
+
+
+def test_wrong_issuer_is_refused(es_keys: KeySet) -> None:
+    for issuer in ("https://evil.example.com", ISSUER + "/", ISSUER.upper()):
+        token = sign(es_keys, access_claims(iss=issuer))
+        assert accepted(es_keys, token) is None
+
+
+def test_audience_is_checked_when_given(es_keys: KeySet) -> None:
+    claims = access_claims(aud="https://other.example.com")
+    token = sign(es_keys, claims)
+
+    assert accepted(es_keys, token, audience=AUDIENCE) is None
+    assert accepted(es_keys, token, audience="https://other.example.com") == claims
+    assert accepted(es_keys, token) == claims  # no audience asked for: any
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt+x", "application/jwt", "", 5, None])
+def test_wrong_typ_is_refused(es_keys: KeySet, typ: object) -> None:
+    key = es_keys.signing
+    header: dict[str, object] = {"alg": "ES256", "kid": key.kid}
+    if typ is not None:
+        header["typ"] = typ
+
+    assert accepted(es_keys, hand_signed(key, header, access_claims())) is None
+
+
+@pytest.mark.parametrize("name", VERIFY_CLAIMS)
+def test_token_missing_a_required_claim_is_refused(es_keys: KeySet, name: str) -> None:
+    assert set(VERIFY_CLAIMS) == {"iss", "sub", "aud", "exp", "iat", "jti", "client_id"}
+    token = encode(es_keys.signing, access_claims(**{name: None}))
+
+    assert accepted(es_keys, token) is None
+
+
+def test_tampered_tokens_are_refused(key_set: KeySet) -> None:
+    claims = access_claims()
+    token = sign(key_set, claims)
+    header, payload, signature = token.split(".")
+
+    raised = segment(access_claims(sub="admin", scope="admin"))
+    retyped = segment(jwt.get_unverified_header(token) | {"typ": "application/at+jwt"})
+    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+
+    assert accepted(key_set, f"{header}.{raised}.{signature}") is None
+    assert accepted(key_set, f"{retyped}.{payload}.{signature}") is None
+    assert accepted(key_set, f"{header}.{payload}.{flipped}") is None
+    assert accepted(key_set, f"{header}.{payload}.") is None
+    assert accepted(key_set, token) == claims  # the control
+
+
+def test_garbage_is_refused_without_raising(es_keys: KeySet) -> None:
+    kid = es_keys.signing.kid
+    payload = segment(access_claims())
+    signature = b64url(b"s" * 64)
+    garbage = [
+        "",
+        " ",
+        "a",
+        "a.b",
+        "..",
+        "a.b.c",
+        "a.b.c.d",
+        "eyJ.eyJ.eyJ",
+        "====.====.====",
+        "é.é.é",
+        "a\x00.b.c",
+        "Bearer a.b.c",
+        "a" * 100_000 + ".b.c",
+        ".".join(["a" * 50_000] * 3),
+        families.new_value(families.new_family(), 32),  # an opaque token
+        f"{b64url(b'[' * 5000)}.{payload}.{signature}",  # deeply nested header
+        f"{b64url(b'not json')}.{payload}.{signature}",
+        f"{segment(['alg', 'ES256'])}.{payload}.{signature}",
+        f"{segment({'alg': 'ES256', 'typ': 'at+jwt', 'kid': {'k': 1}})}.{payload}.{signature}",
+        f"{segment({'alg': ['ES256'], 'typ': 'at+jwt', 'kid': kid})}.{payload}.{signature}",
+        f"{segment({'alg': 'ES256', 'typ': ['at+jwt'], 'kid': kid})}.{payload}.{signature}",
+        f"{segment({'alg': 'ES256', 'typ': 'at+jwt', 'kid': kid})}.{payload}.{signature}",
+        f"{segment({'alg': 'ES256', 'typ': 'at+jwt', 'kid': kid})}.{payload}.%%%",
+        f"{segment({'alg': 'ES256', 'typ': 'at+jwt', 'kid': kid})}.{payload}.{signature}=",
+        f"{segment({'alg': 'ES256', 'typ': 'at+jwt', 'kid': kid, 'b64': False})}..{signature}",
+    ]
+    for token in garbage:
+        assert accepted(es_keys, token) is None, token[:80]
+        assert accepted(es_keys, token, audience=AUDIENCE) is None, token[:80]
+
+
+def test_mutated_tokens_never_raise(key_set: KeySet) -> None:
+    claims = access_claims()
+    token = sign(key_set, claims)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ é\x00"
+    chance = random.Random(9068)
+    unchanged = 0
+    for _ in range(400):
+        chars = list(token)
+        for _ in range(chance.randint(1, 3)):
+            chars[chance.randrange(len(chars))] = chance.choice(alphabet)
+        mutated = "".join(chars)[: chance.randint(1, len(chars))]
+        result = accepted(key_set, mutated)
+        # Only a change to the spare bits of the signature's last base64 character can
+        # leave the token meaning the same bytes; anything else must be refused.
+        if result is not None:
+            assert result == claims
+            assert mutated.rsplit(".", 1)[0] == token.rsplit(".", 1)[0]
+            unchanged += 1
+    assert unchanged < 20
+
+
+def test_old_tokens_verify_after_rotation_and_new_ones_carry_the_new_kid(
+    tmp_path: Path,
+) -> None:
+    old_key = generate_key_file(tmp_path / "2026-01-01.pem")
+    before = load_key_set(str(tmp_path))
+    old_claims = access_claims(jti="old")
+    old_token = sign(before, old_claims)
+    assert jwt.get_unverified_header(old_token)["kid"] == old_key.kid
+
+    new_key = generate_key_file(tmp_path / "2026-12-01.pem")
+    after = load_key_set(str(tmp_path))
+    new_claims = access_claims(jti="new")
+    new_token = sign(after, new_claims)
+
+    assert after.signing.kid == new_key.kid != old_key.kid
+    assert jwt.get_unverified_header(new_token)["kid"] == new_key.kid
+    assert accepted(after, old_token) == old_claims
+    assert accepted(after, new_token) == new_claims
+    assert [jwk["kid"] for jwk in after.jwks()["keys"]] == [old_key.kid, new_key.kid]
+    # A replica still on the old set does not know the new key.
+    assert accepted(before, new_token) is None
+
+    # Once the operator removes the old file, its tokens are no longer accepted.
+    (tmp_path / "2026-01-01.pem").unlink()
+    retired = load_key_set(str(tmp_path))
+    assert accepted(retired, old_token) is None
+    assert accepted(retired, new_token) == new_claims
+
+
+def test_looks_like_jwt_tells_jwts_from_opaque_tokens(es_keys: KeySet) -> None:
+    assert looks_like_jwt(sign(es_keys, access_claims()))
+    assert looks_like_jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.")  # unsecured: still a JWT
+    assert not looks_like_jwt(families.new_value(families.new_family(), 32))
+    for value in ("", "abc", "a.b", "a.b.c.d", ".b.c", "a..c", "a.b.c\n", "a b.c.d", "é.b.c"):
+        assert not looks_like_jwt(value), value
+
+
+def test_refusals_are_logged_without_the_token(
+    es_keys: KeySet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = sign(es_keys, access_claims(iss="https://evil.example.com"))
+    header, payload, signature = token.split(".")
+    stranger = generate_key_file(tmp_path / "stranger.pem")
+    refusals = {
+        "InvalidIssuerError": token,
+        "InvalidSignatureError": sign(es_keys, access_claims())[:-4] + "AAAA",
+        "unknown kid": encode(stranger, access_claims()),
+        "malformed header": f"{b64url(b'{not json')}.{payload}.{signature}",
+        "not a compact JWS": f"{header}.{payload}",
+    }
+
+    for reason, refused_token in refusals.items():
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="tessera.jwt"):
+            assert accepted(es_keys, refused_token) is None
+        messages = [r.getMessage() for r in caplog.records if r.name == "tessera.jwt"]
+        assert len(messages) == 1, reason
+        assert reason in messages[0]
+        for part in refused_token.split("."):
+            assert part not in messages[0], reason
