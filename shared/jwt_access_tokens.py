@@ -82,7 +82,7 @@ def verify(
     try:
         header = jwt.get_unverified_header(token)
     except (jwt.PyJWTError, ValueError, RecursionError) as exc:
-        # pyjwt before 2.10 lets a deeply nested header escape as RecursionError.
+        # pyjwt 2.8 lets a deeply nested header escape as RecursionError.
         return _refused(f"malformed header: {type(exc).__name__}", level=logging.DEBUG)
 
     kid = header.get("kid")
@@ -110,7 +110,8 @@ def verify(
             options={"require": list(VERIFY_CLAIMS), "verify_aud": audience is not None},
         )
     except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
-        # pyjwt's messages name the check and the claim, never the token.
+        # Whatever a bad token makes pyjwt raise is a refusal, never a server error. Its
+        # messages name the check and the claim, never the token.
         return _refused(f"{type(exc).__name__}: {exc}", kid)
     return claims
 
