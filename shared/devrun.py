@@ -24,7 +24,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import orjson
 
 from shared import clients, crypto, pkce, scopes, users
-from shared.local_processes import SERVICES, ProcessGroup, service_env, start_redis, start_service
+from shared.local_processes import (
+    SERVICES,
+    ProcessGroup,
+    ensure_signing_key,
+    service_env,
+    start_redis,
+    start_service,
+)
 from shared.redis_store import connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,7 +201,7 @@ def main() -> int:
             group, layout.redis_port, layout.var / "redis", persistent=True
         )
         demo = asyncio.run(seed_demo(redis_url, layout))
-        env = service_env(redis_url, layout.ports)
+        env = service_env(redis_url, layout.ports, ensure_signing_key(layout.var / "keys"))
         urls = {
             name: start_service(
                 group, name, layout.ports[name], env, log=layout.var / f"{name}.log"

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.signing_keys import generate_key_file
+
 SERVICES = ("authorize", "token", "introspect")
 
 
@@ -136,12 +138,24 @@ def start_service(
     raise RuntimeError(f"service {name} was not ready within 20 s")
 
 
-def service_env(redis_url: str, ports: dict[str, int]) -> dict[str, str]:
+def ensure_signing_key(directory: Path) -> Path:
+    """A directory holding a JWT signing key, generating an ES256 key when it has none."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.glob("*.pem")):
+        generate_key_file(directory / "signing-key.pem")
+    return directory
+
+
+def service_env(redis_url: str, ports: dict[str, int], signing_keys: Path) -> dict[str, str]:
     """Settings for the three services on loopback (development mode: plain http)."""
+    token = f"http://127.0.0.1:{ports['token']}"
     return {
         "REDIS_URL": redis_url,
         "TESSERA_ISSUER": f"http://127.0.0.1:{ports['authorize']}",
-        "TESSERA_TOKEN_ENDPOINT": f"http://127.0.0.1:{ports['token']}/token",
+        "TESSERA_TOKEN_ENDPOINT": f"{token}/token",
+        "TESSERA_REVOCATION_ENDPOINT": f"{token}/revoke",
+        "TESSERA_JWKS_URI": f"{token}/jwks.json",
         "TESSERA_INTROSPECTION_ENDPOINT": f"http://127.0.0.1:{ports['introspect']}/introspect",
         "TESSERA_INSECURE_LOOPBACK": "1",
+        "TESSERA_SIGNING_KEYS": str(signing_keys),
     }

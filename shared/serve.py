@@ -11,6 +11,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from shared.settings import Settings, SettingsError
+from shared.signing_keys import SigningKeyError
 
 
 def serve(name: str, create_app: Callable[[Settings], web.Application], default_port: int) -> None:
@@ -23,11 +24,12 @@ def serve(name: str, create_app: Callable[[Settings], web.Application], default_
     )
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        app = create_app(settings)
+    except (SettingsError, SigningKeyError) as exc:
         sys.exit(f"tessera {name}: bad configuration: {exc}")
     logging.getLogger().setLevel(settings.log_level)
     web.run_app(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         access_log=None,

@@ -17,6 +17,8 @@ log = logging.getLogger("tessera.settings")
 
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+ACCESS_TOKEN_FORMATS = ("opaque", "jwt")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
@@ -44,6 +46,8 @@ class Settings:
     redis_url: str
     token_endpoint: str
     introspection_endpoint: str
+    revocation_endpoint: str
+    jwks_uri: str
     # Lifetimes in seconds; the seed system's defaults.
     code_lifetime: int = 600
     access_token_lifetime: int = 3600
@@ -58,6 +62,22 @@ class Settings:
     require_pkce_public: bool = True
     # Development only: allow plain http on loopback addresses (no Secure cookies).
     insecure_loopback: bool = False
+    # The seed's "Require HTTPS" (on by default): plain-http requests are refused.
+    require_https: bool = True
+    # Proxies (a TLS-terminating ingress) whose X-Forwarded-Proto is believed.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    # A rotated-away refresh token presented again within this many seconds of its
+    # rotation is refused without revoking the family (a client's own race, see README).
+    refresh_reuse_grace: int = 0
+    # TESSERA_ACCESS_TOKEN_FORMAT: "opaque" or "jwt" (RFC 9068); a client may choose
+    # otherwise.
+    jwt_access_tokens: bool = False
+    # A PEM file or a directory of PEM files; the signing keys of JWT access tokens.
+    signing_keys: str = ""
+    # The aud claim of JWT access tokens (RFC 9068 §3); default: the issuer.
+    access_token_audience: str = ""
+    # Bearer credential of the admin API under /admin/; the API is off when empty.
+    admin_token: str = ""
     # The approval page, as the seed's approvalpage.* parameters.
     approval_title: str = "Tessera"
     approval_header: str = "Authorize access"
@@ -85,7 +105,12 @@ class Settings:
             introspection_endpoint=reader.url(
                 "TESSERA_INTROSPECTION_ENDPOINT", default=issuer + "/introspect"
             ),
-            code_lifetime=reader.seconds("TESSERA_CODE_LIFETIME", 600),
+            revocation_endpoint=reader.url(
+                "TESSERA_REVOCATION_ENDPOINT", default=issuer + "/revoke"
+            ),
+            jwks_uri=reader.url("TESSERA_JWKS_URI", default=issuer + "/jwks.json"),
+            # RFC 6749 §4.1.2 recommends at most 10 minutes; an hour is the hard limit.
+            code_lifetime=reader.seconds("TESSERA_CODE_LIFETIME", 600, maximum=3600),
             access_token_lifetime=reader.seconds("TESSERA_ACCESS_TOKEN_LIFETIME", 3600),
             refresh_token_lifetime=reader.seconds("TESSERA_REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
             interaction_lifetime=reader.seconds("TESSERA_INTERACTION_LIFETIME", 600),
@@ -94,6 +119,16 @@ class Settings:
             login_failure_window=reader.seconds("TESSERA_LOGIN_FAILURE_WINDOW", 900),
             require_pkce_public=reader.boolean("TESSERA_REQUIRE_PKCE_PUBLIC", True),
             insecure_loopback=insecure,
+            require_https=reader.boolean("TESSERA_REQUIRE_HTTPS", True),
+            trusted_proxies=reader.networks("TESSERA_TRUSTED_PROXIES"),
+            refresh_reuse_grace=reader.non_negative("TESSERA_REFRESH_REUSE_GRACE", 0, "seconds"),
+            jwt_access_tokens=reader.choice(
+                "TESSERA_ACCESS_TOKEN_FORMAT", "opaque", ACCESS_TOKEN_FORMATS
+            )
+            == "jwt",
+            signing_keys=reader.text("TESSERA_SIGNING_KEYS", ""),
+            access_token_audience=reader.text("TESSERA_ACCESS_TOKEN_AUDIENCE", issuer),
+            admin_token=reader.text("TESSERA_ADMIN_TOKEN", ""),
             approval_title=reader.text("TESSERA_APPROVAL_TITLE", "Tessera"),
             approval_header=reader.text("TESSERA_APPROVAL_HEADER", "Authorize access"),
             approval_logo_url=reader.url("TESSERA_APPROVAL_LOGO_URL", https_only=True),
@@ -103,7 +138,20 @@ class Settings:
             ),
         )
         settings._check_https()
+        settings._check_tokens()
         return settings
+
+    def _check_tokens(self) -> None:
+        if self.jwt_access_tokens and not self.signing_keys:
+            raise SettingsError(
+                "TESSERA_ACCESS_TOKEN_FORMAT=jwt needs TESSERA_SIGNING_KEYS "
+                "(a PEM file or a directory of PEM files)"
+            )
+        if self.admin_token and len(self.admin_token) < 32:
+            raise SettingsError(
+                "TESSERA_ADMIN_TOKEN: too short; use at least 32 random characters "
+                "(for instance: openssl rand -base64 32)"
+            )
 
     def _check_https(self) -> None:
         """Require HTTPS (seed default: on); the development switch allows loopback only."""
@@ -111,6 +159,8 @@ class Settings:
             ("TESSERA_ISSUER", self.issuer),
             ("TESSERA_TOKEN_ENDPOINT", self.token_endpoint),
             ("TESSERA_INTROSPECTION_ENDPOINT", self.introspection_endpoint),
+            ("TESSERA_REVOCATION_ENDPOINT", self.revocation_endpoint),
+            ("TESSERA_JWKS_URI", self.jwks_uri),
         ):
             parts = urlsplit(url)
             if parts.scheme == "https":
@@ -120,6 +170,11 @@ class Settings:
             raise SettingsError(
                 f"{name}={url!r}: must be an https URL "
                 "(plain http is allowed only on loopback with TESSERA_INSECURE_LOOPBACK=1)"
+            )
+        if not self.require_https:
+            log.warning(
+                "TESSERA_REQUIRE_HTTPS is off: plain-http requests are served. Only behind "
+                "a proxy that terminates TLS and cannot be bypassed."
             )
         if self.insecure_loopback:
             log.warning(
@@ -154,10 +209,19 @@ class _Reader:
             raise SettingsError(f"{name}={value!r}: must not have a query or fragment")
         return value
 
-    def seconds(self, name: str, default: int) -> int:
-        return self.positive(name, default, "seconds")
+    def seconds(self, name: str, default: int, *, maximum: int | None = None) -> int:
+        value = self.positive(name, default, "seconds")
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{name}={value}: must be at most {maximum} (seconds)")
+        return value
 
     def positive(self, name: str, default: int, unit: str) -> int:
+        return self._whole(name, default, unit, minimum=1)
+
+    def non_negative(self, name: str, default: int, unit: str) -> int:
+        return self._whole(name, default, unit, minimum=0)
+
+    def _whole(self, name: str, default: int, unit: str, *, minimum: int) -> int:
         raw = self.env.get(name)
         if raw is None:
             return default
@@ -165,9 +229,19 @@ class _Reader:
             value = int(raw)
         except ValueError:
             raise SettingsError(f"{name}={raw!r}: not a whole number of {unit}") from None
-        if value <= 0:
-            raise SettingsError(f"{name}={raw!r}: must be at least 1 ({unit})")
+        if value < minimum:
+            raise SettingsError(f"{name}={raw!r}: must be at least {minimum} ({unit})")
         return value
+
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        """Comma-separated addresses or CIDR ranges, such as ``10.0.0.0/8,127.0.0.1``."""
+        raw = self.env.get(name, "")
+        try:
+            return tuple(
+                ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip()
+            )
+        except ValueError as exc:
+            raise SettingsError(f"{name}={raw!r}: {exc}") from None
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.env.get(name)
@@ -182,6 +256,7 @@ class _Reader:
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         raw = self.env.get(name, default)
-        if raw.upper() not in choices:
-            raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
-        return raw.upper()
+        for choice in choices:
+            if raw.strip().lower() == choice.lower():
+                return choice
+        raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(choices)}")

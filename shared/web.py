@@ -4,16 +4,18 @@ JSON responses, and the middleware that renders OAuthError as JSON (RFC 6749 §5
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from shared.app_keys import REDIS, SETTINGS
+from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.errors import OAuthError, server_error
 from shared.redis_store import redis_context
 from shared.settings import Settings
+from shared.signing_keys import load_key_set
+from shared.transport import require_https
 
 log = logging.getLogger("tessera.web")
 
@@ -82,9 +84,15 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready"})
 
 
-def create_base_app(settings: Settings, middlewares: list[Middleware]) -> web.Application:
-    app = web.Application(middlewares=middlewares)
+def create_base_app(
+    settings: Settings, errors: Middleware, extra: Sequence[Middleware] = ()
+) -> web.Application:
+    """``errors`` renders every refusal, including Require HTTPS's, which comes next so
+    that nothing else looks at a plain-http request."""
+    app = web.Application(middlewares=[errors, require_https, *extra])
     app[SETTINGS] = settings
+    # Loaded at start, so a bad key file stops the service with a clear message.
+    app[SIGNING_KEYS] = load_key_set(settings.signing_keys) if settings.signing_keys else None
     app.cleanup_ctx.append(redis_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -17,13 +17,14 @@ from redis.asyncio import Redis
 from shared.local_processes import (
     SERVICES,
     ProcessGroup,
+    ensure_signing_key,
     free_port,
     service_env,
     start_redis,
     start_service,
 )
 from shared.redis_store import connect
-from tests.oauth import Stack
+from tests.oauth import ADMIN_TOKEN, REFRESH_REUSE_GRACE, Stack
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -38,7 +39,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             group, free_port(), tmp_path_factory.mktemp("redis"), persistent=False
         )
         ports = {name: free_port() for name in SERVICES}
-        env = service_env(redis_url, ports)
+        keys = ensure_signing_key(tmp_path_factory.mktemp("keys"))
+        env = {
+            **service_env(redis_url, ports, keys),
+            # A grace window, so the tests see both sides of it (README: refresh races).
+            "TESSERA_REFRESH_REUSE_GRACE": str(REFRESH_REUSE_GRACE),
+            "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN,
+        }
         urls = {
             name: start_service(group, name, ports[name], env, log=logs / f"{name}.log")
             for name in SERVICES
@@ -49,6 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             authorize=urls["authorize"],
             token=urls["token"],
             introspect=urls["introspect"],
+            signing_keys=keys,
         )
     finally:
         group.stop()

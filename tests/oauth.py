@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
@@ -26,6 +27,11 @@ PASSWORD = "correct horse battery"
 SESSION_COOKIE = "tessera_session"  # development mode (TESSERA_INSECURE_LOOPBACK=1)
 
 
+# The test stack's settings (tests/conftest.py).
+REFRESH_REUSE_GRACE = 2
+ADMIN_TOKEN = "test-admin-token-" + "x" * 32
+
+
 @dataclass(frozen=True)
 class Stack:
     redis_url: str
@@ -33,6 +39,11 @@ class Stack:
     authorize: str
     token: str
     introspect: str
+    signing_keys: Path | None = None
+
+    @property
+    def revoke(self) -> str:
+        return f"{self.token}/revoke"
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,7 @@ async def make_client(
         name=options.pop("name", unique("App")),
         client_type=client_type,
         redirect_uris=redirect_uris if redirect_uris is not None else [REDIRECT_URI],
-        grants=["authorization_code"],
+        grants=options.pop("grants", ["authorization_code"]),
         scope_names=scope_names,
         **options,
     )
@@ -134,14 +145,26 @@ async def make_setup(redis: Redis, **client_options: Any) -> Setup:
     return Setup(scope, user, client)
 
 
-def unreachable_redis() -> Settings:
-    """Settings for a service in this process whose Redis never answers."""
+# A service in this process is reached as behind a TLS-terminating ingress on loopback:
+# its settings trust the loopback proxy, its test clients send this header.
+FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
+
+
+def production_settings(redis_url: str, **env: str) -> Settings:
+    """Production settings (https issuer, Require HTTPS) for a service in this process."""
     return Settings.from_env(
         {
             "TESSERA_ISSUER": "https://id.example.com",
-            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+            "REDIS_URL": redis_url,
+            "TESSERA_TRUSTED_PROXIES": "127.0.0.1,::1",
+            **env,
         }
     )
+
+
+def unreachable_redis() -> Settings:
+    """Settings for a service in this process whose Redis never answers."""
+    return production_settings(f"redis://127.0.0.1:{free_port()}/0")
 
 
 def grant_family(value: str) -> str:
@@ -398,3 +421,69 @@ async def introspect(
     return await post_form(
         http, f"{stack.introspect}/introspect", {"token": token}, basic_auth_for(caller)
     )
+
+
+async def token_request(
+    http: aiohttp.ClientSession,
+    stack: Stack,
+    client: Registered,
+    form: dict[str, str],
+    *,
+    auth: str = "basic",
+) -> Reply:
+    """POST /token with ``form``, authenticating as ``auth`` says (``basic``, ``post``,
+    or ``none`` for a public client's client_id alone)."""
+    form = dict(form)
+    basic = None
+    if auth == "basic":
+        basic = basic_auth_for(client)
+    elif auth == "post":
+        form |= {"client_id": client.client_id, "client_secret": client.secret or ""}
+    else:
+        form["client_id"] = client.client_id
+    return await post_form(http, f"{stack.token}/token", form, basic)
+
+
+async def refresh(
+    http: aiohttp.ClientSession,
+    stack: Stack,
+    client: Registered,
+    refresh_token: str,
+    **extra: str,
+) -> Reply:
+    auth = "none" if client.client.is_public else "basic"
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    return await token_request(http, stack, client, form, auth=auth)
+
+
+async def revoke(
+    http: aiohttp.ClientSession, stack: Stack, client: Registered, token: str, **extra: str
+) -> tuple[int, Any, str]:
+    """POST /revoke (RFC 7009); status, headers and body text."""
+    form = {"token": token, **extra}
+    headers = None
+    if client.client.is_public:
+        form["client_id"] = client.client_id
+    else:
+        headers = basic_auth_for(client)
+    async with http.post(f"{stack.revoke}", data=form, headers=headers) as r:
+        return r.status, r.headers, await r.text()
+
+
+async def is_active(
+    http: aiohttp.ClientSession, stack: Stack, caller: Registered, token: str
+) -> bool:
+    reply = await introspect(http, stack, caller, token)
+    assert reply.status == 200, reply.body
+    return bool(reply.body["active"])
+
+
+def assert_token_response(reply: Reply, *, refresh: bool, scope: str | None = None) -> None:
+    """RFC 6749 §5.1: a Bearer access token, not cached, a refresh token only if due."""
+    assert reply.status == 200, reply.body
+    assert reply.body["token_type"] == "Bearer"
+    assert reply.body["access_token"]
+    assert ("refresh_token" in reply.body) is refresh, reply.body
+    if scope is not None:
+        assert reply.body["scope"] == scope
+    assert_no_store(reply)

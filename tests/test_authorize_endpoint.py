@@ -20,9 +20,9 @@ from yarl import URL
 
 from services.authorize.app import create_app
 from shared import clients, keys
-from shared.settings import Settings
 from tests import oauth
 from tests.oauth import (
+    FORWARDED_HTTPS,
     REDIRECT_URI,
     Answer,
     Registered,
@@ -32,6 +32,7 @@ from tests.oauth import (
     make_client,
     make_scope,
     new_verifier,
+    production_settings,
     query_of,
     s256,
 )
@@ -141,7 +142,7 @@ async def test_a_variant_of_the_registered_redirect_uri_is_never_redirected_to(
     # Even with a second error that would otherwise be redirectable.
     for params in (
         code_request(client, read, redirect_uri=redirect_uri),
-        code_request(client, read, redirect_uri=redirect_uri, response_type="token"),
+        code_request(client, read, redirect_uri=redirect_uri, response_type="id_token"),
     ):
         answer = await get_authorize(http, stack, params)
 
@@ -205,7 +206,7 @@ async def test_a_disabled_client_gets_an_error_page_and_again_a_redirect_once_en
     answer = await get_authorize(http, stack, params)
     assert_error_page(answer, "The application is not known here.")
     # Not even a redirectable error is redirected for a disabled client.
-    broken = await get_authorize(http, stack, {**params, "response_type": "token"})
+    broken = await get_authorize(http, stack, {**params, "response_type": "id_token"})
     assert_error_page(broken, "The application is not known here.")
 
     await clients.set_enabled(redis, client.client_id, True)
@@ -257,7 +258,7 @@ REDIRECTED_ERRORS = [
         "invalid_request",
         id="response_type-client_credentials",
     ),
-    pytest.param({"response_type": "token"}, "unsupported_response_type", id="token"),
+    pytest.param({"response_type": "id_token"}, "unsupported_response_type", id="id_token"),
     pytest.param({"response_type": "foo"}, "unsupported_response_type", id="foo"),
     pytest.param({"response_type": "code token"}, "unsupported_response_type", id="code-token"),
     pytest.param({"response_type": "CODE"}, "unsupported_response_type", id="upper-case-code"),
@@ -328,7 +329,7 @@ async def test_an_error_redirect_without_state_has_no_state(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     client, read = await confidential(redis)
-    params = code_request(client, read, response_type="token")
+    params = code_request(client, read, response_type="id_token")
     del params["state"]
 
     answer = await get_authorize(http, stack, params)
@@ -419,14 +420,10 @@ async def test_a_confidential_client_needs_no_challenge_by_default(
 async def test_with_the_global_default_off_only_the_per_client_override_requires_pkce(
     stack: Stack, redis: Redis, aiohttp_client: AiohttpClient
 ) -> None:
-    settings = Settings.from_env(
-        {
-            "TESSERA_ISSUER": "https://id.example.com",
-            "REDIS_URL": stack.redis_url,
-            "TESSERA_REQUIRE_PKCE_PUBLIC": "0",
-        }
+    settings = production_settings(stack.redis_url, TESSERA_REQUIRE_PKCE_PUBLIC="0")
+    browser = await aiohttp_client(
+        create_app(settings), cookie_jar=aiohttp.DummyCookieJar(), headers=FORWARDED_HTTPS
     )
-    browser = await aiohttp_client(create_app(settings), cookie_jar=aiohttp.DummyCookieJar())
     read = await make_scope(redis)
     public = await make_client(redis, [read], client_type="public")
     strict = await make_client(redis, [read], client_type="public", require_pkce="yes")
@@ -521,7 +518,7 @@ async def test_post_errors_are_handled_like_get(
     client, read = await confidential(redis)
     params = code_request(client, read)
 
-    redirected = await post_authorize(http, stack, {**params, "response_type": "token"})
+    redirected = await post_authorize(http, stack, {**params, "response_type": "id_token"})
     assert_error_redirect(redirected, stack, "unsupported_response_type", params["state"])
 
     bad_uri = await post_authorize(http, stack, {**params, "redirect_uri": REDIRECT_URI + "/"})

@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 
 from services.authorize.app import create_app
 from shared import crypto, keys
-from shared.settings import Settings
 from tests.oauth import (
+    FORWARDED_HTTPS,
     PASSWORD,
     SESSION_COOKIE,
     Answer,
@@ -39,6 +39,7 @@ from tests.oauth import (
     make_setup,
     make_user,
     page_message,
+    production_settings,
     query_of,
     session_cookie,
     sign_in,
@@ -306,18 +307,17 @@ async def test_a_session_id_the_server_did_not_issue_is_not_adopted(
 async def test_outside_development_mode_with_branding_and_escaping(
     stack: Stack, redis: Redis, aiohttp_client: AiohttpClient
 ) -> None:
-    settings = Settings.from_env(
-        {
-            "TESSERA_ISSUER": HTTPS_ISSUER,
-            "REDIS_URL": stack.redis_url,
-            "TESSERA_APPROVAL_TITLE": "Acme Identity",
-            "TESSERA_APPROVAL_HEADER": "Let Acme share your data",
-            "TESSERA_APPROVAL_LOGO_URL": "https://cdn.example.com/acme-logo.png",
-            "TESSERA_APPROVAL_FOOTER": "<b>Acme</b> & Co · Terms",
-        }
+    settings = production_settings(
+        stack.redis_url,
+        TESSERA_APPROVAL_TITLE="Acme Identity",
+        TESSERA_APPROVAL_HEADER="Let Acme share your data",
+        TESSERA_APPROVAL_LOGO_URL="https://cdn.example.com/acme-logo.png",
+        TESSERA_APPROVAL_FOOTER="<b>Acme</b> & Co · Terms",
     )
     # No cookie jar: a Secure cookie would not be sent over the test server's plain http.
-    browser = await aiohttp_client(create_app(settings), cookie_jar=aiohttp.DummyCookieJar())
+    browser = await aiohttp_client(
+        create_app(settings), cookie_jar=aiohttp.DummyCookieJar(), headers=FORWARDED_HTTPS
+    )
     read = await make_scope(redis, "<b>Read</b> your <i>things</i>")
     user = await make_user(redis)
     client = await make_client(
