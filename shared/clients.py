@@ -19,9 +19,15 @@ from shared.settings import Settings, is_loopback_host
 
 ClientType = Literal["confidential", "public"]
 CLIENT_TYPES: tuple[ClientType, ...] = ("confidential", "public")
-# Grant types a client may be allowed; grows as the token service implements them.
-GRANT_TYPES = ("authorization_code",)
+# The grants a client may be allowed. The refresh_token grant is not among them: as in
+# the seed, a client's refresh count decides it (0 = no refresh token is ever issued).
+GRANT_TYPES = ("authorization_code", "implicit", "client_credentials", "password")
+REFRESH_GRANT = "refresh_token"
+# Grants that send the person's browser back to a redirect URI.
+REDIRECTING_GRANTS = ("authorization_code", "implicit")
 REQUIRE_PKCE_CHOICES = ("yes", "no", "global")
+# access_token_lifetime: None = the global default; NEVER_EXPIRES as in the seed.
+NEVER_EXPIRES = 0
 
 
 @dataclass(slots=True)
@@ -39,6 +45,11 @@ class Client:
     # How many times a token chain may be refreshed; 0 = no refresh token (seed semantics).
     refresh_count: int = 0
     require_pkce: str = "global"
+    # Granted when a request names no scope (RFC 6749 §3.3); a subset of ``scopes``.
+    default_scopes: list[str] = field(default_factory=list)
+    access_token_lifetime: int | None = None
+    # JWT (RFC 9068) or opaque access tokens; None = TESSERA_ACCESS_TOKEN_FORMAT decides.
+    jwt_access_tokens: bool | None = None
     secret_hash: str | None = None
     enabled: bool = True
     created_at: int = field(default_factory=lambda: int(time.time()))
@@ -55,6 +66,26 @@ class Client:
         if self.require_pkce == "global":
             return self.is_public and settings.require_pkce_public
         return self.require_pkce == "yes"
+
+    def allows_grant(self, grant_type: str) -> bool:
+        if grant_type == REFRESH_GRANT:
+            return self.refresh_count > 0
+        return grant_type in self.grants
+
+    def token_lifetime(self, settings: Settings) -> int:
+        """Seconds an access token of this client lives; NEVER_EXPIRES for ever."""
+        if self.access_token_lifetime is None:
+            return settings.access_token_lifetime
+        return self.access_token_lifetime
+
+    def wants_jwt(self, settings: Settings) -> bool:
+        """JWT access tokens (RFC 9068), which always carry ``exp`` (§2.2): a client whose
+        tokens never expire gets opaque ones."""
+        if self.token_lifetime(settings) == NEVER_EXPIRES:
+            return False
+        if self.jwt_access_tokens is None:
+            return settings.jwt_access_tokens
+        return self.jwt_access_tokens
 
     def secret_matches(self, secret: str) -> bool:
         return self.secret_hash is not None and crypto.same(self.secret_hash, crypto.digest(secret))
@@ -95,6 +126,9 @@ async def create(
     introspect: bool = False,
     refresh_count: int = 0,
     require_pkce: str = "global",
+    default_scopes: list[str] | None = None,
+    access_token_lifetime: int | None = None,
+    jwt_access_tokens: bool | None = None,
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it with its secret (None for public clients).
 
@@ -111,8 +145,12 @@ async def create(
             )
     if not grants:
         raise ValueError("a client needs at least one grant")
-    if "authorization_code" in grants and not redirect_uris:
-        raise ValueError("the authorization_code grant needs at least one redirect URI")
+    for grant in REDIRECTING_GRANTS:
+        if grant in grants and not redirect_uris:
+            raise ValueError(f"the {grant} grant needs at least one redirect URI")
+    if "client_credentials" in grants and client_type == "public":
+        # RFC 6749 §4.4: only confidential clients may use client credentials.
+        raise ValueError("the client_credentials grant is for confidential clients only")
     for uri in redirect_uris:
         _check_redirect_uri(uri)
     if refresh_count < 0:
@@ -121,7 +159,14 @@ async def create(
         raise ValueError(f"require-pkce must be one of {', '.join(REQUIRE_PKCE_CHOICES)}")
     if introspect and client_type == "public":
         raise ValueError("a public client cannot authenticate, so it cannot introspect")
+    if access_token_lifetime is not None and access_token_lifetime < 0:
+        raise ValueError("access token lifetime must be a number of seconds, or never")
+    if access_token_lifetime == NEVER_EXPIRES and jwt_access_tokens:
+        raise ValueError("JWT access tokens always expire (RFC 9068 §2.2); choose a lifetime")
     scope_names = list(dict.fromkeys(scope_names))
+    default_scopes = list(dict.fromkeys(default_scopes or []))
+    if not set(default_scopes) <= set(scope_names):
+        raise ValueError("default scopes must be among the client's scopes")
     defined = await scopes.get_many(redis, scope_names)
     missing = [s for s in scope_names if s not in defined]
     if missing:
@@ -142,6 +187,9 @@ async def create(
         introspect=introspect,
         refresh_count=refresh_count,
         require_pkce=require_pkce,
+        default_scopes=default_scopes,
+        access_token_lifetime=access_token_lifetime,
+        jwt_access_tokens=jwt_access_tokens,
         secret_hash=crypto.digest(secret) if secret else None,
     )
     await save(redis, client)

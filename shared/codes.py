@@ -59,9 +59,7 @@ async def redeem(
         keys.code(family, crypto.digest(code)),
         keys.family_members(family),
         keys.family_revoked(family),
-        families.tombstone_ttl(
-            settings.code_lifetime, settings.access_token_lifetime, settings.refresh_token_lifetime
-        ),
+        families.TOMBSTONE_TTL,
     )
     if not result:
         return None

@@ -30,6 +30,7 @@ def family_of(value: str) -> str | None:
     return family
 
 
-def tombstone_ttl(*lifetimes: int) -> int:
-    """How long a revoked family stays marked: as long as anything in it could live."""
-    return max(lifetimes)
+# How long a revoked family stays marked, so nothing more is issued into it: longer than
+# a code can live (TESSERA_CODE_LIFETIME is at most an hour), since redeeming a code is
+# the only way into a family whose tokens are gone.
+TOMBSTONE_TTL = 24 * 3600

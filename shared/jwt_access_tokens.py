@@ -121,3 +121,16 @@ def _refused(reason: str, kid: str | None = None, *, level: int = logging.INFO) 
     # credential (RFC 6750 §5.3) and never goes to a log.
     log.log(level, "JWT access token refused: %s (kid %.80r)", reason, kid)
     return None
+
+
+def unverified_jti(token: str) -> str | None:
+    """The ``jti`` of a JWT without checking its signature: only for an administrator
+    naming a token to revoke, where a forgery can do nothing but revoke what it names."""
+    if len(token) > MAX_TOKEN_LENGTH or not looks_like_jwt(token):
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
+        return None
+    jti = claims.get("jti")
+    return jti if isinstance(jti, str) else None

@@ -39,6 +39,17 @@ def login_failures(username_digest: str) -> str:
     return f"{PREFIX}:login-failures:{username_digest}"
 
 
+def client_families(client_id: str) -> str:
+    """Sorted set of the client's grant families, scored by when their last token expires,
+    so token management can list and revoke by client without scanning Redis."""
+    return f"{PREFIX}:client-families:{client_id}"
+
+
+def user_families(username: str) -> str:
+    """Sorted set of the families issued for a person, scored as ``client_families``."""
+    return f"{PREFIX}:user-families:{username}"
+
+
 def _family(family: str) -> str:
     return f"{PREFIX}:{{g:{family}}}"
 
@@ -55,6 +66,10 @@ def refresh_token(family: str, token_digest: str) -> str:
     return f"{_family(family)}:rt:{token_digest}"
 
 
+def is_refresh_token(key: str) -> bool:
+    return ":rt:" in key
+
+
 def family_members(family: str) -> str:
     """Set of the token keys issued in the family, so the family can be revoked as one."""
     return f"{_family(family)}:members"
@@ -65,7 +80,6 @@ def family_revoked(family: str) -> str:
     return f"{_family(family)}:revoked"
 
 
-# KEYS: members, revoked tombstone.  ARGV: tombstone TTL.
 _REVOKE_FAMILY = """
 local function revoke_family(members, tombstone, ttl)
   for _, key in ipairs(redis.call('SMEMBERS', members)) do
@@ -75,6 +89,38 @@ local function revoke_family(members, tombstone, ttl)
   redis.call('SET', tombstone, '1', 'EX', ttl)
 end
 """
+
+# Stores token records and lists them in the family; a TTL of 0 means no expiry (an
+# access token that never expires, as the seed allows). KEYS from index 'first' on, with
+# ARGV pairs (record, ttl) from index 'argv' on.
+_STORE_TOKENS = """
+local function store_tokens(members, first, argv)
+  -- -2: a new family; -1: one holding a token that never expires.
+  local before = redis.call('TTL', members)
+  local longest = 0
+  for i = first, #KEYS do
+    local j = argv + 2 * (i - first)
+    local record, ttl = ARGV[j], tonumber(ARGV[j + 1])
+    if ttl == 0 then
+      redis.call('SET', KEYS[i], record)
+      longest = -1
+    else
+      redis.call('SET', KEYS[i], record, 'EX', ttl)
+      if longest >= 0 and ttl > longest then longest = ttl end
+    end
+    redis.call('SADD', members, KEYS[i])
+  end
+  if longest < 0 then
+    redis.call('PERSIST', members)
+  elseif before == -2 or (before >= 0 and before < longest) then
+    redis.call('EXPIRE', members, longest)
+  end
+end
+"""
+
+# Revoke a family: delete every token in it and mark it so nothing more is issued into it.
+# KEYS: members, tombstone.  ARGV: tombstone TTL.
+REVOKE_FAMILY = _REVOKE_FAMILY + "revoke_family(KEYS[1], KEYS[2], ARGV[1])\nreturn 1\n"
 
 # Single use of an authorization code (RFC 6749 §4.1.2), atomically. The first call marks
 # the code used and returns its record; the key keeps its TTL so that a replay is
@@ -99,22 +145,51 @@ return {'fresh', found[1]}
 # Store tokens into a family unless it was revoked meanwhile (a replayed code).
 # KEYS: members, tombstone, token keys...  ARGV: for each token key, its record and TTL.
 # Returns 1 when stored, 0 when the family is revoked.
-ISSUE_TOKENS = """
+ISSUE_TOKENS = (
+    _STORE_TOKENS
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
-local longest = 0
-for i = 3, #KEYS do
-  local record, ttl = ARGV[2 * (i - 3) + 1], tonumber(ARGV[2 * (i - 3) + 2])
-  redis.call('SET', KEYS[i], record, 'EX', ttl)
-  redis.call('SADD', KEYS[1], KEYS[i])
-  if ttl > longest then longest = ttl end
-end
-if redis.call('TTL', KEYS[1]) < longest then
-  redis.call('EXPIRE', KEYS[1], longest)
-end
+store_tokens(KEYS[1], 3, 1)
 return 1
 """
+)
+
+# Refresh token rotation (RFC 9700 §4.14.2), atomically: the presented refresh token is
+# marked rotated and the new tokens are stored in one step, so of two concurrent uses
+# exactly one succeeds. A rotated token presented again revokes the family, unless it
+# comes within the grace window of its rotation (the client's own race; see README).
+# The marker keeps the old key's TTL, so reuse is recognised for as long as the token
+# would have lived.
+# KEYS: old refresh token, members, tombstone, new token keys...
+# ARGV: now, grace seconds, tombstone TTL, then (record, ttl) per new token key.
+# Returns 'rotated', 'raced', 'reused', 'revoked' or 'unknown'.
+ROTATE_REFRESH_TOKEN = (
+    _REVOKE_FAMILY
+    + _STORE_TOKENS
+    + """
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return 'revoked'
+end
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return 'unknown'
+end
+local rotated_at = string.match(current, '^rotated:(%d+)$')
+if rotated_at then
+  if tonumber(ARGV[1]) - tonumber(rotated_at) < tonumber(ARGV[2]) then
+    return 'raced'
+  end
+  revoke_family(KEYS[2], KEYS[3], ARGV[3])
+  return 'reused'
+end
+redis.call('SET', KEYS[1], 'rotated:' .. ARGV[1], 'KEEPTTL')
+store_tokens(KEYS[2], 4, 4)
+return 'rotated'
+"""
+)
+ROTATED_MARKER = "rotated:"
 
 # An interaction is a hash {request, browser}; browser is "" until claimed (POST /authorize).
 # KEYS: interaction.  ARGV: the browser binding.  Returns 1 when it is this browser's.

@@ -1,22 +1,42 @@
-"""Access and refresh tokens: opaque values, stored under their digest with a TTL.
+"""Access and refresh tokens: issued into a grant family, stored under their digest.
 
-Each token lives at a key in its grant family's slot and is listed in the family, so a
-code replay (RFC 6749 §4.1.2) or later a refresh reuse (RFC 9700 §4.14.2) revokes all of
-them at once.
+Each token lives at a key in its family's slot and is listed in the family, so a code
+replay (RFC 6749 §4.1.2), a refresh token reuse (RFC 9700 §4.14.2) or a revocation
+(RFC 7009) removes all of them at once. The family is also listed under its client and
+its user, so token management can find it.
+
+An access token is opaque (``<family>.<secret>``) or a JWT (RFC 9068) whose ``jti`` has
+that form; either way its record is stored, so introspection and revocation treat both
+alike.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import Enum
 
 import orjson
 from redis.asyncio import Redis
 
-from shared import crypto, families, keys
+from shared import crypto, families, jwt_access_tokens, keys
+from shared.clients import NEVER_EXPIRES, Client
 from shared.settings import Settings
+from shared.signing_keys import KeySet
 
 TOKEN_BYTES = 32  # 256 bits of entropy in every access and refresh token
+
+
+@dataclass(slots=True, frozen=True)
+class Grant:
+    """What a family's tokens stand for: a client, a subject, and the approved scope."""
+
+    family: str
+    client_id: str
+    scope: list[str]
+    # The approving person; None when the client acts for itself (client credentials).
+    username: str | None
+    sub: str
 
 
 @dataclass(slots=True)
@@ -27,68 +47,260 @@ class TokenRecord:
     username: str | None
     sub: str
     iat: int
-    exp: int
+    exp: int  # NEVER_EXPIRES (0) for an access token that never expires
+    # Refresh tokens: how many times the chain has been refreshed so far.
+    refreshes: int = 0
+
+    @property
+    def grant(self) -> Grant:
+        return Grant(self.family, self.client_id, self.scope, self.username, self.sub)
 
 
 @dataclass(slots=True, frozen=True)
 class IssuedTokens:
     access_token: str
-    expires_in: int
+    expires_in: int | None  # None: never expires
     scope: list[str]
     refresh_token: str | None
+
+
+class Rotation(Enum):
+    """What became of a refresh token presented at /token (see keys.ROTATE_REFRESH_TOKEN)."""
+
+    ROTATED = "rotated"
+    RACED = "raced"
+    REUSED = "reused"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+@dataclass(slots=True)
+class _Batch:
+    """New tokens about to be stored: their keys, records and TTLs, and the response."""
+
+    keys: list[str]
+    args: list[bytes | int]
+    issued: IssuedTokens
+    expires_at: float  # when the last of them expires, for the client and user indexes
+
+
+def _new_batch(
+    settings: Settings,
+    client: Client,
+    grant: Grant,
+    scope: list[str],
+    key_set: KeySet | None,
+    refreshes: int | None,
+) -> _Batch:
+    """Mint an access token for ``scope`` and, when ``refreshes`` is not None, a refresh
+    token for the whole grant that has been refreshed that many times."""
+    now = int(time.time())
+    lifetime = client.token_lifetime(settings)
+    exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else now + lifetime
+    lookup = families.new_value(grant.family, TOKEN_BYTES)
+    access_token = lookup
+    if client.wants_jwt(settings):
+        if key_set is None:
+            raise RuntimeError(
+                f"client {client.client_id} is to get JWT access tokens, "
+                "but TESSERA_SIGNING_KEYS is not set"
+            )
+        # RFC 9068 §2.2; the jti names the stored record, as an opaque value would.
+        access_token = jwt_access_tokens.sign(
+            key_set,
+            {
+                "iss": settings.issuer,
+                "sub": grant.sub,
+                "aud": settings.access_token_audience,
+                "exp": exp,
+                "iat": now,
+                "jti": lookup,
+                "client_id": grant.client_id,
+                "scope": " ".join(scope),
+            },
+        )
+    record = TokenRecord(grant.family, grant.client_id, scope, grant.username, grant.sub, now, exp)
+    batch = _Batch(
+        keys=[keys.access_token(grant.family, crypto.digest(lookup))],
+        args=[orjson.dumps(record), lifetime],
+        issued=IssuedTokens(access_token, lifetime or None, scope, None),
+        expires_at=float("inf") if exp == NEVER_EXPIRES else exp,
+    )
+    if refreshes is not None and refreshes < client.refresh_count:
+        refresh_token = families.new_value(grant.family, TOKEN_BYTES)
+        refresh_lifetime = settings.refresh_token_lifetime
+        refresh_record = TokenRecord(
+            grant.family,
+            grant.client_id,
+            grant.scope,
+            grant.username,
+            grant.sub,
+            now,
+            now + refresh_lifetime,
+            refreshes,
+        )
+        batch.keys.append(keys.refresh_token(grant.family, crypto.digest(refresh_token)))
+        batch.args += [orjson.dumps(refresh_record), refresh_lifetime]
+        batch.issued = IssuedTokens(access_token, lifetime or None, scope, refresh_token)
+        batch.expires_at = max(batch.expires_at, now + refresh_lifetime)
+    return batch
+
+
+def _index(pipe: Redis, grant: Grant, expires_at: float) -> None:
+    """List the family under its client and user, scored by when its last token expires
+    (GT: a rotation only ever extends it)."""
+    pipe.zadd(keys.client_families(grant.client_id), {grant.family: expires_at}, gt=True)
+    if grant.username is not None:
+        pipe.zadd(keys.user_families(grant.username), {grant.family: expires_at}, gt=True)
 
 
 async def issue(
     redis: Redis,
     settings: Settings,
+    client: Client,
+    grant: Grant,
     *,
-    family: str,
-    client_id: str,
-    scope: list[str],
-    username: str | None,
-    sub: str,
-    with_refresh_token: bool,
+    key_set: KeySet | None,
+    refreshable: bool,
 ) -> IssuedTokens | None:
-    """Store a new access token (and refresh token) in the family.
+    """Store a new access token (and, when ``refreshable`` and the client's refresh count
+    allows, a refresh token) in the grant's family.
 
     None when the family was revoked meanwhile, for instance by a replayed code.
     """
-    now = int(time.time())
-    lifetime = settings.access_token_lifetime
-    access_token = families.new_value(family, TOKEN_BYTES)
-    record = TokenRecord(family, client_id, scope, username, sub, now, now + lifetime)
-    token_keys = [keys.access_token(family, crypto.digest(access_token))]
-    args: list[bytes | int] = [orjson.dumps(record), lifetime]
-    refresh_token = None
-    if with_refresh_token:
-        refresh_token = families.new_value(family, TOKEN_BYTES)
-        refresh_lifetime = settings.refresh_token_lifetime
-        refresh_record = TokenRecord(
-            family, client_id, scope, username, sub, now, now + refresh_lifetime
+    batch = _new_batch(settings, client, grant, grant.scope, key_set, 0 if refreshable else None)
+    # Indexed first: a family may be listed with nothing left in it, never the reverse.
+    async with redis.pipeline(transaction=False) as pipe:
+        _index(pipe, grant, batch.expires_at)
+        pipe.eval(
+            keys.ISSUE_TOKENS,
+            2 + len(batch.keys),
+            keys.family_members(grant.family),
+            keys.family_revoked(grant.family),
+            *batch.keys,
+            *batch.args,
         )
-        token_keys.append(keys.refresh_token(family, crypto.digest(refresh_token)))
-        args += [orjson.dumps(refresh_record), refresh_lifetime]
-    stored = await redis.eval(
-        keys.ISSUE_TOKENS,
-        2 + len(token_keys),
-        keys.family_members(family),
-        keys.family_revoked(family),
-        *token_keys,
-        *args,
-    )
-    if not stored:
-        return None
-    return IssuedTokens(access_token, lifetime, scope, refresh_token)
+        stored = (await pipe.execute())[-1]
+    return batch.issued if stored else None
 
 
-async def find_access_token(redis: Redis, token: str) -> TokenRecord | None:
-    """The record of a live access token, or None (unknown, expired or revoked)."""
-    family = families.family_of(token)
-    if family is None:
-        return None
-    raw = await redis.get(keys.access_token(family, crypto.digest(token)))
-    if raw is None:
+def parse_record(raw: str | None) -> TokenRecord | None:
+    if raw is None or raw.startswith(keys.ROTATED_MARKER):
         return None
     record = TokenRecord(**orjson.loads(raw))
     # Redis expires the key; the check covers clock skew between Redis and us.
-    return record if record.exp > time.time() else None
+    if record.exp != NEVER_EXPIRES and record.exp <= time.time():
+        return None
+    return record
+
+
+def access_token_lookup(
+    token: str, key_set: KeySet | None, settings: Settings
+) -> tuple[str, str] | None:
+    """The family and the stored value of an access token: the token itself when opaque,
+    the ``jti`` of a JWT whose signature, ``typ``, issuer and expiry check out."""
+    if jwt_access_tokens.looks_like_jwt(token):
+        if key_set is None:
+            return None
+        claims = jwt_access_tokens.verify(key_set, token, issuer=settings.issuer)
+        if claims is None:
+            return None
+        token = str(claims["jti"])
+    family = families.family_of(token)
+    return (family, token) if family is not None else None
+
+
+async def find_access_token(
+    redis: Redis, settings: Settings, token: str, key_set: KeySet | None
+) -> TokenRecord | None:
+    """The record of a live access token, or None (unknown, expired or revoked)."""
+    found = access_token_lookup(token, key_set, settings)
+    if found is None:
+        return None
+    family, lookup = found
+    return parse_record(await redis.get(keys.access_token(family, crypto.digest(lookup))))
+
+
+async def find_refresh_token(redis: Redis, token: str) -> tuple[str, TokenRecord | None] | None:
+    """The stored value of a refresh token, with its record when it has not been rotated
+    away; None when unknown, expired or revoked."""
+    family = families.family_of(token)
+    if family is None:
+        return None
+    raw = await redis.get(keys.refresh_token(family, crypto.digest(token)))
+    if raw is None:
+        return None
+    return raw, parse_record(raw)
+
+
+async def rotate(
+    redis: Redis,
+    settings: Settings,
+    client: Client,
+    presented: str,
+    record: TokenRecord | None,
+    scope: list[str],
+    key_set: KeySet | None,
+) -> tuple[Rotation, IssuedTokens | None]:
+    """Exchange a refresh token for new tokens (RFC 6749 §6), rotating it (RFC 9700
+    §4.14.2). ``record`` is None when the token was already rotated away: then only the
+    reuse is handled. The new access token carries ``scope``; the new refresh token keeps
+    the whole grant, so a narrowed request does not narrow later ones (RFC 6749 §6)."""
+    family = families.family_of(presented)
+    assert family is not None  # find_refresh_token found it
+    batch = None
+    if record is not None:
+        batch = _new_batch(settings, client, record.grant, scope, key_set, record.refreshes + 1)
+    new_keys, new_args = (batch.keys, batch.args) if batch else ([], [])
+    async with redis.pipeline(transaction=False) as pipe:
+        if batch is not None and record is not None:
+            _index(pipe, record.grant, batch.expires_at)
+        pipe.eval(
+            keys.ROTATE_REFRESH_TOKEN,
+            3 + len(new_keys),
+            keys.refresh_token(family, crypto.digest(presented)),
+            keys.family_members(family),
+            keys.family_revoked(family),
+            *new_keys,
+            int(time.time()),
+            settings.refresh_reuse_grace,
+            families.TOMBSTONE_TTL,
+            *new_args,
+        )
+        outcome = Rotation((await pipe.execute())[-1])
+    if outcome is Rotation.ROTATED and batch is not None:
+        return outcome, batch.issued
+    return outcome, None
+
+
+async def find_any(
+    redis: Redis, settings: Settings, token: str, key_set: KeySet | None
+) -> TokenRecord | None:
+    """The record of a live access or refresh token (RFC 7009 §2.1 looks for both)."""
+    found = access_token_lookup(token, key_set, settings)
+    return await find_by_lookup(redis, found[1]) if found else None
+
+
+async def find_by_lookup(redis: Redis, lookup: str) -> TokenRecord | None:
+    """The record of a live access or refresh token by its stored value: an opaque
+    token, or the ``jti`` of a JWT."""
+    family = families.family_of(lookup)
+    if family is None:
+        return None
+    digest = crypto.digest(lookup)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(keys.access_token(family, digest))
+        pipe.get(keys.refresh_token(family, digest))
+        access, refresh = await pipe.execute()
+    return parse_record(access) or parse_record(refresh)
+
+
+async def revoke_family(redis: Redis, family: str) -> None:
+    """Delete every token of the family and keep anything more from being issued into it."""
+    await redis.eval(
+        keys.REVOKE_FAMILY,
+        2,
+        keys.family_members(family),
+        keys.family_revoked(family),
+        families.TOMBSTONE_TTL,
+    )

@@ -384,7 +384,8 @@ async def test_unsupported_grant_types(
 ) -> None:
     s = await make_setup(redis)
     basic = basic_auth_for(s.client)
-    for grant_type in ("urn:example:unknown", "client_credentials"):
+    # implicit is a grant, but not one of the token endpoint (RFC 6749 §4.2).
+    for grant_type in ("urn:example:unknown", "implicit", "token"):
         reply = await post_form(
             http, _token_url(stack), {"grant_type": grant_type, "scope": s.scope}, basic
         )
@@ -396,8 +397,7 @@ async def test_client_not_allowed_the_grant_is_unauthorized_client(
 ) -> None:
     s = await make_setup(redis)
     code = await obtain_code(http, stack, s)
-    # A registration without the authorization_code grant (as a future client_credentials
-    # only client would be); the CLI cannot make one yet, so the record is written here.
+    # The client loses the authorization_code grant between approval and exchange.
     record = await clients.get(redis, s.client.client_id)
     assert record is not None
     record.grants = ["client_credentials"]
@@ -451,9 +451,10 @@ async def test_code_replay_fails_and_revokes_the_issued_tokens(
     assert await redis.exists(at_key) == 0
     assert await redis.exists(rt_key) == 0
     assert await redis.exists(keys.family_members(family)) == 0
-    # The family is marked revoked, as long as anything in it could have lived.
+    # The family is marked revoked for longer than any of its codes could be redeemed.
     assert await redis.get(keys.family_revoked(family)) == "1"
-    assert 30 * 24 * 3600 - 10 < await redis.ttl(keys.family_revoked(family)) <= 30 * 24 * 3600
+    ttl = await redis.ttl(keys.family_revoked(family))
+    assert families.TOMBSTONE_TTL - 10 < ttl <= families.TOMBSTONE_TTL
     # A third attempt fails the same way.
     assert_invalid_grant(await exchange(http, stack, s.client, code))
 
