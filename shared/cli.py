@@ -1,4 +1,4 @@
-"""``tessera``: the administrator's command line (scopes, users, clients).
+"""``tessera``: the administrator's command line (scopes, users, clients, tokens).
 
 It talks to the Redis named by ``REDIS_URL``. Bad input is refused with a message on
 stderr and exit status 1, before anything is written.
@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared import clients, scopes, users
-from shared.clients import CLIENT_TYPES, GRANT_TYPES, REQUIRE_PKCE_CHOICES
+from shared import admin, clients, scopes, users
+from shared.clients import CLIENT_TYPES, GRANT_TYPES, NEVER_EXPIRES, REQUIRE_PKCE_CHOICES
 from shared.redis_store import connect
 from shared.settings import redis_url_from_env
 
@@ -46,6 +47,32 @@ async def scope_add(redis: Redis, args: argparse.Namespace) -> None:
     print(f"scope {scope.name} added")
 
 
+async def scope_list(redis: Redis, args: argparse.Namespace) -> None:
+    found = await scopes.list_all(redis)
+    if args.json:
+        _print_json(found)
+        return
+    for scope in found:
+        print(f"{scope.name:24} {scope.description}")
+
+
+async def scope_show(redis: Redis, args: argparse.Namespace) -> None:
+    found = (await scopes.get_many(redis, [args.name])).get(args.name)
+    if found is None:
+        raise ValueError(f"no scope {args.name!r}")
+    users_of = [c.client_id for c in await clients.list_all(redis) if args.name in c.scopes]
+    if args.json:
+        _print_json({"name": found.name, "description": found.description, "clients": users_of})
+        return
+    print(f"name         {found.name}\ndescription  {found.description}")
+    print(f"clients      {' '.join(users_of)}")
+
+
+async def scope_delete(redis: Redis, args: argparse.Namespace) -> None:
+    await admin.delete_scope(redis, args.name)
+    print(f"scope {args.name} deleted")
+
+
 async def user_add(redis: Redis, args: argparse.Namespace) -> None:
     if not args.password_stdin:
         raise ValueError("give the password on standard input with --password-stdin")
@@ -67,6 +94,9 @@ async def client_create(redis: Redis, args: argparse.Namespace) -> None:
         introspect=args.introspect,
         refresh_count=args.refresh_count,
         require_pkce=args.require_pkce,
+        default_scopes=args.default_scope,
+        access_token_lifetime=args.access_token_lifetime,
+        jwt_access_tokens=TOKEN_FORMATS[args.token_format],
     )
     _print_client(client, args.json, secret)
 
@@ -103,8 +133,53 @@ async def client_enable(redis: Redis, args: argparse.Namespace) -> None:
 
 
 async def client_delete(redis: Redis, args: argparse.Namespace) -> None:
-    await clients.delete(redis, args.client_id)
-    print(f"client {args.client_id} deleted")
+    revoked = await admin.delete_client(redis, args.client_id)
+    print(f"client {args.client_id} deleted; {revoked} grant(s) revoked")
+
+
+def _when(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(timestamp))
+
+
+async def token_list(redis: Redis, args: argparse.Namespace) -> None:
+    found = await admin.list_tokens(redis, client_id=args.client, username=args.user)
+    if args.json:
+        _print_json(found)
+        return
+    print(f"{'kind':14} {'client':32} {'user':16} {'issued':20} {'expires':20} scope")
+    for t in found:
+        print(
+            f"{t.kind:14} {t.client_id:32} {t.username or '-':16} "
+            f"{_when(t.issued_at):20} {_when(t.expires_at):20} {' '.join(t.scope)}"
+        )
+
+
+async def token_revoke(redis: Redis, args: argparse.Namespace) -> None:
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+        revoked = await admin.revoke_token(redis, token)
+        print("token revoked, with its grant" if revoked else "no live token with that value")
+    elif args.client is not None:
+        count = await admin.revoke_client_tokens(redis, args.client)
+        print(f"{count} grant(s) of client {args.client} revoked")
+    else:
+        count = await admin.revoke_user_tokens(redis, args.user)
+        print(f"{count} grant(s) of user {args.user} revoked")
+
+
+def _lifetime(value: str) -> int:
+    if value == "never":
+        return NEVER_EXPIRES
+    seconds = int(value)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("a positive number of seconds, or never")
+    return seconds
+
+
+# --token-format: the value stored in Client.jwt_access_tokens.
+TOKEN_FORMATS = {"global": None, "opaque": False, "jwt": True}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--description", required=True)
     add.set_defaults(run=scope_add)
+    listing = scope.add_parser("list", help="list scopes")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=scope_list)
+    show = scope.add_parser("show", help="a scope and the clients registered for it")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=scope_show)
+    delete = scope.add_parser("delete", help="delete a scope no client is registered for")
+    delete.add_argument("name")
+    delete.set_defaults(run=scope_delete)
 
     user = nouns.add_parser("user", help="resource owners").add_subparsers(
         dest="verb", required=True
@@ -145,6 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--refresh-count", type=int, default=0, metavar="N")
     create.add_argument("--require-pkce", default="global", choices=REQUIRE_PKCE_CHOICES)
+    create.add_argument(
+        "--default-scope", action="append", default=[], help="granted when none is requested"
+    )
+    create.add_argument(
+        "--access-token-lifetime",
+        type=_lifetime,
+        metavar="SECONDS|never",
+        help="default: TESSERA_ACCESS_TOKEN_LIFETIME",
+    )
+    create.add_argument(
+        "--token-format",
+        choices=TOKEN_FORMATS,
+        default="global",
+        help="opaque or JWT (RFC 9068) access tokens; default: TESSERA_ACCESS_TOKEN_FORMAT",
+    )
     create.add_argument("--json", action="store_true")
     create.set_defaults(run=client_create)
     listing = client.add_parser("list", help="list clients")
@@ -161,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "show":
             sub.add_argument("--json", action="store_true")
         sub.set_defaults(run=run)
+
+    token = nouns.add_parser("token", help="issued tokens").add_subparsers(
+        dest="verb", required=True
+    )
+    listing = token.add_parser("list", help="live tokens (never their values)")
+    listing.add_argument("--client", metavar="ID")
+    listing.add_argument("--user", metavar="NAME")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=token_list)
+    revoke = token.add_parser("revoke", help="revoke a token's grant, or all of a client or user")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--token-stdin", action="store_true", help="read the token from stdin (not argv)"
+    )
+    which.add_argument("--client", metavar="ID")
+    which.add_argument("--user", metavar="NAME")
+    revoke.set_defaults(run=token_revoke)
     return parser
 
 

@@ -9,10 +9,13 @@ field never lands in Redis in clear.
 
 from __future__ import annotations
 
+from enum import Enum
+
 from redis.asyncio import Redis
 
-from shared import crypto, keys
+from shared import crypto, keys, users
 from shared.settings import Settings
+from shared.users import User
 
 
 def _key(username: str) -> str:
@@ -35,3 +38,21 @@ async def record_failure(redis: Redis, settings: Settings, username: str) -> Non
 
 async def clear(redis: Redis, username: str) -> None:
     await redis.delete(_key(username))
+
+
+class Refused(Enum):
+    LOCKED = "too many failures for this username"
+    WRONG = "wrong username or password"
+
+
+async def sign_in(redis: Redis, settings: Settings, username: str, password: str) -> User | Refused:
+    """Check a person's password, counting failures; one path for the login page and the
+    password grant (RFC 6749 §10.7 asks both to resist brute force)."""
+    if await is_locked(redis, settings, username):
+        return Refused.LOCKED
+    user = await users.authenticate(redis, username, password)
+    if user is None:
+        await record_failure(redis, settings, username)
+        return Refused.WRONG
+    await clear(redis, username)
+    return user

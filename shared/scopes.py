@@ -50,3 +50,16 @@ async def get_many(redis: Redis, names: list[str]) -> dict[str, Scope]:
             pipe.get(keys.scope(name))
         raws = await pipe.execute()
     return {name: Scope(**orjson.loads(raw)) for name, raw in zip(names, raws, strict=True) if raw}
+
+
+async def list_all(redis: Redis) -> list[Scope]:
+    names = sorted(await redis.smembers(keys.SCOPE_INDEX))
+    found = await get_many(redis, names)
+    return [found[name] for name in names if name in found]
+
+
+async def delete(redis: Redis, name: str) -> None:
+    """Remove a definition. Callers check first that no client is registered for it."""
+    if not await redis.delete(keys.scope(name)):
+        raise ValueError(f"no scope {name!r}")
+    await redis.srem(keys.SCOPE_INDEX, name)

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from tests.oauth import Stack, make_scope, unreachable_redis
 
 
-async def test_metadata_is_truthful_about_this_slice(
+async def test_metadata_lists_everything_implemented(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     scope = await make_scope(redis)
@@ -23,20 +23,33 @@ async def test_metadata_is_truthful_about_this_slice(
     assert meta["authorization_endpoint"] == f"{stack.issuer}/authorize"
     assert meta["token_endpoint"] == f"{stack.token}/token"
     assert meta["introspection_endpoint"] == f"{stack.introspect}/introspect"
-    assert meta["response_types_supported"] == ["code"]
-    assert meta["grant_types_supported"] == ["authorization_code"]
+    assert meta["revocation_endpoint"] == f"{stack.token}/revoke"
+    assert meta["jwks_uri"] == f"{stack.token}/jwks.json"
+    assert meta["response_types_supported"] == ["code", "token"]
+    assert meta["response_modes_supported"] == ["query", "fragment"]
+    assert meta["grant_types_supported"] == [
+        "authorization_code",
+        "implicit",
+        "client_credentials",
+        "password",
+        "refresh_token",
+    ]
     assert meta["code_challenge_methods_supported"] == ["plain", "S256"]
-    assert set(meta["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic",
-        "client_secret_post",
-        "none",
-    }
-    assert "none" not in meta["introspection_endpoint_auth_methods_supported"]
+    secret_methods = {"client_secret_basic", "client_secret_post"}
+    assert set(meta["token_endpoint_auth_methods_supported"]) == {*secret_methods, "none"}
+    # RFC 7009 §2.1: public clients revoke with their client_id alone.
+    assert set(meta["revocation_endpoint_auth_methods_supported"]) == {*secret_methods, "none"}
+    # RFC 7662 §2.1: introspection needs an authenticated caller.
+    assert set(meta["introspection_endpoint_auth_methods_supported"]) == secret_methods
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert scope in meta["scopes_supported"]
-    # Not implemented in this slice, so not advertised.
-    assert "revocation_endpoint" not in meta
-    assert "jwks_uri" not in meta
+
+    # Every advertised endpoint answers.
+    async with http.get(meta["jwks_uri"]) as r:
+        assert r.status == 200
+        assert (await r.json())["keys"]
+    async with http.post(meta["revocation_endpoint"], data={}) as r:
+        assert r.status == 401  # there, but wants a client
 
 
 @pytest.mark.parametrize("service", ["authorize", "token", "introspect"])

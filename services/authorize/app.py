@@ -48,7 +48,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, [page_errors])
+    app = create_base_app(settings, page_errors)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),

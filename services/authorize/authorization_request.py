@@ -1,4 +1,4 @@
-"""Validating an authorization request (RFC 6749 §4.1.1, §3.1.2; RFC 7636 §4.3).
+"""Validating an authorization request (RFC 6749 §4.1.1, §4.2.1, §3.1.2; RFC 7636 §4.3).
 
 Two phases, as RFC 6749 §4.1.2.1 requires. While the client or the redirect URI is in
 doubt the person sees an error page and is never redirected (``OAuthError`` with the page
@@ -19,7 +19,9 @@ from shared.settings import Settings
 
 # The seed answers these with invalid_request rather than unsupported_response_type.
 _GRANT_NAMES_AS_RESPONSE_TYPE = ("password", "client_credentials")
-SUPPORTED_RESPONSE_TYPES = ("code",)
+# Each response type and the grant a client must be allowed for it.
+RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
+SUPPORTED_RESPONSE_TYPES = tuple(RESPONSE_TYPE_GRANTS)
 
 
 @dataclass(slots=True)
@@ -32,15 +34,30 @@ class AuthorizationRequest:
     state: str | None
     code_challenge: str | None
     code_challenge_method: str | None
+    response_type: str = "code"
+
+    @property
+    def implicit(self) -> bool:
+        return self.response_type == "token"
 
 
 class RedirectableError(OAuthError):
-    """An error the client learns about through its redirect URI (RFC 6749 §4.1.2.1)."""
+    """An error the client learns about through its redirect URI: in the query
+    (RFC 6749 §4.1.2.1), or in the fragment for the implicit grant (§4.2.2.1)."""
 
-    def __init__(self, error: str, description: str, redirect_uri: str, state: str | None) -> None:
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        redirect_uri: str,
+        state: str | None,
+        *,
+        in_fragment: bool = False,
+    ) -> None:
         super().__init__(error, description)
         self.redirect_uri = redirect_uri
         self.state = state
+        self.in_fragment = in_fragment
 
 
 def _page_error(description: str, cause: str) -> OAuthError:
@@ -94,27 +111,30 @@ async def validate(
     repeated: set[str],
 ) -> AuthorizationRequest:
     state = params.get("state")
+    response_type = params.get("response_type")
 
     def fail(error: str, description: str) -> RedirectableError:
-        return RedirectableError(error, description, redirect_uri, state)
+        return RedirectableError(
+            error, description, redirect_uri, state, in_fragment=response_type == "token"
+        )
 
     if repeated:
         # RFC 6749 §4.1.2.1: "includes a parameter more than once" is invalid_request.
         raise fail("invalid_request", "A request parameter is repeated.")
 
-    response_type = params.get("response_type")
     if response_type is None:
         raise fail("invalid_request", "The response_type parameter is required.")
     if response_type in _GRANT_NAMES_AS_RESPONSE_TYPE:
         raise fail("invalid_request", f"{response_type} is a grant type, not a response type.")
     if response_type not in SUPPORTED_RESPONSE_TYPES:
         raise fail("unsupported_response_type", "The response type is not supported.")
-    if "authorization_code" not in client.grants:
-        raise fail("unauthorized_client", "The client is not allowed the authorization code grant.")
+    if RESPONSE_TYPE_GRANTS[response_type] not in client.grants:
+        raise fail("unauthorized_client", "The client is not allowed this response type.")
 
-    requested = scopes.parse_scope(params.get("scope"))
+    # RFC 6749 §3.3: without a scope the client's default scopes apply; without those
+    # the request fails with invalid_scope.
+    requested = scopes.parse_scope(params.get("scope")) or client.default_scopes
     if not requested:
-        # RFC 6749 §3.3: without a default scope the request fails with invalid_scope.
         raise fail("invalid_scope", "The scope parameter is required.")
     defined = await scopes.get_many(redis, requested)
     if any(name not in defined or name not in client.scopes for name in requested):
@@ -122,7 +142,10 @@ async def validate(
 
     challenge = params.get("code_challenge")
     method = params.get("code_challenge_method")
-    if challenge is None:
+    if response_type == "token":
+        # PKCE binds a code to its redemption (RFC 7636 §1); the implicit grant has none.
+        challenge = method = None
+    elif challenge is None:
         if method is not None:
             raise fail("invalid_request", "code_challenge_method was sent without code_challenge.")
         if client.requires_pkce(settings):
@@ -145,4 +168,5 @@ async def validate(
         state=state,
         code_challenge=challenge,
         code_challenge_method=method if challenge is not None else None,
+        response_type=response_type,
     )

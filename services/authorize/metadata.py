@@ -8,7 +8,7 @@ from services.authorize.authorization_request import SUPPORTED_RESPONSE_TYPES
 from shared import keys, pkce
 from shared.app_keys import REDIS, SETTINGS
 from shared.client_auth import SECRET_AUTH_METHODS
-from shared.clients import GRANT_TYPES
+from shared.clients import GRANT_TYPES, REFRESH_GRANT
 from shared.web import json_response
 
 
@@ -20,12 +20,17 @@ async def metadata(request: web.Request) -> web.Response:
             "issuer": settings.issuer,
             "authorization_endpoint": f"{settings.issuer}/authorize",
             "token_endpoint": settings.token_endpoint,
-            "introspection_endpoint": settings.introspection_endpoint,
+            "jwks_uri": settings.jwks_uri,
             "scopes_supported": scope_names,
             "response_types_supported": list(SUPPORTED_RESPONSE_TYPES),
-            "response_modes_supported": ["query"],
-            "grant_types_supported": list(GRANT_TYPES),
+            # query for codes, fragment for the implicit grant (RFC 6749 §4.2.2).
+            "response_modes_supported": ["query", "fragment"],
+            "grant_types_supported": [*GRANT_TYPES, REFRESH_GRANT],
             "token_endpoint_auth_methods_supported": [*SECRET_AUTH_METHODS, "none"],
+            "revocation_endpoint": settings.revocation_endpoint,
+            # RFC 7009 §2.1: public clients identify with client_id alone.
+            "revocation_endpoint_auth_methods_supported": [*SECRET_AUTH_METHODS, "none"],
+            "introspection_endpoint": settings.introspection_endpoint,
             "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
             "code_challenge_methods_supported": list(pkce.METHODS),
             "authorization_response_iss_parameter_supported": True,

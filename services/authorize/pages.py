@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
-from services.authorize import interactions, login_throttle, sessions
+from services.authorize import interactions, sessions
 from services.authorize.authorization_request import (
     AuthorizationRequest,
     RedirectableError,
@@ -17,13 +17,15 @@ from services.authorize.authorization_request import (
     resolve_client,
     validate,
 )
-from shared import codes, crypto, families, scopes, users
-from shared.app_keys import REDIS, SETTINGS
+from shared import codes, crypto, families, login_throttle, scopes, tokens
+from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.clients import Client
 from shared.codes import CodeRecord
 from shared.errors import OAuthError
 from shared.forms import collect, read_form, read_pairs, single_valued
+from shared.login_throttle import Refused
 from shared.settings import Settings
+from shared.tokens import Grant
 
 log = logging.getLogger("tessera.authorize")
 security_log = logging.getLogger("tessera.security")
@@ -38,14 +40,21 @@ def see_other(location: str) -> web.Response:
 
 
 def redirect_to_client(
-    settings: Settings, redirect_uri: str, params: dict[str, str | None]
+    settings: Settings,
+    redirect_uri: str,
+    params: dict[str, str | None],
+    *,
+    in_fragment: bool = False,
 ) -> web.Response:
-    """Back to the client with ``params`` added to the redirect URI's own query
-    (RFC 6749 §3.1.2 keeps it), and ``iss`` (RFC 9207 §2)."""
+    """Back to the client with ``params`` and ``iss`` (RFC 9207 §2): added to the redirect
+    URI's own query (RFC 6749 §3.1.2 keeps it), or for the implicit grant in the fragment
+    (RFC 6749 §4.2.2), which the browser never sends to a server."""
     parts = urlsplit(redirect_uri)
     added = urlencode(
         {k: v for k, v in {**params, "iss": settings.issuer}.items() if v is not None}
     )
+    if in_fragment:
+        return see_other(urlunsplit(parts._replace(fragment=added)))
     query = f"{parts.query}&{added}" if parts.query else added
     return see_other(urlunsplit(parts._replace(query=query)))
 
@@ -55,6 +64,7 @@ def error_redirect(settings: Settings, exc: RedirectableError) -> web.Response:
         settings,
         exc.redirect_uri,
         {"error": exc.error, "error_description": exc.description, "state": exc.state},
+        in_fragment=exc.in_fragment,
     )
 
 
@@ -172,20 +182,18 @@ async def login_submit(request: web.Request) -> web.Response:
     username = form.get("username", "")
     # Logged as a digest: people type their password into the username field.
     who = crypto.digest(username)[:12]
-    if await login_throttle.is_locked(redis, settings, username):
+    user = await login_throttle.sign_in(redis, settings, username, form.get("password", ""))
+    if user is Refused.LOCKED:
         security_log.warning("login refused: too many failures for username #%s", who)
         return _render_login(
             request, client, interaction_id, session, error=LOGIN_LOCKED, username=username
         )
-    user = await users.authenticate(redis, username, form.get("password", ""))
-    if user is None:
-        await login_throttle.record_failure(redis, settings, username)
+    if user is Refused.WRONG:
         security_log.warning("login failed for username #%s (client %s)", who, client.client_id)
         # One message for a wrong username and a wrong password alike.
         return _render_login(
             request, client, interaction_id, session, error=LOGIN_FAILED, username=username
         )
-    await login_throttle.clear(redis, username)
     signed_in = await sessions.sign_in(request, session, user)
     log.info("user %s signed in", user.username)
     response = see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
@@ -242,7 +250,11 @@ async def consent_submit(request: web.Request) -> web.Response:
         return error_redirect(
             settings,
             RedirectableError(
-                "access_denied", description, auth_request.redirect_uri, auth_request.state
+                "access_denied",
+                description,
+                auth_request.redirect_uri,
+                auth_request.state,
+                in_fragment=auth_request.implicit,
             ),
         )
 
@@ -251,6 +263,9 @@ async def consent_submit(request: web.Request) -> web.Response:
     approved = [name for name in auth_request.scope if name in ticked]
     if not approved:
         return deny("The resource owner approved none of the requested scopes.")
+    log.info("user %s approved %s for client %s", session.username, approved, client.client_id)
+    if auth_request.implicit:
+        return await _implicit_response(request, client, auth_request, session, approved)
     code = await codes.create(
         redis,
         settings,
@@ -265,9 +280,38 @@ async def consent_submit(request: web.Request) -> web.Response:
             code_challenge_method=auth_request.code_challenge_method,
         ),
     )
-    log.info("user %s approved %s for client %s", session.username, approved, client.client_id)
     return redirect_to_client(
         settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
+    )
+
+
+async def _implicit_response(
+    request: web.Request,
+    client: Client,
+    auth_request: AuthorizationRequest,
+    session: sessions.Session,
+    approved: list[str],
+) -> web.Response:
+    """RFC 6749 §4.2.2: the access token in the fragment, never a refresh token."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    assert session.username is not None and session.sub is not None
+    grant = Grant(families.new_family(), client.client_id, approved, session.username, session.sub)
+    issued = await tokens.issue(
+        redis, settings, client, grant, key_set=request.app[SIGNING_KEYS], refreshable=False
+    )
+    assert issued is not None  # a new family cannot have been revoked
+    expires_in = str(issued.expires_in) if issued.expires_in is not None else None
+    return redirect_to_client(
+        settings,
+        auth_request.redirect_uri,
+        {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "scope": " ".join(issued.scope),
+            "state": auth_request.state,
+        },
+        in_fragment=True,
     )
 
 

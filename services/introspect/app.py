@@ -7,8 +7,9 @@ import logging
 from aiohttp import web
 
 from shared import clients, tokens
-from shared.app_keys import REDIS, SETTINGS
+from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
+from shared.clients import NEVER_EXPIRES
 from shared.errors import invalid_client, invalid_request
 from shared.forms import read_form
 from shared.settings import Settings
@@ -32,7 +33,7 @@ async def introspect(request: web.Request) -> web.Response:
         raise invalid_request("The token parameter is required.")
     # token_type_hint (RFC 7662 §2.1) is only a hint; only access tokens are
     # introspected, so it never changes the answer.
-    record = await tokens.find_access_token(redis, token)
+    record = await tokens.find_access_token(redis, settings, token, request.app[SIGNING_KEYS])
     if record is None:
         return json_response(INACTIVE)
     # RFC 7662 §2.2: a token of a disabled or deleted client is not active.
@@ -44,11 +45,12 @@ async def introspect(request: web.Request) -> web.Response:
         "scope": " ".join(record.scope),
         "client_id": record.client_id,
         "token_type": "Bearer",
-        "exp": record.exp,
         "iat": record.iat,
         "sub": record.sub,
         "iss": settings.issuer,
     }
+    if record.exp != NEVER_EXPIRES:  # RFC 7662 §2.2: exp is optional; absent, no expiry
+        body["exp"] = record.exp
     if record.username is not None:
         body["username"] = record.username
         body["owner_id"] = record.username  # the seed's name for the approving user
@@ -56,6 +58,6 @@ async def introspect(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, [json_errors])
+    app = create_base_app(settings, json_errors)
     app.router.add_post("/introspect", introspect)
     return app

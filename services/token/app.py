@@ -1,15 +1,23 @@
-"""The token service application."""
+"""The token service application: /token, /revoke, /jwks.json and the admin API."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from services.token import admin_api
 from services.token.endpoint import token
+from services.token.jwks import jwks
+from services.token.revocation import revoke
 from shared.settings import Settings
 from shared.web import create_base_app, json_errors
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, [json_errors])
+    admin = [admin_api.require_admin_token] if settings.admin_token else []
+    app = create_base_app(settings, json_errors, admin)
     app.router.add_post("/token", token)
+    app.router.add_post("/revoke", revoke)
+    app.router.add_get("/jwks.json", jwks)
+    if settings.admin_token:
+        admin_api.add_routes(app)
     return app

@@ -6,9 +6,10 @@ import logging
 
 from aiohttp import web
 
-from services.token.grants import HANDLERS
-from services.token.grants.base import TokenRequest
-from shared.app_keys import REDIS, SETTINGS
+from services.token.grants import HANDLERS, TAKE_SCOPE
+from services.token.grants.base import TokenRequest, invalid_scope
+from shared import scopes
+from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
 from shared.clients import Client
 from shared.errors import OAuthError, invalid_request
@@ -29,7 +30,7 @@ def check_grant_type(client: Client, params: dict[str, str]) -> str:
             "The grant type is not supported by this server.",
             cause=f"grant_type {grant_type!r}",
         )
-    if grant_type not in client.grants:
+    if not client.allows_grant(grant_type):
         raise OAuthError(
             "unauthorized_client",
             "The client is not allowed to use this grant type.",
@@ -38,14 +39,26 @@ def check_grant_type(client: Client, params: dict[str, str]) -> str:
     return grant_type
 
 
+def check_scope(client: Client, grant_type: str, params: dict[str, str]) -> list[str]:
+    """The scope parameter of the grants that take one, each value a well-formed scope
+    token (RFC 6749 §3.3) the client is registered for; empty when absent."""
+    if grant_type not in TAKE_SCOPE:
+        return []
+    requested = scopes.parse_scope(params.get("scope"))
+    if not all(scopes.is_scope_token(name) for name in requested):
+        raise invalid_scope(f"malformed scope {params.get('scope')!r}")
+    outside = [name for name in requested if name not in client.scopes]
+    if outside:
+        raise invalid_scope(f"client {client.client_id} is not registered for {outside}")
+    return requested
+
+
 def token_response(issued: IssuedTokens) -> web.Response:
     """RFC 6749 §5.1; json_response adds Cache-Control: no-store and Pragma: no-cache."""
-    body: dict[str, object] = {
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": " ".join(issued.scope),
-    }
+    body: dict[str, object] = {"access_token": issued.access_token, "token_type": "Bearer"}
+    if issued.expires_in is not None:  # omitted for a token that never expires
+        body["expires_in"] = issued.expires_in
+    body["scope"] = " ".join(issued.scope)
     if issued.refresh_token:
         body["refresh_token"] = issued.refresh_token
     return json_response(body)
@@ -56,6 +69,9 @@ async def token(request: web.Request) -> web.Response:
     params = await read_form(request)
     client = await authenticate_client(request, params, redis)
     grant_type = check_grant_type(client, params)
-    issued = await HANDLERS[grant_type](TokenRequest(client, params, redis, settings))
+    scope = check_scope(client, grant_type, params)
+    issued = await HANDLERS[grant_type](
+        TokenRequest(client, params, redis, settings, request.app[SIGNING_KEYS], scope)
+    )
     log.info("issued %s tokens to client %s", grant_type, client.client_id)
     return token_response(issued)

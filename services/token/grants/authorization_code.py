@@ -8,7 +8,7 @@ from services.token.grants.base import TokenRequest
 from shared import codes, pkce, tokens
 from shared.codes import Redemption
 from shared.errors import invalid_grant, invalid_request
-from shared.tokens import IssuedTokens
+from shared.tokens import Grant, IssuedTokens
 
 GRANT_TYPE = "authorization_code"
 
@@ -50,15 +50,14 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     elif verifier is not None:
         # RFC 9700 §4.8.2: a verifier without a challenge points at a PKCE downgrade.
         raise invalid_grant("code_verifier sent for a code issued without a challenge")
+    grant = Grant(record.family, client_id, record.scope, record.username, record.sub)
     issued = await tokens.issue(
         request.redis,
         request.settings,
-        family=record.family,
-        client_id=client_id,
-        scope=record.scope,
-        username=record.username,
-        sub=record.sub,
-        with_refresh_token=request.client.refresh_count > 0,
+        request.client,
+        grant,
+        key_set=request.key_set,
+        refreshable=True,
     )
     if issued is None:
         raise invalid_grant("grant family revoked while the code was redeemed")

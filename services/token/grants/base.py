@@ -6,8 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from shared.signing_keys import KeySet
 
 from shared.clients import Client
+from shared.errors import OAuthError
 from shared.settings import Settings
 from shared.tokens import IssuedTokens
 
@@ -20,6 +22,23 @@ class TokenRequest:
     params: dict[str, str]
     redis: Redis
     settings: Settings
+    key_set: KeySet | None
+    # The scope parameter, parsed and within the client's scopes; empty when absent.
+    scope: list[str]
+
+    def scope_or_default(self) -> list[str]:
+        """RFC 6749 §3.3: without a scope parameter the client's default scopes apply, and
+        a client without any is refused."""
+        scope = self.scope or self.client.default_scopes
+        if not scope:
+            raise invalid_scope("no scope requested and the client has no default scope")
+        return scope
+
+
+def invalid_scope(cause: str) -> OAuthError:
+    return OAuthError(
+        "invalid_scope", "The requested scope is invalid, unknown, or not allowed.", cause=cause
+    )
 
 
 GrantHandler = Callable[[TokenRequest], Awaitable[IssuedTokens]]

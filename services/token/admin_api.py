@@ -1,0 +1,131 @@
+"""The admin HTTP API under ``/admin/``: the CLI's token, scope and client operations.
+
+Off unless TESSERA_ADMIN_TOKEN is set; every request then carries it as a bearer token
+(RFC 6750 §2.1). The Ingress does not route ``/admin/``: it is for operators inside the
+cluster. Each handler calls the same ``shared.admin`` function as the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from shared import admin, clients, scopes
+from shared.app_keys import REDIS, SETTINGS
+from shared.crypto import same
+from shared.errors import OAuthError, invalid_request
+from shared.forms import read_form
+from shared.web import json_response
+
+security_log = logging.getLogger("tessera.security")
+
+PREFIX = "/admin/"
+
+
+def _unauthorized(cause: str) -> OAuthError:
+    return OAuthError(
+        "invalid_token",
+        "The admin API needs the admin bearer token.",
+        status=401,
+        cause=cause,
+        challenge='Bearer realm="tessera-admin"',
+    )
+
+
+def _not_found(exc: ValueError) -> OAuthError:
+    return OAuthError("not_found", str(exc), status=404)
+
+
+@web.middleware
+async def require_admin_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(PREFIX):
+        return await handler(request)
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential:
+        raise _unauthorized("no bearer credential")
+    if not same(credential.strip(), request.app[SETTINGS].admin_token):
+        security_log.warning("admin API: wrong bearer credential from %s", request.remote)
+        raise _unauthorized("wrong admin credential")
+    return await handler(request)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    found = await admin.list_tokens(
+        request.app[REDIS],
+        client_id=request.query.get("client"),
+        username=request.query.get("user"),
+    )
+    return json_response({"tokens": found})
+
+
+async def revoke_tokens(request: web.Request) -> web.Response:
+    """Form with exactly one of ``token``, ``client`` or ``user``."""
+    redis = request.app[REDIS]
+    form = await read_form(request)
+    given = [name for name in ("token", "client", "user") if name in form]
+    if len(given) != 1:
+        raise invalid_request("Give exactly one of token, client or user.")
+    if "token" in form:
+        revoked = int(await admin.revoke_token(redis, form["token"]))
+    elif "client" in form:
+        revoked = await admin.revoke_client_tokens(redis, form["client"])
+    else:
+        revoked = await admin.revoke_user_tokens(redis, form["user"])
+    return json_response({"revoked_grants": revoked})
+
+
+async def list_scopes(request: web.Request) -> web.Response:
+    return json_response({"scopes": await scopes.list_all(request.app[REDIS])})
+
+
+async def show_scope(request: web.Request) -> web.Response:
+    redis, name = request.app[REDIS], request.match_info["name"]
+    found = (await scopes.get_many(redis, [name])).get(name)
+    if found is None:
+        raise _not_found(ValueError(f"no scope {name!r}"))
+    users_of = [c.client_id for c in await clients.list_all(redis) if name in c.scopes]
+    return json_response(
+        {"name": found.name, "description": found.description, "clients": users_of}
+    )
+
+
+async def delete_scope(request: web.Request) -> web.Response:
+    redis, name = request.app[REDIS], request.match_info["name"]
+    if not (await scopes.get_many(redis, [name])):
+        raise _not_found(ValueError(f"no scope {name!r}"))
+    try:
+        await admin.delete_scope(redis, name)
+    except ValueError as exc:
+        raise OAuthError("conflict", str(exc), status=409) from None
+    return web.Response(status=204)
+
+
+async def set_client_enabled(request: web.Request) -> web.Response:
+    enabled = request.match_info["action"] == "enable"
+    try:
+        client = await clients.set_enabled(
+            request.app[REDIS], request.match_info["client_id"], enabled
+        )
+    except ValueError as exc:
+        raise _not_found(exc) from None
+    return json_response(client.public_view())
+
+
+async def delete_client(request: web.Request) -> web.Response:
+    try:
+        revoked = await admin.delete_client(request.app[REDIS], request.match_info["client_id"])
+    except ValueError as exc:
+        raise _not_found(exc) from None
+    return json_response({"revoked_grants": revoked})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/tokens", list_tokens)
+    app.router.add_post("/admin/tokens/revoke", revoke_tokens)
+    app.router.add_get("/admin/scopes", list_scopes)
+    app.router.add_get("/admin/scopes/{name}", show_scope)
+    app.router.add_delete("/admin/scopes/{name}", delete_scope)
+    app.router.add_post("/admin/clients/{client_id}/{action:enable|disable}", set_client_enabled)
+    app.router.add_delete("/admin/clients/{client_id}", delete_client)

@@ -1,0 +1,71 @@
+"""The refresh token grant (RFC 6749 §6) with rotation (RFC 9700 §4.14.2).
+
+Every use returns a new refresh token and retires the one presented; presenting a
+retired one again revokes the whole grant family. Of two concurrent uses of one refresh
+token exactly one succeeds (one Lua script marks the token and stores the new ones). The
+client's refresh count bounds how many times a chain may be refreshed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.token.grants.base import TokenRequest, invalid_scope
+from shared import tokens
+from shared.errors import invalid_grant, invalid_request
+from shared.tokens import IssuedTokens, Rotation
+
+GRANT_TYPE = "refresh_token"
+
+log = logging.getLogger("tessera.token")
+security_log = logging.getLogger("tessera.security")
+
+
+async def handle(request: TokenRequest) -> IssuedTokens:
+    presented = request.params.get("refresh_token")
+    if presented is None:
+        raise invalid_request("The refresh_token parameter is required.")
+    client = request.client
+    found = await tokens.find_refresh_token(request.redis, presented)
+    if found is None:
+        raise invalid_grant("unknown, expired or revoked refresh token")
+    _, record = found
+    scope: list[str] = []
+    if record is not None:
+        # Checked before the token is used up: a client's mistake costs it nothing.
+        if record.client_id != client.client_id:
+            # RFC 6749 §6: bound to the client it was issued to.
+            raise invalid_grant(f"refresh token of client {record.client_id}")
+        if record.refreshes >= client.refresh_count:
+            raise invalid_grant(
+                f"refresh count {client.refresh_count} of client {client.client_id} reached"
+            )
+        # RFC 6749 §6: the scope may narrow, never widen; absent, it is the grant's.
+        scope = request.scope or record.scope
+        if not set(scope) <= set(record.scope):
+            raise invalid_scope("refresh asked for scope beyond the original grant")
+        if not set(scope) <= set(client.scopes):
+            raise invalid_scope("the client is no longer allowed part of the grant's scope")
+    outcome, issued = await tokens.rotate(
+        request.redis,
+        request.settings,
+        client,
+        presented,
+        record,
+        scope,
+        request.key_set,
+    )
+    if issued is not None:
+        return issued
+    if outcome is Rotation.REUSED:
+        security_log.warning(
+            "rotated refresh token presented again by client %s; its grant family is revoked",
+            client.client_id,
+        )
+    elif outcome is Rotation.RACED:
+        log.info(
+            "refresh token of client %s used twice within the grace window; "
+            "the second use is refused",
+            client.client_id,
+        )
+    raise invalid_grant(f"refresh token {outcome.value}")

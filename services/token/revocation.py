@@ -1,0 +1,47 @@
+"""``POST /revoke``: token revocation (RFC 7009).
+
+Revoking either token of a grant revokes the grant's whole family, the access token and
+the refresh token together, as the seed does (RFC 7009 §2.1 lets a server do so). A
+client may revoke only its own tokens; any other token, unknown or not, gets the same 200
+(RFC 7009 §2.2), so the endpoint tells nobody whether a value is a live token.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from shared import tokens
+from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.client_auth import authenticate_client
+from shared.errors import invalid_request
+from shared.forms import read_form
+from shared.web import NO_STORE
+
+log = logging.getLogger("tessera.token")
+security_log = logging.getLogger("tessera.security")
+
+
+async def revoke(request: web.Request) -> web.Response:
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    params = await read_form(request)
+    client = await authenticate_client(request, params, redis)
+    token = params.get("token")
+    if token is None:
+        raise invalid_request("The token parameter is required.")
+    # token_type_hint (RFC 7009 §2.1) only says where to look first; both kinds are
+    # looked up whatever it says, so it never changes the outcome.
+    record = await tokens.find_any(redis, settings, token, request.app[SIGNING_KEYS])
+    if record is None:
+        log.info("revocation by client %s: token unknown, expired or revoked", client.client_id)
+    elif record.client_id != client.client_id:
+        security_log.warning(
+            "client %s tried to revoke a token of client %s; refused",
+            client.client_id,
+            record.client_id,
+        )
+    else:
+        await tokens.revoke_family(redis, record.family)
+        log.info("client %s revoked grant family %s", client.client_id, record.family)
+    return web.Response(status=200, headers=NO_STORE)

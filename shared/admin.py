@@ -1,0 +1,140 @@
+"""Token, scope and client management: the seed's Tokens page and admin services.
+
+One implementation behind both the ``tessera`` CLI and the token service's ``/admin/``
+API. Tokens are found through the per-client and per-user family indexes that issuing
+keeps (see ``tokens``); listings never show a token's value, which Tessera does not
+store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from shared import clients, jwt_access_tokens, keys, scopes, tokens
+from shared.clients import NEVER_EXPIRES
+
+
+@dataclass(slots=True, frozen=True)
+class TokenInfo:
+    kind: str  # "access_token" or "refresh_token"
+    family: str
+    client_id: str
+    username: str | None
+    scope: list[str]
+    issued_at: int
+    expires_at: int | None  # None: never expires
+
+
+async def _live_families(redis: Redis, index_key: str) -> list[str]:
+    """The families in an index whose tokens may still live; expired entries are pruned."""
+    now = int(time.time())
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zremrangebyscore(index_key, "-inf", f"({now}")
+        pipe.zrange(index_key, 0, -1)
+        _, found = await pipe.execute()
+    return list(found)
+
+
+async def _families(redis: Redis, client_id: str | None, username: str | None) -> list[str]:
+    if username is not None:
+        found = await _live_families(redis, keys.user_families(username))
+        if client_id is None:
+            return found
+        wanted = set(await _live_families(redis, keys.client_families(client_id)))
+        return [family for family in found if family in wanted]
+    client_ids = [client_id] if client_id is not None else await redis.smembers(keys.CLIENT_INDEX)
+    found = []
+    for each in sorted(client_ids):
+        found += await _live_families(redis, keys.client_families(each))
+    return found
+
+
+async def list_tokens(
+    redis: Redis, *, client_id: str | None = None, username: str | None = None
+) -> list[TokenInfo]:
+    """Live access and refresh tokens, of one client and/or one user or all, oldest first."""
+    families = await _families(redis, client_id, username)
+    async with redis.pipeline(transaction=False) as pipe:
+        for family in families:
+            pipe.smembers(keys.family_members(family))
+        member_sets = await pipe.execute()
+    token_keys = sorted({key for members in member_sets for key in members})
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in token_keys:
+            pipe.get(key)
+        raws = await pipe.execute()
+    found = []
+    for key, raw in zip(token_keys, raws, strict=True):
+        record = tokens.parse_record(raw)
+        if record is None:
+            continue  # expired, revoked meanwhile, or a refresh token rotated away
+        found.append(
+            TokenInfo(
+                kind="refresh_token" if keys.is_refresh_token(key) else "access_token",
+                family=record.family,
+                client_id=record.client_id,
+                username=record.username,
+                scope=record.scope,
+                issued_at=record.iat,
+                expires_at=None if record.exp == NEVER_EXPIRES else record.exp,
+            )
+        )
+    return sorted(found, key=lambda t: (t.issued_at, t.family, t.kind))
+
+
+async def _revoke_indexed(redis: Redis, index_key: str) -> int:
+    """Revoke every family in an index and take them out of it; the number revoked. Only
+    those are removed, so a family issued meanwhile stays listed."""
+    families = await _live_families(redis, index_key)
+    for family in families:
+        await tokens.revoke_family(redis, family)
+    if families:
+        await redis.zrem(index_key, *families)
+    return len(families)
+
+
+async def revoke_token(redis: Redis, token: str) -> bool:
+    """Revoke the grant family of an access or refresh token; False when none is live.
+
+    An administrator's request: a JWT's signature is not checked, its ``jti`` only names
+    the record to revoke."""
+    lookup = token
+    if jwt_access_tokens.looks_like_jwt(token):
+        lookup = jwt_access_tokens.unverified_jti(token) or ""
+    record = await tokens.find_by_lookup(redis, lookup)
+    if record is None:
+        return False
+    await tokens.revoke_family(redis, record.family)
+    return True
+
+
+async def revoke_client_tokens(redis: Redis, client_id: str) -> int:
+    """Revoke every grant family of a client; the number revoked."""
+    return await _revoke_indexed(redis, keys.client_families(client_id))
+
+
+async def revoke_user_tokens(redis: Redis, username: str) -> int:
+    """Revoke every grant family issued for a person; the number revoked."""
+    return await _revoke_indexed(redis, keys.user_families(username))
+
+
+async def delete_client(redis: Redis, client_id: str) -> int:
+    """Delete a client and its tokens; the number of grant families revoked.
+
+    The record goes first: from then on its tokens introspect as inactive and it cannot
+    authenticate to be issued more, so none escapes the revocation that follows.
+    """
+    await clients.delete(redis, client_id)
+    return await revoke_client_tokens(redis, client_id)
+
+
+async def delete_scope(redis: Redis, name: str) -> None:
+    """Delete a scope definition, refused while a client is registered for it (as in the
+    seed)."""
+    users_of = [c.client_id for c in await clients.list_all(redis) if name in c.scopes]
+    if users_of:
+        raise ValueError(f"scope {name!r} is still associated with client(s) {', '.join(users_of)}")
+    await scopes.delete(redis, name)
