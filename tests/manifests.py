@@ -1,0 +1,175 @@
+"""Read the deployment files as the tests need them: kustomizations, NetworkPolicies and
+the Dockerfile.
+
+``render`` follows a kustomization's ``resources`` list and nothing else, and refuses a
+kustomization that uses any other field, so it cannot silently render something other
+than what ``kubectl kustomize`` would. ``tests/test_deploy.py`` also compares the two
+where kubectl is installed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+
+Manifest = dict[str, Any]
+
+_RENDERED_FIELDS = {"apiVersion", "kind", "resources"}
+
+
+def render(directory: Path) -> list[Manifest]:
+    """The objects the kustomization in ``directory`` produces, in resource order."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    unsupported = set(kustomization) - _RENDERED_FIELDS
+    if unsupported:
+        raise ValueError(
+            f"{directory.name}/kustomization.yaml uses {sorted(unsupported)}, "
+            "which tests/manifests.py does not render"
+        )
+    objects: list[Manifest] = []
+    for entry in kustomization["resources"]:
+        path = (directory / entry).resolve()
+        if path.is_dir():
+            objects += render(path)
+        else:
+            objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    names = [identity(obj) for obj in objects]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        # kustomize refuses this too.
+        raise ValueError(f"{directory.name}: defined more than once: {sorted(duplicates)}")
+    return objects
+
+
+def identity(obj: Manifest) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def of_kind(objects: list[Manifest], kind: str) -> list[Manifest]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def named(objects: list[Manifest], kind: str, name: str) -> Manifest:
+    (obj,) = [obj for obj in of_kind(objects, kind) if obj["metadata"]["name"] == name]
+    return obj
+
+
+def selects(selector: Manifest, labels: dict[str, str]) -> bool:
+    """A LabelSelector (``matchLabels`` only) or a Service's plain selector map."""
+    if "matchExpressions" in selector:
+        raise NotImplementedError("matchExpressions: extend tests/manifests.py")
+    wanted = selector.get("matchLabels", {}) if "matchLabels" in selector else selector
+    return all(labels.get(key) == value for key, value in wanted.items())
+
+
+def pod_labels(deployment: Manifest) -> dict[str, str]:
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+# NetworkPolicy, ingress direction only: https://kubernetes.io/docs/concepts/services-networking/network-policies/
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A pod that opens a connection to one of ours."""
+
+    pod_labels: dict[str, str]
+    namespace_labels: dict[str, str] = field(default_factory=dict)
+    # A podSelector without a namespaceSelector means the policy's own namespace.
+    same_namespace: bool = False
+
+
+def admitted(objects: list[Manifest], target: dict[str, str], peer: Peer, port: int) -> bool:
+    """Whether the policies among ``objects`` let ``peer`` reach pods labelled ``target``."""
+    policies = [
+        policy
+        for policy in of_kind(objects, "NetworkPolicy")
+        if "Ingress" in policy["spec"]["policyTypes"]
+        and selects(policy["spec"]["podSelector"], target)
+    ]
+    if not policies:
+        return True  # A pod no policy selects is open to all.
+    # Policies add up: any rule of any selecting policy may admit the connection.
+    return any(
+        _rule_admits(rule, peer, port)
+        for policy in policies
+        for rule in policy["spec"].get("ingress", [])
+    )
+
+
+def _rule_admits(rule: Manifest, peer: Peer, port: int) -> bool:
+    ports = rule.get("ports")
+    if ports and not any(_port_matches(entry, port) for entry in ports):
+        return False
+    sources = rule.get("from")
+    return not sources or any(_source_matches(source, peer) for source in sources)
+
+
+def _port_matches(entry: Manifest, port: int) -> bool:
+    if not isinstance(entry.get("port"), int) or "endPort" in entry:
+        raise NotImplementedError(f"port {entry}: extend tests/manifests.py")
+    return entry.get("protocol", "TCP") == "TCP" and entry["port"] == port
+
+
+def _source_matches(source: Manifest, peer: Peer) -> bool:
+    if "ipBlock" in source:
+        raise NotImplementedError("ipBlock: extend tests/manifests.py")
+    namespaces = source.get("namespaceSelector")
+    pods = source.get("podSelector")
+    in_namespace = (
+        peer.same_namespace if namespaces is None else selects(namespaces, peer.namespace_labels)
+    )
+    # Both selectors in one entry must match the same peer.
+    return in_namespace and (pods is None or selects(pods, peer.pod_labels))
+
+
+# Dockerfile
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]]
+
+    def arguments(self, keyword: str) -> list[str]:
+        return [rest for word, rest in self.instructions if word == keyword]
+
+
+def dockerfile_stages(text: str) -> list[Stage]:
+    """The build stages in order, each with its instructions (keyword, arguments)."""
+    stages: list[Stage] = []
+    for instruction in _instructions(text):
+        keyword, _, rest = instruction.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            match = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", rest.strip(), re.IGNORECASE)
+            assert match, f"unreadable FROM: {rest}"
+            stages.append(Stage(match[1], match[2], []))
+        elif stages:
+            stages[-1].instructions.append((keyword, rest.strip()))
+    return stages
+
+
+def _instructions(text: str) -> list[str]:
+    """Instructions with their continuation lines joined and comment lines dropped."""
+    joined: list[str] = []
+    pending = ""
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        joined.append((pending + line).strip())
+        pending = ""
+    if pending:
+        joined.append(pending.strip())
+    return joined
