@@ -86,14 +86,13 @@ async def list_tokens(
 
 
 async def _revoke_indexed(redis: Redis, index_key: str) -> int:
-    """Revoke every family in an index and take them out of it; the number revoked. Only
-    those are removed, so a family issued meanwhile stays listed."""
+    """Revoke every family in an index and take them out of it; the number that still had
+    live tokens. Only those listed are removed, so a family issued meanwhile stays."""
     families = await _live_families(redis, index_key)
-    for family in families:
-        await tokens.revoke_family(redis, family)
+    revoked = [family for family in families if await tokens.revoke_family(redis, family)]
     if families:
         await redis.zrem(index_key, *families)
-    return len(families)
+    return len(revoked)
 
 
 async def revoke_token(redis: Redis, token: str) -> bool:

@@ -159,8 +159,9 @@ async def token_list(redis: Redis, args: argparse.Namespace) -> None:
 async def token_revoke(redis: Redis, args: argparse.Namespace) -> None:
     if args.token_stdin:
         token = sys.stdin.readline().strip()
-        revoked = await admin.revoke_token(redis, token)
-        print("token revoked, with its grant" if revoked else "no live token with that value")
+        if not await admin.revoke_token(redis, token):
+            raise ValueError("no live access or refresh token has that value")
+        print("token revoked, with every token of its grant")
     elif args.client is not None:
         count = await admin.revoke_client_tokens(redis, args.client)
         print(f"{count} grant(s) of client {args.client} revoked")

@@ -82,11 +82,13 @@ def family_revoked(family: str) -> str:
 
 _REVOKE_FAMILY = """
 local function revoke_family(members, tombstone, ttl)
+  local deleted = 0
   for _, key in ipairs(redis.call('SMEMBERS', members)) do
-    redis.call('DEL', key)
+    deleted = deleted + redis.call('DEL', key)
   end
   redis.call('DEL', members)
   redis.call('SET', tombstone, '1', 'EX', ttl)
+  return deleted
 end
 """
 
@@ -119,8 +121,8 @@ end
 """
 
 # Revoke a family: delete every token in it and mark it so nothing more is issued into it.
-# KEYS: members, tombstone.  ARGV: tombstone TTL.
-REVOKE_FAMILY = _REVOKE_FAMILY + "revoke_family(KEYS[1], KEYS[2], ARGV[1])\nreturn 1\n"
+# KEYS: members, tombstone.  ARGV: tombstone TTL.  Returns how many tokens were deleted.
+REVOKE_FAMILY = _REVOKE_FAMILY + "return revoke_family(KEYS[1], KEYS[2], ARGV[1])\n"
 
 # Single use of an authorization code (RFC 6749 §4.1.2), atomically. The first call marks
 # the code used and returns its record; the key keeps its TTL so that a replay is

@@ -295,12 +295,14 @@ async def find_by_lookup(redis: Redis, lookup: str) -> TokenRecord | None:
     return parse_record(access) or parse_record(refresh)
 
 
-async def revoke_family(redis: Redis, family: str) -> None:
-    """Delete every token of the family and keep anything more from being issued into it."""
-    await redis.eval(
+async def revoke_family(redis: Redis, family: str) -> bool:
+    """Delete every token of the family and keep anything more from being issued into it.
+    False when nothing of it was left to delete."""
+    deleted = await redis.eval(
         keys.REVOKE_FAMILY,
         2,
         keys.family_members(family),
         keys.family_revoked(family),
         families.TOMBSTONE_TTL,
     )
+    return bool(deleted)

@@ -1,0 +1,354 @@
+"""Token management: the seed's Tokens page as ``tessera token|scope|client`` and as the
+admin API under /admin/ on the token service, both over the same shared/admin.py."""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from services.token.app import create_app as token_app
+from shared import crypto, keys
+from tests.oauth import (
+    ADMIN_TOKEN,
+    FORWARDED_HTTPS,
+    Registered,
+    Setup,
+    Stack,
+    exchange,
+    is_active,
+    make_client,
+    make_resource_server,
+    make_setup,
+    obtain_code,
+    production_settings,
+    refresh,
+    token_request,
+)
+from tests.test_cli import tessera
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def code_flow_tokens(http: aiohttp.ClientSession, stack: Stack, s: Setup) -> dict[str, str]:
+    reply = await exchange(http, stack, s.client, await obtain_code(http, stack, s))
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+async def machine_client(redis: Redis, scope: str, **options: object) -> Registered:
+    return await make_client(
+        redis, [scope], grants=["client_credentials"], default_scopes=[scope], **options
+    )
+
+
+async def machine_token(http: aiohttp.ClientSession, stack: Stack, client: Registered) -> str:
+    reply = await token_request(http, stack, client, {"grant_type": "client_credentials"})
+    assert reply.status == 200, reply.body
+    return reply.body["access_token"]
+
+
+# --- tessera token list ------------------------------------------------------------------
+
+
+async def test_token_list_shows_who_what_and_when_but_never_a_token(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis, refresh_count=1)
+    tokens = await code_flow_tokens(http, stack, s)
+    other = await machine_client(redis, s.scope)
+    machine = await machine_token(http, stack, other)
+
+    run = await tessera(stack, "token", "list", "--client", s.client.client_id, "--json")
+    assert run.status == 0, run.stderr
+    listed = run.json()
+    assert sorted(t["kind"] for t in listed) == ["access_token", "refresh_token"]
+    for entry in listed:
+        assert entry["client_id"] == s.client.client_id
+        assert entry["username"] == s.user
+        assert entry["scope"] == [s.scope]
+        assert entry["issued_at"] <= entry["expires_at"]
+    access = next(t for t in listed if t["kind"] == "access_token")
+    assert access["expires_at"] - access["issued_at"] == 3600
+    # Values are not stored, so cannot be shown; nor are their digests.
+    for value in (tokens["access_token"], tokens["refresh_token"], machine):
+        assert value not in run.stdout
+        assert crypto.digest(value) not in run.stdout
+
+    by_user = (await tessera(stack, "token", "list", "--user", s.user, "--json")).json()
+    assert {t["family"] for t in by_user} == {t["family"] for t in listed}
+    machines = (await tessera(stack, "token", "list", "--client", other.client_id, "--json")).json()
+    assert [(t["kind"], t["username"]) for t in machines] == [("access_token", None)]
+
+    everything = (await tessera(stack, "token", "list", "--json")).json()
+    assert {t["family"] for t in listed + machines} <= {t["family"] for t in everything}
+
+    text = await tessera(stack, "token", "list", "--client", s.client.client_id)
+    assert text.status == 0
+    assert text.stdout.splitlines()[0].split() == [
+        "kind",
+        "client",
+        "user",
+        "issued",
+        "expires",
+        "scope",
+    ]
+    assert len(text.stdout.splitlines()) == 3
+    assert s.user in text.stdout
+
+
+async def test_a_rotated_away_or_revoked_token_is_not_listed(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis, refresh_count=2)
+    tokens = await code_flow_tokens(http, stack, s)
+    rotated = await refresh(http, stack, s.client, tokens["refresh_token"])
+    assert rotated.status == 200
+
+    listed = (
+        await tessera(stack, "token", "list", "--client", s.client.client_id, "--json")
+    ).json()
+    # Two access tokens (the first still lives) and only the new refresh token.
+    assert sorted(t["kind"] for t in listed) == ["access_token", "access_token", "refresh_token"]
+
+    run = await tessera(stack, "token", "revoke", "--client", s.client.client_id)
+    assert run.status == 0, run.stderr
+    assert run.stdout.strip() == f"1 grant(s) of client {s.client.client_id} revoked"
+    after = await tessera(stack, "token", "list", "--client", s.client.client_id, "--json")
+    assert after.json() == []
+
+
+# --- tessera token revoke -----------------------------------------------------------------
+
+
+async def test_revoke_by_token_read_from_stdin_revokes_its_grant(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis, refresh_count=1)
+    rs = await make_resource_server(redis, [s.scope])
+    tokens = await code_flow_tokens(http, stack, s)
+    kept = await code_flow_tokens(http, stack, s)
+
+    run = await tessera(stack, "token", "revoke", "--token-stdin", stdin=tokens["access_token"])
+    assert run.status == 0, run.stderr
+    assert "revoked" in run.stdout
+
+    assert not await is_active(http, stack, rs, tokens["access_token"])
+    # The refresh token of the pair went with it (as the seed revokes both).
+    assert (await refresh(http, stack, s.client, tokens["refresh_token"])).status == 400
+    # Another approval of the same client and user is untouched.
+    assert await is_active(http, stack, rs, kept["access_token"])
+
+    again = await tessera(stack, "token", "revoke", "--token-stdin", stdin=tokens["access_token"])
+    assert again.status == 1
+    assert "no live access or refresh token has that value" in again.stderr
+
+
+async def test_revoke_by_token_works_for_a_jwt_and_a_refresh_token(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis, refresh_count=1, jwt_access_tokens=True)
+    rs = await make_resource_server(redis, [s.scope])
+    first = await code_flow_tokens(http, stack, s)
+    second = await code_flow_tokens(http, stack, s)
+    assert first["access_token"].count(".") == 2  # a JWT
+
+    jwt_run = await tessera(stack, "token", "revoke", "--token-stdin", stdin=first["access_token"])
+    assert jwt_run.status == 0, jwt_run.stderr
+    assert not await is_active(http, stack, rs, first["access_token"])
+
+    rt_run = await tessera(stack, "token", "revoke", "--token-stdin", stdin=second["refresh_token"])
+    assert rt_run.status == 0, rt_run.stderr
+    assert not await is_active(http, stack, rs, second["access_token"])
+
+
+async def test_revoke_by_user_spares_other_users(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    rs = await make_resource_server(redis, [s.scope])
+    mine = await code_flow_tokens(http, stack, s)
+    machine = await machine_token(http, stack, await machine_client(redis, s.scope))
+
+    run = await tessera(stack, "token", "revoke", "--user", s.user)
+    assert run.status == 0, run.stderr
+    assert run.stdout.strip() == f"1 grant(s) of user {s.user} revoked"
+    assert not await is_active(http, stack, rs, mine["access_token"])
+    assert await is_active(http, stack, rs, machine)
+
+
+async def test_token_revoke_needs_exactly_one_target(stack: Stack) -> None:
+    for args in ([], ["--client", "a", "--user", "b"]):
+        run = await tessera(stack, "token", "revoke", *args)
+        assert run.status == 2
+        assert "usage: tessera token revoke" in run.stderr
+
+
+# --- clients: disable, enable, delete -------------------------------------------------------
+
+
+async def test_a_disabled_clients_tokens_are_inactive_at_once_and_a_deleted_clients_gone(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis, refresh_count=1)
+    rs = await make_resource_server(redis, [s.scope])
+    tokens = await code_flow_tokens(http, stack, s)
+    family_keys = await redis.smembers(keys.family_members(tokens["access_token"].split(".")[0]))
+    assert len(family_keys) == 2
+
+    assert (await tessera(stack, "client", "disable", s.client.client_id)).status == 0
+    assert not await is_active(http, stack, rs, tokens["access_token"])
+    assert (await tessera(stack, "client", "enable", s.client.client_id)).status == 0
+    assert await is_active(http, stack, rs, tokens["access_token"])
+
+    run = await tessera(stack, "client", "delete", s.client.client_id)
+    assert run.status == 0, run.stderr
+    assert run.stdout.strip() == f"client {s.client.client_id} deleted; 1 grant(s) revoked"
+    assert not await is_active(http, stack, rs, tokens["access_token"])
+    # Deleted, not merely inactive: nothing of the grant is left in Redis.
+    for key in family_keys:
+        assert await redis.exists(key) == 0
+
+
+# --- tessera scope list | show | delete -------------------------------------------------------
+
+
+async def test_scope_list_show_and_delete_refused_while_in_use(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+
+    listed = (await tessera(stack, "scope", "list", "--json")).json()
+    assert {"name": s.scope, "description": "Read things"} in listed
+    shown = (await tessera(stack, "scope", "show", s.scope, "--json")).json()
+    assert shown == {"name": s.scope, "description": "Read things", "clients": [s.client.client_id]}
+
+    refused = await tessera(stack, "scope", "delete", s.scope)
+    assert refused.status == 1
+    assert f"scope {s.scope!r} is still associated with client(s) {s.client.client_id}" in (
+        refused.stderr
+    )
+    assert await redis.exists(keys.scope(s.scope)) == 1
+
+    assert (await tessera(stack, "client", "delete", s.client.client_id)).status == 0
+    deleted = await tessera(stack, "scope", "delete", s.scope)
+    assert deleted.status == 0, deleted.stderr
+    assert await redis.exists(keys.scope(s.scope)) == 0
+    assert s.scope not in await redis.smembers(keys.SCOPE_INDEX)
+    missing = await tessera(stack, "scope", "show", s.scope)
+    assert missing.status == 1
+    assert f"no scope {s.scope!r}" in missing.stderr
+
+
+# --- the admin API -----------------------------------------------------------------------
+
+
+async def admin_json(
+    http: aiohttp.ClientSession, method: str, url: str, **kwargs: object
+) -> tuple[int, object]:
+    async with http.request(method, url, headers=ADMIN, **kwargs) as r:  # type: ignore[arg-type]
+        body = await r.read()
+        assert r.headers.get("Cache-Control") in (None, "no-store")
+        return r.status, orjson.loads(body) if body else None
+
+
+async def test_the_admin_api_needs_the_admin_token(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {ADMIN_TOKEN}"},
+    ):
+        async with http.get(f"{stack.token}/admin/tokens", headers=headers) as r:
+            assert r.status == 401
+            assert r.headers["WWW-Authenticate"] == 'Bearer realm="tessera-admin"'
+            body = await r.json()
+            assert body["error"] == "invalid_token"
+            assert ADMIN_TOKEN not in await r.text()
+
+
+async def test_without_an_admin_token_there_is_no_admin_api(stack: Stack, aiohttp_client) -> None:
+    client: TestClient = await aiohttp_client(
+        token_app(production_settings(stack.redis_url)), headers=FORWARDED_HTTPS
+    )
+    response = await client.get("/admin/tokens", headers=ADMIN)
+    assert response.status == 404
+
+
+async def test_admin_api_lists_and_revokes_tokens_like_the_cli(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis, refresh_count=1)
+    rs = await make_resource_server(redis, [s.scope])
+    first = await code_flow_tokens(http, stack, s)
+    second = await code_flow_tokens(http, stack, s)
+    third = await code_flow_tokens(http, stack, s)
+
+    status, body = await admin_json(http, "GET", f"{stack.token}/admin/tokens?user={s.user}")
+    assert status == 200
+    cli = await tessera(stack, "token", "list", "--user", s.user, "--json")
+    assert body == {"tokens": cli.json()}
+    assert len(cli.json()) == 6
+
+    revoke = f"{stack.token}/admin/tokens/revoke"
+    status, body = await admin_json(http, "POST", revoke, data={"token": first["access_token"]})
+    assert (status, body) == (200, {"revoked_grants": 1})
+    assert not await is_active(http, stack, rs, first["access_token"])
+    assert await is_active(http, stack, rs, second["access_token"])
+
+    status, body = await admin_json(http, "POST", revoke, data={"user": s.user})
+    assert (status, body) == (200, {"revoked_grants": 2})
+    assert not await is_active(http, stack, rs, third["access_token"])
+
+    status, body = await admin_json(http, "POST", revoke, data={"client": s.client.client_id})
+    assert (status, body) == (200, {"revoked_grants": 0})
+
+    for form in ({}, {"token": "x", "user": s.user}):
+        status, body = await admin_json(http, "POST", revoke, data=form)
+        assert status == 400
+        assert body["error"] == "invalid_request"  # type: ignore[index]
+
+
+async def test_admin_api_scopes_and_clients(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    rs = await make_resource_server(redis, [s.scope])
+    token = (await code_flow_tokens(http, stack, s))["access_token"]
+    scope_url = f"{stack.token}/admin/scopes/{s.scope}"
+
+    status, body = await admin_json(http, "GET", f"{stack.token}/admin/scopes")
+    assert status == 200
+    assert {"name": s.scope, "description": "Read things"} in body["scopes"]  # type: ignore[index]
+    status, body = await admin_json(http, "GET", scope_url)
+    assert status == 200
+    assert set(body["clients"]) == {s.client.client_id, rs.client_id}  # type: ignore[index]
+    status, body = await admin_json(http, "DELETE", scope_url)
+    assert status == 409
+    assert body["error"] == "conflict"  # type: ignore[index]
+
+    client_url = f"{stack.token}/admin/clients/{s.client.client_id}"
+    status, body = await admin_json(http, "POST", f"{client_url}/disable")
+    assert status == 200
+    assert body["enabled"] is False  # type: ignore[index]
+    assert "secret_hash" not in body  # type: ignore[operator]
+    assert not await is_active(http, stack, rs, token)
+    status, body = await admin_json(http, "POST", f"{client_url}/enable")
+    assert body["enabled"] is True  # type: ignore[index]
+    assert await is_active(http, stack, rs, token)
+
+    status, body = await admin_json(http, "DELETE", client_url)
+    assert (status, body) == (200, {"revoked_grants": 1})
+    assert not await is_active(http, stack, rs, token)
+    status, _ = await admin_json(http, "DELETE", client_url)
+    assert status == 404
+
+    assert (await admin_json(http, "DELETE", f"{stack.token}/admin/clients/{rs.client_id}"))[
+        0
+    ] == 200
+    status, body = await admin_json(http, "DELETE", scope_url)
+    assert (status, body) == (204, None)
+    status, _ = await admin_json(http, "GET", scope_url)
+    assert status == 404
