@@ -1,0 +1,397 @@
+"""POST /token with grant_type=password (RFC 6749 §4.3): every error of RFC 6749 §5.2 this
+grant can produce, with status, body and headers; the brute-force limit it shares with
+the login page (RFC 6749 §10.7); a client not allowed the grant gets nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from shared import crypto, keys, users
+from tests.oauth import (
+    PASSWORD,
+    Registered,
+    Reply,
+    Stack,
+    assert_error,
+    assert_invalid_client,
+    assert_token_response,
+    basic_auth_for,
+    code_request,
+    csrf_token,
+    fetch,
+    grant_family,
+    introspect,
+    make_client,
+    make_resource_server,
+    make_scope,
+    make_user,
+    page_message,
+    post_form,
+    query_of,
+    start_authorization,
+    token_request,
+    unique,
+)
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FAILURES = 10  # the default TESSERA_LOGIN_MAX_FAILURES
+# The one public description of invalid_grant (shared.errors.invalid_grant).
+INVALID_GRANT_DESCRIPTION = (
+    "The authorization grant is invalid, expired, revoked, or was issued to another "
+    "client or redirect URI."
+)
+INVALID_SCOPE_DESCRIPTION = "The requested scope is invalid, unknown, or not allowed."
+LOCKED_PAGE = "Too many failed sign-ins for this username. Try again later."
+
+
+def assert_invalid_grant(reply: Reply) -> None:
+    assert_error(reply, 400, "invalid_grant")
+    # One description for every cause: nothing tells which part was wrong.
+    assert reply.body["error_description"] == INVALID_GRANT_DESCRIPTION
+
+
+def assert_invalid_scope(reply: Reply) -> None:
+    assert_error(reply, 400, "invalid_scope")
+    assert reply.body["error_description"] == INVALID_SCOPE_DESCRIPTION
+
+
+async def password_client(redis: Redis, scope_names: list[str], **options: object) -> Registered:
+    """A client allowed the password grant (and nothing else)."""
+    return await make_client(redis, scope_names, grants=["password"], redirect_uris=[], **options)
+
+
+async def password_grant(
+    http: aiohttp.ClientSession,
+    stack: Stack,
+    client: Registered,
+    username: str | None,
+    password: str | None = PASSWORD,
+    *,
+    auth: str = "basic",
+    **extra: str,
+) -> Reply:
+    """POST /token with grant_type=password; None leaves username or password out."""
+    form = {"grant_type": "password", **extra}
+    if username is not None:
+        form["username"] = username
+    if password is not None:
+        form["password"] = password
+    return await token_request(http, stack, client, form, auth=auth)
+
+
+async def failures(redis: Redis, username: str) -> int:
+    """The failed sign-ins counted for ``username`` (shared.login_throttle)."""
+    return int(await redis.get(keys.login_failures(crypto.digest(username.casefold()))) or 0)
+
+
+# --- success ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", ["basic", "post"])
+async def test_a_person_s_password_gets_tokens_with_a_refresh_token(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, auth: str
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await password_client(redis, [read], refresh_count=3)
+
+    reply = await password_grant(http, stack, client, user, scope=read, auth=auth)
+
+    assert_token_response(reply, refresh=True, scope=read)
+    assert reply.body["expires_in"] == 3600
+    assert set(reply.body) == {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
+    assert reply.body["refresh_token"] != reply.body["access_token"]
+    # Both tokens belong to one new grant family.
+    assert grant_family(reply.body["refresh_token"]) == grant_family(reply.body["access_token"])
+
+
+async def test_no_refresh_token_when_the_refresh_count_is_zero(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await password_client(redis, [read], refresh_count=0)
+
+    reply = await password_grant(http, stack, client, user, scope=read)
+
+    assert_token_response(reply, refresh=False, scope=read)
+    family = grant_family(reply.body["access_token"])
+    members = await redis.smembers(keys.family_members(family))
+    assert len(members) == 1
+    assert not any(keys.is_refresh_token(key) for key in members)
+
+
+async def test_introspection_names_the_person(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    username = await make_user(redis)
+    person = await users.get(redis, username)
+    assert person is not None
+    client = await password_client(redis, [read])
+    api = await make_resource_server(redis, [read])
+
+    reply = await password_grant(http, stack, client, username, scope=read)
+    assert_token_response(reply, refresh=False)
+
+    info = await introspect(http, stack, api, reply.body["access_token"])
+    assert info.status == 200
+    assert info.body["active"] is True
+    assert info.body["username"] == username
+    assert info.body["owner_id"] == username
+    assert info.body["sub"] == person.sub
+    assert info.body["sub"] != client.client_id
+    assert info.body["client_id"] == client.client_id
+    assert info.body["scope"] == read
+    # The family is listed under the person, for token management.
+    family = grant_family(reply.body["access_token"])
+    assert await redis.zscore(keys.user_families(username), family) is not None
+
+
+async def test_a_public_client_authenticates_with_its_client_id_alone(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await password_client(redis, [read], client_type="public", refresh_count=1)
+    assert client.secret is None
+
+    reply = await password_grant(http, stack, client, user, scope=read, auth="none")
+
+    assert_token_response(reply, refresh=True, scope=read)
+    # A public client cannot add a secret it does not have.
+    pretender = Registered(client.client, "a-secret-it-never-had")
+    assert_invalid_client(
+        await password_grant(http, stack, pretender, user, scope=read, auth="post")
+    )
+
+
+# --- unauthorized_client (400): the attack test -----------------------------------------
+
+
+async def test_a_client_not_allowed_the_password_grant_gets_nothing(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    # A client that may do everything else, refresh tokens included.
+    client = await make_client(
+        redis,
+        [read],
+        grants=["authorization_code", "implicit", "client_credentials"],
+        refresh_count=5,
+        default_scopes=[read],
+    )
+
+    right = await password_grant(http, stack, client, user, scope=read)
+    wrong = await password_grant(http, stack, client, user, "not the password", scope=read)
+
+    assert_error(right, 400, "unauthorized_client")
+    assert right.body["error_description"] == "The client is not allowed to use this grant type."
+    assert wrong.body == right.body
+    assert_error(wrong, 400, "unauthorized_client")
+    # Nothing was issued to the client or for the person...
+    assert not await redis.exists(keys.client_families(client.client_id))
+    assert not await redis.exists(keys.user_families(user))
+    # ...and the password was never checked: such a client cannot probe passwords, nor
+    # lock a person out by spending their failed sign-ins.
+    assert await failures(redis, user) == 0
+
+
+# --- invalid_grant (400) ---------------------------------------------------------------
+
+
+async def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await password_client(redis, [read], refresh_count=1)
+
+    wrong_password = await password_grant(http, stack, client, user, "not the password", scope=read)
+    unknown_user = await password_grant(http, stack, client, unique("nobody"), scope=read)
+    # Usernames are case-sensitive: another case is another (unknown) user.
+    other_case = await password_grant(http, stack, client, user.upper(), scope=read)
+
+    for reply in (wrong_password, unknown_user, other_case):
+        assert_invalid_grant(reply)
+    assert wrong_password.body == unknown_user.body == other_case.body
+    assert not await redis.exists(keys.client_families(client.client_id))
+
+
+async def test_after_too_many_failures_the_right_password_is_refused_here_and_at_login(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await make_client(redis, [read], grants=["authorization_code", "password"])
+
+    wrong = await asyncio.gather(
+        *(
+            password_grant(http, stack, client, user, f"guess {i}", scope=read)
+            for i in range(MAX_FAILURES)
+        )
+    )
+    for reply in wrong:
+        assert_invalid_grant(reply)
+    assert await failures(redis, user) == MAX_FAILURES
+
+    locked = await password_grant(http, stack, client, user, scope=read)
+
+    # RFC 6749 §10.7: the same answer as a wrong password, so the lock tells nothing.
+    assert_invalid_grant(locked)
+    assert locked.body == wrong[0].body
+    assert not await redis.exists(keys.client_families(client.client_id))
+    # No failure is counted for a refused attempt: the window is not extended.
+    assert await failures(redis, user) == MAX_FAILURES
+
+    # One limit for both doors: the login page now refuses the right password too.
+    started = await start_authorization(http, stack, code_request(client, read))
+    login = started.headers["Location"]
+    page = await fetch(http, "GET", f"{stack.authorize}{login}")
+    answer = await fetch(
+        http,
+        "POST",
+        f"{stack.authorize}/login",
+        data={
+            "interaction": query_of(login)["interaction"],
+            "csrf_token": csrf_token(page.text),
+            "username": user,
+            "password": PASSWORD,
+        },
+    )
+    assert answer.status == 200
+    assert "Location" not in answer.headers
+    assert page_message(answer.text) == LOCKED_PAGE
+
+
+async def test_a_success_clears_the_failure_count(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await password_client(redis, [read])
+    for i in range(2):
+        assert_invalid_grant(
+            await password_grant(http, stack, client, user, f"guess {i}", scope=read)
+        )
+    assert await failures(redis, user) == 2
+
+    assert_token_response(
+        await password_grant(http, stack, client, user, scope=read), refresh=False
+    )
+
+    assert await failures(redis, user) == 0
+
+
+# --- invalid_request (400) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        pytest.param("{user}", None, id="missing-password"),
+        pytest.param(None, PASSWORD, id="missing-username"),
+        pytest.param(None, None, id="missing-both"),
+        # RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
+        pytest.param("{user}", "", id="empty-password"),
+        pytest.param("", PASSWORD, id="empty-username"),
+    ],
+)
+async def test_a_missing_username_or_password_is_invalid_request(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    username: str | None,
+    password: str | None,
+) -> None:
+    read = await make_scope(redis)
+    user = unique("alice")  # refused before any lookup: no need to register
+    client = await password_client(redis, [read])
+    if username is not None:
+        username = username.format(user=user)
+
+    reply = await password_grant(http, stack, client, username, password, scope=read)
+
+    assert_error(reply, 400, "invalid_request")
+    assert await failures(redis, user) == 0
+
+
+async def test_a_repeated_parameter_is_invalid_request(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = unique("alice")  # refused before any lookup
+    client = await password_client(redis, [read])
+    headers = {"Content-Type": FORM, **basic_auth_for(client)}
+    body = f"grant_type=password&username={user}&password=a&password=b&scope={read}"
+
+    reply = await post_form(http, f"{stack.token}/token", body, headers)
+
+    assert_error(reply, 400, "invalid_request")
+    # The request was refused before any password check.
+    assert await failures(redis, user) == 0
+
+
+# --- invalid_scope (400) ---------------------------------------------------------------
+
+
+async def test_without_scope_the_clients_default_scopes_are_granted(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read, write = await make_scope(redis), await make_scope(redis)
+    user = await make_user(redis)
+    client = await password_client(redis, [read, write], default_scopes=[write])
+
+    reply = await password_grant(http, stack, client, user)
+
+    assert_token_response(reply, refresh=False, scope=write)
+
+
+async def test_without_scope_and_without_default_scopes_is_invalid_scope(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = unique("alice")  # refused before any lookup
+    client = await password_client(redis, [read])
+
+    reply = await password_grant(http, stack, client, user)
+
+    assert_invalid_scope(reply)
+    assert await failures(redis, user) == 0
+
+
+async def test_a_scope_outside_the_clients_registration_or_malformed_is_invalid_scope(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read, other = await make_scope(redis), await make_scope(redis)
+    user = unique("alice")  # refused before any lookup
+    client = await password_client(redis, [read], default_scopes=[read])
+
+    for scope in (other, unique("undefined"), f"{read} {other}", f'{read}"', f"{read}  {read}"):
+        reply = await password_grant(http, stack, client, user, "not the password", scope=scope)
+        assert_invalid_scope(reply)
+    # The scope is checked before the password: none of these counted as a failure.
+    assert await failures(redis, user) == 0
+
+
+# --- invalid_client (401) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", ["basic", "post"])
+async def test_a_wrong_client_secret_is_invalid_client(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, auth: str
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await password_client(redis, [read])
+    wrong = Registered(client.client, "not-the-secret")
+
+    reply = await password_grant(http, stack, wrong, user, scope=read, auth=auth)
+
+    assert_invalid_client(reply)
+    assert await failures(redis, user) == 0

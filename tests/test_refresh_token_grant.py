@@ -1,0 +1,545 @@
+"""POST /token with grant_type=refresh_token (RFC 6749 §6) and refresh token rotation
+(RFC 9700 §4.14.2): every error of RFC 6749 §5.2 this grant can produce, with status,
+body and headers; the client's refresh count; reuse of a rotated token, inside and
+outside the grace window (TESSERA_REFRESH_REUSE_GRACE); concurrent refreshes. Over HTTP
+against the running services."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from redis.asyncio import Redis
+
+from shared import clients, crypto, families, keys, users
+from tests.oauth import (
+    PASSWORD,
+    REFRESH_REUSE_GRACE,
+    Registered,
+    Reply,
+    Setup,
+    Stack,
+    assert_error,
+    assert_invalid_client,
+    assert_no_store,
+    assert_token_response,
+    basic_auth_for,
+    exchange,
+    grant_family,
+    introspect,
+    is_active,
+    make_client,
+    make_resource_server,
+    make_scope,
+    make_user,
+    new_verifier,
+    obtain_code,
+    post_form,
+    refresh,
+    s256,
+    token_request,
+    unique,
+)
+
+FORM = "application/x-www-form-urlencoded"
+# The one public description of invalid_grant (shared.errors.invalid_grant).
+INVALID_GRANT_DESCRIPTION = (
+    "The authorization grant is invalid, expired, revoked, or was issued to another "
+    "client or redirect URI."
+)
+INVALID_SCOPE_DESCRIPTION = "The requested scope is invalid, unknown, or not allowed."
+REFRESH_TOKEN_LIFETIME = 2592000  # TESSERA_REFRESH_TOKEN_LIFETIME default
+
+
+def assert_invalid_grant(reply: Reply) -> None:
+    assert_error(reply, 400, "invalid_grant")
+    # One description for every cause, so a caller learns nothing about the token.
+    assert reply.body["error_description"] == INVALID_GRANT_DESCRIPTION
+
+
+def assert_invalid_scope(reply: Reply) -> None:
+    assert_error(reply, 400, "invalid_scope")
+    assert reply.body["error_description"] == INVALID_SCOPE_DESCRIPTION
+
+
+@dataclass(frozen=True)
+class Chain:
+    """What a code flow issued: the setup, a resource server for introspection, and the
+    tokens of the exchange."""
+
+    setup: Setup
+    api: Registered
+    access_token: str
+    refresh_token: str
+
+    @property
+    def client(self) -> Registered:
+        return self.setup.client
+
+    @property
+    def family(self) -> str:
+        return grant_family(self.refresh_token)
+
+
+async def start_chain(
+    http: aiohttp.ClientSession,
+    stack: Stack,
+    redis: Redis,
+    *,
+    scope_count: int = 1,
+    grant: int | None = None,
+    **client_options: Any,
+) -> Chain:
+    """A client registered for ``scope_count`` fresh scopes, a person who approves the
+    first ``grant`` of them (default all), and the code exchanged for tokens."""
+    names = [await make_scope(redis) for _ in range(scope_count)]
+    user = await make_user(redis)
+    client = await make_client(redis, names, **client_options)
+    s = Setup(" ".join(names[:grant]), user, client)
+    api = await make_resource_server(redis, names)
+    pkce: dict[str, str] = {}
+    verifier: dict[str, str] = {}
+    auth = "basic"
+    if client.client.is_public:
+        auth = "none"
+        verifier["code_verifier"] = new_verifier()
+        pkce = {"code_challenge": s256(verifier["code_verifier"]), "code_challenge_method": "S256"}
+    code = await obtain_code(http, stack, s, **pkce)
+    reply = await exchange(http, stack, client, code, auth=auth, **verifier)
+    assert_token_response(reply, refresh=True, scope=s.scope)
+    return Chain(s, api, reply.body["access_token"], reply.body["refresh_token"])
+
+
+async def live_refresh_tokens(redis: Redis, family: str) -> int:
+    """How many refresh tokens of the family could still be used (not rotated away)."""
+    count = 0
+    for key in await redis.smembers(keys.family_members(family)):
+        if keys.is_refresh_token(key):
+            value = await redis.get(key)
+            if value is not None and not value.startswith(keys.ROTATED_MARKER):
+                count += 1
+    return count
+
+
+# --- success and rotation ----------------------------------------------------------------
+
+
+async def test_a_refresh_rotates_the_refresh_token(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+
+    reply = await refresh(http, stack, chain.client, chain.refresh_token)
+
+    assert_token_response(reply, refresh=True, scope=chain.setup.scope)
+    assert set(reply.body) == {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
+    assert reply.body["expires_in"] == 3600
+    assert "WWW-Authenticate" not in reply.headers
+    new_access, new_refresh = reply.body["access_token"], reply.body["refresh_token"]
+    # RFC 9700 §4.14.2: a new refresh token, in the same grant family.
+    assert new_refresh != chain.refresh_token
+    assert new_access != chain.access_token
+    assert grant_family(new_refresh) == grant_family(new_access) == chain.family
+    ttl = await redis.ttl(keys.refresh_token(chain.family, crypto.digest(new_refresh)))
+    assert REFRESH_TOKEN_LIFETIME - 10 < ttl <= REFRESH_TOKEN_LIFETIME
+    # The new access token stands for the same person and grant.
+    person = await users.get(redis, chain.setup.user)
+    assert person is not None
+    info = await introspect(http, stack, chain.api, new_access)
+    assert info.status == 200
+    assert info.body["active"] is True
+    assert info.body["username"] == chain.setup.user
+    assert info.body["sub"] == person.sub
+    assert info.body["client_id"] == chain.client.client_id
+    assert info.body["scope"] == chain.setup.scope
+    assert info.body["exp"] - info.body["iat"] == 3600
+
+    # The old refresh token is used up; the new one works.
+    assert_invalid_grant(await refresh(http, stack, chain.client, chain.refresh_token))
+    assert_token_response(await refresh(http, stack, chain.client, new_refresh), refresh=True)
+
+
+async def test_a_refresh_token_from_the_password_grant(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    username = await make_user(redis)
+    client = await make_client(
+        redis, [read], grants=["password"], redirect_uris=[], refresh_count=2
+    )
+    api = await make_resource_server(redis, [read])
+    form = {"grant_type": "password", "username": username, "password": PASSWORD}
+    first = await token_request(http, stack, client, {**form, "scope": read})
+    assert_token_response(first, refresh=True, scope=read)
+
+    reply = await refresh(http, stack, client, first.body["refresh_token"])
+
+    assert_token_response(reply, refresh=True, scope=read)
+    assert reply.body["refresh_token"] != first.body["refresh_token"]
+    person = await users.get(redis, username)
+    assert person is not None
+    info = await introspect(http, stack, api, reply.body["access_token"])
+    assert info.body["active"] is True
+    assert info.body["username"] == username
+    assert info.body["sub"] == person.sub
+    assert_invalid_grant(await refresh(http, stack, client, first.body["refresh_token"]))
+
+
+@pytest.mark.parametrize("refresh_count", [1, 2])
+async def test_the_refresh_count_bounds_the_chain(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, refresh_count: int
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=refresh_count)
+    presented = [chain.refresh_token]
+
+    # Exactly refresh_count refreshes succeed; the last answer carries no refresh token,
+    # since nothing could be done with it (shared.tokens._new_batch).
+    for n in range(1, refresh_count + 1):
+        reply = await refresh(http, stack, chain.client, presented[-1])
+        last = n == refresh_count
+        assert_token_response(reply, refresh=not last, scope=chain.setup.scope)
+        if not last:
+            presented.append(reply.body["refresh_token"])
+    assert await is_active(http, stack, chain.api, reply.body["access_token"])
+    assert await live_refresh_tokens(redis, chain.family) == 0
+
+    # Every refresh token of the chain is used up.
+    for token in presented:
+        assert_invalid_grant(await refresh(http, stack, chain.client, token))
+    # Within the grace window that revoked nothing: the last access token still works.
+    assert await is_active(http, stack, chain.api, reply.body["access_token"])
+
+
+async def test_a_refresh_count_lowered_later_is_honoured(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=3)
+    first = await refresh(http, stack, chain.client, chain.refresh_token)
+    assert_token_response(first, refresh=True)
+    token = first.body["refresh_token"]  # refreshed once so far
+    record = await clients.get(redis, chain.client.client_id)
+    assert record is not None
+
+    # Once is all the client may now do.
+    record.refresh_count = 1
+    await clients.save(redis, record)
+    assert_invalid_grant(await refresh(http, stack, chain.client, token))
+
+    # The refused request did not use the token up: with the count raised again it works,
+    # and the answer follows the new count (2: this is the last refresh).
+    record.refresh_count = 2
+    await clients.save(redis, record)
+    again = await refresh(http, stack, chain.client, token)
+    assert_token_response(again, refresh=False, scope=chain.setup.scope)
+
+
+async def test_a_client_whose_refresh_count_dropped_to_zero_is_unauthorized_client(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=3)
+    record = await clients.get(redis, chain.client.client_id)
+    assert record is not None
+    record.refresh_count = 0
+    await clients.save(redis, record)
+
+    reply = await refresh(http, stack, chain.client, chain.refresh_token)
+
+    # A refresh count of 0 means the client may not use the refresh_token grant at all.
+    assert_error(reply, 400, "unauthorized_client")
+    record.refresh_count = 3
+    await clients.save(redis, record)
+    assert_token_response(
+        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True
+    )
+
+
+# --- scope (RFC 6749 §6) -----------------------------------------------------------------
+
+
+async def test_the_scope_may_narrow_and_a_later_refresh_gets_it_all_back(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, scope_count=2, refresh_count=5)
+    read, write = chain.setup.scope.split(" ")
+
+    narrowed = await refresh(http, stack, chain.client, chain.refresh_token, scope=write)
+
+    assert_token_response(narrowed, refresh=True, scope=write)
+    info = await introspect(http, stack, chain.api, narrowed.body["access_token"])
+    assert info.body["active"] is True
+    assert info.body["scope"] == write
+
+    # RFC 6749 §6: the new refresh token stands for the whole original grant.
+    full = await refresh(http, stack, chain.client, narrowed.body["refresh_token"])
+
+    assert_token_response(full, refresh=True)
+    assert set(full.body["scope"].split(" ")) == {read, write}
+    info = await introspect(http, stack, chain.api, full.body["access_token"])
+    assert set(info.body["scope"].split(" ")) == {read, write}
+
+
+async def test_a_wider_scope_is_invalid_scope_and_does_not_use_the_token_up(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    # The client is registered for two scopes; the person approved only the first.
+    chain = await start_chain(http, stack, redis, scope_count=2, grant=1, refresh_count=5)
+    read = chain.setup.scope
+    (write,) = set(chain.client.client.scopes) - {read}
+    elsewhere = await make_scope(redis)
+
+    for scope in (
+        f"{read} {write}",  # beyond the grant, though the client is registered for it
+        write,
+        elsewhere,  # defined, but not the client's
+        unique("undefined"),
+        f'{read}"',  # malformed (RFC 6749 §3.3)
+        f"{read}  {read}",
+    ):
+        reply = await refresh(http, stack, chain.client, chain.refresh_token, scope=scope)
+        assert_invalid_scope(reply)
+
+    assert_token_response(
+        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True, scope=read
+    )
+
+
+async def test_a_scope_the_client_lost_is_invalid_scope_unless_narrowed_away(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, scope_count=2, refresh_count=5)
+    read, _lost = chain.setup.scope.split(" ")
+    record = await clients.get(redis, chain.client.client_id)
+    assert record is not None
+    record.scopes = [read]
+    await clients.save(redis, record)
+
+    assert_invalid_scope(await refresh(http, stack, chain.client, chain.refresh_token))
+
+    reply = await refresh(http, stack, chain.client, chain.refresh_token, scope=read)
+    assert_token_response(reply, refresh=True, scope=read)
+
+
+# --- invalid_grant (400) -----------------------------------------------------------------
+
+
+async def test_a_refresh_token_of_another_client_is_invalid_grant_and_not_used_up(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+    thief = await make_client(redis, chain.client.client.scopes, refresh_count=5)
+
+    stolen = await refresh(http, stack, thief, chain.refresh_token)
+
+    # RFC 6749 §6: the token is bound to the client it was issued to.
+    assert_invalid_grant(stolen)
+    assert not await redis.exists(keys.client_families(thief.client_id))
+    # Checked before the token is used: the rightful client can still refresh.
+    assert_token_response(
+        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True
+    )
+
+
+async def test_an_unknown_refresh_token_is_invalid_grant(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+
+    for token in (
+        families.new_value(families.new_family(), 32),  # well-formed, never issued
+        families.new_value(chain.family, 32),  # in a real family, never issued
+        chain.access_token,  # an access token is not a refresh token
+        "not-a-token",
+        "x" * 300,
+        "a.b",
+        ".",
+        "{g:x}.y",
+        "\u00e9.x",
+    ):
+        assert_invalid_grant(await refresh(http, stack, chain.client, token))
+
+    # None of that touched the grant.
+    assert await redis.exists(keys.family_revoked(chain.family)) == 0
+    assert_token_response(
+        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True
+    )
+
+
+# --- reuse of a rotated refresh token (RFC 9700 §4.14.2) -------------------------------------
+
+
+async def test_reuse_within_the_grace_window_is_refused_and_revokes_nothing(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+    rotated = await refresh(http, stack, chain.client, chain.refresh_token)
+    assert_token_response(rotated, refresh=True)
+
+    again = await refresh(http, stack, chain.client, chain.refresh_token)
+
+    # A client's own race (README: refresh races): refused, but the family stays valid.
+    assert_invalid_grant(again)
+    assert await redis.exists(keys.family_revoked(chain.family)) == 0
+    assert await is_active(http, stack, chain.api, rotated.body["access_token"])
+    assert_token_response(
+        await refresh(http, stack, chain.client, rotated.body["refresh_token"]), refresh=True
+    )
+
+
+async def test_reuse_after_the_grace_window_revokes_the_whole_family(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+    first = await refresh(http, stack, chain.client, chain.refresh_token)
+    assert_token_response(first, refresh=True)
+    newest = await refresh(http, stack, chain.client, first.body["refresh_token"])
+    assert_token_response(newest, refresh=True)
+    assert await is_active(http, stack, chain.api, newest.body["access_token"])
+    await asyncio.sleep(REFRESH_REUSE_GRACE + 0.3)
+
+    # The first refresh token, rotated away long ago, comes back: stolen, or the client
+    # is broken. Either way the grant can no longer be trusted.
+    reused = await refresh(http, stack, chain.client, chain.refresh_token)
+
+    assert_invalid_grant(reused)
+    for access_token in (
+        chain.access_token,
+        first.body["access_token"],
+        newest.body["access_token"],
+    ):
+        info = await introspect(http, stack, chain.api, access_token)
+        assert info.status == 200
+        assert info.body == {"active": False}
+        assert_no_store(info)
+    assert_invalid_grant(await refresh(http, stack, chain.client, newest.body["refresh_token"]))
+    # The family is tombstoned, and nothing of it is left in Redis.
+    assert await redis.get(keys.family_revoked(chain.family)) == "1"
+    ttl = await redis.ttl(keys.family_revoked(chain.family))
+    assert families.TOMBSTONE_TTL - 10 < ttl <= families.TOMBSTONE_TTL
+    assert await redis.exists(keys.family_members(chain.family)) == 0
+    newest_key = keys.refresh_token(chain.family, crypto.digest(newest.body["refresh_token"]))
+    assert await redis.exists(newest_key) == 0
+
+
+async def test_concurrent_refreshes_of_one_token_exactly_one_succeeds(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+
+    replies = await asyncio.gather(
+        *(refresh(http, stack, chain.client, chain.refresh_token) for _ in range(8))
+    )
+
+    winners = [r for r in replies if r.status == 200]
+    losers = [r for r in replies if r.status != 200]
+    assert len(winners) == 1, [r.body for r in replies]
+    assert len(losers) == 7
+    for reply in losers:
+        assert_invalid_grant(reply)
+    (winner,) = winners
+    assert_token_response(winner, refresh=True, scope=chain.setup.scope)
+    # The losers came within the grace window: the family stands, the winner's tokens work.
+    assert await redis.exists(keys.family_revoked(chain.family)) == 0
+    assert await is_active(http, stack, chain.api, winner.body["access_token"])
+    assert await live_refresh_tokens(redis, chain.family) == 1
+    assert_token_response(
+        await refresh(http, stack, chain.client, winner.body["refresh_token"]), refresh=True
+    )
+
+
+# --- invalid_client (401) ----------------------------------------------------------------
+
+
+async def test_client_authentication_failures_do_not_use_the_token_up(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+    wrong = Registered(chain.client.client, "not-the-secret")
+    form = {"grant_type": "refresh_token", "refresh_token": chain.refresh_token}
+
+    for auth in ("basic", "post", "none"):
+        assert_invalid_client(await token_request(http, stack, wrong, form, auth=auth))
+    await clients.set_enabled(redis, chain.client.client_id, False)
+    disabled = await refresh(http, stack, chain.client, chain.refresh_token)
+    assert_invalid_client(disabled)
+    assert disabled.headers["WWW-Authenticate"] == 'Basic realm="tessera", charset="UTF-8"'
+
+    await clients.set_enabled(redis, chain.client.client_id, True)
+    assert_token_response(
+        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True
+    )
+
+
+# --- invalid_request (400) ---------------------------------------------------------------
+
+
+async def test_a_missing_or_repeated_refresh_token_is_invalid_request(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+    token = chain.refresh_token
+
+    # Missing, and sent empty (RFC 6749 §3.1: treated as omitted).
+    for form in (
+        {"grant_type": "refresh_token"},
+        {"grant_type": "refresh_token", "refresh_token": ""},
+    ):
+        assert_error(await token_request(http, stack, chain.client, form), 400, "invalid_request")
+    # RFC 6749 §3.2: repeated, even with the same value.
+    headers = {"Content-Type": FORM, **basic_auth_for(chain.client)}
+    for body in (
+        f"grant_type=refresh_token&refresh_token={token}&refresh_token={token}",
+        f"grant_type=refresh_token&refresh_token={token}&refresh_token=",
+    ):
+        reply = await post_form(http, f"{stack.token}/token", body, headers)
+        assert_error(reply, 400, "invalid_request")
+
+    assert_token_response(await refresh(http, stack, chain.client, token), refresh=True)
+
+
+# --- client kinds ------------------------------------------------------------------------
+
+
+async def test_a_jwt_client_gets_a_jwt_access_token_on_refresh(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=2, jwt_access_tokens=True)
+
+    reply = await refresh(http, stack, chain.client, chain.refresh_token)
+
+    assert_token_response(reply, refresh=True, scope=chain.setup.scope)
+    access_token = reply.body["access_token"]
+    assert access_token.count(".") == 2  # a compact JWS (RFC 7515 §7.1)
+    assert jwt.get_unverified_header(access_token)["typ"] == "at+jwt"  # RFC 9068 §2.1
+    claims = jwt.decode(access_token, options={"verify_signature": False})
+    assert claims["client_id"] == chain.client.client_id
+    assert claims["scope"] == chain.setup.scope
+    assert claims["iss"] == stack.issuer
+    assert grant_family(claims["jti"]) == chain.family
+    # The refresh token itself stays opaque.
+    assert reply.body["refresh_token"].count(".") == 1
+    info = await introspect(http, stack, chain.api, access_token)
+    assert info.body["active"] is True
+    assert info.body["scope"] == chain.setup.scope
+    assert info.body["sub"] == claims["sub"]
+    assert info.body["exp"] == claims["exp"]
+
+
+async def test_a_public_client_refreshes_with_its_client_id_alone(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, client_type="public", refresh_count=2)
+    assert chain.client.secret is None
+    form = {"grant_type": "refresh_token", "refresh_token": chain.refresh_token}
+
+    # A public client cannot add a secret it does not have.
+    pretender = Registered(chain.client.client, "a-secret-it-never-had")
+    assert_invalid_client(await token_request(http, stack, pretender, form, auth="post"))
+
+    reply = await token_request(http, stack, chain.client, form, auth="none")
+
+    assert_token_response(reply, refresh=True, scope=chain.setup.scope)
+    assert await is_active(http, stack, chain.api, reply.body["access_token"])
