@@ -487,3 +487,34 @@ def assert_token_response(reply: Reply, *, refresh: bool, scope: str | None = No
     if scope is not None:
         assert reply.body["scope"] == scope
     assert_no_store(reply)
+
+
+def fragment_of(location: str) -> dict[str, str]:
+    """The parameters in the fragment of a redirect (the implicit grant, RFC 6749 §4.2.2)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).fragment).items()}
+
+
+async def verify_with_jwks(
+    http: aiohttp.ClientSession, stack: Stack, token: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify a JWT access token as a resource server would (RFC 9068 §4): the key picked
+    by ``kid`` from the token service's JWK Set, the algorithm that key's own, issuer and
+    audience the stack's. Returns the header and the claims."""
+    import jwt  # only the JWT tests need it
+
+    async with http.get(f"{stack.token}/jwks.json") as r:
+        assert r.status == 200
+        jwks = await r.json()
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "at+jwt", header
+    published = [jwk for jwk in jwks["keys"] if jwk["kid"] == header.get("kid")]
+    assert len(published) == 1, (header, jwks)
+    claims = jwt.decode(
+        token,
+        jwt.PyJWK(published[0]).key,
+        algorithms=[published[0]["alg"]],
+        issuer=stack.issuer,
+        audience=stack.issuer,
+        options={"require": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope"]},
+    )
+    return header, claims
