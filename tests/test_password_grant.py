@@ -246,8 +246,10 @@ async def test_after_too_many_failures_the_right_password_is_refused_here_and_at
     assert_invalid_grant(locked)
     assert locked.body == wrong[0].body
     assert not await redis.exists(keys.client_families(client.client_id))
-    # No failure is counted for a refused attempt: the window is not extended.
-    assert await failures(redis, user) == MAX_FAILURES
+    # A refused attempt still takes from the allowance; the count keeps its window.
+    assert await failures(redis, user) == MAX_FAILURES + 1
+    window = await redis.ttl(keys.login_failures(crypto.digest(user.casefold())))
+    assert 0 < window <= 900
 
     # One limit for both doors: the login page now refuses the right password too.
     started = await start_authorization(http, stack, code_request(client, read))
@@ -267,6 +269,35 @@ async def test_after_too_many_failures_the_right_password_is_refused_here_and_at
     assert answer.status == 200
     assert "Location" not in answer.headers
     assert page_message(answer.text) == LOCKED_PAGE
+
+
+async def test_concurrent_guesses_cannot_outrun_the_failure_limit(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await password_client(redis, [read])
+
+    # Three times the limit in wrong guesses at once; the right password a moment later,
+    # when they have all arrived (and wait for their argon2 checks, two at a time).
+    async def right_one_later() -> Reply:
+        await asyncio.sleep(0.2)
+        return await password_grant(http, stack, client, user, scope=read)
+
+    *wrong, right = await asyncio.gather(
+        *(
+            password_grant(http, stack, client, user, f"guess {i}", scope=read)
+            for i in range(3 * MAX_FAILURES)
+        ),
+        right_one_later(),
+    )
+
+    for reply in wrong:
+        assert_invalid_grant(reply)
+    # RFC 6749 §10.7: once the limit's worth of guesses is in, no further password may be
+    # tried in the window, however the attempts are timed.
+    assert_invalid_grant(right)
+    assert not await redis.exists(keys.client_families(client.client_id))
 
 
 async def test_a_success_clears_the_failure_count(
