@@ -62,6 +62,10 @@ def access_token(family: str, token_digest: str) -> str:
     return f"{_family(family)}:at:{token_digest}"
 
 
+def jwt_access_token(family: str, jti_digest: str) -> str:
+    return f"{_family(family)}:jwt:{jti_digest}"
+
+
 def refresh_token(family: str, token_digest: str) -> str:
     return f"{_family(family)}:rt:{token_digest}"
 
@@ -165,7 +169,7 @@ return 1
 # The marker keeps the old key's TTL, so reuse is recognised for as long as the token
 # would have lived.
 # KEYS: old refresh token, members, tombstone, new token keys...
-# ARGV: now, grace seconds, tombstone TTL, then (record, ttl) per new token key.
+# ARGV: now and grace in milliseconds, tombstone TTL, then (record, ttl) per new token key.
 # Returns 'rotated', 'raced', 'reused', 'revoked' or 'unknown'.
 ROTATE_REFRESH_TOKEN = (
     _REVOKE_FAMILY

@@ -99,7 +99,8 @@ def _new_batch(
     exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else now + lifetime
     lookup = families.new_value(grant.family, TOKEN_BYTES)
     access_token = lookup
-    if client.wants_jwt(settings):
+    as_jwt = client.wants_jwt(settings)
+    if as_jwt:
         if key_set is None:
             raise RuntimeError(
                 f"client {client.client_id} is to get JWT access tokens, "
@@ -121,7 +122,7 @@ def _new_batch(
         )
     record = TokenRecord(grant.family, grant.client_id, scope, grant.username, grant.sub, now, exp)
     batch = _Batch(
-        keys=[keys.access_token(grant.family, crypto.digest(lookup))],
+        keys=[_record_key(grant.family, lookup, jwt=as_jwt)],
         args=[orjson.dumps(record), lifetime],
         issued=IssuedTokens(access_token, lifetime or None, scope, None),
         expires_at=float("inf") if exp == NEVER_EXPIRES else exp,
@@ -194,31 +195,39 @@ def parse_record(raw: str | None) -> TokenRecord | None:
     return record
 
 
-def access_token_lookup(
-    token: str, key_set: KeySet | None, settings: Settings
-) -> tuple[str, str] | None:
-    """The family and the stored value of an access token: the token itself when opaque,
-    the ``jti`` of a JWT whose signature, ``typ``, issuer and expiry check out."""
-    if jwt_access_tokens.looks_like_jwt(token):
-        if key_set is None:
-            return None
-        claims = jwt_access_tokens.verify(key_set, token, issuer=settings.issuer)
-        if claims is None:
-            return None
-        token = str(claims["jti"])
-    family = families.family_of(token)
-    return (family, token) if family is not None else None
+def _record_key(family: str, value: str, *, jwt: bool) -> str:
+    """Where an access token's record lives: an opaque token's under its digest, a JWT's
+    under its ``jti``'s in a key space of its own, so a ``jti`` (which resource servers
+    may log) presented as if it were an opaque token finds nothing."""
+    digest = crypto.digest(value)
+    return keys.jwt_access_token(family, digest) if jwt else keys.access_token(family, digest)
+
+
+def _jwt_record_key(jti: object) -> str | None:
+    if not isinstance(jti, str):
+        return None
+    family = families.family_of(jti)
+    return _record_key(family, jti, jwt=True) if family else None
+
+
+def access_token_key(token: str, key_set: KeySet | None, settings: Settings) -> str | None:
+    """The record key of an access token: opaque, or a JWT whose signature, ``typ``,
+    issuer and expiry check out (RFC 9068 §4)."""
+    if not jwt_access_tokens.looks_like_jwt(token):
+        family = families.family_of(token)
+        return _record_key(family, token, jwt=False) if family else None
+    if key_set is None:
+        return None
+    claims = jwt_access_tokens.verify(key_set, token, issuer=settings.issuer)
+    return _jwt_record_key(claims["jti"]) if claims else None
 
 
 async def find_access_token(
     redis: Redis, settings: Settings, token: str, key_set: KeySet | None
 ) -> TokenRecord | None:
     """The record of a live access token, or None (unknown, expired or revoked)."""
-    found = access_token_lookup(token, key_set, settings)
-    if found is None:
-        return None
-    family, lookup = found
-    return parse_record(await redis.get(keys.access_token(family, crypto.digest(lookup))))
+    key = access_token_key(token, key_set, settings)
+    return parse_record(await redis.get(key)) if key else None
 
 
 async def find_refresh_token(redis: Redis, token: str) -> tuple[str, TokenRecord | None] | None:
@@ -262,8 +271,9 @@ async def rotate(
             keys.family_members(family),
             keys.family_revoked(family),
             *new_keys,
-            int(time.time()),
-            settings.refresh_reuse_grace,
+            # Milliseconds, so the grace is the configured time, not up to a second less.
+            int(time.time() * 1000),
+            settings.refresh_reuse_grace * 1000,
             families.TOMBSTONE_TTL,
             *new_args,
         )
@@ -277,20 +287,26 @@ async def find_any(
     redis: Redis, settings: Settings, token: str, key_set: KeySet | None
 ) -> TokenRecord | None:
     """The record of a live access or refresh token (RFC 7009 §2.1 looks for both)."""
-    found = access_token_lookup(token, key_set, settings)
-    return await find_by_lookup(redis, found[1]) if found else None
+    record = await find_access_token(redis, settings, token, key_set)
+    if record is None and not jwt_access_tokens.looks_like_jwt(token):
+        found = await find_refresh_token(redis, token)
+        record = found[1] if found else None
+    return record
 
 
-async def find_by_lookup(redis: Redis, lookup: str) -> TokenRecord | None:
-    """The record of a live access or refresh token by its stored value: an opaque
-    token, or the ``jti`` of a JWT."""
-    family = families.family_of(lookup)
+async def find_unverified(redis: Redis, token: str) -> TokenRecord | None:
+    """For an administrator naming a token to revoke: the record of a live access or
+    refresh token, a JWT found by its ``jti`` without checking the signature (a forgery
+    can only name a token to revoke, which its holder may do anyway)."""
+    if jwt_access_tokens.looks_like_jwt(token):
+        key = _jwt_record_key(jwt_access_tokens.unverified_jti(token))
+        return parse_record(await redis.get(key)) if key else None
+    family = families.family_of(token)
     if family is None:
         return None
-    digest = crypto.digest(lookup)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(keys.access_token(family, digest))
-        pipe.get(keys.refresh_token(family, digest))
+        pipe.get(_record_key(family, token, jwt=False))
+        pipe.get(keys.refresh_token(family, crypto.digest(token)))
         access, refresh = await pipe.execute()
     return parse_record(access) or parse_record(refresh)
 

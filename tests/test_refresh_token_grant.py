@@ -7,6 +7,7 @@ against the running services."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -387,6 +388,30 @@ async def test_reuse_within_the_grace_window_is_refused_and_revokes_nothing(
     assert_token_response(
         await refresh(http, stack, chain.client, rotated.body["refresh_token"]), refresh=True
     )
+
+
+async def test_reuse_late_in_the_grace_window_still_revokes_nothing(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+    old_key = keys.refresh_token(chain.family, crypto.digest(chain.refresh_token))
+    before = time.time()
+    rotated = await refresh(http, stack, chain.client, chain.refresh_token)
+    assert_token_response(rotated, refresh=True)
+    marker = await redis.get(old_key)
+    assert marker is not None and marker.startswith(keys.ROTATED_MARKER)
+    # The rotation time is kept in milliseconds, so the grace is the whole configured time.
+    rotated_at = int(marker.removeprefix(keys.ROTATED_MARKER)) / 1000
+    assert before - 0.05 <= rotated_at <= time.time() + 0.05
+
+    await asyncio.sleep(rotated_at + REFRESH_REUSE_GRACE - 0.4 - time.time())
+    again = await refresh(http, stack, chain.client, chain.refresh_token)
+
+    assert_invalid_grant(again)
+    # README: "a repeat within that time of the rotation gets invalid_grant and revokes
+    # nothing, so the winner's tokens stay good".
+    assert await redis.exists(keys.family_revoked(chain.family)) == 0
+    assert await is_active(http, stack, chain.api, rotated.body["access_token"])
 
 
 async def test_reuse_after_the_grace_window_revokes_the_whole_family(
