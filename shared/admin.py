@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from shared import clients, jwt_access_tokens, keys, scopes, tokens
+from shared import clients, keys, scopes, tokens
 from shared.clients import NEVER_EXPIRES
 
 
@@ -96,14 +96,8 @@ async def _revoke_indexed(redis: Redis, index_key: str) -> int:
 
 
 async def revoke_token(redis: Redis, token: str) -> bool:
-    """Revoke the grant family of an access or refresh token; False when none is live.
-
-    An administrator's request: a JWT's signature is not checked, its ``jti`` only names
-    the record to revoke."""
-    lookup = token
-    if jwt_access_tokens.looks_like_jwt(token):
-        lookup = jwt_access_tokens.unverified_jti(token) or ""
-    record = await tokens.find_by_lookup(redis, lookup)
+    """Revoke the grant family of an access or refresh token; False when none is live."""
+    record = await tokens.find_unverified(redis, token)
     if record is None:
         return False
     await tokens.revoke_family(redis, record.family)

@@ -42,8 +42,8 @@ def is_https(request: web.Request, settings: Settings) -> bool:
         return True
     if _from_trusted_proxy(settings, request.remote):
         # A proxy appends to the header; the last value is the one the nearest (trusted)
-        # proxy saw.
-        forwarded = request.headers.get("X-Forwarded-Proto", "")
+        # proxy saw. Several header lines are one comma-separated list (RFC 9110 §5.3).
+        forwarded = ",".join(request.headers.getall("X-Forwarded-Proto", []))
         return forwarded.rsplit(",", 1)[-1].strip().lower() == "https"
     return False
 

@@ -423,6 +423,19 @@ async def test_a_forged_jwt_is_inactive_and_revokes_nothing(
     assert await is_active(http, stack, api, genuine)
 
 
+async def test_the_jti_of_a_jwt_is_not_itself_an_access_token(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """The jti is an identifier (RFC 7519 §4.1.7), which resource servers log for replay
+    detection and audit; it must not work as a bearer token on its own."""
+    scope, client, api = await cc_setup(redis, jwt_access_tokens=True)
+    genuine = await client_credentials_token(http, stack, client, scope)
+    jti = parts(genuine)[1]["jti"]
+
+    assert not await is_active(http, stack, api, jti)
+    assert await is_active(http, stack, api, genuine)
+
+
 # --- key rotation (shared/signing_keys.py) ----------------------------------------------
 
 
@@ -468,4 +481,4 @@ async def test_a_token_signed_by_an_older_key_of_the_directory_still_verifies(
     # Once its key is taken out of the directory, a token no longer verifies, though its
     # record is still stored.
     assert not await active(by_removed)
-    assert await tokens.find_by_lookup(redis, parts(by_removed)[1]["jti"]) is not None
+    assert await tokens.find_unverified(redis, by_removed) is not None

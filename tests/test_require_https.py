@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
@@ -225,6 +226,17 @@ async def test_the_last_x_forwarded_proto_value_counts(
         assert answer[0] == 200, answer
     else:
         assert_https_required(answer, "json")
+
+
+async def test_x_forwarded_proto_in_two_header_lines_counts_the_last(
+    stack: Stack, aiohttp_client: AiohttpClient
+) -> None:
+    """RFC 9110 §5.3: two field lines are one comma-joined value, so a client's own
+    ``https`` followed by the proxy's ``http`` is plain http."""
+    client = await aiohttp_client(token_app(settings_for(stack)))
+    spoofed = CIMultiDict([("X-Forwarded-Proto", "https"), ("X-Forwarded-Proto", "http")])
+
+    assert_https_required(await call(client, "GET", "/jwks.json", spoofed), "json")
 
 
 async def test_a_refused_request_has_no_effect(
