@@ -194,7 +194,8 @@ def main() -> int:
             group, layout.redis_port, layout.var / "redis", persistent=True
         )
         demo = asyncio.run(seed_demo(redis_url, layout))
-        env = service_env(redis_url, layout.ports)
+        # Logs in var/ are read by a person: plain text rather than production's JSON.
+        env = service_env(redis_url, layout.ports) | {"TESSERA_LOG_FORMAT": "text"}
         urls = {
             name: start_service(
                 group, name, layout.ports[name], env, log=layout.var / f"{name}.log"

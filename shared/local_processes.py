@@ -144,4 +144,7 @@ def service_env(redis_url: str, ports: dict[str, int]) -> dict[str, str]:
         "TESSERA_TOKEN_ENDPOINT": f"http://127.0.0.1:{ports['token']}/token",
         "TESSERA_INTROSPECTION_ENDPOINT": f"http://127.0.0.1:{ports['introspect']}/introspect",
         "TESSERA_INSECURE_LOOPBACK": "1",
+        # No load balancer to drain: SIGTERM (Ctrl-C in make run, test teardown) stops
+        # the services at once.
+        "TESSERA_DRAIN_SECONDS": "0",
     }

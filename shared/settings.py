@@ -64,6 +64,10 @@ class Settings:
     approval_logo_url: str = ""
     approval_footer: str = ""
     log_level: str = "INFO"
+    # Operations (README: logs, shutdown): JSON lines by default, text for people; how
+    # long a SIGTERMed service keeps serving, unready, before it stops listening.
+    log_format: str = "json"
+    drain_seconds: int = 10
 
     @property
     def cookie_secure(self) -> bool:
@@ -101,6 +105,8 @@ class Settings:
             log_level=reader.choice(
                 "TESSERA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
+            log_format=reader.choice("TESSERA_LOG_FORMAT", "json", ("JSON", "TEXT")).lower(),
+            drain_seconds=reader.non_negative("TESSERA_DRAIN_SECONDS", 10, "seconds"),
         )
         settings._check_https()
         return settings
@@ -167,6 +173,18 @@ class _Reader:
             raise SettingsError(f"{name}={raw!r}: not a whole number of {unit}") from None
         if value <= 0:
             raise SettingsError(f"{name}={raw!r}: must be at least 1 ({unit})")
+        return value
+
+    def non_negative(self, name: str, default: int, unit: str) -> int:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise SettingsError(f"{name}={raw!r}: not a whole number of {unit} (0 or more)")
         return value
 
     def boolean(self, name: str, default: bool) -> bool:

@@ -1,5 +1,6 @@
-"""What every service has in common: settings and Redis on the app, health and readiness,
-JSON responses, and the middleware that renders OAuthError as JSON (RFC 6749 §5.2)."""
+"""What every service has in common: settings and Redis on the app, health, readiness and
+metrics, request logs, JSON responses, and the middleware that renders OAuthError as JSON
+(RFC 6749 §5.2)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from shared.app_keys import REDIS, SETTINGS
+from shared import metrics
+from shared.app_keys import DRAIN, METRICS, REDIS, SETTINGS
 from shared.errors import OAuthError, server_error
+from shared.logs import request_log
 from shared.redis_store import redis_context
 from shared.settings import Settings
+from shared.shutdown import Drain, close_connections_while_draining
 
 log = logging.getLogger("tessera.web")
 
@@ -53,12 +57,17 @@ def error_middleware(render: ErrorRenderer) -> Middleware:
             return await handler(request)
         except OAuthError as exc:
             log.info("%s %s refused: %s (%s)", request.method, request.path, exc.error, exc.cause)
+            metrics.oauth_error(request, exc.error)
             return render(request, exc)
         except web.HTTPException:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("%s %s failed", request.method, request.path)
-            return render(request, server_error())
+            if isinstance(exc, RedisError):
+                metrics.redis_error(request, exc)
+            failure = server_error()
+            metrics.oauth_error(request, failure.error)
+            return render(request, failure)
 
     return errors
 
@@ -73,19 +82,35 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: Redis answers, so this replica can serve."""
+    """Readiness: Redis answers, so this replica can serve; and it is not shutting down
+    (Kubernetes then stops routing new requests here while it still serves)."""
+    if request.app[DRAIN].draining:
+        return json_response({"status": "draining"}, status=503)
     try:
         await request.app[REDIS].ping()
     except (RedisError, OSError) as exc:
         log.warning("not ready: Redis does not answer (%s)", exc)
+        metrics.redis_error(request, exc)
         return json_response({"status": "unavailable"}, status=503)
     return json_response({"status": "ready"})
 
 
 def create_base_app(settings: Settings, middlewares: list[Middleware]) -> web.Application:
-    app = web.Application(middlewares=middlewares)
+    # Outermost first: the request log sees the final status and gives every log line of
+    # the request its id; metrics count what the error middleware rendered.
+    app = web.Application(
+        middlewares=[
+            request_log,
+            metrics.request_metrics,
+            close_connections_while_draining,
+            *middlewares,
+        ]
+    )
     app[SETTINGS] = settings
+    app[METRICS] = metrics.Metrics.create()
+    app[DRAIN] = Drain()
     app.cleanup_ctx.append(redis_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics.metrics_endpoint)
     return app
