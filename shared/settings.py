@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from shared import redis_urls
+
 log = logging.getLogger("tessera.settings")
 
 
@@ -84,7 +86,7 @@ class Settings:
         insecure = reader.boolean("TESSERA_INSECURE_LOOPBACK", False)
         settings = cls(
             issuer=issuer,
-            redis_url=redis_url_from_env(env),
+            redis_url=reader.redis_url("REDIS_URL", redis_url_from_env(env)),
             token_endpoint=reader.url("TESSERA_TOKEN_ENDPOINT", default=issuer + "/token"),
             introspection_endpoint=reader.url(
                 "TESSERA_INTROSPECTION_ENDPOINT", default=issuer + "/introspect"
@@ -185,6 +187,14 @@ class _Reader:
             value = -1
         if value < 0:
             raise SettingsError(f"{name}={raw!r}: not a whole number of {unit} (0 or more)")
+        return value
+
+    def redis_url(self, name: str, value: str) -> str:
+        try:
+            redis_urls.parse(value)
+        except ValueError as exc:
+            # The message names the problem, never the URL: it may hold a password.
+            raise SettingsError(f"{name}: {exc}") from None
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
