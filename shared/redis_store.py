@@ -8,7 +8,7 @@ one operation touches together share a hash tag, so on a Cluster they share a sl
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiohttp import web
 from redis.asyncio import Redis, RedisCluster
@@ -21,7 +21,7 @@ from shared.redis_urls import RedisTarget
 
 # What every Redis client of Tessera is: a single server's or a Sentinel master's client
 # (both redis.asyncio.Redis), or a Redis Cluster client. They share the command API.
-RedisClient = Redis | RedisCluster
+RedisClient: TypeAlias = Redis | RedisCluster
 
 # Timeouts, so that a Redis that hangs fails requests (and /readyz) instead of holding
 # them forever; options in the URL take precedence.
@@ -36,12 +36,13 @@ class SentinelMaster(Redis):
     """The client of a Sentinel-monitored master. Closing it also closes the connections
     to the sentinels, which the master's own connection pool does not own."""
 
-    sentinel: Sentinel | None = None
+    # Not "sentinel": that is the client's method for the SENTINEL command.
+    sentinel_manager: Sentinel | None = None
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await super().aclose(close_connection_pool)
-        if self.sentinel is not None:
-            for sentinel in self.sentinel.sentinels:
+        if self.sentinel_manager is not None:
+            for sentinel in self.sentinel_manager.sentinels:
                 await sentinel.aclose()
 
 
@@ -91,7 +92,7 @@ def _sentinel_master(target: RedisTarget) -> SentinelMaster:
         decode_responses=True,
         **options,
     )
-    master.sentinel = sentinel
+    master.sentinel_manager = sentinel
     return master
 
 

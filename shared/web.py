@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
@@ -18,6 +19,10 @@ from shared.logs import request_log
 from shared.redis_store import redis_context
 from shared.settings import Settings
 from shared.shutdown import Drain, close_connections_while_draining
+
+if TYPE_CHECKING:
+    # aiohttp's own type, a Protocol that a plain Callable alias does not satisfy.
+    from aiohttp.typedefs import Middleware
 
 log = logging.getLogger("tessera.web")
 
@@ -44,7 +49,6 @@ def error_response(exc: OAuthError) -> web.Response:
 
 
 ErrorRenderer = Callable[[web.Request, OAuthError], web.Response]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def error_middleware(render: ErrorRenderer) -> Middleware:
@@ -98,14 +102,13 @@ async def readyz(request: web.Request) -> web.Response:
 def create_base_app(settings: Settings, middlewares: list[Middleware]) -> web.Application:
     # Outermost first: the request log sees the final status and gives every log line of
     # the request its id; metrics count what the error middleware rendered.
-    app = web.Application(
-        middlewares=[
-            request_log,
-            metrics.request_metrics,
-            close_connections_while_draining,
-            *middlewares,
-        ]
-    )
+    chain: list[Middleware] = [
+        request_log,
+        metrics.request_metrics,
+        close_connections_while_draining,
+    ]
+    chain.extend(middlewares)
+    app = web.Application(middlewares=chain)
     app[SETTINGS] = settings
     app[METRICS] = metrics.Metrics.create()
     app[DRAIN] = Drain()

@@ -173,6 +173,7 @@ async def test_every_line_of_a_request_carries_its_id_and_never_the_query(
     assert in_query not in text
     assert in_body not in text
     assert auth["Authorization"].split()[1] not in text
+    assert setup.client.secret is not None
     assert setup.client.secret not in text
 
 

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 import redis as sync_redis
 from redis.asyncio import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from shared import clients, families, keys
 from shared.local_processes import (
@@ -110,7 +111,9 @@ async def test_the_client_is_the_topologys(topology: Topology, store: RedisClien
     else:
         assert isinstance(store, SentinelMaster)
         assert await store.ping()
-        assert await store.connection_pool.get_master_address() == (
+        pool = store.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        assert await pool.get_master_address() == (
             "127.0.0.1",
             topology.data_ports[0],
         )

@@ -65,8 +65,9 @@ async def test_connect_builds_the_client_of_each_form() -> None:
     try:
         assert type(single) is Redis
         assert isinstance(sentinel, SentinelMaster)
-        assert sentinel.sentinel is not None
-        assert [s.get_connection_kwargs()["port"] for s in sentinel.sentinel.sentinels] == [1, 2]
+        assert sentinel.sentinel_manager is not None
+        ports = [s.get_connection_kwargs()["port"] for s in sentinel.sentinel_manager.sentinels]
+        assert ports == [1, 2]
         assert isinstance(cluster, RedisCluster)
         assert set(cluster.nodes_manager.startup_nodes) == {"127.0.0.1:1", "127.0.0.1:2"}
     finally:
