@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from shared.metrics import CLIENT_CLOSED_REQUEST, route_template
 
@@ -106,7 +107,16 @@ def _request_id_of(record: logging.LogRecord) -> str | None:
     return getattr(record, "request_id", None) or request_id_var.get()
 
 
-class JsonFormatter(logging.Formatter):
+class _Formatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        exc = ei[1]
+        if isinstance(exc, HttpProcessingError):
+            # aiohttp's parser errors quote the raw request line, query string included.
+            return f"{type(exc).__name__}: HTTP {exc.code} (the request line is not logged)"
+        return super().formatException(ei)
+
+
+class JsonFormatter(_Formatter):
     """One JSON object per line: time, level, logger, service, message, request_id, the
     record's structured fields, and the exception if any."""
 
@@ -144,7 +154,7 @@ def _text_value(value: object) -> str:
     return orjson.dumps(text).decode()
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_Formatter):
     """For people: ``time service LEVEL logger [request id]: message key=value...``."""
 
     def __init__(self, service: str) -> None:

@@ -3,6 +3,7 @@ never a query string, code, token, secret or Authorization header."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
@@ -15,10 +16,18 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from services.token.app import create_app as token_app
 from shared import logs
 from shared.settings import Settings, SettingsError
 from tests.conftest import ARTIFACTS
-from tests.oauth import Stack, basic_auth_for, make_setup, new_verifier, unique
+from tests.oauth import (
+    Stack,
+    basic_auth_for,
+    make_setup,
+    new_verifier,
+    unique,
+    unreachable_redis,
+)
 
 TOKEN_LOG = ARTIFACTS / "logs" / "token.log"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -131,6 +140,25 @@ def test_log_format_setting() -> None:
     assert Settings.from_env(issuer | {"TESSERA_LOG_FORMAT": "Text"}).log_format == "text"
     with pytest.raises(SettingsError, match="TESSERA_LOG_FORMAT"):
         Settings.from_env(issuer | {"TESSERA_LOG_FORMAT": "xml"})
+
+
+async def test_a_malformed_request_line_is_not_logged(aiohttp_server, captured) -> None:
+    """aiohttp's parser error quotes the request line; only its type is logged."""
+    out, handler = captured
+    handler.setFormatter(logs.JsonFormatter("token"))
+    server = await aiohttp_server(token_app(unreachable_redis()))
+    secret = f"fam.{new_verifier()}"
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(f"GET /to\x01ken?code={secret} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+
+    assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    (line,) = [line for line in json_lines(out) if line["logger"] == "aiohttp.server"]
+    assert line["exception"].startswith("InvalidURLError: HTTP 400")
+    assert secret not in out.getvalue()
 
 
 def request_lines(log: Path, request_id: str) -> list[dict[str, Any]]:
