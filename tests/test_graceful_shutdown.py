@@ -107,11 +107,7 @@ async def test_sigterm_drains_then_finishes_the_request_in_flight(
     process, port = await start_token_service(group, stack, DRAIN_SECONDS, log)
     base = f"http://127.0.0.1:{port}"
 
-    # A slow request, made slow honestly: Redis stops answering for a while (CLIENT
-    # PAUSE), so the token request waits on its first Redis call until after the drain.
-    await redis.client_pause(REDIS_PAUSE_MS, all=True)
-    paused = time.monotonic()
-    # Its body is still on its way when SIGTERM arrives.
+    # A token request whose body is still on its way when SIGTERM arrives.
     body = urlencode(
         {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
     ).encode()
@@ -123,31 +119,38 @@ async def test_sigterm_drains_then_finishes_the_request_in_flight(
         "X-Request-ID: in-flight-1\r\n\r\n"
     ).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(head + body[:10])
-    await writer.drain()
+    try:
+        writer.write(head + body[:10])
+        await writer.drain()
 
-    process.send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
 
-    # Not ready any more, at once, while it still answers new connections.
-    status, answer = await get(http, f"{base}/readyz")
-    while status == 200 and time.monotonic() - signalled < 1:
+        # Not ready any more, at once, while it still answers new connections.
         status, answer = await get(http, f"{base}/readyz")
-    assert (status, answer) == (503, {"status": "draining"})
-    assert await get(http, f"{base}/healthz") == (200, {"status": "ok"})
-    writer.write(body[10:])
-    await writer.drain()
+        while status == 200 and time.monotonic() - signalled < 1:
+            status, answer = await get(http, f"{base}/readyz")
+        assert (status, answer) == (503, {"status": "draining"})
+        assert await get(http, f"{base}/healthz") == (200, {"status": "ok"})
 
-    # After the drain it stops listening, and not before; the request is still waiting
-    # for Redis, and the process for the request.
-    refused = await until_refused(port, within=DRAIN_SECONDS + 3)
-    assert refused - signalled >= DRAIN_SECONDS - 0.1
-    assert refused - paused < REDIS_PAUSE_MS / 1000, "the pause ended before the drain did"
-    assert process.poll() is None, "the service left with a request in flight"
+        # Made slow honestly: Redis stops answering for a while (CLIENT PAUSE), so once
+        # its body is complete the request waits on its first Redis call past the drain.
+        await redis.client_pause(REDIS_PAUSE_MS, all=True)
+        paused = time.monotonic()
+        writer.write(body[10:])
+        await writer.drain()
 
-    status, headers, payload = parse_http_response(await reader.read())
-    writer.close()
-    await writer.wait_closed()
+        # After the drain it stops listening, and not before; the request is still
+        # waiting for Redis, and the process for the request.
+        refused = await until_refused(port, within=DRAIN_SECONDS + 3)
+        assert refused - signalled >= DRAIN_SECONDS - 0.1
+        assert refused - paused < REDIS_PAUSE_MS / 1000, "the pause ended before the drain"
+        assert process.poll() is None, "the service left with a request in flight"
+
+        status, headers, payload = parse_http_response(await reader.read())
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
     assert status == 200, payload
     assert headers["connection"] == "close"
