@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
-from redis.asyncio import Redis
 
 from shared.settings import Settings
 from shared.signing_keys import KeySet
 
+if TYPE_CHECKING:
+    # Only for the annotations: these modules import this one.
+    from shared.metrics import Metrics
+    from shared.redis_store import RedisClient
+    from shared.shutdown import Drain
+
 SETTINGS = web.AppKey("settings", Settings)
-REDIS = web.AppKey("redis", Redis)
+# A single Redis, a Sentinel-managed master, or a Redis Cluster (see shared.redis_store).
+REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+DRAIN: web.AppKey[Drain] = web.AppKey("drain")
 # The JWT signing keys (token service) or verification keys (introspection); None when
 # TESSERA_SIGNING_KEYS is not set.
 SIGNING_KEYS: web.AppKey[KeySet | None] = web.AppKey("signing_keys")

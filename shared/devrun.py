@@ -201,7 +201,10 @@ def main() -> int:
             group, layout.redis_port, layout.var / "redis", persistent=True
         )
         demo = asyncio.run(seed_demo(redis_url, layout))
-        env = service_env(redis_url, layout.ports, ensure_signing_key(layout.var / "keys"))
+        # Logs in var/ are read by a person: plain text rather than production's JSON.
+        env = service_env(redis_url, layout.ports, ensure_signing_key(layout.var / "keys")) | {
+            "TESSERA_LOG_FORMAT": "text"
+        }
         urls = {
             name: start_service(
                 group, name, layout.ports[name], env, log=layout.var / f"{name}.log"

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,16 @@ def _exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool:
     return True
 
 
-def start_redis(group: ProcessGroup, port: int, data_dir: Path, *, persistent: bool) -> str:
-    """Start redis-server on loopback; returns its URL once it answers."""
+def start_redis(
+    group: ProcessGroup,
+    port: int,
+    data_dir: Path,
+    *,
+    persistent: bool,
+    extra_args: Sequence[str] = (),
+) -> str:
+    """Start redis-server on loopback (with ``extra_args``, e.g. cluster mode); returns its
+    URL once it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_server_path(),
@@ -96,19 +105,26 @@ def start_redis(group: ProcessGroup, port: int, data_dir: Path, *, persistent: b
         "yes" if persistent else "no",
         "--protected-mode",
         "yes",
+        *extra_args,
     ]
     process = group.start(argv, log=data_dir / "redis.log")
+    wait_for_pong(process, port, data_dir / "redis.log")
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def wait_for_pong(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Wait until the redis-server (or sentinel) ``process`` answers PING on ``port``."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
-                    return f"redis://127.0.0.1:{port}/0"
+                    return
         except OSError:
             pass
         if _exits_within(process, 0.05):
-            raise RuntimeError(f"redis-server exited; see {data_dir / 'redis.log'}")
+            raise RuntimeError(f"redis-server exited; see {log}")
     raise RuntimeError(f"redis-server on port {port} did not answer within 10 s")
 
 
@@ -158,4 +174,7 @@ def service_env(redis_url: str, ports: dict[str, int], signing_keys: Path) -> di
         "TESSERA_INTROSPECTION_ENDPOINT": f"http://127.0.0.1:{ports['introspect']}/introspect",
         "TESSERA_INSECURE_LOOPBACK": "1",
         "TESSERA_SIGNING_KEYS": str(signing_keys),
+        # No load balancer to drain: SIGTERM (Ctrl-C in make run, test teardown) stops
+        # the services at once.
+        "TESSERA_DRAIN_SECONDS": "0",
     }

@@ -1,25 +1,99 @@
-"""The one Redis connection pool of a service, opened and closed with the application."""
+"""The one Redis client of a service, opened and closed with the application.
+
+``REDIS_URL`` names one server, a master behind Redis Sentinel, or a Redis Cluster (the
+forms are in ``shared.redis_urls``). Tessera's code runs unchanged on all three: the keys
+one operation touches together share a hash tag, so on a Cluster they share a slot.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.sentinel import Sentinel
 
+from shared import redis_urls
 from shared.app_keys import REDIS, SETTINGS
+from shared.redis_urls import RedisTarget
+
+# What every Redis client of Tessera is: a single server's or a Sentinel master's client
+# (both redis.asyncio.Redis), or a Redis Cluster client. They share the command API.
+RedisClient: TypeAlias = Redis | RedisCluster
+
+# Timeouts, so that a Redis that hangs fails requests (and /readyz) instead of holding
+# them forever; options in the URL take precedence.
+TIMEOUTS: dict[str, Any] = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "health_check_interval": 30,
+}
 
 
-def connect(url: str) -> Redis:
-    # Timeouts, so that a Redis that hangs fails requests (and /readyz) instead of
-    # holding them forever.
-    return Redis.from_url(
-        url,
+class SentinelMaster(Redis):
+    """The client of a Sentinel-monitored master. Closing it also closes the connections
+    to the sentinels, which the master's own connection pool does not own."""
+
+    # Not "sentinel": that is the client's method for the SENTINEL command.
+    sentinel_manager: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinel_manager is not None:
+            for sentinel in self.sentinel_manager.sentinels:
+                await sentinel.aclose()
+
+
+def connect(url: str) -> RedisClient:
+    """A client for ``url``. It connects on first use, so this never blocks or fails on
+    an unreachable Redis; ValueError when the URL is malformed."""
+    target = redis_urls.parse(url)
+    if target.kind == "sentinel":
+        return _sentinel_master(target)
+    if target.kind == "cluster":
+        return _cluster(target)
+    return Redis.from_url(url, decode_responses=True, **TIMEOUTS)
+
+
+def _cluster(target: RedisTarget) -> RedisCluster:
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
         decode_responses=True,
-        health_check_interval=30,
-        socket_connect_timeout=2,
-        socket_timeout=5,
+        **{**TIMEOUTS, **target.options},
     )
+
+
+def _sentinel_master(target: RedisTarget) -> SentinelMaster:
+    options = {**TIMEOUTS, **target.options}
+    # The sentinels get the same timeouts and TLS settings, and credentials of their own.
+    sentinel_kwargs = {
+        name: value
+        for name, value in options.items()
+        if name.startswith(("socket_", "ssl_")) or name == "health_check_interval"
+    }
+    sentinel_kwargs |= {
+        "ssl": target.tls,
+        "username": target.sentinel_username,
+        "password": target.sentinel_password,
+    }
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)
+    master = sentinel.master_for(
+        target.service_name,
+        redis_class=SentinelMaster,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        decode_responses=True,
+        **options,
+    )
+    master.sentinel_manager = sentinel
+    return master
 
 
 async def redis_context(app: web.Application) -> AsyncIterator[None]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from aiohttp import web
 
+from shared import logs
 from shared.settings import Settings, SettingsError
+from shared.shutdown import serve_until_stopped
 from shared.signing_keys import SigningKeyError
 
 
@@ -19,25 +22,35 @@ def serve(name: str, create_app: Callable[[Settings], web.Application], default_
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=default_port)
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
-    )
+    # Configured before the settings are read, so that what reading them logs (the
+    # development-mode warning) is already in the chosen format; a bad format value is
+    # reported by the settings just below.
+    logs.configure(name, os.environ.get("TESSERA_LOG_FORMAT", logs.DEFAULT_LOG_FORMAT))
     try:
         settings = Settings.from_env()
-        app = create_app(settings)
-    except (SettingsError, SigningKeyError) as exc:
+    except SettingsError as exc:
         sys.exit(f"tessera {name}: bad configuration: {exc}")
-    logging.getLogger().setLevel(settings.log_level)
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        print=lambda _: logging.getLogger("tessera").info(
+    logs.configure(name, settings.log_format, settings.log_level)
+    try:
+        app = create_app(settings)
+    except SigningKeyError as exc:
+        sys.exit(f"tessera {name}: bad configuration: {exc}")
+
+    def listening() -> None:
+        logging.getLogger("tessera").info(
             "%s listening on http://%s:%d", name, args.host, args.port
-        ),
-        loop=_new_event_loop(),
-    )
+        )
+
+    with asyncio.Runner(loop_factory=_new_event_loop) as runner:
+        runner.run(
+            serve_until_stopped(
+                app,
+                host=args.host,
+                port=args.port,
+                drain_seconds=settings.drain_seconds,
+                on_listening=listening,
+            )
+        )
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

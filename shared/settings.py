@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from shared import redis_urls
+
 log = logging.getLogger("tessera.settings")
 
 
@@ -84,6 +86,10 @@ class Settings:
     approval_logo_url: str = ""
     approval_footer: str = ""
     log_level: str = "INFO"
+    # Operations (README: logs, shutdown): JSON lines by default, text for people; how
+    # long a SIGTERMed service keeps serving, unready, before it stops listening.
+    log_format: str = "json"
+    drain_seconds: int = 10
 
     @property
     def cookie_secure(self) -> bool:
@@ -100,7 +106,7 @@ class Settings:
         insecure = reader.boolean("TESSERA_INSECURE_LOOPBACK", False)
         settings = cls(
             issuer=issuer,
-            redis_url=redis_url_from_env(env),
+            redis_url=reader.redis_url("REDIS_URL", redis_url_from_env(env)),
             token_endpoint=reader.url("TESSERA_TOKEN_ENDPOINT", default=issuer + "/token"),
             introspection_endpoint=reader.url(
                 "TESSERA_INTROSPECTION_ENDPOINT", default=issuer + "/introspect"
@@ -136,6 +142,8 @@ class Settings:
             log_level=reader.choice(
                 "TESSERA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
+            log_format=reader.choice("TESSERA_LOG_FORMAT", "json", ("JSON", "TEXT")).lower(),
+            drain_seconds=reader.non_negative("TESSERA_DRAIN_SECONDS", 10, "seconds"),
         )
         settings._check_https()
         settings._check_tokens()
@@ -242,6 +250,14 @@ class _Reader:
             )
         except ValueError as exc:
             raise SettingsError(f"{name}={raw!r}: {exc}") from None
+
+    def redis_url(self, name: str, value: str) -> str:
+        try:
+            redis_urls.parse(value)
+        except ValueError as exc:
+            # The message names the problem, never the URL: it may hold a password.
+            raise SettingsError(f"{name}: {exc}") from None
+        return value
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.env.get(name)

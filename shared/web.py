@@ -1,21 +1,30 @@
-"""What every service has in common: settings and Redis on the app, health and readiness,
-JSON responses, and the middleware that renders OAuthError as JSON (RFC 6749 §5.2)."""
+"""What every service has in common: settings and Redis on the app, health, readiness and
+metrics, request logs, JSON responses, and the middleware that renders OAuthError as JSON
+(RFC 6749 §5.2)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared import metrics
+from shared.app_keys import DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.errors import OAuthError, server_error
+from shared.logs import request_log
 from shared.redis_store import redis_context
 from shared.settings import Settings
+from shared.shutdown import Drain, close_connections_while_draining
 from shared.signing_keys import load_key_set
 from shared.transport import require_https
+
+if TYPE_CHECKING:
+    # aiohttp's own type, a Protocol that a plain Callable alias does not satisfy.
+    from aiohttp.typedefs import Middleware
 
 log = logging.getLogger("tessera.web")
 
@@ -42,7 +51,6 @@ def error_response(exc: OAuthError) -> web.Response:
 
 
 ErrorRenderer = Callable[[web.Request, OAuthError], web.Response]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def error_middleware(render: ErrorRenderer) -> Middleware:
@@ -55,12 +63,17 @@ def error_middleware(render: ErrorRenderer) -> Middleware:
             return await handler(request)
         except OAuthError as exc:
             log.info("%s %s refused: %s (%s)", request.method, request.path, exc.error, exc.cause)
+            metrics.oauth_error(request, exc.error)
             return render(request, exc)
         except web.HTTPException:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("%s %s failed", request.method, request.path)
-            return render(request, server_error())
+            if isinstance(exc, RedisError):
+                metrics.redis_error(request, exc)
+            failure = server_error()
+            metrics.oauth_error(request, failure.error)
+            return render(request, failure)
 
     return errors
 
@@ -75,11 +88,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: Redis answers, so this replica can serve."""
+    """Readiness: Redis answers, so this replica can serve; and it is not shutting down
+    (Kubernetes then stops routing new requests here while it still serves)."""
+    if request.app[DRAIN].draining:
+        return json_response({"status": "draining"}, status=503)
     try:
         await request.app[REDIS].ping()
     except (RedisError, OSError) as exc:
         log.warning("not ready: Redis does not answer (%s)", exc)
+        metrics.redis_error(request, exc)
         return json_response({"status": "unavailable"}, status=503)
     return json_response({"status": "ready"})
 
@@ -89,11 +106,24 @@ def create_base_app(
 ) -> web.Application:
     """``errors`` renders every refusal, including Require HTTPS's, which comes next so
     that nothing else looks at a plain-http request."""
-    app = web.Application(middlewares=[errors, require_https, *extra])
+    # Outermost first: the request log sees the final status and gives every log line of
+    # the request its id; metrics count what the error middleware rendered.
+    chain: list[Middleware] = [
+        request_log,
+        metrics.request_metrics,
+        close_connections_while_draining,
+        errors,
+        require_https,
+        *extra,
+    ]
+    app = web.Application(middlewares=chain)
     app[SETTINGS] = settings
+    app[METRICS] = metrics.Metrics.create()
+    app[DRAIN] = Drain()
     # Loaded at start, so a bad key file stops the service with a clear message.
     app[SIGNING_KEYS] = load_key_set(settings.signing_keys) if settings.signing_keys else None
     app.cleanup_ctx.append(redis_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics.metrics_endpoint)
     return app

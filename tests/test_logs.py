@@ -1,0 +1,218 @@
+"""Logs: one JSON line per request and per security event, each naming its request id;
+never a query string, code, token, secret or Authorization header."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from services.token.app import create_app as token_app
+from shared import logs
+from shared.settings import Settings, SettingsError
+from tests.conftest import ARTIFACTS
+from tests.oauth import (
+    Stack,
+    basic_auth_for,
+    make_setup,
+    new_verifier,
+    unique,
+    unreachable_redis,
+)
+
+TOKEN_LOG = ARTIFACTS / "logs" / "token.log"
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[io.StringIO, logging.Handler]]:
+    """A handler on the root logger writing to a buffer; the formatter is the test's."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+    yield out, handler
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def json_lines(out: io.StringIO) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_plain_security_warning_is_rendered_with_its_request_id(captured) -> None:
+    out, handler = captured
+    handler.setFormatter(logs.JsonFormatter("token"))
+    token = logs.request_id_var.set("req-42")
+    try:
+        logging.getLogger("tessera.security").warning("code replayed by client %s", "c1")
+    finally:
+        logs.request_id_var.reset(token)
+    logging.getLogger("tessera.security").warning("outside any request")
+
+    inside, outside = json_lines(out)
+    assert inside["message"] == "code replayed by client c1"
+    assert inside["request_id"] == "req-42"
+    assert inside["level"] == "WARNING"
+    assert inside["logger"] == "tessera.security"
+    assert inside["service"] == "token"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", inside["time"])
+    assert "request_id" not in outside
+
+
+def test_security_event_has_structured_fields_and_redacts_secrets(captured) -> None:
+    out, handler = captured
+    handler.setFormatter(logs.JsonFormatter("token"))
+    code, secret = f"fam.{new_verifier()}", new_verifier()
+
+    logs.security_event(
+        "code_replayed", client_id="c1", family="fam", code=code, client_secret=secret
+    )
+
+    (line,) = json_lines(out)
+    assert line["event"] == "code_replayed"
+    assert line["message"] == "code_replayed"
+    assert line["level"] == "WARNING"
+    assert line["logger"] == "tessera.security"
+    assert (line["client_id"], line["family"]) == ("c1", "fam")
+    assert line["code"] == line["client_secret"] == "[redacted]"
+    assert code not in out.getvalue()
+    assert secret not in out.getvalue()
+
+
+def test_a_field_never_overrides_the_lines_own_keys(captured) -> None:
+    out, handler = captured
+    handler.setFormatter(logs.JsonFormatter("token"))
+    logs.security_event("login_failed", level="DEBUG", message="forged")
+    (line,) = json_lines(out)
+    assert (line["level"], line["message"]) == ("WARNING", "login_failed")
+
+
+def test_text_format_quotes_values_that_could_forge_a_line(captured) -> None:
+    out, handler = captured
+    handler.setFormatter(logs.TextFormatter("authorize"))
+    token = logs.request_id_var.set("req-7")
+    try:
+        logs.security_event("login_failed", username="mallory\nFAKE line", client_id="c1")
+    finally:
+        logs.request_id_var.reset(token)
+
+    (line,) = out.getvalue().splitlines()
+    assert " authorize WARNING tessera.security [req-7]: login_failed" in line
+    assert line.endswith(' event=login_failed username="mallory\\nFAKE line" client_id=c1')
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        ("7f3c2a9e-1b4d-4c5e-9f00-123456789abc", True),
+        ("abc.DEF_123:x+y/z=", True),
+        ("", False),
+        ("x" * 65, False),
+        ("has space", False),
+        ("line\nbreak", False),
+        ('quote"d', False),
+        (None, False),
+    ],
+)
+def test_request_id_from_header(header: str | None, kept: bool) -> None:
+    request_id = logs.request_id_from(header)
+    if kept:
+        assert request_id == header
+    else:
+        assert GENERATED_ID.fullmatch(request_id)
+
+
+def test_log_format_setting() -> None:
+    issuer = {"TESSERA_ISSUER": "https://id.example.com"}
+    assert Settings.from_env(issuer).log_format == "json"
+    assert Settings.from_env(issuer | {"TESSERA_LOG_FORMAT": "Text"}).log_format == "text"
+    with pytest.raises(SettingsError, match="TESSERA_LOG_FORMAT"):
+        Settings.from_env(issuer | {"TESSERA_LOG_FORMAT": "xml"})
+
+
+async def test_a_malformed_request_line_is_not_logged(aiohttp_server, captured) -> None:
+    """aiohttp's parser error quotes the request line; only its type is logged."""
+    out, handler = captured
+    handler.setFormatter(logs.JsonFormatter("token"))
+    server = await aiohttp_server(token_app(unreachable_redis()))
+    secret = f"fam.{new_verifier()}"
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(f"GET /to\x01ken?code={secret} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+
+    assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    (line,) = [line for line in json_lines(out) if line["logger"] == "aiohttp.server"]
+    assert line["exception"].startswith("InvalidURLError: HTTP 400")
+    assert secret not in out.getvalue()
+
+
+def request_lines(log: Path, request_id: str) -> list[dict[str, Any]]:
+    # The log file is appended to across test runs, some of them older than JSON logs.
+    lines = [orjson.loads(line) for line in log.read_text().splitlines() if line[:1] == "{"]
+    return [line for line in lines if line.get("request_id") == request_id]
+
+
+async def test_every_line_of_a_request_carries_its_id_and_never_the_query(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    setup = await make_setup(redis)
+    trace = unique("trace")
+    in_query, in_body = f"fam.{new_verifier()}", f"fam.{new_verifier()}"
+    auth = basic_auth_for(setup.client)
+
+    async with http.post(
+        f"{stack.token}/token?code={in_query}&access_token={in_query}",
+        data={"grant_type": "authorization_code", "code": in_body},
+        headers={**auth, "X-Request-ID": trace},
+    ) as r:
+        assert r.status == 400
+        assert r.headers["X-Request-ID"] == trace
+    async with http.get(f"{stack.token}/healthz", headers={"X-Request-ID": "bad id!"}) as r:
+        assert GENERATED_ID.fullmatch(r.headers["X-Request-ID"])
+
+    refused, answered = request_lines(TOKEN_LOG, trace)
+    # The error middleware's line says why, the request line what was answered.
+    assert refused["logger"] == "tessera.web"
+    assert "invalid_grant" in refused["message"]
+    assert answered["logger"] == "tessera.access"
+    assert answered["message"] == "POST /token 400"
+    assert answered["method"] == "POST"
+    assert answered["route"] == "/token"
+    assert answered["path"] == "/token"
+    assert answered["status"] == 400
+    assert answered["remote"] == "127.0.0.1"
+    assert 0 < answered["duration_ms"] < 10_000
+    text = TOKEN_LOG.read_text()
+    assert in_query not in text
+    assert in_body not in text
+    assert auth["Authorization"].split()[1] not in text
+    assert setup.client.secret is not None
+    assert setup.client.secret not in text
+
+
+async def test_unmatched_paths_are_logged_by_a_fixed_route(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    trace = unique("trace")
+    async with http.get(f"{stack.token}/nope/x%0Ay", headers={"X-Request-ID": trace}) as r:
+        assert r.status == 404
+        assert r.headers["X-Request-ID"] == trace
+
+    (line,) = request_lines(TOKEN_LOG, trace)
+    assert (line["route"], line["status"]) == ("unmatched", 404)
+    assert line["path"] == "/nope/x%0Ay"  # as sent: an encoded newline stays encoded

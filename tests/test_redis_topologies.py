@@ -1,0 +1,174 @@
+"""The three services on a Redis Cluster and on a Sentinel-monitored Redis: the
+authorization code flow, introspection, and a replayed code revoking its grant family
+(RFC 6749 §4.1.2), with the same code as on one server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+import redis as sync_redis
+from redis.asyncio import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
+
+from shared import clients, families, keys
+from shared.local_processes import (
+    SERVICES,
+    ProcessGroup,
+    ensure_signing_key,
+    free_port,
+    service_env,
+    start_redis,
+    start_service,
+)
+from shared.redis_store import RedisClient, SentinelMaster, connect
+from tests.conftest import ARTIFACTS
+from tests.oauth import (
+    Stack,
+    assert_error,
+    exchange,
+    introspect,
+    make_resource_server,
+    make_setup,
+    new_verifier,
+    obtain_code,
+    s256,
+)
+from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
+
+
+@dataclass(frozen=True)
+class Topology:
+    kind: str
+    redis_url: str
+    # The ports of the data nodes: the cluster's masters, or the one monitored master.
+    data_ports: list[int]
+    stack: Stack
+
+
+@pytest.fixture(scope="module", params=["cluster", "sentinel"])
+def topology(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Topology]:
+    kind: str = request.param
+    logs = ARTIFACTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    group = ProcessGroup()
+    try:
+        data = tmp_path_factory.mktemp(kind)
+        if kind == "cluster":
+            data_ports = start_cluster(group, data)
+            redis_url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in data_ports)
+        else:
+            data_ports = [free_port()]
+            start_redis(group, data_ports[0], data / "master", persistent=False)
+            sentinel_port = start_sentinel(group, data / "sentinel", data_ports[0])
+            redis_url = f"redis+sentinel://127.0.0.1:{sentinel_port}/{SENTINEL_SERVICE}/0"
+        ports = {name: free_port() for name in SERVICES}
+        env = service_env(redis_url, ports, ensure_signing_key(data / "keys"))
+        urls = {
+            name: start_service(group, name, ports[name], env, log=logs / f"{kind}-{name}.log")
+            for name in SERVICES
+        }
+        yield Topology(
+            kind,
+            redis_url,
+            data_ports,
+            Stack(
+                redis_url=redis_url,
+                issuer=env["TESSERA_ISSUER"],
+                authorize=urls["authorize"],
+                token=urls["token"],
+                introspect=urls["introspect"],
+            ),
+        )
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+async def store(topology: Topology) -> AsyncIterator[RedisClient]:
+    client = connect(topology.redis_url)
+    yield client
+    await client.aclose()
+
+
+def keys_per_data_node(topology: Topology) -> list[int]:
+    counts = []
+    for port in topology.data_ports:
+        with sync_redis.Redis(port=port) as node:
+            counts.append(node.dbsize())
+    return counts
+
+
+async def test_the_client_is_the_topologys(topology: Topology, store: RedisClient) -> None:
+    if topology.kind == "cluster":
+        assert isinstance(store, RedisCluster)
+        assert await store.ping()  # the client learns the cluster's layout on first use
+        masters = {(node.host, node.port) for node in store.get_primaries()}
+        assert masters == {("127.0.0.1", port) for port in topology.data_ports}
+    else:
+        assert isinstance(store, SentinelMaster)
+        assert await store.ping()
+        pool = store.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        assert await pool.get_master_address() == (
+            "127.0.0.1",
+            topology.data_ports[0],
+        )
+
+
+async def test_code_flow_introspection_and_replay(
+    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+) -> None:
+    stack = topology.stack
+    setup = await make_setup(store, client_type="public")
+    api = await make_resource_server(store, [setup.scope])
+    verifier = new_verifier()
+
+    code = await obtain_code(
+        http, stack, setup, code_challenge=s256(verifier), code_challenge_method="S256"
+    )
+    issued = await exchange(http, stack, setup.client, code, auth="none", code_verifier=verifier)
+    assert issued.status == 200, issued.body
+    token = issued.body["access_token"]
+    info = await introspect(http, stack, api, token)
+    assert info.status == 200
+    assert info.body["active"] is True
+    assert info.body["client_id"] == setup.client.client_id
+    assert info.body["username"] == setup.user
+    assert info.body["scope"] == setup.scope
+
+    # The replay runs the family revocation script, which deletes keys it reads from the
+    # family's member set: on a cluster that works only because they share one slot.
+    replay = await exchange(http, stack, setup.client, code, auth="none", code_verifier=verifier)
+    assert_error(replay, 400, "invalid_grant")
+    revoked = await introspect(http, stack, api, token)
+    assert revoked.body == {"active": False}
+
+    family = families.family_of(token)
+    assert family is not None
+    assert await store.exists(keys.family_revoked(family)) == 1
+    if topology.kind == "cluster":
+        # The flow's keys (clients, scopes, users, sessions, the family) spread over the
+        # masters, so the test crossed slots and nodes, as production does.
+        assert sum(1 for count in keys_per_data_node(topology) if count) >= 2
+
+
+async def test_cross_slot_reads_and_metadata(
+    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+) -> None:
+    """Listing clients and reading scopes pipeline GETs of keys in many slots; a cluster
+    pipeline splits them by node."""
+    setup = await make_setup(store)
+    other = await make_setup(store)
+
+    listed = {client.client_id for client in await clients.list_all(store)}
+
+    assert {setup.client.client_id, other.client.client_id} <= listed
+    metadata_url = f"{topology.stack.authorize}/.well-known/oauth-authorization-server"
+    async with http.get(metadata_url) as r:
+        assert r.status == 200
+        assert {setup.scope, other.scope} <= set((await r.json())["scopes_supported"])
