@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 
 from shared import clients
 from shared.clients import Client
-from shared.errors import invalid_client, invalid_request
+from shared.errors import OAuthError, invalid_client, invalid_request
+from shared.logs import security_event
 
 # What /token and /introspect accept from confidential clients; public clients use "none".
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -41,7 +42,17 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
 
 
 async def authenticate_client(request: web.Request, form: dict[str, str], redis: Redis) -> Client:
-    """The authenticated client, or OAuthError ``invalid_client`` (401)."""
+    """The authenticated client, or OAuthError ``invalid_client`` (401), logged as a
+    security event."""
+    try:
+        return await _authenticate(request, form, redis)
+    except OAuthError as exc:
+        if exc.error == "invalid_client":
+            security_event("client_auth_failed", reason=exc.cause)
+        raise
+
+
+async def _authenticate(request: web.Request, form: dict[str, str], redis: Redis) -> Client:
     basic = _basic_credentials(request)
     if basic is not None:
         if "client_secret" in form:

@@ -17,18 +17,18 @@ from services.authorize.authorization_request import (
     resolve_client,
     validate,
 )
-from shared import codes, crypto, families, login_throttle, scopes, tokens
+from shared import codes, crypto, families, login_throttle, metrics, scopes, tokens
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.clients import Client
 from shared.codes import CodeRecord
 from shared.errors import OAuthError
 from shared.forms import collect, read_form, read_pairs, single_valued
 from shared.login_throttle import Refused
+from shared.logs import security_event
 from shared.settings import Settings
 from shared.tokens import Grant
 
 log = logging.getLogger("tessera.authorize")
-security_log = logging.getLogger("tessera.security")
 
 LOGIN_FAILED = "The username or password is incorrect."
 LOGIN_LOCKED = "Too many failed sign-ins for this username. Try again later."
@@ -115,6 +115,8 @@ async def authorize(request: web.Request) -> web.Response:
         auth_request = await validate(redis, settings, client, redirect_uri, params, repeated)
     except RedirectableError as exc:
         log.info("authorization request of client %s rejected: %s", client.client_id, exc.cause)
+        # Reported by redirect, so the error middleware never counts it.
+        metrics.oauth_error(request, exc.error)
         return error_redirect(settings, exc)
     if request.method == "POST":
         # A cross-site POST carries no SameSite=Lax cookie; answering it with a new session
@@ -184,12 +186,12 @@ async def login_submit(request: web.Request) -> web.Response:
     who = crypto.digest(username)[:12]
     user = await login_throttle.sign_in(redis, settings, username, form.get("password", ""))
     if user is Refused.LOCKED:
-        security_log.warning("login refused: too many failures for username #%s", who)
+        security_event("login_locked", username_digest=who, client_id=client.client_id)
         return _render_login(
             request, client, interaction_id, session, error=LOGIN_LOCKED, username=username
         )
     if user is Refused.WRONG:
-        security_log.warning("login failed for username #%s (client %s)", who, client.client_id)
+        security_event("login_failed", username_digest=who, client_id=client.client_id)
         # One message for a wrong username and a wrong password alike.
         return _render_login(
             request, client, interaction_id, session, error=LOGIN_FAILED, username=username
@@ -247,6 +249,7 @@ async def consent_submit(request: web.Request) -> web.Response:
 
     def deny(description: str) -> web.Response:
         log.info("user %s denied client %s", session.username, client.client_id)
+        metrics.oauth_error(request, "access_denied")
         return error_redirect(
             settings,
             RedirectableError(
@@ -300,6 +303,7 @@ async def _implicit_response(
         redis, settings, client, grant, key_set=request.app[SIGNING_KEYS], refreshable=False
     )
     assert issued is not None  # a new family cannot have been revoked
+    metrics.grant_issued(request, "implicit")
     expires_in = str(issued.expires_in) if issued.expires_in is not None else None
     return redirect_to_client(
         settings,

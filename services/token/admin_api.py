@@ -7,8 +7,6 @@ cluster. Each handler calls the same ``shared.admin`` function as the CLI.
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -17,9 +15,8 @@ from shared.app_keys import REDIS, SETTINGS
 from shared.crypto import same
 from shared.errors import OAuthError, invalid_request
 from shared.forms import read_form
+from shared.logs import security_event
 from shared.web import json_response
-
-security_log = logging.getLogger("tessera.security")
 
 PREFIX = "/admin/"
 
@@ -46,7 +43,7 @@ async def require_admin_token(request: web.Request, handler: Handler) -> web.Str
     if scheme.lower() != "bearer" or not credential:
         raise _unauthorized("no bearer credential")
     if not same(credential.strip(), request.app[SETTINGS].admin_token):
-        security_log.warning("admin API: wrong bearer credential from %s", request.remote)
+        security_event("admin_auth_failed", remote=request.remote)
         raise _unauthorized("wrong admin credential")
     return await handler(request)
 

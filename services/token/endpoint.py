@@ -8,7 +8,7 @@ from aiohttp import web
 
 from services.token.grants import HANDLERS, TAKE_SCOPE
 from services.token.grants.base import TokenRequest, invalid_scope
-from shared import scopes
+from shared import metrics, scopes
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
 from shared.clients import Client
@@ -74,4 +74,5 @@ async def token(request: web.Request) -> web.Response:
         TokenRequest(client, params, redis, settings, request.app[SIGNING_KEYS], scope)
     )
     log.info("issued %s tokens to client %s", grant_type, client.client_id)
+    metrics.grant_issued(request, grant_type)
     return token_response(issued)

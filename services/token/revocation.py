@@ -17,10 +17,10 @@ from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
 from shared.errors import invalid_request
 from shared.forms import read_form
+from shared.logs import security_event
 from shared.web import NO_STORE
 
 log = logging.getLogger("tessera.token")
-security_log = logging.getLogger("tessera.security")
 
 
 async def revoke(request: web.Request) -> web.Response:
@@ -36,10 +36,8 @@ async def revoke(request: web.Request) -> web.Response:
     if record is None:
         log.info("revocation by client %s: token unknown, expired or revoked", client.client_id)
     elif record.client_id != client.client_id:
-        security_log.warning(
-            "client %s tried to revoke a token of client %s; refused",
-            client.client_id,
-            record.client_id,
+        security_event(
+            "revocation_refused", client_id=client.client_id, token_client_id=record.client_id
         )
     else:
         await tokens.revoke_family(redis, record.family)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from services.token.grants.base import TokenRequest
 from shared import codes, pkce, tokens
 from shared.codes import Redemption
 from shared.errors import invalid_grant, invalid_request
+from shared.logs import security_event
 from shared.tokens import Grant, IssuedTokens
 
 GRANT_TYPE = "authorization_code"
-
-security_log = logging.getLogger("tessera.security")
 
 
 async def handle(request: TokenRequest) -> IssuedTokens:
@@ -28,11 +25,7 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     client_id = request.client.client_id
     if status is Redemption.REPLAYED:
         # RFC 6749 §4.1.2: a code used twice revokes what was issued from it.
-        security_log.warning(
-            "authorization code replayed by client %s; grant family %s revoked",
-            client_id,
-            record.family,
-        )
+        security_event("code_replayed", client_id=client_id, family=record.family)
         raise invalid_grant("code replayed; its grant family is revoked")
     if record.client_id != client_id:
         raise invalid_grant(f"code of client {record.client_id} redeemed by {client_id}")

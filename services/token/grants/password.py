@@ -7,17 +7,14 @@ RFC 6749 §10.7 asks for ("protect the endpoint against brute force attacks").
 
 from __future__ import annotations
 
-import logging
-
 from services.token.grants.base import TokenRequest
 from shared import crypto, families, login_throttle, tokens
 from shared.errors import invalid_grant, invalid_request
 from shared.login_throttle import Refused
+from shared.logs import security_event
 from shared.tokens import Grant, IssuedTokens
 
 GRANT_TYPE = "password"
-
-security_log = logging.getLogger("tessera.security")
 
 
 async def handle(request: TokenRequest) -> IssuedTokens:
@@ -29,11 +26,11 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     user = await login_throttle.sign_in(request.redis, request.settings, username, password)
     if isinstance(user, Refused):
         # Logged as a digest: people type their password into the username field.
-        security_log.warning(
-            "password grant refused for username #%s (client %s): %s",
-            crypto.digest(username)[:12],
-            request.client.client_id,
-            user.value,
+        security_event(
+            "login_locked" if user is Refused.LOCKED else "login_failed",
+            via="password_grant",
+            username_digest=crypto.digest(username)[:12],
+            client_id=request.client.client_id,
         )
         # One answer for a wrong username, a wrong password and a locked username.
         raise invalid_grant(user.value)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 
 from services.token.grants.base import TokenRequest, invalid_scope
-from shared import tokens
+from shared import families, tokens
 from shared.errors import invalid_grant, invalid_request
+from shared.logs import security_event
 from shared.tokens import IssuedTokens, Rotation
 
 GRANT_TYPE = "refresh_token"
 
 log = logging.getLogger("tessera.token")
-security_log = logging.getLogger("tessera.security")
 
 
 async def handle(request: TokenRequest) -> IssuedTokens:
@@ -58,10 +58,9 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     if issued is not None:
         return issued
     if outcome is Rotation.REUSED:
-        security_log.warning(
-            "rotated refresh token presented again by client %s; its grant family is revoked",
-            client.client_id,
-        )
+        # RFC 9700 §4.14.2: one of the two holders is an attacker; the family is revoked.
+        family = families.family_of(presented)
+        security_event("refresh_token_reused", client_id=client.client_id, family=family)
     elif outcome is Rotation.RACED:
         log.info(
             "refresh token of client %s used twice within the grace window; "
