@@ -24,12 +24,28 @@ from shared.settings import Settings
 
 REDIRECT_URI = "https://app.example.com/callback"
 PASSWORD = "correct horse battery"
+
+# Every credential the run hands out or sends: codes, tokens, client secrets, passwords,
+# CSRF tokens and session ids. tests/test_zz_logs_hold_no_secrets.py, which runs last,
+# looks for each in the logs of the whole run.
+SECRETS_USED: set[str] = {PASSWORD}
+
+_SECRET_PARAMETERS = ("code", "access_token", "refresh_token", "client_secret")
+
+
+def remember_secrets(params: dict[str, Any]) -> None:
+    for name in _SECRET_PARAMETERS:
+        if isinstance(params.get(name), str):
+            SECRETS_USED.add(params[name])
+
+
 SESSION_COOKIE = "tessera_session"  # development mode (TESSERA_INSECURE_LOOPBACK=1)
 
 
 # The test stack's settings (tests/conftest.py).
 REFRESH_REUSE_GRACE = 2
 ADMIN_TOKEN = "test-admin-token-" + "x" * 32
+SECRETS_USED.add(ADMIN_TOKEN)
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,8 @@ async def make_client(
         scope_names=scope_names,
         **options,
     )
+    if secret:
+        SECRETS_USED.add(secret)
     return Registered(client, secret)
 
 
@@ -183,12 +201,15 @@ def s256(verifier: str) -> str:
 
 
 def query_of(location: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    remember_secrets(params)
+    return params
 
 
 def csrf_token(page: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match, "page has no CSRF token"
+    SECRETS_USED.add(match.group(1))
     return match.group(1)
 
 
@@ -210,6 +231,7 @@ def session_cookie(http: aiohttp.ClientSession, stack: Stack) -> str:
     """The session id the browser holds for the authorize service."""
     cookie = http.cookie_jar.filter_cookies(URL(stack.authorize)).get(SESSION_COOKIE)
     assert cookie is not None, "the browser holds no session cookie"
+    SECRETS_USED.add(cookie.value)
     return cookie.value
 
 
@@ -354,6 +376,8 @@ async def post_form(
     its Content-Type)."""
     async with http.post(url, data=form, headers=headers, allow_redirects=False) as r:
         body = await r.json(content_type=None)
+        if isinstance(body, dict):
+            remember_secrets(body)
         return Reply(r.status, r.headers, body)
 
 
@@ -491,7 +515,9 @@ def assert_token_response(reply: Reply, *, refresh: bool, scope: str | None = No
 
 def fragment_of(location: str) -> dict[str, str]:
     """The parameters in the fragment of a redirect (the implicit grant, RFC 6749 §4.2.2)."""
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).fragment).items()}
+    params = {k: v[0] for k, v in parse_qs(urlsplit(location).fragment).items()}
+    remember_secrets(params)
+    return params
 
 
 async def verify_with_jwks(
