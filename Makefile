@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint chromium clean
+.PHONY: run test lint chromium nginx clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,18 @@ run: $(VENV)/.run-installed
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
+# nginx as the ingress stand-in of tests/test_replicas_behind_nginx.py, from Debian's
+# packages (in /usr/sbin, off an ordinary user's PATH). The test runs its own nginx; where
+# installing it started the system service (systemd), stop and disable that again.
+nginx:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nginx && \
+	  { [ ! -d /run/systemd/system ] || $(SUDO) systemctl disable --now nginx; }; }
+
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 
-test: $(VENV)/.test-installed chromium lint
+test: $(VENV)/.test-installed chromium nginx lint
 	$(BIN)/pytest
 
 clean:
