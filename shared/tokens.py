@@ -92,44 +92,25 @@ def _new_batch(
     key_set: KeySet | None,
     refreshes: int | None,
 ) -> _Batch:
-    """Mint an access token for ``scope`` and, when ``refreshes`` is not None, a refresh
-    token for the whole grant that has been refreshed that many times."""
+    """Mint an access token for ``scope`` and, when ``refreshes`` is not None and the
+    client's refresh count allows another refresh, a refresh token for the whole grant,
+    which has been refreshed ``refreshes`` times."""
     now = int(time.time())
     lifetime = client.token_lifetime(settings)
     exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else now + lifetime
-    lookup = families.new_value(grant.family, TOKEN_BYTES)
-    access_token = lookup
+    stored = families.new_value(grant.family, TOKEN_BYTES)
     as_jwt = client.wants_jwt(settings)
-    if as_jwt:
-        if key_set is None:
-            raise RuntimeError(
-                f"client {client.client_id} is to get JWT access tokens, "
-                "but TESSERA_SIGNING_KEYS is not set"
-            )
-        # RFC 9068 §2.2; the jti names the stored record, as an opaque value would.
-        access_token = jwt_access_tokens.sign(
-            key_set,
-            {
-                "iss": settings.issuer,
-                "sub": grant.sub,
-                "aud": settings.access_token_audience,
-                "exp": exp,
-                "iat": now,
-                "jti": lookup,
-                "client_id": grant.client_id,
-                "scope": " ".join(scope),
-            },
-        )
-    record = TokenRecord(grant.family, grant.client_id, scope, grant.username, grant.sub, now, exp)
-    batch = _Batch(
-        keys=[_record_key(grant.family, lookup, jwt=as_jwt)],
-        args=[orjson.dumps(record), lifetime],
-        issued=IssuedTokens(access_token, lifetime or None, scope, None),
-        expires_at=float("inf") if exp == NEVER_EXPIRES else exp,
+    access_token = (
+        _signed(settings, client, grant, scope, key_set, stored, now, exp) if as_jwt else stored
     )
+    record = TokenRecord(grant.family, grant.client_id, scope, grant.username, grant.sub, now, exp)
+    token_keys = [_record_key(grant.family, stored, jwt=as_jwt)]
+    args: list[bytes | int] = [orjson.dumps(record), lifetime]
+    expires_at = float("inf") if exp == NEVER_EXPIRES else exp
+    refresh_token = None
     if refreshes is not None and refreshes < client.refresh_count:
         refresh_token = families.new_value(grant.family, TOKEN_BYTES)
-        refresh_lifetime = settings.refresh_token_lifetime
+        refresh_exp = now + settings.refresh_token_lifetime
         refresh_record = TokenRecord(
             grant.family,
             grant.client_id,
@@ -137,14 +118,43 @@ def _new_batch(
             grant.username,
             grant.sub,
             now,
-            now + refresh_lifetime,
+            refresh_exp,
             refreshes,
         )
-        batch.keys.append(keys.refresh_token(grant.family, crypto.digest(refresh_token)))
-        batch.args += [orjson.dumps(refresh_record), refresh_lifetime]
-        batch.issued = IssuedTokens(access_token, lifetime or None, scope, refresh_token)
-        batch.expires_at = max(batch.expires_at, now + refresh_lifetime)
-    return batch
+        token_keys.append(keys.refresh_token(grant.family, crypto.digest(refresh_token)))
+        args += [orjson.dumps(refresh_record), settings.refresh_token_lifetime]
+        expires_at = max(expires_at, refresh_exp)
+    issued = IssuedTokens(access_token, lifetime or None, scope, refresh_token)
+    return _Batch(token_keys, args, issued, expires_at)
+
+
+def _signed(
+    settings: Settings,
+    client: Client,
+    grant: Grant,
+    scope: list[str],
+    key_set: KeySet | None,
+    jti: str,
+    now: int,
+    exp: int,
+) -> str:
+    """A JWT access token (RFC 9068 §2.2) whose ``jti`` names the stored record."""
+    if key_set is None:
+        raise RuntimeError(
+            f"client {client.client_id} is to get JWT access tokens, "
+            "but TESSERA_SIGNING_KEYS is not set"
+        )
+    claims = {
+        "iss": settings.issuer,
+        "sub": grant.sub,
+        "aud": settings.access_token_audience,
+        "exp": exp,
+        "iat": now,
+        "jti": jti,
+        "client_id": grant.client_id,
+        "scope": " ".join(scope),
+    }
+    return jwt_access_tokens.sign(key_set, claims)
 
 
 def _index(pipe: Redis, grant: Grant, expires_at: float) -> None:

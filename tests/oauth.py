@@ -429,14 +429,7 @@ async def exchange(
     form = {"grant_type": "authorization_code", "code": code, **extra}
     if redirect_uri is not None:
         form["redirect_uri"] = redirect_uri
-    basic = None
-    if auth == "basic":
-        basic = basic_auth_for(client)
-    elif auth == "post":
-        form |= {"client_id": client.client_id, "client_secret": client.secret or ""}
-    else:
-        form["client_id"] = client.client_id
-    return await post_form(http, f"{stack.token}/token", form, basic)
+    return await token_request(http, stack, client, form, auth=auth)
 
 
 async def introspect(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared import codes, pkce, tokens
+from shared import codes, pkce
 from shared.codes import Redemption
 from shared.errors import invalid_grant, invalid_request
 from shared.logs import security_event
@@ -44,14 +44,7 @@ async def handle(request: TokenRequest) -> IssuedTokens:
         # RFC 9700 §4.8.2: a verifier without a challenge points at a PKCE downgrade.
         raise invalid_grant("code_verifier sent for a code issued without a challenge")
     grant = Grant(record.family, client_id, record.scope, record.username, record.sub)
-    issued = await tokens.issue(
-        request.redis,
-        request.settings,
-        request.client,
-        grant,
-        key_set=request.key_set,
-        refreshable=True,
-    )
+    issued = await request.issue(grant, refreshable=True)
     if issued is None:
         raise invalid_grant("grant family revoked while the code was redeemed")
     return issued

@@ -6,12 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from shared.signing_keys import KeySet
 
+from shared import tokens
 from shared.clients import Client
 from shared.errors import OAuthError
 from shared.settings import Settings
-from shared.tokens import IssuedTokens
+from shared.signing_keys import KeySet
+from shared.tokens import Grant, IssuedTokens
 
 
 @dataclass(slots=True, frozen=True)
@@ -25,6 +26,18 @@ class TokenRequest:
     key_set: KeySet | None
     # The scope parameter, parsed and within the client's scopes; empty when absent.
     scope: list[str]
+
+    async def issue(self, grant: Grant, *, refreshable: bool) -> IssuedTokens | None:
+        """Tokens for ``grant`` to this request's client; None when its family was revoked
+        meanwhile (see tokens.issue)."""
+        return await tokens.issue(
+            self.redis,
+            self.settings,
+            self.client,
+            grant,
+            key_set=self.key_set,
+            refreshable=refreshable,
+        )
 
     def scope_or_default(self) -> list[str]:
         """RFC 6749 §3.3: without a scope parameter the client's default scopes apply, and

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared import families, tokens
+from shared import families
 from shared.errors import OAuthError
 from shared.tokens import Grant, IssuedTokens
 
@@ -30,13 +30,6 @@ async def handle(request: TokenRequest) -> IssuedTokens:
         sub=client.client_id,
     )
     # RFC 6749 §4.4.3: a refresh token SHOULD NOT be included.
-    issued = await tokens.issue(
-        request.redis,
-        request.settings,
-        client,
-        grant,
-        key_set=request.key_set,
-        refreshable=False,
-    )
+    issued = await request.issue(grant, refreshable=False)
     assert issued is not None  # a new family cannot have been revoked
     return issued

@@ -8,7 +8,7 @@ RFC 6749 §10.7 asks for ("protect the endpoint against brute force attacks").
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared import crypto, families, login_throttle, tokens
+from shared import crypto, families, login_throttle
 from shared.errors import invalid_grant, invalid_request
 from shared.login_throttle import Refused
 from shared.logs import security_event
@@ -41,13 +41,6 @@ async def handle(request: TokenRequest) -> IssuedTokens:
         username=user.username,
         sub=user.sub,
     )
-    issued = await tokens.issue(
-        request.redis,
-        request.settings,
-        request.client,
-        grant,
-        key_set=request.key_set,
-        refreshable=True,
-    )
+    issued = await request.issue(grant, refreshable=True)
     assert issued is not None  # a new family cannot have been revoked
     return issued
