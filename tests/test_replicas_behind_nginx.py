@@ -614,8 +614,8 @@ async def test_replicas_behind_nginx(processes: Processes) -> None:
         f"{sum(f.started >= killed_at for f in rig.flows)}; all completed",
         f"flows in flight at SIGTERM: {sum(f.spans(terminated_at) for f in rig.flows)}, "
         "all completed",
-        f"flows in flight at SIGKILL: {len(in_flight_at_kill)}, failed: {len(lost_at_kill)} "
-        "(each at a POST that B had received)"
+        f"flows in flight at SIGKILL: {len(in_flight_at_kill)}, failed: {len(lost_at_kill)}"
+        + (" (each at a POST that B had received)" if lost_at_kill else "")
         + "".join(f"\n  {describe(rig, f, detail=False)}" for f in lost_at_kill),
         f"requests per replica: {dict(sorted(served.items()))}",
         f"access tokens checked: {len(tokens)} {dict(expected)} in {len(families_checked)} "
