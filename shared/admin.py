@@ -100,7 +100,7 @@ async def revoke_token(redis: Redis, token: str) -> bool:
     record = await tokens.find_unverified(redis, token)
     if record is None:
         return False
-    await tokens.revoke_family(redis, record.family)
+    await tokens.revoke(redis, record)
     return True
 
 

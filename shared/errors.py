@@ -55,6 +55,12 @@ def invalid_grant(cause: str) -> OAuthError:
     )
 
 
+def invalid_scope(cause: str) -> OAuthError:
+    return OAuthError(
+        "invalid_scope", "The requested scope is invalid, unknown, or not allowed.", cause=cause
+    )
+
+
 def server_error() -> OAuthError:
     return OAuthError(
         "server_error", "The server met an unexpected condition.", status=500, cause="unexpected"

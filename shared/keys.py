@@ -164,12 +164,14 @@ return 1
 
 # Refresh token rotation (RFC 9700 §4.14.2), atomically: the presented refresh token is
 # marked rotated and the new tokens are stored in one step, so of two concurrent uses
-# exactly one succeeds. A rotated token presented again revokes the family, unless it
-# comes within the grace window of its rotation (the client's own race; see README).
-# The marker keeps the old key's TTL, so reuse is recognised for as long as the token
-# would have lived.
-# KEYS: old refresh token, members, tombstone, new token keys...
-# ARGV: now and grace in milliseconds, tombstone TTL, then (record, ttl) per new token key.
+# exactly one succeeds. The marker, "rotated:<ms>:<client_id>", keeps the old key's TTL,
+# so reuse is recognised for as long as the token would have lived. Presented again by
+# its own client it revokes the family, unless within the grace window of its rotation
+# (the client's own race; see README); presented by another client it is only unknown,
+# as a live token of another client is. Time is Redis's own, one clock for all replicas.
+# KEYS: old refresh token, members, tombstone, new token keys (none: only handle a reuse).
+# ARGV: the presenting client, grace in milliseconds, tombstone TTL, then (record, ttl)
+# per new token key.
 # Returns 'rotated', 'raced', 'reused', 'revoked' or 'unknown'.
 ROTATE_REFRESH_TOKEN = (
     _REVOKE_FAMILY
@@ -182,15 +184,24 @@ local current = redis.call('GET', KEYS[1])
 if not current then
   return 'unknown'
 end
-local rotated_at = string.match(current, '^rotated:(%d+)$')
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local rotated_at, owner = string.match(current, '^rotated:(%d+):(.*)$')
 if rotated_at then
-  if tonumber(ARGV[1]) - tonumber(rotated_at) < tonumber(ARGV[2]) then
+  if owner ~= ARGV[1] then
+    return 'unknown'
+  end
+  local grace = tonumber(ARGV[2])
+  if grace > 0 and now - tonumber(rotated_at) < grace then
     return 'raced'
   end
   revoke_family(KEYS[2], KEYS[3], ARGV[3])
   return 'reused'
 end
-redis.call('SET', KEYS[1], 'rotated:' .. ARGV[1], 'KEEPTTL')
+if #KEYS < 4 then
+  return 'unknown'
+end
+redis.call('SET', KEYS[1], 'rotated:' .. now .. ':' .. ARGV[1], 'KEEPTTL')
 store_tokens(KEYS[2], 4, 4)
 return 'rotated'
 """

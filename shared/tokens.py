@@ -64,6 +64,15 @@ class IssuedTokens:
     refresh_token: str | None
 
 
+class Rotated(Enum):
+    """A refresh token that has been exchanged already."""
+
+    ROTATED = "rotated"
+
+
+ROTATED = Rotated.ROTATED
+
+
 class Rotation(Enum):
     """What became of a refresh token presented at /token (see keys.ROTATE_REFRESH_TOKEN)."""
 
@@ -78,6 +87,7 @@ class Rotation(Enum):
 class _Batch:
     """New tokens about to be stored: their keys, records and TTLs, and the response."""
 
+    grant: Grant
     keys: list[str]
     args: list[bytes | int]
     issued: IssuedTokens
@@ -125,7 +135,13 @@ def _new_batch(
         args += [orjson.dumps(refresh_record), settings.refresh_token_lifetime]
         expires_at = max(expires_at, refresh_exp)
     issued = IssuedTokens(access_token, lifetime or None, scope, refresh_token)
-    return _Batch(token_keys, args, issued, expires_at)
+    return _Batch(grant, token_keys, args, issued, expires_at)
+
+
+def cannot_sign_for(client: Client, settings: Settings, key_set: KeySet | None) -> bool:
+    """The client is to get JWT access tokens and no signing key is configured: checked
+    before a code or an interaction is used up, so the failure costs the client nothing."""
+    return key_set is None and client.wants_jwt(settings)
 
 
 def _signed(
@@ -157,12 +173,21 @@ def _signed(
     return jwt_access_tokens.sign(key_set, claims)
 
 
+def _indexes(grant: Grant) -> list[str]:
+    indexes = [keys.client_families(grant.client_id)]
+    if grant.username is not None:
+        indexes.append(keys.user_families(grant.username))
+    return indexes
+
+
 def _index(pipe: Redis, grant: Grant, expires_at: float) -> None:
     """List the family under its client and user, scored by when its last token expires
-    (GT: a rotation only ever extends it)."""
-    pipe.zadd(keys.client_families(grant.client_id), {grant.family: expires_at}, gt=True)
-    if grant.username is not None:
-        pipe.zadd(keys.user_families(grant.username), {grant.family: expires_at}, gt=True)
+    (GT: a rotation only ever extends it), dropping the families whose time has passed so
+    an index holds no more than the live ones."""
+    now = int(time.time())
+    for index in _indexes(grant):
+        pipe.zremrangebyscore(index, "-inf", f"({now}")
+        pipe.zadd(index, {grant.family: expires_at}, gt=True)
 
 
 async def issue(
@@ -240,16 +265,16 @@ async def find_access_token(
     return parse_record(await redis.get(key)) if key else None
 
 
-async def find_refresh_token(redis: Redis, token: str) -> tuple[str, TokenRecord | None] | None:
-    """The stored value of a refresh token, with its record when it has not been rotated
-    away; None when unknown, expired or revoked."""
+async def find_refresh_token(redis: Redis, token: str) -> TokenRecord | Rotated | None:
+    """The record of a live refresh token; ``ROTATED`` when it was rotated away (its
+    reuse is for ``rotate`` to judge); None when unknown, expired or revoked."""
     family = families.family_of(token)
     if family is None:
         return None
     raw = await redis.get(keys.refresh_token(family, crypto.digest(token)))
-    if raw is None:
-        return None
-    return raw, parse_record(raw)
+    if raw is not None and raw.startswith(keys.ROTATED_MARKER):
+        return ROTATED
+    return parse_record(raw)
 
 
 async def rotate(
@@ -272,8 +297,8 @@ async def rotate(
         batch = _new_batch(settings, client, record.grant, scope, key_set, record.refreshes + 1)
     new_keys, new_args = (batch.keys, batch.args) if batch else ([], [])
     async with redis.pipeline(transaction=False) as pipe:
-        if batch is not None and record is not None:
-            _index(pipe, record.grant, batch.expires_at)
+        if batch is not None:
+            _index(pipe, batch.grant, batch.expires_at)
         pipe.eval(
             keys.ROTATE_REFRESH_TOKEN,
             3 + len(new_keys),
@@ -281,8 +306,7 @@ async def rotate(
             keys.family_members(family),
             keys.family_revoked(family),
             *new_keys,
-            # Milliseconds, so the grace is the configured time, not up to a second less.
-            int(time.time() * 1000),
+            client.client_id,
             settings.refresh_reuse_grace * 1000,
             families.TOMBSTONE_TTL,
             *new_args,
@@ -300,7 +324,7 @@ async def find_any(
     record = await find_access_token(redis, settings, token, key_set)
     if record is None and not jwt_access_tokens.looks_like_jwt(token):
         found = await find_refresh_token(redis, token)
-        record = found[1] if found else None
+        record = found if isinstance(found, TokenRecord) else None
     return record
 
 
@@ -314,11 +338,23 @@ async def find_unverified(redis: Redis, token: str) -> TokenRecord | None:
     family = families.family_of(token)
     if family is None:
         return None
+    # An opaque access token, a refresh token, or the jti a resource server logged.
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(_record_key(family, token, jwt=False))
         pipe.get(keys.refresh_token(family, crypto.digest(token)))
-        access, refresh = await pipe.execute()
-    return parse_record(access) or parse_record(refresh)
+        pipe.get(_record_key(family, token, jwt=True))
+        found = await pipe.execute()
+    return next((r for r in map(parse_record, found) if r is not None), None)
+
+
+async def revoke(redis: Redis, record: TokenRecord) -> None:
+    """Revoke the grant a token belongs to, and take it out of its client's and user's
+    index."""
+    await revoke_family(redis, record.family)
+    async with redis.pipeline(transaction=False) as pipe:
+        for index in _indexes(record.grant):
+            pipe.zrem(index, record.family)
+        await pipe.execute()
 
 
 async def revoke_family(redis: Redis, family: str) -> bool:

@@ -39,6 +39,7 @@ from shared.signing_keys import (
 from shared.tokens import Grant
 from tests.oauth import (
     FORWARDED_HTTPS,
+    REDIRECT_URI,
     Registered,
     Reply,
     Stack,
@@ -482,3 +483,28 @@ async def test_a_token_signed_by_an_older_key_of_the_directory_still_verifies(
     # record is still stored.
     assert not await active(by_removed)
     assert await tokens.find_unverified(redis, by_removed) is not None
+
+
+async def test_a_jwt_client_without_signing_keys_fails_before_its_code_is_used(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, aiohttp_client: AiohttpClient
+) -> None:
+    s = await make_setup(redis, jwt_access_tokens=True)
+    code = await obtain_code(http, stack, s)
+    # A token service configured without TESSERA_SIGNING_KEYS, behind a TLS proxy.
+    keyless = await aiohttp_client(
+        token_app(production_settings(stack.redis_url)), headers=FORWARDED_HTTPS
+    )
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "client_id": s.client.client_id,
+        "client_secret": s.client.secret or "",
+    }
+
+    failed = await keyless.post("/token", data=form)
+
+    assert failed.status == 500
+    assert (await failed.json())["error"] == "server_error"
+    # The code was not used up: a service with keys still redeems it.
+    assert_token_response(await exchange(http, stack, s.client, code), refresh=False)

@@ -344,6 +344,26 @@ async def test_a_refresh_token_of_another_client_is_invalid_grant_and_not_used_u
     )
 
 
+async def test_another_client_presenting_a_rotated_token_revokes_nothing(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    chain = await start_chain(http, stack, redis, refresh_count=5)
+    rotated = await refresh(http, stack, chain.client, chain.refresh_token)
+    assert_token_response(rotated, refresh=True)
+    thief = await make_client(
+        redis, chain.client.client.scopes, client_type="public", refresh_count=5
+    )
+    await asyncio.sleep(REFRESH_REUSE_GRACE + 0.2)  # past the grace: a reuse would revoke
+
+    stolen = await refresh(http, stack, thief, chain.refresh_token)
+
+    # Bound to its client (RFC 6749 §10.4) even once rotated: to another client the token
+    # is unknown, so it cannot revoke the owner's grant by presenting it.
+    assert_invalid_grant(stolen)
+    assert await redis.exists(keys.family_revoked(chain.family)) == 0
+    assert await is_active(http, stack, chain.api, rotated.body["access_token"])
+
+
 async def test_an_unknown_refresh_token_is_invalid_grant(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
@@ -400,8 +420,10 @@ async def test_reuse_late_in_the_grace_window_still_revokes_nothing(
     assert_token_response(rotated, refresh=True)
     marker = await redis.get(old_key)
     assert marker is not None and marker.startswith(keys.ROTATED_MARKER)
-    # The rotation time is kept in milliseconds, so the grace is the whole configured time.
-    rotated_at = int(marker.removeprefix(keys.ROTATED_MARKER)) / 1000
+    # "rotated:<ms>:<client_id>", in milliseconds so the grace is the whole configured time.
+    at, client_id = marker.removeprefix(keys.ROTATED_MARKER).split(":")
+    assert client_id == chain.client.client_id
+    rotated_at = int(at) / 1000
     assert before - 0.05 <= rotated_at <= time.time() + 0.05
 
     await asyncio.sleep(rotated_at + REFRESH_REUSE_GRACE - 0.4 - time.time())

@@ -3,6 +3,8 @@ admin API under /admin/ on the token service, both over the same shared/admin.py
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import orjson
 from aiohttp.test_utils import TestClient
@@ -24,6 +26,7 @@ from tests.oauth import (
     obtain_code,
     production_settings,
     refresh,
+    revoke,
     token_request,
 )
 from tests.test_cli import tessera
@@ -352,3 +355,23 @@ async def test_admin_api_scopes_and_clients(
     assert (status, body) == (204, None)
     status, _ = await admin_json(http, "GET", scope_url)
     assert status == 404
+
+
+async def test_the_client_index_holds_only_live_grants(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    brief = await machine_client(redis, s.scope, access_token_lifetime=1)
+    index = keys.client_families(brief.client_id)
+    for _ in range(3):
+        await machine_token(http, stack, brief)
+    assert await redis.zcard(index) == 3
+
+    await asyncio.sleep(2.1)
+    kept = await machine_token(http, stack, brief)
+    # Issuing drops the families whose tokens have all expired.
+    assert await redis.zcard(index) == 1
+    # Revoking takes the family out at once.
+    status, _, _ = await revoke(http, stack, brief, kept)
+    assert status == 200
+    assert await redis.zcard(index) == 0

@@ -12,7 +12,7 @@ from aiohttp.typedefs import Handler
 
 from shared import admin, clients, scopes
 from shared.app_keys import REDIS, SETTINGS
-from shared.crypto import same
+from shared.crypto import digest, same
 from shared.errors import OAuthError, invalid_request
 from shared.forms import read_form
 from shared.logs import security_event
@@ -42,7 +42,9 @@ async def require_admin_token(request: web.Request, handler: Handler) -> web.Str
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credential:
         raise _unauthorized("no bearer credential")
-    if not same(credential.strip(), request.app[SETTINGS].admin_token):
+    # Digests compared, so the comparison's time does not tell the token's length either.
+    expected = digest(request.app[SETTINGS].admin_token)
+    if not same(digest(credential.strip()), expected):
         security_event("admin_auth_failed", remote=request.remote)
         raise _unauthorized("wrong admin credential")
     return await handler(request)

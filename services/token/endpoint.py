@@ -7,12 +7,12 @@ import logging
 from aiohttp import web
 
 from services.token.grants import HANDLERS, TAKE_SCOPE
-from services.token.grants.base import TokenRequest, invalid_scope
-from shared import metrics, scopes
+from services.token.grants.base import TokenRequest
+from shared import metrics, scopes, tokens
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
 from shared.clients import Client
-from shared.errors import OAuthError, invalid_request
+from shared.errors import OAuthError, invalid_request, invalid_scope, server_error
 from shared.forms import read_form
 from shared.tokens import IssuedTokens
 from shared.web import json_response
@@ -70,8 +70,12 @@ async def token(request: web.Request) -> web.Response:
     client = await authenticate_client(request, params, redis)
     grant_type = check_grant_type(client, params)
     scope = check_scope(client, grant_type, params)
+    key_set = request.app[SIGNING_KEYS]
+    if tokens.cannot_sign_for(client, settings, key_set):
+        log.error("client %s wants JWT access tokens; set TESSERA_SIGNING_KEYS", client.client_id)
+        raise server_error()
     issued = await HANDLERS[grant_type](
-        TokenRequest(client, params, redis, settings, request.app[SIGNING_KEYS], scope)
+        TokenRequest(client, params, redis, settings, key_set, scope)
     )
     log.info("issued %s tokens to client %s", grant_type, client.client_id)
     metrics.grant_issued(request, grant_type)

@@ -2,8 +2,9 @@
 
 Revoking either token of a grant revokes the grant's whole family, the access token and
 the refresh token together, as the seed does (RFC 7009 §2.1 lets a server do so). A
-client may revoke only its own tokens; any other token, unknown or not, gets the same 200
-(RFC 7009 §2.2), so the endpoint tells nobody whether a value is a live token.
+client may revoke only its own tokens. Another client's token gets the same 200 and no
+effect as an unknown one: RFC 7009 §2.1 asks for an error there, which would confirm the
+value is a live token, so Tessera differs on purpose (README).
 """
 
 from __future__ import annotations
@@ -40,6 +41,6 @@ async def revoke(request: web.Request) -> web.Response:
             "revocation_refused", client_id=client.client_id, token_client_id=record.client_id
         )
     else:
-        await tokens.revoke_family(redis, record.family)
+        await tokens.revoke(redis, record)
         log.info("client %s revoked grant family %s", client.client_id, record.family)
     return web.Response(status=200, headers=NO_STORE)

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from shared import tokens
 from shared.clients import Client
-from shared.errors import OAuthError
+from shared.errors import invalid_scope
 from shared.settings import Settings
 from shared.signing_keys import KeySet
 from shared.tokens import Grant, IssuedTokens
@@ -46,12 +46,6 @@ class TokenRequest:
         if not scope:
             raise invalid_scope("no scope requested and the client has no default scope")
         return scope
-
-
-def invalid_scope(cause: str) -> OAuthError:
-    return OAuthError(
-        "invalid_scope", "The requested scope is invalid, unknown, or not allowed.", cause=cause
-    )
 
 
 GrantHandler = Callable[[TokenRequest], Awaitable[IssuedTokens]]

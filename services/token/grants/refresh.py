@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from services.token.grants.base import TokenRequest, invalid_scope
+from services.token.grants.base import TokenRequest
 from shared import families, tokens
-from shared.errors import invalid_grant, invalid_request
+from shared.errors import invalid_grant, invalid_request, invalid_scope
 from shared.logs import security_event
-from shared.tokens import IssuedTokens, Rotation
+from shared.tokens import IssuedTokens, Rotation, TokenRecord
 
 GRANT_TYPE = "refresh_token"
 
@@ -29,7 +29,7 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     found = await tokens.find_refresh_token(request.redis, presented)
     if found is None:
         raise invalid_grant("unknown, expired or revoked refresh token")
-    _, record = found
+    record = found if isinstance(found, TokenRecord) else None
     scope: list[str] = []
     if record is not None:
         # Checked before the token is used up: a client's mistake costs it nothing.
@@ -62,9 +62,10 @@ async def handle(request: TokenRequest) -> IssuedTokens:
         family = families.family_of(presented)
         security_event("refresh_token_reused", client_id=client.client_id, family=family)
     elif outcome is Rotation.RACED:
-        log.info(
-            "refresh token of client %s used twice within the grace window; "
-            "the second use is refused",
-            client.client_id,
+        # Most likely the client's own retry, but an attacker's too: logged as such.
+        security_event(
+            "refresh_token_raced",
+            client_id=client.client_id,
+            family=families.family_of(presented),
         )
     raise invalid_grant(f"refresh token {outcome.value}")
