@@ -76,6 +76,8 @@ class Settings:
     jwt_access_tokens: bool = False
     # A PEM file or a directory of PEM files; the signing keys of JWT access tokens.
     signing_keys: str = ""
+    # The file in that directory that signs; empty: the one whose name sorts last.
+    signing_key: str = ""
     # The aud claim of JWT access tokens (RFC 9068 §3); default: the issuer.
     access_token_audience: str = ""
     # Bearer credential of the admin API under /admin/; the API is off when empty.
@@ -133,6 +135,7 @@ class Settings:
             )
             == "jwt",
             signing_keys=reader.text("TESSERA_SIGNING_KEYS", ""),
+            signing_key=reader.text("TESSERA_SIGNING_KEY", ""),
             access_token_audience=reader.text("TESSERA_ACCESS_TOKEN_AUDIENCE", issuer),
             admin_token=reader.text("TESSERA_ADMIN_TOKEN", ""),
             approval_title=reader.text("TESSERA_APPROVAL_TITLE", "Tessera"),

@@ -5,10 +5,13 @@ A key is an EC P-256 key (ES256) or an RSA key of at least 2048 bits (RS256), RF
 id and no operator has to invent one. Its public half is a JWK (RFC 7517 §4, RFC 7518
 §6.2 and §6.3) published in the JWK Set at ``/jwks.json`` (RFC 7517 §5).
 
-Rotation: the keys may be a directory of ``*.pem`` files. The file whose name sorts last
-signs; every key in the directory is published and accepted. An operator rotates by adding
-a file that sorts later (``2026-12-01.pem``) and restarting the services, and removes the
-old file once the last token it signed has expired.
+Rotation: the keys may be a directory of ``*.pem`` files. Every key in the directory is
+published and accepted; the one named by TESSERA_SIGNING_KEY signs, by default the file
+whose name sorts last. An operator rotates in two steps, so that no service and no
+resource server's cached JWK Set meets a token signed by a key it has not seen: add the
+new file while TESSERA_SIGNING_KEY names the old one, and restart; once every replica and
+cache has the new key, name the new file and restart again. The old file goes once the
+last token it signed has expired.
 """
 
 from __future__ import annotations
@@ -75,11 +78,12 @@ class KeySet:
         return {"keys": [dict(key.public_jwk) for key in self.keys]}
 
 
-def load_key_set(path: str | os.PathLike[str]) -> KeySet:
+def load_key_set(path: str | os.PathLike[str], signing_file: str = "") -> KeySet:
     """Load one PEM private key file, or every ``*.pem`` file of a directory.
 
     In a directory, hidden files (Kubernetes mounts Secrets with ``..data`` entries) and
-    files without the ``.pem`` suffix are ignored; the file whose name sorts last signs.
+    files without the ``.pem`` suffix are ignored; the file named ``signing_file`` signs,
+    or when it is empty the file whose name sorts last.
     """
     root = Path(path)
     if root.is_dir():
@@ -106,7 +110,14 @@ def load_key_set(path: str | os.PathLike[str]) -> KeySet:
             )
         loaded[key.kid] = file
         keys.append(key)
-    return KeySet(signing=keys[-1], keys=tuple(keys))
+    if not signing_file:
+        return KeySet(signing=keys[-1], keys=tuple(keys))
+    named = [key for key, file in zip(keys, files, strict=True) if file.name == signing_file]
+    if not named:
+        raise SigningKeyError(
+            f"{root}: no key file named {signing_file!r} to sign with (TESSERA_SIGNING_KEY)"
+        )
+    return KeySet(signing=named[0], keys=tuple(keys))
 
 
 def generate_key_file(path: Path, alg: str = "ES256") -> SigningKey:

@@ -121,7 +121,9 @@ def create_base_app(
     app[METRICS] = metrics.Metrics.create()
     app[DRAIN] = Drain()
     # Loaded at start, so a bad key file stops the service with a clear message.
-    app[SIGNING_KEYS] = load_key_set(settings.signing_keys) if settings.signing_keys else None
+    app[SIGNING_KEYS] = (
+        load_key_set(settings.signing_keys, settings.signing_key) if settings.signing_keys else None
+    )
     app.cleanup_ctx.append(redis_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

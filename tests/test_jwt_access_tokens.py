@@ -675,6 +675,27 @@ def test_old_tokens_verify_after_rotation_and_new_ones_carry_the_new_kid(
     assert accepted(retired, new_token) == new_claims
 
 
+def test_a_new_key_is_published_before_it_signs(tmp_path: Path) -> None:
+    # Step one of a rotation: the new key is in the directory, the old one still signs
+    # (TESSERA_SIGNING_KEY), so every replica and cache can learn the new key first.
+    old_key = generate_key_file(tmp_path / "2026-01-01.pem")
+    new_key = generate_key_file(tmp_path / "2026-12-01.pem")
+
+    published = load_key_set(str(tmp_path), "2026-01-01.pem")
+    assert published.signing.kid == old_key.kid
+    assert [jwk["kid"] for jwk in published.jwks()["keys"]] == [old_key.kid, new_key.kid]
+    token = sign(published, access_claims(jti="during"))
+    assert jwt.get_unverified_header(token)["kid"] == old_key.kid
+
+    # Step two: the new key signs; what the old one signed still verifies.
+    switched = load_key_set(str(tmp_path), "2026-12-01.pem")
+    assert switched.signing.kid == new_key.kid
+    assert accepted(switched, token) is not None
+
+    with pytest.raises(SigningKeyError, match=r"no key file named '2027-01-01\.pem'"):
+        load_key_set(str(tmp_path), "2027-01-01.pem")
+
+
 def test_looks_like_jwt_tells_jwts_from_opaque_tokens(es_keys: KeySet) -> None:
     assert looks_like_jwt(sign(es_keys, access_claims()))
     assert looks_like_jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.")  # unsecured: still a JWT
