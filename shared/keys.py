@@ -84,6 +84,9 @@ def family_revoked(family: str) -> str:
     return f"{_family(family)}:revoked"
 
 
+# The token keys it deletes come from the members set, not from KEYS: Redis Cluster allows
+# that because every member carries the family's hash tag (store_tokens adds only keys of
+# the family), so the script still touches the one slot of the keys it declares.
 _REVOKE_FAMILY = """
 local function revoke_family(members, tombstone, ttl)
   local deleted = 0
