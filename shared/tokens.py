@@ -12,6 +12,7 @@ alike.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -21,8 +22,11 @@ from redis.asyncio import Redis
 
 from shared import crypto, families, jwt_access_tokens, keys
 from shared.clients import NEVER_EXPIRES, Client
+from shared.errors import server_error
 from shared.settings import Settings
 from shared.signing_keys import KeySet
+
+log = logging.getLogger("tessera.tokens")
 
 TOKEN_BYTES = 32  # 256 bits of entropy in every access and refresh token
 
@@ -138,10 +142,13 @@ def _new_batch(
     return _Batch(grant, token_keys, args, issued, expires_at)
 
 
-def cannot_sign_for(client: Client, settings: Settings, key_set: KeySet | None) -> bool:
-    """The client is to get JWT access tokens and no signing key is configured: checked
-    before a code or an interaction is used up, so the failure costs the client nothing."""
-    return key_set is None and client.wants_jwt(settings)
+def check_can_sign_for(client: Client, settings: Settings, key_set: KeySet | None) -> None:
+    """server_error when the client is to get JWT access tokens and no signing key is
+    configured: checked before a code or an interaction is used up, so the operator's
+    mistake costs the client nothing."""
+    if key_set is None and client.wants_jwt(settings):
+        log.error("client %s wants JWT access tokens; set TESSERA_SIGNING_KEYS", client.client_id)
+        raise server_error()
 
 
 def _signed(

@@ -21,7 +21,7 @@ from shared import codes, crypto, families, login_throttle, metrics, scopes, tok
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.clients import Client
 from shared.codes import CodeRecord
-from shared.errors import OAuthError, server_error
+from shared.errors import OAuthError
 from shared.forms import collect, read_form, read_pairs, single_valued
 from shared.login_throttle import Refused
 from shared.logs import security_event
@@ -118,11 +118,8 @@ async def authorize(request: web.Request) -> web.Response:
         # Reported by redirect, so the error middleware never counts it.
         metrics.oauth_error(request, exc.error)
         return error_redirect(settings, exc)
-    if auth_request.implicit and tokens.cannot_sign_for(
-        client, settings, request.app[SIGNING_KEYS]
-    ):
-        log.error("client %s wants JWT access tokens; set TESSERA_SIGNING_KEYS", client.client_id)
-        raise server_error()
+    if auth_request.implicit:
+        tokens.check_can_sign_for(client, settings, request.app[SIGNING_KEYS])
     if request.method == "POST":
         # A cross-site POST carries no SameSite=Lax cookie; answering it with a new session
         # would sign the person out. Carry on in a GET, which does carry the cookie.

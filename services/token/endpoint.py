@@ -12,7 +12,7 @@ from shared import metrics, scopes, tokens
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
 from shared.clients import Client
-from shared.errors import OAuthError, invalid_request, invalid_scope, server_error
+from shared.errors import OAuthError, invalid_request, invalid_scope
 from shared.forms import read_form
 from shared.tokens import IssuedTokens
 from shared.web import json_response
@@ -71,9 +71,7 @@ async def token(request: web.Request) -> web.Response:
     grant_type = check_grant_type(client, params)
     scope = check_scope(client, grant_type, params)
     key_set = request.app[SIGNING_KEYS]
-    if tokens.cannot_sign_for(client, settings, key_set):
-        log.error("client %s wants JWT access tokens; set TESSERA_SIGNING_KEYS", client.client_id)
-        raise server_error()
+    tokens.check_can_sign_for(client, settings, key_set)
     issued = await HANDLERS[grant_type](
         TokenRequest(client, params, redis, settings, key_set, scope)
     )
