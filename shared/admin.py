@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from shared import clients, keys, scopes, tokens
 from shared.clients import NEVER_EXPIRES
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 
 @dataclass(slots=True, frozen=True)
@@ -28,7 +30,7 @@ class TokenInfo:
     expires_at: int | None  # None: never expires
 
 
-async def _live_families(redis: Redis, index_key: str) -> list[str]:
+async def _live_families(redis: RedisClient, index_key: str) -> list[str]:
     """The families in an index whose tokens may still live; expired entries are pruned."""
     now = int(time.time())
     async with redis.pipeline(transaction=False) as pipe:
@@ -38,7 +40,7 @@ async def _live_families(redis: Redis, index_key: str) -> list[str]:
     return list(found)
 
 
-async def _families(redis: Redis, client_id: str | None, username: str | None) -> list[str]:
+async def _families(redis: RedisClient, client_id: str | None, username: str | None) -> list[str]:
     if username is not None:
         found = await _live_families(redis, keys.user_families(username))
         if client_id is None:
@@ -53,7 +55,7 @@ async def _families(redis: Redis, client_id: str | None, username: str | None) -
 
 
 async def list_tokens(
-    redis: Redis, *, client_id: str | None = None, username: str | None = None
+    redis: RedisClient, *, client_id: str | None = None, username: str | None = None
 ) -> list[TokenInfo]:
     """Live access and refresh tokens, of one client and/or one user or all, oldest first."""
     families = await _families(redis, client_id, username)
@@ -85,7 +87,7 @@ async def list_tokens(
     return sorted(found, key=lambda t: (t.issued_at, t.family, t.kind))
 
 
-async def _revoke_indexed(redis: Redis, index_key: str) -> int:
+async def _revoke_indexed(redis: RedisClient, index_key: str) -> int:
     """Revoke every family in an index and take them out of it; the number that still had
     live tokens. Only those listed are removed, so a family issued meanwhile stays."""
     families = await _live_families(redis, index_key)
@@ -95,7 +97,7 @@ async def _revoke_indexed(redis: Redis, index_key: str) -> int:
     return len(revoked)
 
 
-async def revoke_token(redis: Redis, token: str) -> bool:
+async def revoke_token(redis: RedisClient, token: str) -> bool:
     """Revoke the grant family of an access or refresh token; False when none is live."""
     record = await tokens.find_unverified(redis, token)
     if record is None:
@@ -104,17 +106,17 @@ async def revoke_token(redis: Redis, token: str) -> bool:
     return True
 
 
-async def revoke_client_tokens(redis: Redis, client_id: str) -> int:
+async def revoke_client_tokens(redis: RedisClient, client_id: str) -> int:
     """Revoke every grant family of a client; the number revoked."""
     return await _revoke_indexed(redis, keys.client_families(client_id))
 
 
-async def revoke_user_tokens(redis: Redis, username: str) -> int:
+async def revoke_user_tokens(redis: RedisClient, username: str) -> int:
     """Revoke every grant family issued for a person; the number revoked."""
     return await _revoke_indexed(redis, keys.user_families(username))
 
 
-async def delete_client(redis: Redis, client_id: str) -> int:
+async def delete_client(redis: RedisClient, client_id: str) -> int:
     """Delete a client and its tokens; the number of grant families revoked.
 
     The record goes first: from then on its tokens introspect as inactive and it cannot
@@ -124,7 +126,7 @@ async def delete_client(redis: Redis, client_id: str) -> int:
     return await revoke_client_tokens(redis, client_id)
 
 
-async def delete_scope(redis: Redis, name: str) -> None:
+async def delete_scope(redis: RedisClient, name: str) -> None:
     """Delete a scope definition, refused while a client is registered for it (as in the
     seed)."""
     users_of = [c.client_id for c in await clients.list_all(redis) if name in c.scopes]

@@ -13,15 +13,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import admin, clients, scopes, users
 from shared.clients import CLIENT_TYPES, GRANT_TYPES, NEVER_EXPIRES, REQUIRE_PKCE_CHOICES
-from shared.redis_store import connect
+from shared.redis_store import RedisClient, connect
 from shared.settings import redis_url_from_env
 
-Command = Callable[[Redis, argparse.Namespace], Awaitable[None]]
+Command = Callable[[RedisClient, argparse.Namespace], Awaitable[None]]
 
 
 def _print_json(data: object) -> None:
@@ -42,12 +41,12 @@ def _print_client(client: clients.Client, as_json: bool, secret: str | None = No
         print("\nStore the client_secret now: it is not shown again.")
 
 
-async def scope_add(redis: Redis, args: argparse.Namespace) -> None:
+async def scope_add(redis: RedisClient, args: argparse.Namespace) -> None:
     scope = await scopes.add(redis, args.name, args.description)
     print(f"scope {scope.name} added")
 
 
-async def scope_list(redis: Redis, args: argparse.Namespace) -> None:
+async def scope_list(redis: RedisClient, args: argparse.Namespace) -> None:
     found = await scopes.list_all(redis)
     if args.json:
         _print_json(found)
@@ -56,7 +55,7 @@ async def scope_list(redis: Redis, args: argparse.Namespace) -> None:
         print(f"{scope.name:24} {scope.description}")
 
 
-async def scope_show(redis: Redis, args: argparse.Namespace) -> None:
+async def scope_show(redis: RedisClient, args: argparse.Namespace) -> None:
     found = (await scopes.get_many(redis, [args.name])).get(args.name)
     if found is None:
         raise ValueError(f"no scope {args.name!r}")
@@ -68,12 +67,12 @@ async def scope_show(redis: Redis, args: argparse.Namespace) -> None:
     print(f"clients      {' '.join(users_of)}")
 
 
-async def scope_delete(redis: Redis, args: argparse.Namespace) -> None:
+async def scope_delete(redis: RedisClient, args: argparse.Namespace) -> None:
     await admin.delete_scope(redis, args.name)
     print(f"scope {args.name} deleted")
 
 
-async def user_add(redis: Redis, args: argparse.Namespace) -> None:
+async def user_add(redis: RedisClient, args: argparse.Namespace) -> None:
     if not args.password_stdin:
         raise ValueError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
@@ -81,7 +80,7 @@ async def user_add(redis: Redis, args: argparse.Namespace) -> None:
     print(f"user {user.username} added")
 
 
-async def client_create(redis: Redis, args: argparse.Namespace) -> None:
+async def client_create(redis: RedisClient, args: argparse.Namespace) -> None:
     client, secret = await clients.create(
         redis,
         name=args.name,
@@ -101,7 +100,7 @@ async def client_create(redis: Redis, args: argparse.Namespace) -> None:
     _print_client(client, args.json, secret)
 
 
-async def client_list(redis: Redis, args: argparse.Namespace) -> None:
+async def client_list(redis: RedisClient, args: argparse.Namespace) -> None:
     found = await clients.list_all(redis)
     if args.json:
         _print_json([c.public_view() for c in found])
@@ -111,28 +110,28 @@ async def client_list(redis: Redis, args: argparse.Namespace) -> None:
         print(f"{c.client_id}  {c.type:12} {state:8}  {c.display_name}")
 
 
-async def _existing(redis: Redis, client_id: str) -> clients.Client:
+async def _existing(redis: RedisClient, client_id: str) -> clients.Client:
     client = await clients.get(redis, client_id)
     if client is None:
         raise ValueError(f"no client {client_id!r}")
     return client
 
 
-async def client_show(redis: Redis, args: argparse.Namespace) -> None:
+async def client_show(redis: RedisClient, args: argparse.Namespace) -> None:
     _print_client(await _existing(redis, args.client_id), args.json)
 
 
-async def client_disable(redis: Redis, args: argparse.Namespace) -> None:
+async def client_disable(redis: RedisClient, args: argparse.Namespace) -> None:
     await clients.set_enabled(redis, args.client_id, False)
     print(f"client {args.client_id} disabled")
 
 
-async def client_enable(redis: Redis, args: argparse.Namespace) -> None:
+async def client_enable(redis: RedisClient, args: argparse.Namespace) -> None:
     await clients.set_enabled(redis, args.client_id, True)
     print(f"client {args.client_id} enabled")
 
 
-async def client_delete(redis: Redis, args: argparse.Namespace) -> None:
+async def client_delete(redis: RedisClient, args: argparse.Namespace) -> None:
     revoked = await admin.delete_client(redis, args.client_id)
     print(f"client {args.client_id} deleted; {revoked} grant(s) revoked")
 
@@ -143,7 +142,7 @@ def _when(timestamp: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(timestamp))
 
 
-async def token_list(redis: Redis, args: argparse.Namespace) -> None:
+async def token_list(redis: RedisClient, args: argparse.Namespace) -> None:
     found = await admin.list_tokens(redis, client_id=args.client, username=args.user)
     if args.json:
         _print_json(found)
@@ -156,7 +155,7 @@ async def token_list(redis: Redis, args: argparse.Namespace) -> None:
         )
 
 
-async def token_revoke(redis: Redis, args: argparse.Namespace) -> None:
+async def token_revoke(redis: RedisClient, args: argparse.Namespace) -> None:
     if args.token_stdin:
         token = sys.stdin.readline().strip()
         if not await admin.revoke_token(redis, token):

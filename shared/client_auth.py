@@ -8,15 +8,18 @@ alone. A client must use one method only.
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from shared import clients
 from shared.clients import Client
 from shared.errors import OAuthError, invalid_client, invalid_request
 from shared.logs import security_event
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 # What /token and /introspect accept from confidential clients; public clients use "none".
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -41,7 +44,9 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-async def authenticate_client(request: web.Request, form: dict[str, str], redis: Redis) -> Client:
+async def authenticate_client(
+    request: web.Request, form: dict[str, str], redis: RedisClient
+) -> Client:
     """The authenticated client, or OAuthError ``invalid_client`` (401), logged as a
     security event."""
     try:
@@ -52,7 +57,7 @@ async def authenticate_client(request: web.Request, form: dict[str, str], redis:
         raise
 
 
-async def _authenticate(request: web.Request, form: dict[str, str], redis: Redis) -> Client:
+async def _authenticate(request: web.Request, form: dict[str, str], redis: RedisClient) -> Client:
     basic = _basic_credentials(request)
     if basic is not None:
         if "client_secret" in form:

@@ -8,14 +8,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import orjson
-from redis.asyncio import Redis
 
 from shared import crypto, keys, scopes
 from shared.settings import Settings, is_loopback_host
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 ClientType = Literal["confidential", "public"]
 CLIENT_TYPES: tuple[ClientType, ...] = ("confidential", "public")
@@ -114,7 +116,7 @@ def _check_redirect_uri(uri: str) -> None:
 
 
 async def create(
-    redis: Redis,
+    redis: RedisClient,
     *,
     name: str,
     client_type: str,
@@ -197,16 +199,16 @@ async def create(
     return client, secret
 
 
-async def save(redis: Redis, client: Client) -> None:
+async def save(redis: RedisClient, client: Client) -> None:
     await redis.set(keys.client(client.client_id), orjson.dumps(client))
 
 
-async def get(redis: Redis, client_id: str) -> Client | None:
+async def get(redis: RedisClient, client_id: str) -> Client | None:
     raw = await redis.get(keys.client(client_id))
     return Client(**orjson.loads(raw)) if raw else None
 
 
-async def list_all(redis: Redis) -> list[Client]:
+async def list_all(redis: RedisClient) -> list[Client]:
     async with redis.pipeline(transaction=False) as pipe:
         for client_id in await redis.smembers(keys.CLIENT_INDEX):
             pipe.get(keys.client(client_id))
@@ -215,7 +217,7 @@ async def list_all(redis: Redis) -> list[Client]:
     return sorted(found, key=lambda c: (c.name, c.client_id))
 
 
-async def set_enabled(redis: Redis, client_id: str, enabled: bool) -> Client:
+async def set_enabled(redis: RedisClient, client_id: str, enabled: bool) -> Client:
     client = await get(redis, client_id)
     if client is None:
         raise ValueError(f"no client {client_id!r}")
@@ -224,7 +226,7 @@ async def set_enabled(redis: Redis, client_id: str, enabled: bool) -> Client:
     return client
 
 
-async def delete(redis: Redis, client_id: str) -> None:
+async def delete(redis: RedisClient, client_id: str) -> None:
     if not await redis.delete(keys.client(client_id)):
         raise ValueError(f"no client {client_id!r}")
     await redis.srem(keys.CLIENT_INDEX, client_id)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import orjson
-from redis.asyncio import Redis
 
 from shared import crypto, families, keys
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 CODE_BYTES = 32  # 256 bits; RFC 6749 §10.10 asks for at least 128
 
@@ -32,7 +35,7 @@ class Redemption(Enum):
     REPLAYED = "replayed"
 
 
-async def create(redis: Redis, settings: Settings, record: CodeRecord) -> str:
+async def create(redis: RedisClient, settings: Settings, record: CodeRecord) -> str:
     """Store the record under the code's digest, with the code lifetime as TTL."""
     code = families.new_value(record.family, CODE_BYTES)
     key = keys.code(record.family, crypto.digest(code))
@@ -44,7 +47,7 @@ async def create(redis: Redis, settings: Settings, record: CodeRecord) -> str:
 
 
 async def redeem(
-    redis: Redis, settings: Settings, code: str
+    redis: RedisClient, settings: Settings, code: str
 ) -> tuple[Redemption, CodeRecord] | None:
     """Consume a code atomically. A second redemption revokes the whole family.
 

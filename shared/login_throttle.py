@@ -13,12 +13,14 @@ field never lands in Redis in clear.
 from __future__ import annotations
 
 from enum import Enum
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from shared import crypto, keys, users
 from shared.settings import Settings
 from shared.users import User
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 
 class Refused(Enum):
@@ -30,7 +32,7 @@ def _key(username: str) -> str:
     return keys.login_failures(crypto.digest(username.casefold()))
 
 
-async def _take_attempt(redis: Redis, settings: Settings, username: str) -> int:
+async def _take_attempt(redis: RedisClient, settings: Settings, username: str) -> int:
     """Count one more attempt; how many there have been in the window, this one included."""
     key = _key(username)
     async with redis.pipeline(transaction=True) as pipe:
@@ -41,7 +43,9 @@ async def _take_attempt(redis: Redis, settings: Settings, username: str) -> int:
     return int(attempts)
 
 
-async def sign_in(redis: Redis, settings: Settings, username: str, password: str) -> User | Refused:
+async def sign_in(
+    redis: RedisClient, settings: Settings, username: str, password: str
+) -> User | Refused:
     """Check a person's password within the allowance; one path for the login page and
     the password grant (RFC 6749 §10.7 asks both to resist brute force)."""
     if await _take_attempt(redis, settings, username) > settings.login_max_failures:

@@ -16,15 +16,18 @@ import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import orjson
-from redis.asyncio import Redis
 
 from shared import crypto, families, jwt_access_tokens, keys
 from shared.clients import NEVER_EXPIRES, Client
 from shared.errors import server_error
 from shared.settings import Settings
 from shared.signing_keys import KeySet
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 log = logging.getLogger("tessera.tokens")
 
@@ -187,7 +190,7 @@ def _indexes(grant: Grant) -> list[str]:
     return indexes
 
 
-def _index(pipe: Redis, grant: Grant, expires_at: float) -> None:
+def _index(pipe: RedisClient, grant: Grant, expires_at: float) -> None:
     """List the family under its client and user, scored by when its last token expires
     (GT: a rotation only ever extends it), dropping the families whose time has passed so
     an index holds no more than the live ones."""
@@ -198,7 +201,7 @@ def _index(pipe: Redis, grant: Grant, expires_at: float) -> None:
 
 
 async def issue(
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     client: Client,
     grant: Grant,
@@ -265,14 +268,14 @@ def access_token_key(token: str, key_set: KeySet | None, settings: Settings) -> 
 
 
 async def find_access_token(
-    redis: Redis, settings: Settings, token: str, key_set: KeySet | None
+    redis: RedisClient, settings: Settings, token: str, key_set: KeySet | None
 ) -> TokenRecord | None:
     """The record of a live access token, or None (unknown, expired or revoked)."""
     key = access_token_key(token, key_set, settings)
     return parse_record(await redis.get(key)) if key else None
 
 
-async def find_refresh_token(redis: Redis, token: str) -> TokenRecord | Rotated | None:
+async def find_refresh_token(redis: RedisClient, token: str) -> TokenRecord | Rotated | None:
     """The record of a live refresh token; ``ROTATED`` when it was rotated away (its
     reuse is for ``rotate`` to judge); None when unknown, expired or revoked."""
     family = families.family_of(token)
@@ -285,7 +288,7 @@ async def find_refresh_token(redis: Redis, token: str) -> TokenRecord | Rotated 
 
 
 async def rotate(
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     client: Client,
     presented: str,
@@ -325,7 +328,7 @@ async def rotate(
 
 
 async def find_any(
-    redis: Redis, settings: Settings, token: str, key_set: KeySet | None
+    redis: RedisClient, settings: Settings, token: str, key_set: KeySet | None
 ) -> TokenRecord | None:
     """The record of a live access or refresh token (RFC 7009 §2.1 looks for both)."""
     record = await find_access_token(redis, settings, token, key_set)
@@ -335,7 +338,7 @@ async def find_any(
     return record
 
 
-async def find_unverified(redis: Redis, token: str) -> TokenRecord | None:
+async def find_unverified(redis: RedisClient, token: str) -> TokenRecord | None:
     """For an administrator naming a token to revoke: the record of a live access or
     refresh token, a JWT found by its ``jti`` without checking the signature (a forgery
     can only name a token to revoke, which its holder may do anyway)."""
@@ -354,7 +357,7 @@ async def find_unverified(redis: Redis, token: str) -> TokenRecord | None:
     return next((r for r in map(parse_record, found) if r is not None), None)
 
 
-async def revoke(redis: Redis, record: TokenRecord) -> None:
+async def revoke(redis: RedisClient, record: TokenRecord) -> None:
     """Revoke the grant a token belongs to, and take it out of its client's and user's
     index."""
     await revoke_family(redis, record.family)
@@ -364,7 +367,7 @@ async def revoke(redis: Redis, record: TokenRecord) -> None:
         await pipe.execute()
 
 
-async def revoke_family(redis: Redis, family: str) -> bool:
+async def revoke_family(redis: RedisClient, family: str) -> bool:
     """Delete every token of the family and keep anything more from being issued into it.
     False when nothing of it was left to delete."""
     deleted = await redis.eval(

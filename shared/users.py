@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
-from redis.asyncio import Redis
 
 from shared import crypto, keys
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 
 @dataclass(slots=True)
@@ -19,7 +22,7 @@ class User:
     created_at: int
 
 
-async def add(redis: Redis, username: str, password: str) -> User:
+async def add(redis: RedisClient, username: str, password: str) -> User:
     if not username or any(ch.isspace() or not ch.isprintable() for ch in username):
         raise ValueError("username must be non-empty, without spaces or control characters")
     if len(password) < 8:
@@ -36,12 +39,12 @@ async def add(redis: Redis, username: str, password: str) -> User:
     return user
 
 
-async def get(redis: Redis, username: str) -> User | None:
+async def get(redis: RedisClient, username: str) -> User | None:
     raw = await redis.get(keys.user(username))
     return User(**orjson.loads(raw)) if raw else None
 
 
-async def authenticate(redis: Redis, username: str, password: str) -> User | None:
+async def authenticate(redis: RedisClient, username: str, password: str) -> User | None:
     """The user when the password matches; None for a wrong username or password alike."""
     user = await get(redis, username)
     ok = await crypto.verify_password(user.password_hash if user else None, password)

@@ -9,13 +9,15 @@ status). After that, every error is reported to the client by redirect
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from shared import clients, pkce, scopes
 from shared.clients import Client
 from shared.errors import OAuthError
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 # The seed answers these with invalid_request rather than unsupported_response_type.
 _GRANT_NAMES_AS_RESPONSE_TYPE = ("password", "client_credentials")
@@ -64,7 +66,7 @@ def _page_error(description: str, cause: str) -> OAuthError:
     return OAuthError("invalid_request", description, cause=cause)
 
 
-async def enabled_client(redis: Redis, client_id: str) -> Client:
+async def enabled_client(redis: RedisClient, client_id: str) -> Client:
     """The client, when it exists and is enabled; else the error page."""
     client = await clients.get(redis, client_id)
     if client is None or not client.enabled:
@@ -75,7 +77,7 @@ async def enabled_client(redis: Redis, client_id: str) -> Client:
 
 
 async def resolve_client(
-    redis: Redis, params: dict[str, str], repeated: set[str]
+    redis: RedisClient, params: dict[str, str], repeated: set[str]
 ) -> tuple[Client, str]:
     """The client and the redirect URI to use, or an error page."""
     if repeated & {"client_id", "redirect_uri"}:
@@ -103,7 +105,7 @@ async def resolve_client(
 
 
 async def validate(
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     client: Client,
     redirect_uri: str,

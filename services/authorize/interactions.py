@@ -9,13 +9,17 @@ checks the binding and deletes in one step, so one approval yields at most one c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
-from redis.asyncio import Redis
 
 from services.authorize.authorization_request import AuthorizationRequest
 from services.authorize.sessions import Session
 from shared import crypto, keys
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 UNBOUND = ""
 
@@ -25,7 +29,7 @@ def _binding(session: Session) -> str:
 
 
 async def create(
-    redis: Redis, settings: Settings, request: AuthorizationRequest, session: Session | None
+    redis: RedisClient, settings: Settings, request: AuthorizationRequest, session: Session | None
 ) -> str:
     """Store the request, bound to ``session``'s browser, or unbound until ``claim``."""
     interaction_id = crypto.random_token(16)
@@ -43,7 +47,7 @@ async def create(
     return interaction_id
 
 
-async def claim(redis: Redis, interaction_id: str, session: Session) -> bool:
+async def claim(redis: RedisClient, interaction_id: str, session: Session) -> bool:
     """Bind an unbound interaction to this browser; true when it is (now) this browser's."""
     return bool(
         await redis.eval(
@@ -52,7 +56,9 @@ async def claim(redis: Redis, interaction_id: str, session: Session) -> bool:
     )
 
 
-async def get(redis: Redis, interaction_id: str, session: Session) -> AuthorizationRequest | None:
+async def get(
+    redis: RedisClient, interaction_id: str, session: Session
+) -> AuthorizationRequest | None:
     """The pending request, when it exists and belongs to this browser."""
     raw, browser = await redis.hmget(keys.interaction(interaction_id), ["request", "browser"])
     if raw is None or not crypto.same(browser or UNBOUND, _binding(session)):
@@ -60,7 +66,9 @@ async def get(redis: Redis, interaction_id: str, session: Session) -> Authorizat
     return AuthorizationRequest(**orjson.loads(raw))
 
 
-async def take(redis: Redis, interaction_id: str, session: Session) -> AuthorizationRequest | None:
+async def take(
+    redis: RedisClient, interaction_id: str, session: Session
+) -> AuthorizationRequest | None:
     """Consume the pending request for the decision, if it belongs to this browser."""
     raw = await redis.eval(
         keys.TAKE_INTERACTION, 1, keys.interaction(interaction_id), _binding(session)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp_jinja2
 from aiohttp import web
-from redis.asyncio import Redis
 
 from services.authorize import interactions, sessions
 from services.authorize.authorization_request import (
@@ -27,6 +27,9 @@ from shared.login_throttle import Refused
 from shared.logs import security_event
 from shared.settings import Settings
 from shared.tokens import Grant
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 log = logging.getLogger("tessera.authorize")
 
@@ -87,7 +90,7 @@ def _csrf_failed() -> OAuthError:
 
 
 async def _pending(
-    redis: Redis, interaction_id: str | None, session: sessions.Session
+    redis: RedisClient, interaction_id: str | None, session: sessions.Session
 ) -> AuthorizationRequest:
     request = await interactions.get(redis, interaction_id, session) if interaction_id else None
     if request is None:

@@ -9,15 +9,18 @@ the ``browser`` value, so requests pending in other tabs carry on.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
 
 from shared import crypto, keys
 from shared.app_keys import REDIS, SETTINGS
 from shared.settings import Settings
 from shared.users import User
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
 
 
 @dataclass(slots=True)
@@ -54,7 +57,7 @@ async def load(request: web.Request) -> Session | None:
     return Session(session_id=session_id, **orjson.loads(raw))
 
 
-async def _store(redis: Redis, settings: Settings, session: Session) -> None:
+async def _store(redis: RedisClient, settings: Settings, session: Session) -> None:
     # Stored under the id's digest; the id itself stays with the browser.
     state = {name: value for name, value in asdict(session).items() if name != "session_id"}
     await redis.set(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from shared import tokens
 from shared.clients import Client
@@ -14,6 +13,9 @@ from shared.settings import Settings
 from shared.signing_keys import KeySet
 from shared.tokens import Grant, IssuedTokens
 
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
+
 
 @dataclass(slots=True, frozen=True)
 class TokenRequest:
@@ -21,7 +23,7 @@ class TokenRequest:
 
     client: Client
     params: dict[str, str]
-    redis: Redis
+    redis: RedisClient
     settings: Settings
     key_set: KeySet | None
     # The scope parameter, parsed and within the client's scopes; empty when absent.
