@@ -19,7 +19,13 @@ from yarl import URL
 
 from shared import clients, families, pkce, scopes, users
 from shared.clients import Client
-from shared.local_processes import free_port
+from shared.local_processes import (
+    SERVICES,
+    ProcessGroup,
+    free_port,
+    service_env,
+    start_service,
+)
 from shared.settings import Settings
 
 REDIRECT_URI = "https://app.example.com/callback"
@@ -60,6 +66,37 @@ class Stack:
     @property
     def revoke(self) -> str:
         return f"{self.token}/revoke"
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def start_stack(
+    group: ProcessGroup,
+    redis_url: str,
+    signing_keys: Path,
+    *,
+    log_prefix: str = "",
+    extra_env: dict[str, str] | None = None,
+) -> Stack:
+    """The three services as processes on free loopback ports, against ``redis_url``,
+    as ``make run`` starts them; their logs in test-artifacts/logs/."""
+    logs = ARTIFACTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    ports = {name: free_port() for name in SERVICES}
+    env = {**service_env(redis_url, ports, signing_keys), **(extra_env or {})}
+    urls = {
+        name: start_service(group, name, ports[name], env, log=logs / f"{log_prefix}{name}.log")
+        for name in SERVICES
+    }
+    return Stack(
+        redis_url=redis_url,
+        issuer=env["TESSERA_ISSUER"],
+        authorize=urls["authorize"],
+        token=urls["token"],
+        introspect=urls["introspect"],
+        signing_keys=signing_keys,
+    )
 
 
 @dataclass(frozen=True)
@@ -302,6 +339,22 @@ async def authorize(
     tick: list[str] | None = None,
 ) -> dict[str, str]:
     """The whole browser side; returns the query of the redirect back to the client."""
+    decided = await sign_in_and_decide(http, stack, params, username, decision, tick)
+    back = decided.headers["Location"]
+    assert back.startswith(params.get("redirect_uri", REDIRECT_URI))
+    return query_of(back)
+
+
+async def sign_in_and_decide(
+    http: aiohttp.ClientSession,
+    stack: Stack,
+    params: dict[str, str],
+    username: str,
+    decision: str = "approve",
+    tick: list[str] | None = None,
+) -> aiohttp.ClientResponse:
+    """/authorize, the login page when the browser is not signed in yet, and the approval
+    page; returns the decision's response, the redirect back to the client."""
     started = await start_authorization(http, stack, params)
     assert started.status == 303, started.status
     location = started.headers["Location"]
@@ -309,12 +362,10 @@ async def authorize(
         signed_in = await sign_in(http, stack, location, username, PASSWORD)
         assert signed_in.status == 303
         location = signed_in.headers["Location"]
-    assert location.startswith("/consent"), location
+    assert location.startswith("/consent?"), location
     decided = await decide(http, stack, location, decision, tick)
     assert decided.status == 303
-    back = decided.headers["Location"]
-    assert back.startswith(params.get("redirect_uri", REDIRECT_URI))
-    return query_of(back)
+    return decided
 
 
 def assert_access_denied(back: dict[str, str], stack: Stack, state: str) -> None:

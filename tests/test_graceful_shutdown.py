@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 
 from shared.local_processes import ProcessGroup, free_port, start_service
 from shared.settings import Settings, SettingsError
-from tests.conftest import ARTIFACTS
 from tests.oauth import (
+    ARTIFACTS,
     REDIRECT_URI,
     Stack,
     basic_auth_for,

@@ -14,11 +14,9 @@ from redis.asyncio import Redis
 
 from shared import families, jwt_access_tokens, keys
 from tests.oauth import (
-    PASSWORD,
     REDIRECT_URI,
     Registered,
     Stack,
-    decide,
     fragment_of,
     introspect,
     make_client,
@@ -26,7 +24,7 @@ from tests.oauth import (
     make_scope,
     make_user,
     query_of,
-    sign_in,
+    sign_in_and_decide,
     start_authorization,
     verify_with_jwks,
 )
@@ -60,16 +58,7 @@ async def redirect_back(
 ) -> str:
     """The browser side through sign-in (when the browser is not signed in yet) and the
     approval page; returns the Location of the redirect back to the client."""
-    started = await start_authorization(http, stack, params)
-    assert started.status == 303, started.status
-    location = started.headers["Location"]
-    if location.startswith("/login"):
-        signed_in = await sign_in(http, stack, location, username, PASSWORD)
-        assert signed_in.status == 303
-        location = signed_in.headers["Location"]
-    assert location.startswith("/consent?"), location
-    decided = await decide(http, stack, location, decision, tick)
-    assert decided.status == 303
+    decided = await sign_in_and_decide(http, stack, params, username, decision, tick)
     # The token is in this response's Location: never cached, never sent as a Referer.
     assert decided.headers["Cache-Control"] == "no-store"
     assert decided.headers["Referrer-Policy"] == "no-referrer"

@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 from services.token.app import create_app as token_app
 from shared import logs
 from shared.settings import Settings, SettingsError
-from tests.conftest import ARTIFACTS
 from tests.oauth import (
+    ARTIFACTS,
     Stack,
     basic_auth_for,
     make_setup,

@@ -15,16 +15,12 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 
 from shared import clients, families, keys
 from shared.local_processes import (
-    SERVICES,
     ProcessGroup,
     ensure_signing_key,
     free_port,
-    service_env,
     start_redis,
-    start_service,
 )
 from shared.redis_store import RedisClient, SentinelMaster, connect
-from tests.conftest import ARTIFACTS
 from tests.oauth import (
     Stack,
     assert_error,
@@ -35,6 +31,7 @@ from tests.oauth import (
     new_verifier,
     obtain_code,
     s256,
+    start_stack,
 )
 from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
 
@@ -53,8 +50,6 @@ def topology(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Topology]:
     kind: str = request.param
-    logs = ARTIFACTS / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     group = ProcessGroup()
     try:
         data = tmp_path_factory.mktemp(kind)
@@ -66,23 +61,11 @@ def topology(
             start_redis(group, data_ports[0], data / "master", persistent=False)
             sentinel_port = start_sentinel(group, data / "sentinel", data_ports[0])
             redis_url = f"redis+sentinel://127.0.0.1:{sentinel_port}/{SENTINEL_SERVICE}/0"
-        ports = {name: free_port() for name in SERVICES}
-        env = service_env(redis_url, ports, ensure_signing_key(data / "keys"))
-        urls = {
-            name: start_service(group, name, ports[name], env, log=logs / f"{kind}-{name}.log")
-            for name in SERVICES
-        }
         yield Topology(
             kind,
             redis_url,
             data_ports,
-            Stack(
-                redis_url=redis_url,
-                issuer=env["TESSERA_ISSUER"],
-                authorize=urls["authorize"],
-                token=urls["token"],
-                introspect=urls["introspect"],
-            ),
+            start_stack(group, redis_url, ensure_signing_key(data / "keys"), log_prefix=f"{kind}-"),
         )
     finally:
         group.stop()

@@ -51,10 +51,10 @@ from shared.local_processes import (
     start_service,
 )
 from shared.redis_store import connect
-from tests.conftest import ARTIFACTS
 from tests.manifests import DEPLOY, render
 from tests.nginx import NOT_INSTALLED, Nginx, ingress_routes, local_service, nginx_binary
 from tests.oauth import (
+    ARTIFACTS,
     Registered,
     Setup,
     Stack,

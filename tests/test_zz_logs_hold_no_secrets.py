@@ -5,8 +5,7 @@ shared helpers (tests/oauth.py) handed out or sent."""
 
 from __future__ import annotations
 
-from tests.conftest import ARTIFACTS
-from tests.oauth import SECRETS_USED
+from tests.oauth import ARTIFACTS, SECRETS_USED
 
 
 def test_no_log_line_of_the_run_holds_a_secret_it_used() -> None:

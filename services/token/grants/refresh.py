@@ -57,15 +57,11 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     )
     if issued is not None:
         return issued
+    family = families.family_of(presented)
     if outcome is Rotation.REUSED:
         # RFC 9700 §4.14.2: one of the two holders is an attacker; the family is revoked.
-        family = families.family_of(presented)
         security_event("refresh_token_reused", client_id=client.client_id, family=family)
     elif outcome is Rotation.RACED:
         # Most likely the client's own retry, but an attacker's too: logged as such.
-        security_event(
-            "refresh_token_raced",
-            client_id=client.client_id,
-            family=families.family_of(presented),
-        )
+        security_event("refresh_token_raced", client_id=client.client_id, family=family)
     raise invalid_grant(f"refresh token {outcome.value}")
