@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -22,9 +23,15 @@ _password_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory: 64 MiB, 3 
 # Each check holds 64 MiB; a pool of its own bounds how many run at once (and so memory
 # under a flood of logins) and keeps them from starving the loop's default executor.
 _PASSWORD_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
-# Verified against when the user does not exist, so a wrong username costs as much as a
-# wrong password and the response time does not tell them apart.
-_DUMMY_PASSWORD_HASH = _password_hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_password_hash() -> str:
+    """Verified against when the user does not exist, so a wrong username costs as much as
+    a wrong password and the response time does not tell them apart. Made on first need,
+    in a checking thread: made at import, its 64 MiB would count in the peak memory of
+    every service, the introspection service included, which never checks a password."""
+    return _password_hasher.hash(secrets.token_urlsafe(16))
 
 
 def random_token(nbytes: int = 32) -> str:
@@ -56,13 +63,11 @@ def hash_password(password: str) -> str:
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password against its argon2id hash, off the event loop."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        _PASSWORD_CHECKS, _verify, password_hash or _DUMMY_PASSWORD_HASH, password
-    )
+    return await loop.run_in_executor(_PASSWORD_CHECKS, _verify, password_hash, password)
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _password_hasher.verify(password_hash, password)
+        return _password_hasher.verify(password_hash or _dummy_password_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
