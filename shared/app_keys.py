@@ -11,6 +11,7 @@ from shared.signing_keys import KeySet
 
 if TYPE_CHECKING:
     # Only for the annotations: these modules import this one.
+    from shared.client_cache import ClientCache
     from shared.metrics import Metrics
     from shared.redis_store import RedisClient
     from shared.shutdown import Drain
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 # A single Redis, a Sentinel-managed master, or a Redis Cluster (see shared.redis_store).
 REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
+# The token and introspection services' recently read clients (shared.client_cache).
+CLIENTS: web.AppKey[ClientCache] = web.AppKey("clients")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 DRAIN: web.AppKey[Drain] = web.AppKey("drain")
 # The JWT signing keys (token service) or verification keys (introspection); None when

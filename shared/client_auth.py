@@ -13,13 +13,13 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from shared import clients
+from shared.app_keys import CLIENTS
 from shared.clients import Client
 from shared.errors import OAuthError, invalid_client, invalid_request
 from shared.logs import security_event
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.client_cache import ClientCache
 
 # What /token and /introspect accept from confidential clients; public clients use "none".
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -44,20 +44,18 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-async def authenticate_client(
-    request: web.Request, form: dict[str, str], redis: RedisClient
-) -> Client:
+async def authenticate_client(request: web.Request, form: dict[str, str]) -> Client:
     """The authenticated client, or OAuthError ``invalid_client`` (401), logged as a
     security event."""
     try:
-        return await _authenticate(request, form, redis)
+        return await _authenticate(request, form, request.app[CLIENTS])
     except OAuthError as exc:
         if exc.error == "invalid_client":
             security_event("client_auth_failed", reason=exc.cause)
         raise
 
 
-async def _authenticate(request: web.Request, form: dict[str, str], redis: RedisClient) -> Client:
+async def _authenticate(request: web.Request, form: dict[str, str], cache: ClientCache) -> Client:
     basic = _basic_credentials(request)
     if basic is not None:
         if "client_secret" in form:
@@ -71,7 +69,7 @@ async def _authenticate(request: web.Request, form: dict[str, str], redis: Redis
         client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
     if not client_id:
         raise invalid_client("no client identification")
-    client = await clients.get(redis, client_id)
+    client = await cache.get(client_id)
     if client is None:
         raise invalid_client(f"unknown client {client_id!r}")
     if not client.enabled:

@@ -201,6 +201,7 @@ async def create(
 
 async def save(redis: RedisClient, client: Client) -> None:
     await redis.set(keys.client(client.client_id), orjson.dumps(client))
+    await redis.publish(keys.CLIENT_CHANGES, client.client_id)
 
 
 async def get(redis: RedisClient, client_id: str) -> Client | None:
@@ -229,4 +230,5 @@ async def set_enabled(redis: RedisClient, client_id: str, enabled: bool) -> Clie
 async def delete(redis: RedisClient, client_id: str) -> None:
     if not await redis.delete(keys.client(client_id)):
         raise ValueError(f"no client {client_id!r}")
+    await redis.publish(keys.CLIENT_CHANGES, client_id)
     await redis.srem(keys.CLIENT_INDEX, client_id)

@@ -13,6 +13,8 @@ PREFIX = "tessera"
 CLIENT_INDEX = f"{PREFIX}:clients"
 SCOPE_INDEX = f"{PREFIX}:scopes"
 USER_INDEX = f"{PREFIX}:users"
+# Pub/sub channel: the id of every client whose record changed, for the services' caches.
+CLIENT_CHANGES = f"{PREFIX}:client-changes"
 
 
 def client(client_id: str) -> str:

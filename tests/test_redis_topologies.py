@@ -155,3 +155,16 @@ async def test_cross_slot_reads_and_metadata(
     async with http.get(metadata_url) as r:
         assert r.status == 200
         assert {setup.scope, other.scope} <= set((await r.json())["scopes_supported"])
+
+
+async def test_a_client_change_reaches_the_services_caches(
+    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+) -> None:
+    """The services keep clients in memory and forget one when its change is published
+    (shared/client_cache.py); on a cluster the message crosses nodes."""
+    setup = await make_setup(store)
+    api = await make_resource_server(store, [setup.scope])
+    assert (await introspect(http, topology.stack, api, "unknown")).status == 200  # cached
+    await clients.set_enabled(store, api.client_id, False)
+    refused = await introspect(http, topology.stack, api, "unknown")
+    assert_error(refused, 401, "invalid_client")

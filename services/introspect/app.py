@@ -6,9 +6,10 @@ import logging
 
 from aiohttp import web
 
-from shared import clients, tokens
-from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared import tokens
+from shared.app_keys import CLIENTS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
+from shared.client_cache import client_cache_context
 from shared.clients import NEVER_EXPIRES
 from shared.errors import invalid_client, invalid_request
 from shared.forms import read_form
@@ -23,7 +24,7 @@ INACTIVE = {"active": False}
 async def introspect(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
     params = await read_form(request)
-    caller = await authenticate_client(request, params, redis)
+    caller = await authenticate_client(request, params)
     # RFC 7662 §2.1: the endpoint requires authorization; only clients registered with
     # the introspection permission may learn about tokens.
     if not caller.introspect:
@@ -37,7 +38,7 @@ async def introspect(request: web.Request) -> web.Response:
     if record is None:
         return json_response(INACTIVE)
     # RFC 7662 §2.2: a token of a disabled or deleted client is not active.
-    owner = await clients.get(redis, record.client_id)
+    owner = await request.app[CLIENTS].get(record.client_id)
     if owner is None or not owner.enabled:
         return json_response(INACTIVE)
     body: dict[str, object] = {
@@ -59,5 +60,6 @@ async def introspect(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, json_errors)
+    app.cleanup_ctx.append(client_cache_context)
     app.router.add_post("/introspect", introspect)
     return app

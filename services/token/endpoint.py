@@ -67,7 +67,7 @@ def token_response(issued: IssuedTokens) -> web.Response:
 async def token(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
     params = await read_form(request)
-    client = await authenticate_client(request, params, redis)
+    client = await authenticate_client(request, params)
     grant_type = check_grant_type(client, params)
     scope = check_scope(client, grant_type, params)
     key_set = request.app[SIGNING_KEYS]

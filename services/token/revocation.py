@@ -27,7 +27,7 @@ log = logging.getLogger("tessera.token")
 async def revoke(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
     params = await read_form(request)
-    client = await authenticate_client(request, params, redis)
+    client = await authenticate_client(request, params)
     token = params.get("token")
     if token is None:
         raise invalid_request("The token parameter is required.")

@@ -1,0 +1,122 @@
+"""The token and introspection services' client cache (shared/client_cache.py), on the
+real Redis: what it keeps, and that a change, published by ``clients.save`` or
+``clients.delete``, reaches it. That the services refuse a disabled or deleted client on
+the very next request is tested with each endpoint (tests/test_client_credentials_grant,
+test_introspection, test_revocation, test_refresh_token_grant)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from shared import client_cache, clients, keys
+from shared.client_cache import ClientCache
+from tests.oauth import make_client, make_scope
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 3) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not within the time allowed")
+
+
+@pytest.fixture
+async def cache(redis: Redis) -> AsyncIterator[ClientCache]:
+    found = ClientCache(redis)
+    found.start()
+    await eventually(lambda: found.listening)
+    yield found
+    await found.stop()
+
+
+async def _rename_behind_its_back(redis: Redis, client_id: str, name: str) -> None:
+    """Change the stored record without announcing it, as nothing in Tessera does: what
+    the cache answers then shows whether it answered from memory."""
+    record = orjson.loads(await redis.get(keys.client(client_id)))
+    await redis.set(keys.client(client_id), orjson.dumps({**record, "name": name}))
+
+
+async def test_a_listening_cache_answers_from_memory(redis: Redis, cache: ClientCache) -> None:
+    registered = await make_client(redis, [await make_scope(redis)])
+    first = await cache.get(registered.client_id)
+    assert first is not None
+    await _rename_behind_its_back(redis, registered.client_id, "renamed quietly")
+    again = await cache.get(registered.client_id)
+    assert again is not None
+    assert again.name == first.name
+
+
+async def test_a_published_change_is_seen_at_once(redis: Redis, cache: ClientCache) -> None:
+    registered = await make_client(redis, [await make_scope(redis)])
+    assert (await cache.get(registered.client_id)).enabled  # type: ignore[union-attr]
+    await clients.set_enabled(redis, registered.client_id, False)
+
+    async def disabled() -> bool:
+        found = await cache.get(registered.client_id)
+        return found is not None and not found.enabled
+
+    for _ in range(50):
+        if await disabled():
+            break
+        await asyncio.sleep(0.02)
+    assert await disabled()
+
+    await clients.delete(redis, registered.client_id)
+    for _ in range(50):
+        if await cache.get(registered.client_id) is None:
+            break
+        await asyncio.sleep(0.02)
+    assert await cache.get(registered.client_id) is None
+
+
+async def test_nothing_is_kept_before_the_subscription_is_confirmed(redis: Redis) -> None:
+    registered = await make_client(redis, [await make_scope(redis)])
+    idle = ClientCache(redis)  # never started: not listening
+    await idle.get(registered.client_id)
+    await _rename_behind_its_back(redis, registered.client_id, "renamed quietly")
+    found = await idle.get(registered.client_id)
+    assert found is not None
+    assert found.name == "renamed quietly"
+
+
+async def test_an_entry_lives_no_longer_than_the_bound(
+    redis: Redis, cache: ClientCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_cache, "CACHE_SECONDS", 0.2)
+    registered = await make_client(redis, [await make_scope(redis)])
+    await cache.get(registered.client_id)
+    await _rename_behind_its_back(redis, registered.client_id, "renamed quietly")
+    await asyncio.sleep(0.3)
+    found = await cache.get(registered.client_id)
+    assert found is not None
+    assert found.name == "renamed quietly"
+
+
+async def test_a_lost_subscription_empties_the_cache_until_it_is_back(
+    redis: Redis, cache: ClientCache
+) -> None:
+    registered = await make_client(redis, [await make_scope(redis)])
+    await cache.get(registered.client_id)
+    # Whatever happens while the subscription is down goes unheard: Redis drops it.
+    await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await eventually(lambda: not cache.listening)
+    await _rename_behind_its_back(redis, registered.client_id, "renamed while deaf")
+    found = await cache.get(registered.client_id)
+    assert found is not None
+    assert found.name == "renamed while deaf"
+    await eventually(lambda: cache.listening)
+
+
+async def test_unknown_ids_cannot_grow_it_without_bound(
+    redis: Redis, cache: ClientCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_cache, "MAX_ENTRIES", 5)
+    for number in range(12):
+        assert await cache.get(f"invented-{number}") is None
+    assert len(cache) <= 5
