@@ -1,16 +1,36 @@
 """Scope definitions that list the resources they cover ("METHOD /path/{var}", as the
 seed's scopes list folders and services): defined with ``tessera scope add --resource``,
-shown by ``scope show`` and ``scope list``."""
+shown by ``scope show``, and served to resource servers at the introspection service's
+``GET /scopes`` with the same client authentication and permission as /introspect."""
 
 from __future__ import annotations
 
+import aiohttp
 import orjson
 import pytest
 from redis.asyncio import Redis
 
 from shared import keys, scopes
-from tests.oauth import Stack, unique
+from tests.oauth import (
+    Reply,
+    Stack,
+    assert_invalid_client,
+    assert_no_store,
+    basic_auth,
+    basic_auth_for,
+    make_client,
+    make_resource_server,
+    make_scope,
+    unique,
+)
 from tests.test_cli import assert_refused, tessera
+
+
+async def get_scopes(
+    http: aiohttp.ClientSession, stack: Stack, headers: dict[str, str] | None
+) -> Reply:
+    async with http.get(f"{stack.introspect}/scopes", headers=headers) as r:
+        return Reply(r.status, r.headers, await r.json(content_type=None))
 
 
 async def test_scope_add_with_resources_and_show(stack: Stack, redis: Redis) -> None:
@@ -67,3 +87,42 @@ async def test_a_bad_resource_is_refused_and_nothing_written(
 def test_parse_resource_gives_the_canonical_form() -> None:
     assert str(scopes.parse_resource("  delete   /a/{b}/c/ ")) == "DELETE /a/{b}/c/"
     assert scopes.parse_resource("GET /") == scopes.Resource("GET", "/")
+
+
+async def test_resource_servers_read_the_definitions_at_get_scopes(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    plain = await make_scope(redis)
+    covering = unique("notes:write")
+    await scopes.add(redis, covering, "Write notes", ["POST /notes", "DELETE /notes/{note_id}"])
+    api = await make_resource_server(redis, [plain])
+
+    reply = await get_scopes(http, stack, basic_auth_for(api))
+
+    assert reply.status == 200, reply.body
+    assert_no_store(reply)
+    listed = {scope["name"]: scope for scope in reply.body["scopes"]}
+    assert listed[plain] == {"name": plain, "description": "Read things"}
+    assert listed[covering] == {
+        "name": covering,
+        "description": "Write notes",
+        "resources": ["POST /notes", "DELETE /notes/{note_id}"],
+    }
+
+
+async def test_get_scopes_needs_a_client_allowed_to_introspect(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    scope = await make_scope(redis)
+    not_allowed = await make_client(redis, [scope])
+    api = await make_resource_server(redis, [scope])
+    assert api.secret
+
+    for headers in (
+        None,
+        basic_auth_for(not_allowed),
+        basic_auth(api.client_id, "not-the-secret"),
+        {"Authorization": f"Bearer {api.secret}"},
+    ):
+        reply = await get_scopes(http, stack, headers)
+        assert_invalid_client(reply)
