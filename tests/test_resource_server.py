@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,12 @@ from services.example_api.app import READ, WRITE, create_app
 from services.introspect.app import create_app as introspect_app
 from shared import clients
 from shared.local_processes import free_port
-from shared.resource_server import ResourceServerSettings, required_scopes
+from shared.resource_server import (
+    RESOURCE_SERVER,
+    ResourceServer,
+    ResourceServerSettings,
+    required_scopes,
+)
 from shared.resource_server.access_token import AccessToken
 from shared.resource_server.token_cache import TokenCache
 from tests.oauth import Stack, production_settings, revoke
@@ -398,3 +404,17 @@ def test_settings_from_the_environment() -> None:
 def test_bad_settings_are_refused_with_a_message(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         ResourceServerSettings.from_env(env)
+
+
+def test_the_readme_sample_is_the_real_api() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Protecting an API (resource servers)", 1)[1]
+    sample = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+
+    exec(compile(sample, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+
+    app = namespace["app"]
+    assert isinstance(app[RESOURCE_SERVER], ResourceServer)
+    assert required_scopes(namespace["read_note"]) == ("notes:read",)
+    assert app[RESOURCE_SERVER].settings.jwks_uri == "https://id.example.com/jwks.json"
