@@ -225,8 +225,11 @@ async def test_unknown_and_garbage_tokens_are_invalid_token(
 
     for token in ("unknown", holder.token + "A", holder.token[:-1], "a.b.c", "x" * 5000):
         assert_challenge(await call(api, "GET", "/notes", token), 401, "invalid_token")
-    # The live token still works.
+    # Refusals are never cached (RFC 7662 §4); the live token's answer is, and it works.
+    cache = api.app[RESOURCE_SERVER].cache
+    assert len(cache) == 0
     assert (await call(api, "GET", "/notes", holder.token)).status == 200
+    assert len(cache) == 1
 
 
 # --- Tessera unavailable: 503, never 401 -------------------------------------------------
