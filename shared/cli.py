@@ -42,17 +42,19 @@ def _print_client(client: clients.Client, as_json: bool, secret: str | None = No
 
 
 async def scope_add(redis: RedisClient, args: argparse.Namespace) -> None:
-    scope = await scopes.add(redis, args.name, args.description)
+    scope = await scopes.add(redis, args.name, args.description, args.resource)
     print(f"scope {scope.name} added")
 
 
 async def scope_list(redis: RedisClient, args: argparse.Namespace) -> None:
     found = await scopes.list_all(redis)
     if args.json:
-        _print_json(found)
+        _print_json([scope.view() for scope in found])
         return
     for scope in found:
         print(f"{scope.name:24} {scope.description}")
+        for resource in scope.resources:
+            print(f"{'':24}   {resource}")
 
 
 async def scope_show(redis: RedisClient, args: argparse.Namespace) -> None:
@@ -61,9 +63,11 @@ async def scope_show(redis: RedisClient, args: argparse.Namespace) -> None:
         raise ValueError(f"no scope {args.name!r}")
     users_of = [c.client_id for c in await clients.list_all(redis) if args.name in c.scopes]
     if args.json:
-        _print_json({"name": found.name, "description": found.description, "clients": users_of})
+        _print_json({**found.view(), "clients": users_of})
         return
     print(f"name         {found.name}\ndescription  {found.description}")
+    for resource in found.resources:
+        print(f"resource     {resource}")
     print(f"clients      {' '.join(users_of)}")
 
 
@@ -194,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     add = scope.add_parser("add", help="define a scope")
     add.add_argument("name")
     add.add_argument("--description", required=True)
+    add.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar='"METHOD /path"',
+        help="a resource the scope covers, for resource servers that enforce it (repeatable)",
+    )
     add.set_defaults(run=scope_add)
     listing = scope.add_parser("list", help="list scopes")
     listing.add_argument("--json", action="store_true")

@@ -1,9 +1,11 @@
-"""``make run``: Redis, the three services and a demo client and user, on loopback.
+"""``make run``: Redis, the three services, a demo client and user, and the example
+resource server (the notes API of ``services.example_api``), on loopback.
 
 Data lives in ``var/redis`` with the append-only file on, so a restart keeps clients,
 users and tokens. Set ``REDIS_URL`` to use a Redis of your own instead. Ctrl-C stops
 everything this started. ``TESSERA_DEV_DIR`` and ``TESSERA_DEV_PORTS`` (authorize, token,
-introspect, demo app, Redis; comma-separated) move it elsewhere.
+introspect, demo app, Redis and, optionally, the example API; comma-separated) move it
+elsewhere.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
+from services.example_api.app import READ as NOTES_READ
+from services.example_api.app import SCOPE_RESOURCES
+from services.example_api.app import WRITE as NOTES_WRITE
 from shared import clients, crypto, pkce, scopes, users
 from shared.local_processes import (
     SERVICES,
@@ -32,11 +37,15 @@ from shared.local_processes import (
     start_redis,
     start_service,
 )
-from shared.redis_store import connect
+from shared.redis_store import RedisClient, connect
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PORTS = "9000,9001,9002,9009,6390"
+DEFAULT_PORTS = "9000,9001,9002,9009,6390,9003"
+DEFAULT_EXAMPLE_API_PORT = 9003
+# Defined by earlier releases of make run; kept so their demo clients stay valid.
 DEMO_SCOPE = "api:read"
+# The example API's scopes: the walkthrough asks for NOTES_READ only, so that
+# NOTES_WRITE shows a refusal.
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 
 
@@ -48,6 +57,7 @@ class Layout:
     ports: dict[str, int]
     callback_port: int
     redis_port: int
+    example_api_port: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Layout:
@@ -57,6 +67,7 @@ class Layout:
             ports=dict(zip(SERVICES, ports[:3], strict=True)),
             callback_port=ports[3],
             redis_port=ports[4],
+            example_api_port=ports[5] if len(ports) > 5 else DEFAULT_EXAMPLE_API_PORT,
         )
 
     @property
@@ -70,11 +81,19 @@ class Layout:
 
 
 async def seed_demo(redis_url: str, layout: Layout) -> dict[str, str]:
-    """Create the demo scope, user and clients unless they exist; returns their credentials."""
+    """Create the demo scopes, user and clients unless they exist; returns their
+    credentials. The demo API client is also the example API's own client: a resource
+    server that introspects tokens and reads the scope definitions."""
     redis = connect(redis_url)
     try:
         if not await scopes.get_many(redis, [DEMO_SCOPE]):
             await scopes.add(redis, DEMO_SCOPE, "Read your demo data")
+        notes_scopes = {NOTES_READ: "Read your notes", NOTES_WRITE: "Write notes"}
+        defined = await scopes.get_many(redis, list(notes_scopes))
+        for name, description in notes_scopes.items():
+            if name not in defined:
+                await scopes.add(redis, name, description, SCOPE_RESOURCES[name])
+        all_scopes = [DEMO_SCOPE, *notes_scopes]
         if await users.get(redis, DEMO_USER) is None:
             await users.add(redis, DEMO_USER, DEMO_PASSWORD)
         demo = orjson.loads(layout.demo_file.read_bytes()) if layout.demo_file.exists() else {}
@@ -87,9 +106,11 @@ async def seed_demo(redis_url: str, layout: Layout) -> dict[str, str]:
                 client_type="public",
                 redirect_uris=[layout.redirect_uri],
                 grants=["authorization_code"],
-                scope_names=[DEMO_SCOPE],
+                scope_names=all_scopes,
             )
             demo["app_id"] = app.client_id
+        else:
+            await _register_for(redis, demo["app_id"], all_scopes)  # from an earlier release
         if not demo.get("api_id") or await clients.get(redis, demo["api_id"]) is None:
             api, secret = await clients.create(
                 redis,
@@ -98,7 +119,7 @@ async def seed_demo(redis_url: str, layout: Layout) -> dict[str, str]:
                 client_type="confidential",
                 redirect_uris=[layout.redirect_uri],
                 grants=["authorization_code"],
-                scope_names=[DEMO_SCOPE],
+                scope_names=all_scopes,
                 introspect=True,
             )
             demo["api_id"], demo["api_secret"] = api.client_id, secret or ""
@@ -107,6 +128,13 @@ async def seed_demo(redis_url: str, layout: Layout) -> dict[str, str]:
         return demo
     finally:
         await redis.aclose()
+
+
+async def _register_for(redis: RedisClient, client_id: str, names: list[str]) -> None:
+    client = await clients.get(redis, client_id)
+    if client is not None and not set(names) <= set(client.scopes):
+        client.scopes = list(dict.fromkeys([*client.scopes, *names]))
+        await clients.save(redis, client)
 
 
 def exchange_command(
@@ -152,7 +180,7 @@ def walkthrough(urls: dict[str, str], layout: Layout, demo: dict[str, str], veri
             "response_type": "code",
             "client_id": demo["app_id"],
             "redirect_uri": layout.redirect_uri,
-            "scope": DEMO_SCOPE,
+            "scope": NOTES_READ,
             "state": crypto.random_token(8),
             "code_challenge": pkce.s256(verifier),
             "code_challenge_method": "S256",
@@ -164,6 +192,7 @@ Tessera is running. Issuer: {urls["authorize"]}
   metadata:   {urls["authorize"]}/.well-known/oauth-authorization-server
   token:      {urls["token"]}/token
   introspect: {urls["introspect"]}/introspect
+  notes API:  {urls["example_api"]}/notes (the example resource server)
 
 Demo user:   {DEMO_USER} / {DEMO_PASSWORD}
 Demo app:    client_id {demo["app_id"]} (public, PKCE S256)
@@ -183,8 +212,36 @@ Demo API:    client_id {demo["api_id"]} client_secret {demo["api_secret"]} (may 
    curl -s {urls["introspect"]}/introspect -u '{demo["api_id"]}:{demo["api_secret"]}' \\
      -d token=PASTE_THE_ACCESS_TOKEN
 
+4. Call the example API (a resource server that checks the token with Tessera) with it:
+
+   curl -s {urls["example_api"]}/notes -H 'Authorization: Bearer PASTE_THE_ACCESS_TOKEN'
+
+   The token holds {NOTES_READ} only, so writing a note is refused with 403
+   insufficient_scope (the WWW-Authenticate header names {NOTES_WRITE}):
+
+   curl -si {urls["example_api"]}/notes -H 'Authorization: Bearer PASTE_THE_ACCESS_TOKEN' \\
+     -H 'Content-Type: application/json' -d '{{"text": "hello"}}'
+
 Logs are in {layout.var}/<service>.log. Press Ctrl-C to stop.
 """
+
+
+def example_api_env(urls: dict[str, str], demo: dict[str, str]) -> dict[str, str]:
+    """The example API's settings (shared.resource_server.settings): the demo API client's
+    credentials, both ways of checking a token, and Tessera's scope definitions enforced."""
+    return {
+        "TESSERA_LOG_FORMAT": "text",
+        "RESOURCE_SERVER_ISSUER": urls["authorize"],
+        "RESOURCE_SERVER_INTROSPECTION_ENDPOINT": f"{urls['introspect']}/introspect",
+        "RESOURCE_SERVER_CLIENT_ID": demo["api_id"],
+        "RESOURCE_SERVER_CLIENT_SECRET": demo["api_secret"],
+        "RESOURCE_SERVER_JWKS_URI": f"{urls['token']}/jwks.json",
+        "RESOURCE_SERVER_REALM": "notes",
+        "RESOURCE_SERVER_ENFORCE_SCOPE_RESOURCES": "1",
+        "RESOURCE_SERVER_SCOPE_PREFIX": "notes:",
+        # Short, so a token revoked in the demo is refused within seconds.
+        "RESOURCE_SERVER_CACHE_SECONDS": "5",
+    }
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -211,6 +268,13 @@ def main() -> int:
             )
             for name in SERVICES
         }
+        urls["example_api"] = start_service(
+            group,
+            "example_api",
+            layout.example_api_port,
+            example_api_env(urls, demo),
+            log=layout.var / "example_api.log",
+        )
         verifier = crypto.random_token(32)
         serve_demo_callback(layout, urls["token"], demo["app_id"], verifier)
         print(walkthrough(urls, layout, demo, verifier), flush=True)

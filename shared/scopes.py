@@ -1,10 +1,20 @@
-"""Scope definitions (RFC 6749 §3.3): a name and the description shown on the approval page."""
+"""Scope definitions (RFC 6749 §3.3): a name, the description shown on the approval page,
+and optionally the resources the scope covers.
+
+Resources follow the seed system, whose scope definitions list the folders and services
+(URL templates) a scope grants: here each is an HTTP method and an aiohttp path template,
+``GET /notes/{note_id}``. Tessera itself never enforces them; resource servers fetch the
+definitions from the introspection service (``GET /scopes``) and may enforce them with
+``shared.resource_server``. A template is compared as a string with the route's
+canonical template (``/notes/{note_id}``, aiohttp's ``resource.canonical``), so variables
+are written ``{name}`` without a regular expression, and no pattern is ever evaluated.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -16,11 +26,58 @@ if TYPE_CHECKING:
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
+# The methods a resource may name (RFC 9110 §9.3). HEAD is not listed: a resource server
+# answers HEAD with its GET route (aiohttp's add_get adds both), so GET covers it.
+RESOURCE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# An aiohttp canonical path template: "/" then segments of URL path characters (RFC 3986
+# §3.3, without "%" escapes, braces or "?#") or whole-segment variables "{name}".
+_SEGMENT = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]+|\{[A-Za-z_][A-Za-z0-9_]*\})"
+_PATH_TEMPLATE = re.compile(rf"/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One HTTP method on one path template, as a scope definition lists it."""
+
+    method: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def parse_resource(value: str) -> Resource:
+    """``"GET /notes/{note_id}"`` as a Resource; ValueError naming what is wrong."""
+    method, space, path = value.strip().partition(" ")
+    if not space or method.upper() not in RESOURCE_METHODS:
+        raise ValueError(
+            f"resource {value!r} is not 'METHOD /path/template' with METHOD one of "
+            f"{', '.join(RESOURCE_METHODS)}"
+        )
+    path = path.strip()
+    if _PATH_TEMPLATE.fullmatch(path) is None:
+        raise ValueError(
+            f"resource {value!r}: the path must start with / and use {{name}} for a whole "
+            "path segment (aiohttp's canonical template, no regular expressions)"
+        )
+    return Resource(method.upper(), path)
+
 
 @dataclass(slots=True)
 class Scope:
     name: str
     description: str = ""
+    # "METHOD /path/template" strings, each valid for parse_resource.
+    resources: list[str] = field(default_factory=list)
+
+    def view(self) -> dict[str, Any]:
+        """The stored and shown form. ``resources`` only when there are some, so a scope
+        without them keeps the record older releases read (a replica of one during a
+        rolling upgrade would refuse a record with a field it does not know)."""
+        shown: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.resources:
+            shown["resources"] = list(self.resources)
+        return shown
 
 
 def is_scope_token(name: str) -> bool:
@@ -34,11 +91,14 @@ def parse_scope(value: str | None) -> list[str]:
     return list(dict.fromkeys(value.split(" ")))
 
 
-async def add(redis: RedisClient, name: str, description: str) -> Scope:
+async def add(
+    redis: RedisClient, name: str, description: str, resources: list[str] | None = None
+) -> Scope:
     if not is_scope_token(name):
         raise ValueError(f"scope name {name!r} is not a valid scope token (RFC 6749 §3.3)")
-    scope = Scope(name=name, description=description)
-    if not await redis.set(keys.scope(name), orjson.dumps(scope), nx=True):
+    parsed = [str(parse_resource(value)) for value in resources or []]
+    scope = Scope(name=name, description=description, resources=list(dict.fromkeys(parsed)))
+    if not await redis.set(keys.scope(name), orjson.dumps(scope.view()), nx=True):
         raise ValueError(f"scope {name!r} already exists")
     await redis.sadd(keys.SCOPE_INDEX, name)
     return scope

@@ -345,6 +345,7 @@ PUBLIC_ROUTES = {
 }
 INTERNAL_PATHS = [
     "/introspect",
+    "/scopes",
     "/admin",
     "/admin/clients",
     "/metrics",

@@ -96,10 +96,33 @@ async def introspect_as_printed(
     return await post_form(http, url, {"token": token}, basic_auth(client_id, secret))
 
 
+async def call_the_api_as_printed(
+    demo: RunningDemo, http: aiohttp.ClientSession, token: str
+) -> dict[str, object]:
+    """Step 4: the example API answers the token; writing needs a scope it lacks."""
+    read = re.search(
+        r"curl -s (\S+/notes) -H 'Authorization: Bearer PASTE_THE_ACCESS_TOKEN'", demo.output
+    )
+    assert read, demo.output
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with http.get(read.group(1), headers=bearer) as r:
+        assert r.status == 200, await r.text()
+        notes = await r.json()
+    write = re.search(r"curl -si (\S+/notes) -H .*\n.* -d '(.*)'", demo.output)
+    assert write, demo.output
+    async with http.post(
+        write.group(1), data=write.group(2), headers={**bearer, "Content-Type": "application/json"}
+    ) as r:
+        assert r.status == 403
+        assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+        assert 'scope="notes:write"' in r.headers["WWW-Authenticate"]
+    return notes
+
+
 async def test_make_run_walkthrough_ctrl_c_and_restart(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    ports = [free_port() for _ in range(5)]
+    ports = [free_port() for _ in range(6)]
     demo = await start_demo(tmp_path, ports)
     try:
         assert demo.line_after("Issuer:") == f"http://127.0.0.1:{ports[0]}"
@@ -108,6 +131,7 @@ async def test_make_run_walkthrough_ctrl_c_and_restart(
         assert first.status == 200
         assert first.body["active"] is True
         assert first.body["username"] == "demo"
+        assert await call_the_api_as_printed(demo, http, token) == {"owner": "demo", "notes": []}
         app_line = demo.line_after("Demo app:")
     finally:
         assert await demo.stop(signal.SIGINT) == 0
@@ -122,6 +146,7 @@ async def test_make_run_walkthrough_ctrl_c_and_restart(
         assert again.line_after("Demo app:") == app_line
         after = await introspect_as_printed(again, http, token)
         assert after.body["active"] is True
+        assert (await call_the_api_as_printed(again, http, token))["owner"] == "demo"
     finally:
         assert await again.stop(signal.SIGTERM) == 0
     assert all(port_is_closed(port) for port in ports)

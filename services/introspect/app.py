@@ -1,4 +1,5 @@
-"""The introspection service application (RFC 7662)."""
+"""The introspection service application (RFC 7662), and the scope definitions resource
+servers enforce (``GET /scopes``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import logging
 
 from aiohttp import web
 
-from shared import tokens
+from shared import scopes, tokens
 from shared.app_keys import CLIENTS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
 from shared.client_cache import client_cache_context
-from shared.clients import NEVER_EXPIRES
+from shared.clients import NEVER_EXPIRES, Client
 from shared.errors import invalid_client, invalid_request
 from shared.forms import read_form
 from shared.settings import Settings
@@ -21,14 +22,21 @@ log = logging.getLogger("tessera.introspect")
 INACTIVE = {"active": False}
 
 
-async def introspect(request: web.Request) -> web.Response:
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
-    params = await read_form(request)
+async def _resource_server(request: web.Request, params: dict[str, str]) -> Client:
+    """The calling resource server: an authenticated client with the introspection
+    permission."""
     caller = await authenticate_client(request, params)
     # RFC 7662 §2.1: the endpoint requires authorization; only clients registered with
     # the introspection permission may learn about tokens.
     if not caller.introspect:
         raise invalid_client(f"client {caller.client_id} lacks the introspection permission")
+    return caller
+
+
+async def introspect(request: web.Request) -> web.Response:
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    params = await read_form(request)
+    await _resource_server(request, params)
     token = params.get("token")
     if token is None:
         raise invalid_request("The token parameter is required.")
@@ -58,8 +66,23 @@ async def introspect(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+async def scope_definitions(request: web.Request) -> web.Response:
+    """``GET /scopes``: every scope definition with the resources it covers, for resource
+    servers that enforce them (``shared.resource_server``). No RFC defines this, and no
+    metadata field names it (RFC 8414 §2 has none), so it is found by convention: beside
+    /introspect, for the same callers. Resource servers learn the definitions here
+    rather than from Redis, which only Tessera reads."""
+    redis = request.app[REDIS]
+    # The same callers as /introspect, authenticated with client_secret_basic (a GET has
+    # no form for client_secret_post).
+    await _resource_server(request, {})
+    found = await scopes.list_all(redis)
+    return json_response({"scopes": [scope.view() for scope in found]})
+
+
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, json_errors)
     app.cleanup_ctx.append(client_cache_context)
     app.router.add_post("/introspect", introspect)
+    app.router.add_get("/scopes", scope_definitions)
     return app

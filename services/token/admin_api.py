@@ -76,7 +76,8 @@ async def revoke_tokens(request: web.Request) -> web.Response:
 
 
 async def list_scopes(request: web.Request) -> web.Response:
-    return json_response({"scopes": await scopes.list_all(request.app[REDIS])})
+    found = await scopes.list_all(request.app[REDIS])
+    return json_response({"scopes": [scope.view() for scope in found]})
 
 
 async def show_scope(request: web.Request) -> web.Response:
@@ -85,9 +86,7 @@ async def show_scope(request: web.Request) -> web.Response:
     if found is None:
         raise _not_found(ValueError(f"no scope {name!r}"))
     users_of = [c.client_id for c in await clients.list_all(redis) if name in c.scopes]
-    return json_response(
-        {"name": found.name, "description": found.description, "clients": users_of}
-    )
+    return json_response({**found.view(), "clients": users_of})
 
 
 async def delete_scope(request: web.Request) -> web.Response:

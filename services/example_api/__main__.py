@@ -1,0 +1,32 @@
+"""``python -m services.example_api --host 127.0.0.1 --port 9003``; settings from the
+``RESOURCE_SERVER_*`` variables (shared.resource_server.settings)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from aiohttp import web
+
+from services.example_api.app import create_app
+from shared import logs
+from shared.resource_server import ResourceServerSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.example_api")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9003)
+    args = parser.parse_args()
+    logs.configure("example_api", os.environ.get("TESSERA_LOG_FORMAT", logs.DEFAULT_LOG_FORMAT))
+    try:
+        settings = ResourceServerSettings.from_env()
+    except ValueError as exc:
+        sys.exit(f"example_api: bad configuration: {exc}")
+    # aiohttp's access log writes the request line with its query string, where a
+    # misguided client may have put a token (RFC 6750 §2.3): no access log here.
+    web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None, print=None)
+
+
+main()

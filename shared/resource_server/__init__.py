@@ -1,0 +1,44 @@
+"""Protecting an aiohttp API with Tessera's access tokens: the resource server's side of
+RFC 6750 (bearer tokens), RFC 7662 (introspection) and RFC 9068 (JWT access tokens).
+
+    from shared.resource_server import ACCESS_TOKEN, ResourceServerSettings, protect, requires_scope
+
+    @requires_scope("notes:read")
+    async def list_notes(request: web.Request) -> web.Response:
+        token = request[ACCESS_TOKEN]          # sub, client_id, scopes, username, exp ...
+        ...
+
+    app = web.Application()
+    app.router.add_get("/notes", list_notes)
+    protect(app, ResourceServerSettings(issuer=..., introspection_endpoint=..., ...))
+
+Modules: ``settings`` (what to configure), ``bearer`` (RFC 6750 §2.1),
+``challenges`` (RFC 6750 §3), ``introspection_client`` (RFC 7662 §2), ``token_cache``
+(RFC 7662 §4), ``jwt_verification`` (RFC 9068 §4, RFC 8725), ``scope_rules`` (Tessera's
+scope definitions as a resource policy), ``access_token`` (what the handler reads) and
+``middleware`` (the aiohttp glue).
+"""
+
+from shared.resource_server.access_token import AccessToken
+from shared.resource_server.middleware import (
+    ACCESS_TOKEN,
+    RESOURCE_SERVER,
+    ResourceServer,
+    protect,
+    public,
+    required_scopes,
+    requires_scope,
+)
+from shared.resource_server.settings import ResourceServerSettings
+
+__all__ = [
+    "ACCESS_TOKEN",
+    "RESOURCE_SERVER",
+    "AccessToken",
+    "ResourceServer",
+    "ResourceServerSettings",
+    "protect",
+    "public",
+    "required_scopes",
+    "requires_scope",
+]

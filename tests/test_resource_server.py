@@ -1,0 +1,423 @@
+"""A resource server protected with shared.resource_server, end to end: the example notes
+API in this process, checking tokens that the real services issued through the browser
+flow, by introspection (RFC 7662) with a bounded cache; the answers of RFC 6750 §3; and
+503, never 401, when Tessera cannot be asked."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from services.example_api.app import READ, WRITE, create_app
+from services.introspect.app import create_app as introspect_app
+from shared import clients
+from shared.local_processes import free_port
+from shared.resource_server import (
+    RESOURCE_SERVER,
+    ResourceServer,
+    ResourceServerSettings,
+    required_scopes,
+)
+from shared.resource_server.access_token import AccessToken
+from shared.resource_server.token_cache import TokenCache
+from tests.oauth import Stack, production_settings, revoke
+from tests.resource_servers import (
+    assert_challenge,
+    browser_token,
+    call,
+    nowhere,
+    requests_served,
+    rs_settings,
+)
+
+ApiClient = TestClient[web.Request, web.Application]
+Start = Callable[[ResourceServerSettings], Awaitable[ApiClient]]
+
+
+@pytest.fixture
+def notes_api(aiohttp_client: Any) -> Start:
+    """Start the example API with the given settings; stopped after the test."""
+
+    async def start(settings: ResourceServerSettings) -> ApiClient:
+        client: ApiClient = await aiohttp_client(create_app(settings))
+        return client
+
+    return start
+
+
+def test_the_example_routes_declare_their_scopes() -> None:
+    app = create_app(
+        ResourceServerSettings(
+            issuer="https://id.example.com", jwks_uri="https://id.example.com/jwks.json"
+        )
+    )
+    declared = {
+        (route.method, route.resource.canonical): required_scopes(route.handler)
+        for route in app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    assert declared == {
+        ("GET", "/notes"): (READ,),
+        ("GET", "/notes/{note_id}"): (READ,),
+        ("POST", "/notes"): (WRITE,),
+        ("GET", "/healthz"): (),
+        ("GET", "/readyz"): (),
+    }
+
+
+# --- a token from the browser flow ---------------------------------------------------------
+
+
+async def test_a_browser_token_reads_and_is_refused_what_its_scope_lacks(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api))
+
+    read = await call(api, "GET", "/notes", holder.token)
+    assert read.status == 200, read.body
+    assert read.body == {"owner": holder.setup.user, "notes": []}
+    assert read.headers["Cache-Control"] == "no-store"
+
+    # RFC 6750 §3.1: the token is good but lacks notes:write, which the challenge names.
+    write = await call(api, "POST", "/notes", holder.token, json={"text": "hello"})
+    assert_challenge(write, 403, "insufficient_scope", scope=WRITE)
+
+
+async def test_the_handler_sees_the_owner_and_keeps_notes_to_their_owner(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    writer = await browser_token(http, stack, redis, f"{READ} {WRITE}")
+    api = await notes_api(rs_settings(stack, writer.api))
+
+    added = await call(api, "POST", "/notes", writer.token, json={"text": "buy milk"})
+    assert added.status == 201, added.body
+    note_id = added.body["id"]
+    mine = await call(api, "GET", f"/notes/{note_id}", writer.token)
+    assert mine.status == 200
+    assert mine.body["text"] == "buy milk"
+    # The handler read the token's subject: the user's id, not the client's.
+    info = (await call(api, "GET", "/notes", writer.token)).body
+    assert info["owner"] == writer.setup.user
+    assert [note["id"] for note in info["notes"]] == [note_id]
+
+    # Another person, with the same scope from another browser: the scope allows reading
+    # notes, the API's own rule allows only one's own.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        other = await browser_token(browser, stack, redis, READ)
+    theirs = await call(api, "GET", f"/notes/{note_id}", other.token)
+    assert theirs.status == 404
+    assert (await call(api, "GET", "/notes", other.token)).body["notes"] == []
+
+
+async def test_a_revoked_token_is_refused_once_the_cache_bound_has_passed(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api, cache_seconds=1))
+    assert (await call(api, "GET", "/notes", holder.token)).status == 200
+    cached_at = time.monotonic()
+
+    status, _, _ = await revoke(http, stack, holder.setup.client, holder.token)
+    assert status == 200
+
+    # The cached answer may serve for at most a second; after it, Tessera is asked again.
+    await asyncio.sleep(max(0.0, cached_at + 1.1 - time.monotonic()))
+    assert_challenge(await call(api, "GET", "/notes", holder.token), 401, "invalid_token")
+
+
+async def test_with_caching_off_a_revoked_token_is_refused_at_once(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api, cache_seconds=0))
+    assert (await call(api, "GET", "/notes", holder.token)).status == 200
+
+    status, _, _ = await revoke(http, stack, holder.setup.client, holder.token)
+    assert status == 200
+
+    assert_challenge(await call(api, "GET", "/notes", holder.token), 401, "invalid_token")
+
+
+async def test_a_cached_answer_is_reused_without_asking_tessera(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api, cache_seconds=60))
+    before = await requests_served(http, stack.introspect, "/introspect")
+
+    for _ in range(3):
+        assert (await call(api, "GET", "/notes", holder.token)).status == 200
+
+    assert await requests_served(http, stack.introspect, "/introspect") == before + 1
+
+
+async def test_a_disabled_client_s_token_is_refused(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api, cache_seconds=0))
+    await clients.set_enabled(redis, holder.setup.client.client_id, False)
+
+    assert_challenge(await call(api, "GET", "/notes", holder.token), 401, "invalid_token")
+
+
+# --- RFC 6750 §3: what a request without a good token gets ---------------------------------
+
+
+async def test_no_credentials_get_a_challenge_without_an_error_code(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api))
+
+    # RFC 6750 §3.1: no error code when the request carries no bearer credentials, and
+    # another scheme's credentials are none; a route that does not exist is no exception.
+    assert_challenge(await call(api, "GET", "/notes"), 401, None)
+    basic = {"Authorization": "Basic ZGVtbzpkZW1v"}
+    assert_challenge(await call(api, "GET", "/notes", headers=basic), 401, None)
+    assert_challenge(await call(api, "GET", "/no-such-route"), 401, None)
+    # Public routes need nothing.
+    assert (await call(api, "GET", "/healthz")).status == 200
+    assert (await call(api, "GET", "/readyz")).status == 200
+
+
+async def test_malformed_requests_are_invalid_request(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api))
+    bearer = f"Bearer {holder.token}"
+    before = await requests_served(http, stack.introspect, "/introspect")
+
+    two_headers = await call(
+        api, "GET", "/notes", headers=[("Authorization", bearer), ("Authorization", bearer)]
+    )
+    assert_challenge(two_headers, 400, "invalid_request")
+    # RFC 6750 §2: one method per request; and §2.3 (the query) is not supported at all.
+    both = await call(api, "GET", f"/notes?access_token={holder.token}", holder.token)
+    assert_challenge(both, 400, "invalid_request")
+    query_only = await call(api, "GET", f"/notes?access_token={holder.token}")
+    assert_challenge(query_only, 400, "invalid_request")
+    for value in ("Bearer", "Bearer ", "Bearer a b", "Bearer caf\u00e9", 'Bearer x"y'):
+        answer = await call(api, "GET", "/notes", headers={"Authorization": value})
+        assert_challenge(answer, 400, "invalid_request")
+    # None of these reached Tessera.
+    assert await requests_served(http, stack.introspect, "/introspect") == before
+
+
+async def test_unknown_and_garbage_tokens_are_invalid_token(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api))
+
+    for token in ("unknown", holder.token + "A", holder.token[:-1], "a.b.c", "x" * 5000):
+        assert_challenge(await call(api, "GET", "/notes", token), 401, "invalid_token")
+    # Refusals are never cached (RFC 7662 §4); the live token's answer is, and it works.
+    cache = api.app[RESOURCE_SERVER].cache
+    assert len(cache) == 0
+    assert (await call(api, "GET", "/notes", holder.token)).status == 200
+    assert len(cache) == 1
+
+
+# --- Tessera unavailable: 503, never 401 -------------------------------------------------
+
+
+def assert_unavailable(answer: Any) -> None:
+    assert answer.status == 503, (answer.status, answer.body)
+    assert "WWW-Authenticate" not in answer.headers
+    assert answer.body["error"] == "temporarily_unavailable"
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
+async def test_introspection_unreachable_is_503_with_a_log_line(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    notes_api: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    down = f"{nowhere()}/introspect"
+    api = await notes_api(rs_settings(stack, holder.api, introspection_endpoint=down))
+
+    with caplog.at_level(logging.INFO, logger="tessera.resource_server"):
+        answer = await call(api, "GET", "/notes", holder.token)
+
+    assert_unavailable(answer)
+    assert f"Tessera unavailable: POST {down}: ClientConnectorError" in caplog.text
+    assert holder.token not in caplog.text
+
+
+async def test_introspection_answering_5xx_is_503(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    notes_api: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    # A real introspection service whose Redis is gone: it answers 500 server_error.
+    gone = f"redis://127.0.0.1:{free_port()}/0"
+    broken = TestServer(introspect_app(production_settings(gone, TESSERA_REQUIRE_HTTPS="false")))
+    await broken.start_server()
+    try:
+        url = str(broken.make_url("/introspect"))
+        api = await notes_api(rs_settings(stack, holder.api, introspection_endpoint=url))
+        with caplog.at_level(logging.INFO, logger="tessera.resource_server"):
+            answer = await call(api, "GET", "/notes", holder.token)
+    finally:
+        await broken.close()
+
+    assert_unavailable(answer)
+    assert f"Tessera unavailable: POST {url} answered 500" in caplog.text
+
+
+async def test_wrong_resource_server_credentials_are_503_not_401(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    notes_api: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api, client_secret="not-the-secret"))
+
+    with caplog.at_level(logging.INFO, logger="tessera.resource_server"):
+        answer = await call(api, "GET", "/notes", holder.token)
+
+    assert_unavailable(answer)
+    assert "refused this resource server (401)" in caplog.text
+
+
+async def test_nothing_logs_the_token(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    notes_api: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    holder = await browser_token(http, stack, redis, READ)
+    api = await notes_api(rs_settings(stack, holder.api, cache_seconds=0))
+
+    with caplog.at_level(logging.DEBUG):
+        assert (await call(api, "GET", "/notes", holder.token)).status == 200
+        await call(api, "POST", "/notes", holder.token, json={"text": "x"})
+        await call(api, "GET", "/notes", holder.token + "A")
+        await call(api, "GET", f"/notes?access_token={holder.token}")
+        await revoke(http, stack, holder.setup.client, holder.token)
+        await call(api, "GET", "/notes", holder.token)
+
+    # aiohttp's own access log (on in the test server, off in the example API's
+    # __main__) writes the request line, query and all: the README says to turn it off.
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
+    assert "refused" in ours  # the refusals were logged ...
+    assert holder.token not in ours  # ... without the token
+    assert holder.token[-20:] not in ours
+
+
+# --- the cache ---------------------------------------------------------------------------
+
+
+def token_info(exp: int | None) -> AccessToken:
+    return AccessToken.from_claims({"active": True, "sub": "s", "exp": exp}, "introspection")
+
+
+def test_the_cache_is_bounded_keyed_by_digest_and_never_outlives_exp() -> None:
+    cache = TokenCache(max_seconds=60, max_entries=2)
+    later = int(time.time()) + 3600
+    for token in ("one", "two", "three"):
+        cache.put(token, token_info(later))
+
+    assert len(cache) == 2
+    assert cache.get("one") is None  # the least recently used went
+    assert cache.get("three") is not None
+    assert not {"one", "two", "three"} & set(cache._entries)  # digests, not tokens
+
+    cache.put("expired", token_info(int(time.time()) - 1))
+    assert cache.get("expired") is None
+    assert TokenCache(max_seconds=0, max_entries=10).get("one") is None
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_settings_from_the_environment() -> None:
+    settings = ResourceServerSettings.from_env(
+        {
+            "RESOURCE_SERVER_ISSUER": "https://id.example.com",
+            "RESOURCE_SERVER_INTROSPECTION_ENDPOINT": "http://tessera-introspect/introspect",
+            "RESOURCE_SERVER_CLIENT_ID": "api",
+            "RESOURCE_SERVER_CLIENT_SECRET": "secret",
+            "RESOURCE_SERVER_CACHE_SECONDS": "2.5",
+            "RESOURCE_SERVER_ENFORCE_SCOPE_RESOURCES": "yes",
+            "RESOURCE_SERVER_JWKS_URI": "",
+        }
+    )
+    assert settings.cache_seconds == 2.5
+    assert settings.enforce_scope_resources is True
+    assert settings.jwks_uri is None
+    assert settings.expected_audience == "https://id.example.com"
+    assert settings.scope_definitions_url == "http://tessera-introspect/scopes"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "RESOURCE_SERVER_ISSUER is required"),
+        ({"RESOURCE_SERVER_ISSUER": "id.example.com"}, "issuer must be an http(s) URL"),
+        ({"RESOURCE_SERVER_ISSUER": "https://id"}, "set introspection_endpoint, jwks_uri"),
+        (
+            {
+                "RESOURCE_SERVER_ISSUER": "https://id",
+                "RESOURCE_SERVER_INTROSPECTION_ENDPOINT": "http://i/introspect",
+            },
+            "client_id and client_secret are required",
+        ),
+        (
+            {
+                "RESOURCE_SERVER_ISSUER": "https://id",
+                "RESOURCE_SERVER_JWKS_URI": "https://id/jwks.json",
+                "RESOURCE_SERVER_CACHE_SECONDS": "soon",
+            },
+            "RESOURCE_SERVER_CACHE_SECONDS: not a valid float",
+        ),
+        (
+            {
+                "RESOURCE_SERVER_ISSUER": "https://id",
+                "RESOURCE_SERVER_JWKS_URI": "https://id/jwks.json",
+                "RESOURCE_SERVER_INTROSPECT_JWTS": "1",
+            },
+            "introspect_jwts needs introspection_endpoint",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_with_a_message(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ResourceServerSettings.from_env(env)
+
+
+def test_the_readme_sample_is_the_real_api() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Protecting an API (resource servers)", 1)[1]
+    sample = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+
+    exec(compile(sample, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+
+    app = namespace["app"]
+    assert isinstance(app[RESOURCE_SERVER], ResourceServer)
+    assert required_scopes(namespace["read_note"]) == ("notes:read",)
+    assert app[RESOURCE_SERVER].settings.jwks_uri == "https://id.example.com/jwks.json"
