@@ -62,6 +62,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/login", pages.login_submit)
     app.router.add_get("/consent", pages.consent_page)
     app.router.add_post("/consent", pages.consent_submit)
+    app.router.add_get(pages.CONNECTED_APPS, pages.connected_apps_page)
+    app.router.add_post(pages.CONNECTED_APPS, pages.connected_apps_revoke)
     app.router.add_get("/logout", pages.logout_page)
     app.router.add_post("/logout", pages.logout_submit)
     app.router.add_get("/.well-known/oauth-authorization-server", metadata)
