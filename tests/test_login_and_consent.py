@@ -743,6 +743,10 @@ async def _page(kind: str, stack: Stack, redis: Redis, http: aiohttp.ClientSessi
         return await post_consent(http, stack, consent_form(at.interaction, None))
     if kind == "logout":
         return await fetch(http, "GET", f"{base}/logout")
+    if kind == "connected-apps":
+        return await fetch(http, "GET", f"{base}/connected-apps")
+    if kind == "connected-apps-csrf":
+        return await fetch(http, "POST", f"{base}/connected-apps", data={"client_id": "x"})
     assert kind == "signed-out"
     return await fetch(http, "POST", f"{base}/logout", data={"csrf_token": at.csrf})
 
@@ -758,6 +762,8 @@ async def _page(kind: str, stack: Stack, redis: Redis, http: aiohttp.ClientSessi
         ("consent", 200),
         ("consent-csrf", 403),
         ("logout", 200),
+        ("connected-apps", 200),
+        ("connected-apps-csrf", 403),
         ("signed-out", 200),
     ],
 )
