@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared import clients, keys, scopes, tokens
+from shared import clients, consents, keys, scopes, tokens
 from shared.clients import NEVER_EXPIRES
 
 if TYPE_CHECKING:
@@ -116,13 +116,35 @@ async def revoke_user_tokens(redis: RedisClient, username: str) -> int:
     return await _revoke_indexed(redis, keys.user_families(username))
 
 
+async def revoke_user_client(redis: RedisClient, username: str, client_id: str) -> int:
+    """A person revokes an application (the connected-applications page): forget their
+    approval of it, so the next request asks again, and revoke every grant family issued
+    to that client for that person (access and refresh tokens alike); the number revoked.
+    Other people's grants of the client, and the person's grants of other clients, stay.
+
+    The approval goes first: from then on no request is answered from it, so no new grant
+    starts that the revocation below would miss.
+    """
+    await consents.forget(redis, username, client_id)
+    families = await _families(redis, client_id, username)
+    revoked = [family for family in families if await tokens.revoke_family(redis, family)]
+    if families:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.user_families(username), *families)
+            pipe.zrem(keys.client_families(client_id), *families)
+            await pipe.execute()
+    return len(revoked)
+
+
 async def delete_client(redis: RedisClient, client_id: str) -> int:
-    """Delete a client and its tokens; the number of grant families revoked.
+    """Delete a client, its tokens and everyone's approval of it; the number of grant
+    families revoked.
 
     The record goes first: from then on its tokens introspect as inactive and it cannot
     authenticate to be issued more, so none escapes the revocation that follows.
     """
     await clients.delete(redis, client_id)
+    await consents.forget_client(redis, client_id)
     return await revoke_client_tokens(redis, client_id)
 
 
@@ -133,3 +155,4 @@ async def delete_scope(redis: RedisClient, name: str) -> None:
     if users_of:
         raise ValueError(f"scope {name!r} is still associated with client(s) {', '.join(users_of)}")
     await scopes.delete(redis, name)
+    await consents.forget_scope(redis, name)

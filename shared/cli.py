@@ -94,6 +94,8 @@ async def client_create(redis: RedisClient, args: argparse.Namespace) -> None:
         scope_names=args.scope,
         version=args.version,
         description=args.description,
+        logo_uri=args.logo_uri,
+        remember_consent=args.remember_consent == "yes",
         introspect=args.introspect,
         refresh_count=args.refresh_count,
         require_pkce=args.require_pkce,
@@ -232,6 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--version", default="")
     create.add_argument("--description", default="")
+    create.add_argument(
+        "--logo-uri", default="", metavar="URL", help="https URL of a logo for the approval page"
+    )
+    create.add_argument(
+        "--remember-consent",
+        choices=("yes", "no"),
+        default="no",
+        help="skip the approval page for scopes the person approved before (default: no)",
+    )
     create.add_argument("--type", required=True, choices=CLIENT_TYPES)
     create.add_argument("--redirect-uri", action="append", default=[], metavar="URI")
     create.add_argument("--grant", action="append", default=[], choices=GRANT_TYPES)

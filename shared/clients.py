@@ -42,6 +42,11 @@ class Client:
     scopes: list[str]
     version: str = ""
     description: str = ""
+    # Shown on the approval page (RFC 7591 §2 logo_uri); https only, "" for none.
+    logo_uri: str = ""
+    # Skip the approval page when the person has approved these scopes before (README:
+    # remembered consent). Off unless the administrator turns it on for the client.
+    remember_consent: bool = False
     # May call the introspection endpoint (RFC 7662 §2.1 requires caller authorization).
     introspect: bool = False
     # How many times a token chain may be refreshed; 0 = no refresh token (seed semantics).
@@ -115,6 +120,42 @@ def _check_redirect_uri(uri: str) -> None:
         raise ValueError(f"redirect URI {uri!r} must use https (http only on loopback)")
 
 
+# A logo URI longer than this is refused: it is shown in every approval page.
+MAX_LOGO_URI = 2048
+
+
+def _check_logo_uri(uri: str) -> None:
+    """RFC 7591 §2 ``logo_uri``: a URL of an image the approval page shows. Only https:
+    the pages' Content-Security-Policy allows images from https and from Tessera itself,
+    a ``javascript:`` or ``data:`` URL has no place in an ``img``, and plain http would
+    let anyone on the path replace the logo the person trusts (RFC 7591 §5)."""
+    parts = urlsplit(uri)
+    if len(uri) > MAX_LOGO_URI:
+        raise ValueError(f"logo URI is longer than {MAX_LOGO_URI} characters")
+    if any(ch.isspace() or not ch.isprintable() for ch in uri):
+        raise ValueError("logo URI must not contain spaces or control characters")
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise ValueError(f"logo URI {uri!r} must be an absolute https URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"logo URI {uri!r} must not carry credentials")
+
+
+def _check_remember_consent(client_type: str, redirect_uris: list[str]) -> None:
+    """RFC 8252 §8.6: a request of a native app that cannot prove who it is must be asked
+    for as if nothing had been approved before: another app may claim its private-use
+    scheme or loopback port. So a public client may remember consent only when every
+    redirect URI is https, where the registered host alone receives the answer (the
+    "other measures" of RFC 6749 §10.2)."""
+    if client_type != "public":
+        return
+    for uri in redirect_uris:
+        if urlsplit(uri).scheme.lower() != "https":
+            raise ValueError(
+                f"a public client with the redirect URI {uri!r} cannot remember consent: "
+                "another app could receive the answer (RFC 8252 §8.6)"
+            )
+
+
 async def create(
     redis: RedisClient,
     *,
@@ -125,6 +166,8 @@ async def create(
     scope_names: list[str],
     version: str = "",
     description: str = "",
+    logo_uri: str = "",
+    remember_consent: bool = False,
     introspect: bool = False,
     refresh_count: int = 0,
     require_pkce: str = "global",
@@ -155,6 +198,10 @@ async def create(
         raise ValueError("the client_credentials grant is for confidential clients only")
     for uri in redirect_uris:
         _check_redirect_uri(uri)
+    if logo_uri:
+        _check_logo_uri(logo_uri)
+    if remember_consent:
+        _check_remember_consent(client_type, redirect_uris)
     if refresh_count < 0:
         raise ValueError("refresh count must be 0 or more")
     if require_pkce not in REQUIRE_PKCE_CHOICES:
@@ -186,6 +233,8 @@ async def create(
         scopes=scope_names,
         version=version,
         description=description,
+        logo_uri=logo_uri,
+        remember_consent=remember_consent,
         introspect=introspect,
         refresh_count=refresh_count,
         require_pkce=require_pkce,

@@ -52,6 +52,19 @@ def user_families(username: str) -> str:
     return f"{PREFIX}:user-families:{username}"
 
 
+def consents(username: str) -> str:
+    """Hash of the person's remembered approvals: client id -> JSON record of the approved
+    scopes and the first-approved and last-used times (see ``consents``). One key, so
+    every change to a person's approval of a client is one script on one slot."""
+    return f"{PREFIX}:consents:{username}"
+
+
+def client_consents(client_id: str) -> str:
+    """Set of the people who have approved a client, so deleting the client can forget
+    their approvals without scanning Redis."""
+    return f"{PREFIX}:client-consents:{client_id}"
+
+
 def _family(family: str) -> str:
     return f"{PREFIX}:{{g:{family}}}"
 
@@ -233,4 +246,83 @@ if not found[1] or found[2] ~= ARGV[1] then
 end
 redis.call('DEL', KEYS[1])
 return found[1]
+"""
+
+# Replace the stored request of a pending interaction (after the person signed in again
+# for prompt=login), only if it is this browser's; a key expired meanwhile is not
+# brought back without its TTL. KEYS: interaction.  ARGV: the browser binding, the request.
+# Returns 1 when replaced.
+UPDATE_INTERACTION = """
+local owner = redis.call('HGET', KEYS[1], 'browser')
+if not owner or owner ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'request', ARGV[2])
+return 1
+"""
+
+# A person's decision on the approval page, remembered (see shared/consents.py). The
+# scopes the page showed are decided anew: ticked ones are remembered, unticked ones
+# forgotten; scopes approved earlier and not shown this time stay. Nothing left: the
+# record goes. KEYS: the person's consents hash.  ARGV: client id, JSON list of the
+# scopes shown, JSON list of those approved, now (seconds).  Returns the number of
+# scopes remembered.
+RECORD_CONSENT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local now = tonumber(ARGV[4])
+local record = {first_approved = now, scope = {}}
+if raw then record = cjson.decode(raw) end
+local shown = {}
+for _, name in ipairs(cjson.decode(ARGV[2])) do shown[name] = true end
+local kept, seen = {}, {}
+for _, name in ipairs(record.scope) do
+  if not shown[name] and not seen[name] then table.insert(kept, name); seen[name] = true end
+end
+for _, name in ipairs(cjson.decode(ARGV[3])) do
+  if not seen[name] then table.insert(kept, name); seen[name] = true end
+end
+if #kept == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 0
+end
+record.scope = kept
+record.last_used = now
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(record))
+return #kept
+"""
+
+# A remembered approval was used: its last-used time moves on; a record forgotten
+# meanwhile is not brought back. KEYS: the person's consents hash.  ARGV: client id, now.
+TOUCH_CONSENT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local record = cjson.decode(raw)
+record.last_used = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(record))
+return 1
+"""
+
+# A scope definition was deleted: take it out of every remembered approval of one person,
+# dropping the approvals that held nothing else. KEYS: the person's consents hash.
+# ARGV: the scope name.  Returns the number of approvals changed.
+FORGET_CONSENTED_SCOPE = """
+local changed = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local record = cjson.decode(all[i + 1])
+  local kept = {}
+  for _, name in ipairs(record.scope) do
+    if name ~= ARGV[1] then table.insert(kept, name) end
+  end
+  if #kept ~= #record.scope then
+    changed = changed + 1
+    if #kept == 0 then
+      redis.call('HDEL', KEYS[1], all[i])
+    else
+      record.scope = kept
+      redis.call('HSET', KEYS[1], all[i], cjson.encode(record))
+    end
+  end
+end
+return changed
 """

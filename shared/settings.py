@@ -87,6 +87,8 @@ class Settings:
     approval_header: str = "Authorize access"
     approval_logo_url: str = ""
     approval_footer: str = ""
+    # A directory of page templates that replace the built-in ones of the same name.
+    template_dir: str = ""
     log_level: str = "INFO"
     # Operations (README: logs, shutdown): JSON lines by default, text for people; how
     # long a SIGTERMed service keeps serving, unready, before it stops listening.
@@ -142,6 +144,7 @@ class Settings:
             approval_header=reader.text("TESSERA_APPROVAL_HEADER", "Authorize access"),
             approval_logo_url=reader.url("TESSERA_APPROVAL_LOGO_URL", https_only=True),
             approval_footer=reader.text("TESSERA_APPROVAL_FOOTER", ""),
+            template_dir=reader.directory("TESSERA_TEMPLATE_DIR"),
             log_level=reader.choice(
                 "TESSERA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
@@ -218,6 +221,13 @@ class _Reader:
         if parts.query or parts.fragment:
             # RFC 8414 §2: the issuer has no query or fragment component.
             raise SettingsError(f"{name}={value!r}: must not have a query or fragment")
+        return value
+
+    def directory(self, name: str) -> str:
+        """An existing directory, or "" when the variable is unset or empty."""
+        value = self.env.get(name, "")
+        if value and not (os.path.isdir(value) and os.access(value, os.R_OK | os.X_OK)):
+            raise SettingsError(f"{name}={value!r}: not an existing, readable directory")
         return value
 
     def seconds(self, name: str, default: int, *, maximum: int | None = None) -> int:

@@ -1,10 +1,11 @@
 """The login and approval pages in a real browser: headless Chromium (Debian's package)
 driven by Playwright, against the three services running as separate processes.
 
-What only a browser can show: the forms work with a mouse and with the keyboard alone,
-the approval page escapes what a client registered (RFC 6749 §10.14, no script runs),
-and no page can be framed (RFC 6749 §10.13). The test also saves screenshots of every
-page at desktop and phone size into ``test-artifacts/screenshots/``.
+What only a browser can show: the forms work with a mouse and with the keyboard alone
+(focus visible), the approval and connected-applications pages escape what a client
+registered (RFC 6749 §10.14, no script runs), and no page can be framed (RFC 6749
+§10.13). The test also saves screenshots of every page at desktop and phone size into
+``test-artifacts/screenshots/``.
 
 One browser serves the whole module, so the module's tests and async fixtures share one
 event loop (pytest-asyncio ``loop_scope="module"``); each test gets a fresh browser
@@ -34,7 +35,7 @@ from playwright.async_api import (
 )
 from redis.asyncio import Redis
 
-from services.authorize.pages import LOGIN_FAILED
+from services.authorize.pages import LOGIN_FAILED, REVOKED
 from shared import scopes
 from shared.redis_store import connect
 from tests.oauth import (
@@ -44,7 +45,9 @@ from tests.oauth import (
     assert_access_denied,
     code_request,
     exchange,
+    is_active,
     make_client,
+    make_resource_server,
     make_scope,
     make_setup,
     make_user,
@@ -83,6 +86,17 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 XSS_IMG = '<img src=x onerror="window.__xss=1">'
 XSS_SCRIPT = "<script>window.__xss=1</script>"
+
+# A client's logo (its logo_uri), served to the browser by a route: nothing leaves the
+# machine. An SVG in an img element runs no script, whatever it holds.
+LOGO_URI = "https://cdn.example.com/calendar-sync/logo.svg"
+LOGO_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96">'
+    '<rect width="96" height="96" rx="18" fill="#2457d6"/>'
+    '<rect x="20" y="26" width="56" height="48" rx="6" fill="#fff"/>'
+    '<rect x="20" y="26" width="56" height="12" fill="#9db6f5"/>'
+    "</svg>"
+)
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -200,6 +214,14 @@ async def back_at_client(
     return query_of(request.url)
 
 
+async def approve_and_land(page: Page, stack: Stack) -> dict[str, str]:
+    """Approve, and wait until the browser has given up on the unreachable client (its
+    error page is committed), so the next navigation is not cut short by that one."""
+    back = await back_at_client(page, stack, page.get_by_role("button", name="Approve").click)
+    await page.wait_for_url(lambda url: url.startswith("chrome-error://"))
+    return back
+
+
 async def open_login_page(page: Page, stack: Stack, params: dict[str, str]) -> None:
     await page.goto(authorize_url(stack, params))
     await page.wait_for_url(f"{stack.authorize}/login?interaction=*")
@@ -210,6 +232,22 @@ async def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
+
+
+async def serve_logo(page: Page) -> None:
+    async def logo(route: Route) -> None:
+        await route.fulfill(status=200, content_type="image/svg+xml", body=LOGO_SVG)
+
+    await page.context.route(LOGO_URI, logo)
+
+
+async def focus_is_visible(page: Page) -> None:
+    """The focused element draws the focus ring of tessera.css (WCAG 2.4.7)."""
+    outline = await page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, parseFloat(s.outlineWidth)]; }"
+    )
+    assert outline[0] != "none" and outline[1] >= 2, outline
 
 
 async def no_horizontal_scroll(page: Page) -> None:
@@ -319,12 +357,29 @@ async def test_keyboard_only_sign_in_and_approval(
     await keyboard.press("Tab")
     await expect(page.get_by_role("button", name="Approve")).to_be_focused()
 
+    await focus_is_visible(page)
+
     back = await back_at_client(page, stack, lambda: keyboard.press("Enter"))
     assert back["state"] == params["state"]
     assert "error" not in back
     reply = await exchange(http, stack, client, back["code"], auth="none", code_verifier=verifier)
     assert reply.status == 200, reply.body
     assert reply.body["scope"] == read
+    await page.wait_for_url(lambda url: url.startswith("chrome-error://"))
+
+    # Then, by keyboard still, the person removes the app's access again.
+    api = await make_resource_server(redis, [read, write])
+    assert await is_active(http, stack, api, reply.body["access_token"])
+    await page.goto(f"{stack.authorize}/connected-apps")
+    await keyboard.press("Tab")
+    remove = page.get_by_role("button", name=f"Remove access of {client.client.name}")
+    await expect(remove).to_be_focused()
+    await focus_is_visible(page)
+    await keyboard.press("Enter")
+    await page.wait_for_url(f"{stack.authorize}/connected-apps?revoked=1")
+    await expect(page.get_by_role("status")).to_have_text(REVOKED)
+    await expect(page.get_by_role("button", name="Remove access")).to_have_count(0)
+    assert not await is_active(http, stack, api, reply.body["access_token"])
 
 
 async def test_wrong_password_shows_an_alert(stack: Stack, redis: Redis, tab: Tab) -> None:
@@ -396,7 +451,25 @@ async def test_client_supplied_markup_is_shown_as_text_and_never_runs(
     await expect(page.locator("body script")).to_have_count(0)
     assert await page.evaluate("typeof window.__xss") == "undefined"
     assert await page.evaluate("window.__csp") == []
+
+    # Approved, the client is listed on the connected applications page: text there too.
+    assert "code" in await approve_and_land(page, stack)
+    await page.goto(f"{stack.authorize}/connected-apps")
+    main = page.locator("main")
+    await expect(main.get_by_role("heading", level=2)).to_have_text(f"{name} ({XSS_SCRIPT})")
+    await expect(main).to_contain_text(description)
+    await expect(main).to_contain_text(f"Reads {XSS_IMG} things")
+    await expect(page.get_by_role("button", name=f"Remove access of {name}")).to_be_visible()
+    await expect(page.locator("img:not(.logo)")).to_have_count(0)
+    await expect(page.locator("body script")).to_have_count(0)
+    assert await page.evaluate("typeof window.__xss") == "undefined"
+    assert await page.evaluate("window.__csp") == []
     assert tab.dialogs == []
+
+    # And a logo that would run a script never gets registered (RFC 7591 §2 logo_uri).
+    for logo in ("javascript:window.__xss=1", "data:image/svg+xml,<svg/onload=alert(1)>"):
+        with pytest.raises(ValueError, match="must be an absolute https URL"):
+            await make_client(redis, [scope], name="Evil logo", logo_uri=logo)
 
 
 async def test_the_login_page_cannot_be_framed(
@@ -487,34 +560,78 @@ async def test_screenshots_of_every_page(
         name="Calendar Sync",
         version="2.1",
         description="Keeps your diary in order across your devices.",
+        logo_uri=LOGO_URI,
     )
     viewport = DESKTOP if size == "desktop" else PHONE
     saved = []
+
+    async def shoot(page: Page, name: str) -> None:
+        await no_horizontal_scroll(page)
+        saved.append(await screenshot(page, f"{size}-{name}"))
+
     async with open_tab(browser, viewport, phone=size == "phone") as tab:
         page = tab.page
+        await serve_logo(page)
         await open_login_page(page, stack, code_request(client, f"{read} {write}"))
-        await no_horizontal_scroll(page)
-        saved.append(await screenshot(page, f"{size}-login"))
+        await expect(page.get_by_text("to continue to Calendar Sync (2.1)")).to_be_visible()
+        await shoot(page, "login")
 
         await sign_in(page, user, "not the password")
         await expect(page.get_by_role("alert")).to_have_text(LOGIN_FAILED)
-        await no_horizontal_scroll(page)
-        saved.append(await screenshot(page, f"{size}-login-error"))
+        await expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+        await shoot(page, "login-error")
 
         await sign_in(page, user)
         await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
         await expect(page.get_by_role("button", name="Approve")).to_be_visible()
-        await no_horizontal_scroll(page)
-        saved.append(await screenshot(page, f"{size}-approval"))
+        await expect(page.get_by_text("Calendar Sync (2.1) is requesting access")).to_be_visible()
+        await expect(page.get_by_text("Keeps your diary in order")).to_be_visible()
+        logo = page.locator("img.client-logo")
+        await expect(logo).to_have_attribute("src", LOGO_URI)
+        # The logo was fetched and drawn: the CSP lets an https image through.
+        assert await logo.evaluate("img => img.complete && img.naturalWidth") == 96
+        await shoot(page, "approval")
+
+        assert "code" in await approve_and_land(page, stack)
+        await page.goto(f"{stack.authorize}/connected-apps")
+        await expect(page.get_by_role("heading", name="Calendar Sync (2.1)")).to_be_visible()
+        await expect(page.get_by_text("Create, change and delete events")).to_be_visible()
+        await expect(page.get_by_text("First approved")).to_be_visible()
+        await shoot(page, "connected-apps")
+
+        await page.get_by_role("button", name="Remove access of Calendar Sync (2.1)").click()
+        await expect(page.get_by_role("status")).to_have_text(REVOKED)
+        await expect(page.get_by_text("No application can use your account.")).to_be_visible()
+        await shoot(page, "connected-apps-empty")
+
+        await page.get_by_role("link", name="Sign out").click()
+        await page.wait_for_url(f"{stack.authorize}/logout")
+        await expect(page.get_by_text(f"Signed in as {user}.")).to_be_visible()
+        await expect(page.get_by_role("link", name="Connected applications")).to_be_visible()
+        await shoot(page, "logout")
+
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", name="Signed out")).to_be_visible()
+        await shoot(page, "signed-out")
 
         answer = await page.goto(authorize_url(stack, {"client_id": "no-such-client"}))
         assert answer is not None
         assert answer.status == 400
         await expect(page.get_by_role("alert")).to_have_text("The application is not known here.")
         await expect(page.locator("code")).to_have_text("invalid_request")
-        await no_horizontal_scroll(page)
-        saved.append(await screenshot(page, f"{size}-error"))
+        await shoot(page, "error")
+        assert tab.dialogs == []
 
     assert [p.name for p in saved] == [
-        f"{size}-{page}.png" for page in ("login", "login-error", "approval", "error")
+        f"{size}-{page}.png"
+        for page in (
+            "login",
+            "login-error",
+            "approval",
+            "connected-apps",
+            "connected-apps-empty",
+            "logout",
+            "signed-out",
+            "error",
+        )
     ]

@@ -473,3 +473,86 @@ async def test_redirect_uris_allowed_besides_https(stack: Stack, redis: Redis) -
         run = await tessera(stack, *args)
         assert run.status == 0, run.stderr
         assert orjson.loads(run.stdout)["redirect_uris"] == [uri]
+
+
+# --- the approval page's per-client settings -----------------------------------------------
+
+
+async def test_client_logo_uri_and_remember_consent(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    logo = "https://cdn.example.com/logos/orders.png?v=2"
+
+    plain = await create_client(stack, scope)
+    chosen = await create_client(stack, scope, "--logo-uri", logo, "--remember-consent", "yes")
+
+    # Off by default: the approval page is shown every time, as in the seed.
+    assert plain["logo_uri"] == ""
+    assert plain["remember_consent"] is False
+    assert chosen["logo_uri"] == logo
+    assert chosen["remember_consent"] is True
+    stored = orjson.loads(await redis.get(keys.client(chosen["client_id"])) or "{}")
+    assert (stored["logo_uri"], stored["remember_consent"]) == (logo, True)
+    shown = await tessera(stack, "client", "show", chosen["client_id"])
+    assert shown.status == 0, shown.stderr
+    assert logo in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("logo", "message"),
+    [
+        pytest.param("javascript:alert(document.cookie)", "must be an absolute https URL", id="js"),
+        pytest.param("JavaScript:alert(1)//https://x", "must be an absolute https URL", id="JS"),
+        pytest.param(
+            "data:image/svg+xml;base64,PHN2Zy8+", "must be an absolute https URL", id="data"
+        ),
+        pytest.param("http://cdn.example.com/logo.png", "must be an absolute https URL", id="http"),
+        pytest.param("//cdn.example.com/logo.png", "must be an absolute https URL", id="relative"),
+        pytest.param("https://", "must be an absolute https URL", id="no-host"),
+        pytest.param(
+            "https://user:pw@cdn.example.com/logo.png", "must not carry credentials", id="userinfo"
+        ),
+        pytest.param(
+            'https://cdn.example.com/a" onerror="alert(1).png',
+            "must not contain spaces or control characters",
+            id="attribute-break",
+        ),
+        pytest.param(
+            "https://cdn.example.com/" + "a" * 2048, "longer than 2048 characters", id="too-long"
+        ),
+    ],
+)
+async def test_a_bad_logo_uri_is_refused(
+    stack: Stack, redis: Redis, logo: str, message: str
+) -> None:
+    """RFC 7591 §2 logo_uri, https only: the approval page's img must never run a script
+    or load over plain http."""
+    scope = await make_scope(redis)
+    await assert_refused(stack, redis, create_args(scope, "--logo-uri", logo), message)
+
+
+@pytest.mark.parametrize(
+    "uri", ["com.example.app:/oauth2redirect", "http://127.0.0.1:8765/cb"], ids=["scheme", "loop"]
+)
+async def test_a_native_public_client_cannot_remember_consent(
+    stack: Stack, redis: Redis, uri: str
+) -> None:
+    """RFC 8252 §8.6: another app can claim a private-use scheme or a loopback port."""
+    scope = await make_scope(redis)
+    args = create_args(scope, "--remember-consent", "yes", client_type="public")
+    args[args.index(REDIRECT_URI)] = uri
+    await assert_refused(stack, redis, args, "cannot remember consent")
+    # The same client without remembering, and a public web app with https, are fine.
+    args.remove("yes")
+    args.remove("--remember-consent")
+    assert (await tessera(stack, *args)).status == 0
+    web_app = create_args(scope, "--remember-consent", "yes", "--json", client_type="public")
+    run = await tessera(stack, *web_app)
+    assert run.status == 0, run.stderr
+    assert run.json()["remember_consent"] is True
+
+
+async def test_remember_consent_takes_yes_or_no_only(stack: Stack, redis: Redis) -> None:
+    scope = await make_scope(redis)
+    await assert_refused(
+        stack, redis, create_args(scope, "--remember-consent", "always"), "invalid choice"
+    )

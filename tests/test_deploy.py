@@ -337,6 +337,7 @@ PUBLIC_ROUTES = {
     "/login": "tessera-authorize",
     "/consent": "tessera-authorize",
     "/logout": "tessera-authorize",
+    "/connected-apps": "tessera-authorize",
     "/static/tessera.css": "tessera-authorize",
     "/.well-known/oauth-authorization-server": "tessera-authorize",
     "/token": "tessera-token",
@@ -354,6 +355,7 @@ INTERNAL_PATHS = [
     "/",
     "/authorize-x",
     "/token/x",
+    "/connected-apps/x",
 ]
 
 

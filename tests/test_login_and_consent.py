@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from http.cookies import Morsel
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -405,6 +406,69 @@ async def test_outside_development_mode_with_branding_and_escaping(
     assert cleared["path"] == "/"
 
 
+async def test_an_operators_templates_replace_the_built_in_ones_and_stay_escaped(
+    stack: Stack, redis: Redis, aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    """TESSERA_TEMPLATE_DIR: a template there replaces the built-in one of the same name,
+    may extend the built-in base, and is autoescaped like it; the rest fall back."""
+    (tmp_path / "login.html").write_text(
+        '{% extends "base.html" %}{% block content %}'
+        "<h1>Acme sign-in</h1>"
+        '<p class="acme-client">{{ client.display_name }} · {{ client.description }}</p>'
+        '<form method="post" action="/login">'
+        '<input type="hidden" name="interaction" value="{{ interaction }}">'
+        '<input type="hidden" name="csrf_token" value="{{ csrf_token }}">'
+        '<label for="username">Username</label><input id="username" name="username">'
+        '<label for="password">Password</label>'
+        '<input id="password" name="password" type="password">'
+        "<button>Sign in</button></form>{% endblock %}"
+    )
+    settings = production_settings(stack.redis_url, TESSERA_TEMPLATE_DIR=str(tmp_path))
+    browser = await aiohttp_client(
+        create_app(settings), cookie_jar=aiohttp.DummyCookieJar(), headers=FORWARDED_HTTPS
+    )
+    read = await make_scope(redis)
+    user = await make_user(redis)
+    client = await make_client(
+        redis, [read], name="<script>alert(1)</script>", description="<b>bold</b>"
+    )
+
+    started = await fetch(browser, "GET", "/authorize", params=code_request(client, read))
+    cookie = {"Cookie": f"{SECURE_COOKIE}={started.cookies()[SECURE_COOKIE].value}"}
+    login = await fetch(browser, "GET", started.location, headers=cookie)
+
+    assert login.status == 200
+    assert "<h1>Acme sign-in</h1>" in login.text
+    assert '<span class="brand-title">Tessera</span>' in login.text  # the built-in base
+    assert (
+        '<p class="acme-client">&lt;script&gt;alert(1)&lt;/script&gt; · &lt;b&gt;bold&lt;/b&gt;</p>'
+        in login.text
+    )
+    assert "<script>" not in login.text
+    assert "<b>" not in login.text
+    # Not overridden: the built-in approval page, after signing in through the override.
+    signed_in = await fetch(
+        browser,
+        "POST",
+        "/login",
+        data={
+            "interaction": query_of(started.location)["interaction"],
+            "csrf_token": csrf_token(login.text),
+            "username": user,
+            "password": PASSWORD,
+        },
+        headers=cookie,
+    )
+    assert signed_in.status == 303
+    session = {"Cookie": f"{SECURE_COOKIE}={signed_in.cookies()[SECURE_COOKIE].value}"}
+    consent = await fetch(browser, "GET", signed_in.location, headers=session)
+    assert consent.status == 200
+    assert "is requesting access" in consent.text
+    assert '<strong class="client-name">&lt;script&gt;alert(1)&lt;/script&gt;</strong>' in (
+        consent.text
+    )
+
+
 # --- CSRF (RFC 6749 §10.12) -----------------------------------------------------------------
 
 
@@ -679,6 +743,10 @@ async def _page(kind: str, stack: Stack, redis: Redis, http: aiohttp.ClientSessi
         return await post_consent(http, stack, consent_form(at.interaction, None))
     if kind == "logout":
         return await fetch(http, "GET", f"{base}/logout")
+    if kind == "connected-apps":
+        return await fetch(http, "GET", f"{base}/connected-apps")
+    if kind == "connected-apps-csrf":
+        return await fetch(http, "POST", f"{base}/connected-apps", data={"client_id": "x"})
     assert kind == "signed-out"
     return await fetch(http, "POST", f"{base}/logout", data={"csrf_token": at.csrf})
 
@@ -694,6 +762,8 @@ async def _page(kind: str, stack: Stack, redis: Redis, http: aiohttp.ClientSessi
         ("consent", 200),
         ("consent-csrf", 403),
         ("logout", 200),
+        ("connected-apps", 200),
+        ("connected-apps-csrf", 403),
         ("signed-out", 200),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
@@ -119,6 +120,19 @@ def test_logo_url_must_be_https() -> None:
         assert "https" in message
     logo = "https://cdn.example.com/logo.png"
     assert Settings.from_env({**HTTPS, "TESSERA_APPROVAL_LOGO_URL": logo}).approval_logo_url == logo
+
+
+def test_template_dir_must_be_an_existing_directory(tmp_path: Path) -> None:
+    assert Settings.from_env(HTTPS).template_dir == ""
+    assert Settings.from_env({**HTTPS, "TESSERA_TEMPLATE_DIR": ""}).template_dir == ""
+    a_file = tmp_path / "login.html"
+    a_file.write_text("{{ brand.title }}")
+    for value in (str(tmp_path / "missing"), str(a_file)):
+        message = refused({**HTTPS, "TESSERA_TEMPLATE_DIR": value})
+        assert message.startswith("TESSERA_TEMPLATE_DIR=")
+        assert "not an existing, readable directory" in message
+    chosen = Settings.from_env({**HTTPS, "TESSERA_TEMPLATE_DIR": str(tmp_path)})
+    assert chosen.template_dir == str(tmp_path)
 
 
 def test_issuer_with_query_or_fragment() -> None:

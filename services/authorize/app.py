@@ -47,12 +47,23 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault("Cache-Control", "no-store")
 
 
+def template_loader(settings: Settings) -> jinja2.BaseLoader:
+    """The built-in templates, each replaced by the file of the same name in
+    TESSERA_TEMPLATE_DIR when there is one; an override may extend a built-in one."""
+    built_in = jinja2.FileSystemLoader(HERE / "templates")
+    if not settings.template_dir:
+        return built_in
+    return jinja2.ChoiceLoader([jinja2.FileSystemLoader(settings.template_dir), built_in])
+
+
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, page_errors)
     aiohttp_jinja2.setup(
         app,
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
+        loader=template_loader(settings),
+        # On for every template, an operator's overrides included, whatever their file
+        # name: client names and descriptions are the client's words (RFC 6749 §10.14).
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     )
     app.on_response_prepare.append(_security_headers)
     app.router.add_route("GET", "/authorize", pages.authorize)
@@ -62,6 +73,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/login", pages.login_submit)
     app.router.add_get("/consent", pages.consent_page)
     app.router.add_post("/consent", pages.consent_submit)
+    app.router.add_get(pages.CONNECTED_APPS, pages.connected_apps_page)
+    app.router.add_post(pages.CONNECTED_APPS, pages.connected_apps_revoke)
     app.router.add_get("/logout", pages.logout_page)
     app.router.add_post("/logout", pages.logout_submit)
     app.router.add_get("/.well-known/oauth-authorization-server", metadata)

@@ -8,7 +8,7 @@ status). After that, every error is reported to the client by redirect
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared import clients, pkce, scopes
@@ -24,6 +24,10 @@ _GRANT_NAMES_AS_RESPONSE_TYPE = ("password", "client_credentials")
 # Each response type and the grant a client must be allowed for it.
 RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
 SUPPORTED_RESPONSE_TYPES = tuple(RESPONSE_TYPE_GRANTS)
+# OpenID Connect Core 1.0 §3.1.2.1 ``prompt`` values Tessera acts on; others (such as
+# select_account: there is one account per browser) are ignored, as RFC 6749 §3.1 says
+# of anything unrecognised.
+PROMPTS = ("none", "login", "consent")
 
 
 @dataclass(slots=True)
@@ -37,10 +41,28 @@ class AuthorizationRequest:
     code_challenge: str | None
     code_challenge_method: str | None
     response_type: str = "code"
+    # The prompt values among PROMPTS; "login" is dropped once the person has signed in
+    # again for this request.
+    prompt: list[str] = field(default_factory=list)
 
     @property
     def implicit(self) -> bool:
         return self.response_type == "token"
+
+    @property
+    def silent(self) -> bool:
+        """prompt=none: answer without showing the person any page."""
+        return "none" in self.prompt
+
+    @property
+    def must_sign_in(self) -> bool:
+        """prompt=login: the person signs in again, even with a session."""
+        return "login" in self.prompt
+
+    @property
+    def must_ask(self) -> bool:
+        """prompt=consent: show the approval page even when an approval is remembered."""
+        return "consent" in self.prompt
 
 
 class RedirectableError(OAuthError):
@@ -142,6 +164,11 @@ async def validate(
     if any(name not in defined or name not in client.scopes for name in requested):
         raise fail("invalid_scope", "The requested scope is invalid, unknown, or not allowed.")
 
+    prompt = [value for value in dict.fromkeys((params.get("prompt") or "").split()) if value]
+    if "none" in prompt and len(prompt) > 1:
+        # OpenID Connect Core §3.1.2.1: none with any other value is an error.
+        raise fail("invalid_request", "prompt=none cannot be combined with other values.")
+
     challenge = params.get("code_challenge")
     method = params.get("code_challenge_method")
     if response_type == "token":
@@ -171,4 +198,5 @@ async def validate(
         code_challenge=challenge,
         code_challenge_method=method if challenge is not None else None,
         response_type=response_type,
+        prompt=[value for value in prompt if value in PROMPTS],
     )

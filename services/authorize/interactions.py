@@ -66,6 +66,21 @@ async def get(
     return AuthorizationRequest(**orjson.loads(raw))
 
 
+async def update(
+    redis: RedisClient, interaction_id: str, session: Session, request: AuthorizationRequest
+) -> bool:
+    """Replace the pending request, if it still exists and belongs to this browser."""
+    return bool(
+        await redis.eval(
+            keys.UPDATE_INTERACTION,
+            1,
+            keys.interaction(interaction_id),
+            _binding(session),
+            orjson.dumps(request),
+        )
+    )
+
+
 async def take(
     redis: RedisClient, interaction_id: str, session: Session
 ) -> AuthorizationRequest | None:

@@ -1,8 +1,10 @@
-"""The browser side: /authorize, the login page, the approval page and logout."""
+"""The browser side: /authorize, the login page, the approval page, the connected
+applications page and logout."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -17,7 +19,18 @@ from services.authorize.authorization_request import (
     resolve_client,
     validate,
 )
-from shared import codes, crypto, families, login_throttle, metrics, scopes, tokens
+from shared import (
+    admin,
+    clients,
+    codes,
+    consents,
+    crypto,
+    families,
+    login_throttle,
+    metrics,
+    scopes,
+    tokens,
+)
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.clients import Client
 from shared.codes import CodeRecord
@@ -35,6 +48,11 @@ log = logging.getLogger("tessera.authorize")
 
 LOGIN_FAILED = "The username or password is incorrect."
 LOGIN_LOCKED = "Too many failed sign-ins for this username. Try again later."
+REVOKED = "Access removed. The application must ask you again before it can use your account."
+CONNECTED_APPS = "/connected-apps"
+# Where a sign-in that no application asked for may lead: a fixed list, never a URL from
+# the request, so the login page is no open redirector (RFC 9700 §4.11).
+SIGN_IN_TARGETS = (CONNECTED_APPS,)
 
 
 def see_other(location: str) -> web.Response:
@@ -98,14 +116,102 @@ async def _pending(
     return request
 
 
-def _to_login_or_consent(
-    settings: Settings, session: sessions.Session, is_new: bool, interaction_id: str
+def _with_interaction(page: str, interaction_id: str) -> str:
+    return f"{page}?{urlencode({'interaction': interaction_id})}"
+
+
+async def _proceed(
+    request: web.Request,
+    session: sessions.Session,
+    is_new: bool,
+    interaction_id: str,
+    auth_request: AuthorizationRequest,
 ) -> web.Response:
-    page = "/consent" if session.signed_in else "/login"
-    response = see_other(f"{page}?{urlencode({'interaction': interaction_id})}")
+    """After /authorize: answer at once (prompt=none, or a remembered approval), or on to
+    the login or approval page."""
+    if auth_request.silent:
+        response = await _answer_silently(request, session, interaction_id)
+    elif session.signed_in and not auth_request.must_sign_in:
+        response = await _answer_if_remembered(
+            request, session, interaction_id, auth_request
+        ) or see_other(_with_interaction("/consent", interaction_id))
+    else:
+        response = see_other(_with_interaction("/login", interaction_id))
     if is_new:
-        sessions.set_cookie(response, settings, session)
+        sessions.set_cookie(response, request.app[SETTINGS], session)
     return response
+
+
+async def _remembered(
+    redis: RedisClient,
+    client: Client,
+    session: sessions.Session,
+    auth_request: AuthorizationRequest,
+) -> bool:
+    """The approval page may be skipped: the client remembers consent, the request does
+    not insist on the page or a new sign-in, and this person approved every requested
+    scope for this client before. The redirect URI needs no check here: /authorize
+    accepted only one registered for the client, by exact match (RFC 9700 §4.1.3)."""
+    if not client.remember_consent or auth_request.must_ask or auth_request.must_sign_in:
+        return False
+    if not session.signed_in or session.username is None:
+        return False
+    consent = await consents.get(redis, session.username, client.client_id)
+    return consent is not None and consent.covers(auth_request.scope)
+
+
+async def _answer_if_remembered(
+    request: web.Request,
+    session: sessions.Session,
+    interaction_id: str,
+    auth_request: AuthorizationRequest,
+) -> web.Response | None:
+    """The code (or implicit token) for a remembered approval, or None to ask."""
+    redis = request.app[REDIS]
+    client = await enabled_client(redis, auth_request.client_id)
+    if not await _remembered(redis, client, session, auth_request):
+        return None
+    # Consumed as a decision on the page would be: one answer per request.
+    taken = await interactions.take(redis, interaction_id, session)
+    if taken is None:
+        raise _expired()
+    assert session.username is not None
+    await consents.touch(redis, session.username, client.client_id)
+    log.info(
+        "user %s: remembered approval of %s for client %s",
+        session.username,
+        taken.scope,
+        client.client_id,
+    )
+    # Exactly what was requested, which the remembered approval covers: never more.
+    return await _issue(request, client, taken, session, taken.scope)
+
+
+async def _answer_silently(
+    request: web.Request, session: sessions.Session, interaction_id: str
+) -> web.Response:
+    """prompt=none (OpenID Connect Core §3.1.2.1): the code or token when the person is
+    signed in and the approval is remembered; otherwise login_required or
+    consent_required, by redirect (§3.1.2.6), never a page."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    taken = await interactions.take(redis, interaction_id, session)
+    if taken is None:
+        raise _expired()
+    client = await enabled_client(redis, taken.client_id)
+    if not session.signed_in:
+        error, description = "login_required", "The resource owner is not signed in."
+    elif await _remembered(redis, client, session, taken):
+        await consents.touch(redis, session.username or "", client.client_id)
+        return await _issue(request, client, taken, session, taken.scope)
+    else:
+        error, description = "consent_required", "The resource owner has not approved this."
+    metrics.oauth_error(request, error)
+    return error_redirect(
+        settings,
+        RedirectableError(
+            error, description, taken.redirect_uri, taken.state, in_fragment=taken.implicit
+        ),
+    )
 
 
 async def authorize(request: web.Request) -> web.Response:
@@ -130,24 +236,27 @@ async def authorize(request: web.Request) -> web.Response:
         return see_other(f"/authorize/resume?{urlencode({'interaction': interaction_id})}")
     session, is_new = await sessions.load_or_start(request)
     interaction_id = await interactions.create(redis, settings, auth_request, session)
-    return _to_login_or_consent(settings, session, is_new, interaction_id)
+    return await _proceed(request, session, is_new, interaction_id, auth_request)
 
 
 async def resume(request: web.Request) -> web.Response:
     """Bind a request that arrived by POST to this browser, then go on as after a GET."""
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    redis = request.app[REDIS]
     interaction_id = request.query.get("interaction", "")
     session, is_new = await sessions.load_or_start(request)
     if not interaction_id or not await interactions.claim(redis, interaction_id, session):
         raise _expired()
-    return _to_login_or_consent(settings, session, is_new, interaction_id)
+    auth_request = await _pending(redis, interaction_id, session)
+    return await _proceed(request, session, is_new, interaction_id, auth_request)
 
 
 def _render_login(
     request: web.Request,
-    client: Client,
-    interaction_id: str,
+    client: Client | None,
     session: sessions.Session,
+    *,
+    interaction_id: str = "",
+    next_page: str = "",
     error: str = "",
     username: str = "",
 ) -> web.Response:
@@ -157,6 +266,7 @@ def _render_login(
         {
             "client": client,
             "interaction": interaction_id,
+            "next": next_page,
             "csrf_token": session.csrf_token,
             "error": error,
             "username": username,
@@ -165,16 +275,26 @@ def _render_login(
 
 
 async def login_page(request: web.Request) -> web.Response:
-    redis = request.app[REDIS]
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
     interaction_id = request.query.get("interaction", "")
+    next_page = request.query.get("next", "")
+    if not interaction_id and next_page in SIGN_IN_TARGETS:
+        # A sign-in no application asked for (the connected applications page).
+        session, is_new = await sessions.load_or_start(request)
+        if session.signed_in:
+            return see_other(next_page)
+        response = _render_login(request, None, session, next_page=next_page)
+        if is_new:
+            sessions.set_cookie(response, settings, session)
+        return response
     session = await sessions.load(request)
     if session is None:
         raise _expired()  # the browser that started the interaction has a session
     auth_request = await _pending(redis, interaction_id, session)
     client = await enabled_client(redis, auth_request.client_id)
-    if session.signed_in:
-        return see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
-    return _render_login(request, client, interaction_id, session)
+    if session.signed_in and not auth_request.must_sign_in:
+        return see_other(_with_interaction("/consent", interaction_id))
+    return _render_login(request, client, session, interaction_id=interaction_id)
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -184,26 +304,40 @@ async def login_submit(request: web.Request) -> web.Response:
     if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
         raise _csrf_failed()
     interaction_id = form.get("interaction", "")
-    auth_request = await _pending(redis, interaction_id, session)
-    client = await enabled_client(redis, auth_request.client_id)
+    next_page = form.get("next", "")
+    client: Client | None = None
+    auth_request: AuthorizationRequest | None = None
+    if interaction_id or next_page not in SIGN_IN_TARGETS:
+        auth_request = await _pending(redis, interaction_id, session)
+        client = await enabled_client(redis, auth_request.client_id)
+    again = {"interaction_id": interaction_id, "next_page": next_page if client is None else ""}
     username = form.get("username", "")
     # Logged as a digest: people type their password into the username field.
     who = crypto.digest(username)[:12]
+    client_id = client.client_id if client else None
     user = await login_throttle.sign_in(redis, settings, username, form.get("password", ""))
     if user is Refused.LOCKED:
-        security_event("login_locked", username_digest=who, client_id=client.client_id)
+        security_event("login_locked", username_digest=who, client_id=client_id)
         return _render_login(
-            request, client, interaction_id, session, error=LOGIN_LOCKED, username=username
+            request, client, session, **again, error=LOGIN_LOCKED, username=username
         )
     if user is Refused.WRONG:
-        security_event("login_failed", username_digest=who, client_id=client.client_id)
+        security_event("login_failed", username_digest=who, client_id=client_id)
         # One message for a wrong username and a wrong password alike.
         return _render_login(
-            request, client, interaction_id, session, error=LOGIN_FAILED, username=username
+            request, client, session, **again, error=LOGIN_FAILED, username=username
         )
     signed_in = await sessions.sign_in(request, session, user)
     log.info("user %s signed in", user.username)
-    response = see_other(f"/consent?{urlencode({'interaction': interaction_id})}")
+    if auth_request is None:
+        response = see_other(next_page)
+    else:
+        if auth_request.must_sign_in:
+            # prompt=login is satisfied by this sign-in; the request goes on without it.
+            auth_request.prompt = [p for p in auth_request.prompt if p != "login"]
+            if not await interactions.update(redis, interaction_id, signed_in, auth_request):
+                raise _expired()
+        response = see_other(_with_interaction("/consent", interaction_id))
     sessions.set_cookie(response, settings, signed_in)
     return response
 
@@ -215,8 +349,12 @@ async def consent_page(request: web.Request) -> web.Response:
     if session is None:
         raise _expired()
     auth_request = await _pending(redis, interaction_id, session)
-    if not session.signed_in:
-        return see_other(f"/login?{urlencode({'interaction': interaction_id})}")
+    if not session.signed_in or auth_request.must_sign_in:
+        return see_other(_with_interaction("/login", interaction_id))
+    # Signed in on another tab's login page since: a remembered approval answers now.
+    remembered = await _answer_if_remembered(request, session, interaction_id, auth_request)
+    if remembered is not None:
+        return remembered
     client = await enabled_client(redis, auth_request.client_id)
     defined = await scopes.get_many(redis, auth_request.scope)
     return render(
@@ -248,9 +386,18 @@ async def consent_submit(request: web.Request) -> web.Response:
     auth_request = (
         await interactions.take(redis, interaction_id, session) if interaction_id else None
     )
-    if auth_request is None:
+    if auth_request is None or auth_request.must_sign_in:
+        # prompt=login and not signed in again: a form posted past the login page.
         raise _expired()
     client = await enabled_client(redis, auth_request.client_id)
+    approved = (
+        [name for name in auth_request.scope if name in ticked]
+        if form.get("decision") == "approve"
+        else []
+    )
+    # The page showed the requested scopes: for those the person's decision now stands,
+    # ticked ones remembered and unticked (or denied) ones forgotten (shared/consents).
+    await consents.record(redis, session.username, client.client_id, auth_request.scope, approved)
 
     def deny(description: str) -> web.Response:
         log.info("user %s denied client %s", session.username, client.client_id)
@@ -268,10 +415,23 @@ async def consent_submit(request: web.Request) -> web.Response:
 
     if form.get("decision") != "approve":
         return deny("The resource owner denied the request.")
-    approved = [name for name in auth_request.scope if name in ticked]
     if not approved:
         return deny("The resource owner approved none of the requested scopes.")
     log.info("user %s approved %s for client %s", session.username, approved, client.client_id)
+    return await _issue(request, client, auth_request, session, approved)
+
+
+async def _issue(
+    request: web.Request,
+    client: Client,
+    auth_request: AuthorizationRequest,
+    session: sessions.Session,
+    approved: list[str],
+) -> web.Response:
+    """The answer to an approved request: a code (RFC 6749 §4.1.2) or, for the implicit
+    grant, a token (§4.2.2)."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    assert session.username is not None and session.sub is not None
     if auth_request.implicit:
         return await _implicit_response(request, client, auth_request, session, approved)
     code = await codes.create(
@@ -322,6 +482,65 @@ async def _implicit_response(
         },
         in_fragment=True,
     )
+
+
+def _when(timestamp: int) -> dict[str, str]:
+    """A time as people read it (UTC, stated) and as ``<time datetime>`` carries it."""
+    t = time.gmtime(timestamp)
+    return {
+        "iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", t),
+        "text": f"{t.tm_mday} {time.strftime('%B %Y, %H:%M', t)} UTC",
+    }
+
+
+async def connected_apps_page(request: web.Request) -> web.Response:
+    """The applications the signed-in person has approved, and a way to revoke each."""
+    redis = request.app[REDIS]
+    session = await sessions.load(request)
+    if session is None or not session.signed_in or session.username is None:
+        return see_other(f"/login?{urlencode({'next': CONNECTED_APPS})}")
+    approvals = await consents.list_for(redis, session.username)
+    found = [(await clients.get(redis, c.client_id), c) for c in approvals]
+    defined = await scopes.get_many(redis, sorted({n for c in approvals for n in c.scope}))
+    apps = [
+        {
+            "client": client,
+            "scopes": [defined.get(name) or scopes.Scope(name) for name in consent.scope],
+            "first_approved": _when(consent.first_approved),
+            "last_used": _when(consent.last_used),
+        }
+        # A client deleted meanwhile has no tokens left to revoke and nothing to show.
+        for client, consent in found
+        if client is not None
+    ]
+    return render(
+        request,
+        "connected_apps.html",
+        {
+            "apps": apps,
+            "username": session.username,
+            "csrf_token": session.csrf_token,
+            "revoked": REVOKED if request.query.get("revoked") == "1" else "",
+        },
+    )
+
+
+async def connected_apps_revoke(request: web.Request) -> web.Response:
+    """Revoke one application: forget the approval and revoke every token it holds for
+    this person (shared/admin.revoke_user_client). Only the signed-in person's own grants
+    are touched, whatever client id the form names; an unknown one changes nothing."""
+    redis = request.app[REDIS]
+    form = await read_form(request)
+    session = await sessions.load(request)
+    if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
+        raise _csrf_failed()
+    if not session.signed_in or session.username is None:
+        return see_other(f"/login?{urlencode({'next': CONNECTED_APPS})}")
+    client_id = form.get("client_id", "")
+    revoked = await admin.revoke_user_client(redis, session.username, client_id)
+    log.info("user %s revoked client %s (%d grant(s))", session.username, client_id, revoked)
+    # 303: reloading the list never posts the form again (RFC 9700 §4.12).
+    return see_other(f"{CONNECTED_APPS}?revoked=1")
 
 
 async def logout_page(request: web.Request) -> web.Response:
