@@ -59,31 +59,18 @@ async def list_tokens(
 ) -> list[TokenInfo]:
     """Live access and refresh tokens, of one client and/or one user or all, oldest first."""
     families = await _families(redis, client_id, username)
-    async with redis.pipeline(transaction=False) as pipe:
-        for family in families:
-            pipe.smembers(keys.family_members(family))
-        member_sets = await pipe.execute()
-    token_keys = sorted({key for members in member_sets for key in members})
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in token_keys:
-            pipe.get(key)
-        raws = await pipe.execute()
-    found = []
-    for key, raw in zip(token_keys, raws, strict=True):
-        record = tokens.parse_record(raw)
-        if record is None:
-            continue  # expired, revoked meanwhile, or a refresh token rotated away
-        found.append(
-            TokenInfo(
-                kind="refresh_token" if keys.is_refresh_token(key) else "access_token",
-                family=record.family,
-                client_id=record.client_id,
-                username=record.username,
-                scope=record.scope,
-                issued_at=record.iat,
-                expires_at=None if record.exp == NEVER_EXPIRES else record.exp,
-            )
+    found = [
+        TokenInfo(
+            kind=kind,
+            family=record.family,
+            client_id=record.client_id,
+            username=record.username,
+            scope=record.scope,
+            issued_at=record.iat,
+            expires_at=None if record.exp == NEVER_EXPIRES else record.exp,
         )
+        for kind, record in await tokens.live_tokens(redis, families)
+    ]
     return sorted(found, key=lambda t: (t.issued_at, t.family, t.kind))
 
 

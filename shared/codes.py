@@ -58,10 +58,9 @@ async def redeem(
         return None
     result = await redis.eval(
         keys.REDEEM_CODE,
-        3,
+        5,
         keys.code(family, crypto.digest(code)),
-        keys.family_members(family),
-        keys.family_revoked(family),
+        *keys.family_keys(family),
         families.TOMBSTONE_TTL,
     )
     if not result:

@@ -81,6 +81,18 @@ def jwt_access_token(family: str, jti_digest: str) -> str:
     return f"{_family(family)}:jwt:{jti_digest}"
 
 
+def first_access_token(family: str) -> str:
+    """The family's first access token, named by the family alone (its digest is in the
+    value): a family of one token, as every client credentials, password and implicit
+    grant is, then needs one key and no member set, and can still be revoked by family."""
+    return f"{_family(family)}:at"
+
+
+def first_jwt_access_token(family: str) -> str:
+    """As ``first_access_token``, for a JWT's record (found by its ``jti``)."""
+    return f"{_family(family)}:jwt"
+
+
 def refresh_token(family: str, token_digest: str) -> str:
     return f"{_family(family)}:rt:{token_digest}"
 
@@ -90,7 +102,8 @@ def is_refresh_token(key: str) -> bool:
 
 
 def family_members(family: str) -> str:
-    """Set of the token keys issued in the family, so the family can be revoked as one."""
+    """Set of the family's token keys other than its first access token, so the family
+    can be revoked as one."""
     return f"{_family(family)}:members"
 
 
@@ -99,40 +112,63 @@ def family_revoked(family: str) -> str:
     return f"{_family(family)}:revoked"
 
 
+def family_keys(family: str) -> list[str]:
+    """The family's own keys, in the order every script below takes them: member set,
+    tombstone, first access token, first JWT access token's record."""
+    return [
+        family_members(family),
+        family_revoked(family),
+        first_access_token(family),
+        first_jwt_access_token(family),
+    ]
+
+
 # The token keys it deletes come from the members set, not from KEYS: Redis Cluster allows
 # that because every member carries the family's hash tag (store_tokens adds only keys of
 # the family), so the script still touches the one slot of the keys it declares.
+# 'at' is the index in KEYS of the family's keys (see family_keys).
 _REVOKE_FAMILY = """
-local function revoke_family(members, tombstone, ttl)
-  local deleted = 0
+local function revoke_family(at, ttl)
+  local members = KEYS[at]
+  local deleted = redis.call('DEL', KEYS[at + 2], KEYS[at + 3])
   for _, key in ipairs(redis.call('SMEMBERS', members)) do
     deleted = deleted + redis.call('DEL', key)
   end
   redis.call('DEL', members)
-  redis.call('SET', tombstone, '1', 'EX', ttl)
+  redis.call('SET', KEYS[at + 1], '1', 'EX', ttl)
   return deleted
 end
 """
 
-# Stores token records and lists them in the family; a TTL of 0 means no expiry (an
-# access token that never expires, as the seed allows). KEYS from index 'first' on, with
-# ARGV pairs (record, ttl) from index 'argv' on.
+# Stores token records; a TTL of 0 means no expiry (an access token that never expires,
+# as the seed allows). KEYS from index 'first' on, with ARGV triples (record, ttl, listed)
+# from index 'argv' on: a listed key goes into the member set, whose TTL then covers it;
+# the first access token is found by its name and is not listed.
 _STORE_TOKENS = """
 local function store_tokens(members, first, argv)
-  -- -2: a new family; -1: one holding a token that never expires.
+  -- -2: no member set yet; -1: one holding a token that never expires.
   local before = redis.call('TTL', members)
-  local longest = 0
+  local longest, listed = 0, false
   for i = first, #KEYS do
-    local j = argv + 2 * (i - first)
+    local j = argv + 3 * (i - first)
     local record, ttl = ARGV[j], tonumber(ARGV[j + 1])
     if ttl == 0 then
       redis.call('SET', KEYS[i], record)
-      longest = -1
     else
       redis.call('SET', KEYS[i], record, 'EX', ttl)
-      if longest >= 0 and ttl > longest then longest = ttl end
     end
-    redis.call('SADD', members, KEYS[i])
+    if ARGV[j + 2] == '1' then
+      redis.call('SADD', members, KEYS[i])
+      listed = true
+      if ttl == 0 then
+        longest = -1
+      elseif longest >= 0 and ttl > longest then
+        longest = ttl
+      end
+    end
+  end
+  if not listed then
+    return
   end
   if longest < 0 then
     redis.call('PERSIST', members)
@@ -143,13 +179,13 @@ end
 """
 
 # Revoke a family: delete every token in it and mark it so nothing more is issued into it.
-# KEYS: members, tombstone.  ARGV: tombstone TTL.  Returns how many tokens were deleted.
-REVOKE_FAMILY = _REVOKE_FAMILY + "return revoke_family(KEYS[1], KEYS[2], ARGV[1])\n"
+# KEYS: the family's keys.  ARGV: tombstone TTL.  Returns how many tokens were deleted.
+REVOKE_FAMILY = _REVOKE_FAMILY + "return revoke_family(1, ARGV[1])\n"
 
 # Single use of an authorization code (RFC 6749 §4.1.2), atomically. The first call marks
 # the code used and returns its record; the key keeps its TTL so that a replay is
 # recognised until the code would have expired, and a replay revokes the family.
-# KEYS: code, members, tombstone.  ARGV: tombstone TTL.
+# KEYS: code, the family's keys.  ARGV: tombstone TTL.
 REDEEM_CODE = (
     _REVOKE_FAMILY
     + """
@@ -158,7 +194,7 @@ if not found[1] then
   return false
 end
 if found[2] then
-  revoke_family(KEYS[2], KEYS[3], ARGV[1])
+  revoke_family(2, ARGV[1])
   return {'replayed', found[1]}
 end
 redis.call('HSET', KEYS[1], 'used', '1')
@@ -167,15 +203,15 @@ return {'fresh', found[1]}
 )
 
 # Store tokens into a family unless it was revoked meanwhile (a replayed code).
-# KEYS: members, tombstone, token keys...  ARGV: for each token key, its record and TTL.
-# Returns 1 when stored, 0 when the family is revoked.
+# KEYS: the family's keys, token keys...  ARGV: for each token key, its record, TTL and
+# whether it is listed.  Returns 1 when stored, 0 when the family is revoked.
 ISSUE_TOKENS = (
     _STORE_TOKENS
     + """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
-store_tokens(KEYS[1], 3, 1)
+store_tokens(KEYS[1], 5, 1)
 return 1
 """
 )
@@ -187,9 +223,9 @@ return 1
 # its own client it revokes the family, unless within the grace window of its rotation
 # (the client's own race; see README); presented by another client it is only unknown,
 # as a live token of another client is. Time is Redis's own, one clock for all replicas.
-# KEYS: old refresh token, members, tombstone, new token keys (none: only handle a reuse).
-# ARGV: the presenting client, grace in milliseconds, tombstone TTL, then (record, ttl)
-# per new token key.
+# KEYS: old refresh token, the family's keys, new token keys (none: only handle a reuse).
+# ARGV: the presenting client, grace in milliseconds, tombstone TTL, then (record, ttl,
+# listed) per new token key.
 # Returns 'rotated', 'raced', 'reused', 'revoked' or 'unknown'.
 ROTATE_REFRESH_TOKEN = (
     _REVOKE_FAMILY
@@ -213,14 +249,14 @@ if rotated_at then
   if grace > 0 and now - tonumber(rotated_at) < grace then
     return 'raced'
   end
-  revoke_family(KEYS[2], KEYS[3], ARGV[3])
+  revoke_family(2, ARGV[3])
   return 'reused'
 end
-if #KEYS < 4 then
+if #KEYS < 6 then
   return 'unknown'
 end
 redis.call('SET', KEYS[1], 'rotated:' .. now .. ':' .. ARGV[1], 'KEEPTTL')
-store_tokens(KEYS[2], 4, 4)
+store_tokens(KEYS[2], 6, 4)
 return 'rotated'
 """
 )

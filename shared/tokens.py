@@ -1,9 +1,14 @@
 """Access and refresh tokens: issued into a grant family, stored under their digest.
 
-Each token lives at a key in its family's slot and is listed in the family, so a code
-replay (RFC 6749 §4.1.2), a refresh token reuse (RFC 9700 §4.14.2) or a revocation
-(RFC 7009) removes all of them at once. The family is also listed under its client and
-its user, so token management can find it.
+Each token lives at a key in its family's slot: the family's first access token under a
+key named by the family, every later one (and every refresh token) under its digest and
+listed in the family's member set. So a code replay (RFC 6749 §4.1.2), a refresh token
+reuse (RFC 9700 §4.14.2) or a revocation (RFC 7009) finds and removes all of them at
+once, and a family of one token costs one key. The family is also listed under its
+client and its user, so token management can find it.
+
+Records are stored as compact JSON arrays (see ``_encode``), since Redis holds one per
+live token.
 
 An access token is opaque (``<family>.<secret>``) or a JWT (RFC 9068) whose ``jti`` has
 that form; either way its record is stored, so introspection and revocation treat both
@@ -16,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -96,7 +101,7 @@ class _Batch:
 
     grant: Grant
     keys: list[str]
-    args: list[bytes | int]
+    args: list[bytes | int]  # (record, ttl, listed) per key, as keys.ISSUE_TOKENS takes them
     issued: IssuedTokens
     expires_at: float  # when the last of them expires, for the client and user indexes
 
@@ -108,10 +113,12 @@ def _new_batch(
     scope: list[str],
     key_set: KeySet | None,
     refreshes: int | None,
+    *,
+    first: bool,
 ) -> _Batch:
     """Mint an access token for ``scope`` and, when ``refreshes`` is not None and the
     client's refresh count allows another refresh, a refresh token for the whole grant,
-    which has been refreshed ``refreshes`` times."""
+    which has been refreshed ``refreshes`` times. ``first``: the family's first tokens."""
     now = int(time.time())
     lifetime = client.token_lifetime(settings)
     exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else now + lifetime
@@ -121,8 +128,14 @@ def _new_batch(
         _signed(settings, client, grant, scope, key_set, stored, now, exp) if as_jwt else stored
     )
     record = TokenRecord(grant.family, grant.client_id, scope, grant.username, grant.sub, now, exp)
-    token_keys = [_record_key(grant.family, stored, jwt=as_jwt)]
-    args: list[bytes | int] = [orjson.dumps(record), lifetime]
+    place = _place(grant.family, stored, jwt=as_jwt)
+    if first:
+        # Named by the family, so the value says which token it is.
+        token_keys = [place.first_key]
+        args: list[bytes | int] = [f"{place.digest} ".encode() + _encode(record), lifetime, 0]
+    else:
+        token_keys = [place.key]
+        args = [_encode(record), lifetime, 1]
     expires_at = float("inf") if exp == NEVER_EXPIRES else exp
     refresh_token = None
     if refreshes is not None and refreshes < client.refresh_count:
@@ -139,7 +152,7 @@ def _new_batch(
             refreshes,
         )
         token_keys.append(keys.refresh_token(grant.family, crypto.digest(refresh_token)))
-        args += [orjson.dumps(refresh_record), settings.refresh_token_lifetime]
+        args += [_encode(refresh_record), settings.refresh_token_lifetime, 1]
         expires_at = max(expires_at, refresh_exp)
     issued = IssuedTokens(access_token, lifetime or None, scope, refresh_token)
     return _Batch(grant, token_keys, args, issued, expires_at)
@@ -214,15 +227,15 @@ async def issue(
 
     None when the family was revoked meanwhile, for instance by a replayed code.
     """
-    batch = _new_batch(settings, client, grant, grant.scope, key_set, 0 if refreshable else None)
+    refreshes = 0 if refreshable else None
+    batch = _new_batch(settings, client, grant, grant.scope, key_set, refreshes, first=True)
     # Indexed first: a family may be listed with nothing left in it, never the reverse.
     async with redis.pipeline(transaction=False) as pipe:
         _index(pipe, grant, batch.expires_at)
         pipe.eval(
             keys.ISSUE_TOKENS,
-            2 + len(batch.keys),
-            keys.family_members(grant.family),
-            keys.family_revoked(grant.family),
+            4 + len(batch.keys),
+            *keys.family_keys(grant.family),
             *batch.keys,
             *batch.args,
         )
@@ -230,49 +243,115 @@ async def issue(
     return batch.issued if stored else None
 
 
-def parse_record(raw: str | None) -> TokenRecord | None:
+def _encode(record: TokenRecord) -> bytes:
+    """``[client_id, scope, iat, lifetime, username, sub, refreshes]``, with the scope
+    space-delimited as on the wire, lifetime 0 for never, and the trailing fields left
+    out where they say nothing: no username (the client acts for itself), a sub that is
+    the client's own, no refreshes. The family is in the key. Redis holds one record per
+    live token: about 70 bytes for a client credentials token, where named JSON took 250."""
+    lifetime = NEVER_EXPIRES if record.exp == NEVER_EXPIRES else record.exp - record.iat
+    fields: list[object] = [
+        record.client_id,
+        " ".join(record.scope),
+        record.iat,
+        lifetime,
+        record.username,
+        None if record.sub == record.client_id else record.sub,
+        record.refreshes,
+    ]
+    while fields[-1] in (None, 0) and len(fields) > 4:
+        fields.pop()
+    return orjson.dumps(fields)
+
+
+def _decode(found: list[Any], family: str) -> TokenRecord:
+    client_id, scope, iat, lifetime, username, sub, refreshes = [*found, None, None, 0][:7]
+    exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else iat + lifetime
+    # Scope tokens hold no space (RFC 6749 §3.3).
+    return TokenRecord(
+        family, client_id, scope.split(), username, sub or client_id, iat, exp, refreshes or 0
+    )
+
+
+def parse_record(raw: str | None, family: str) -> TokenRecord | None:
+    """The live record stored as ``raw`` (None for none, a rotated refresh token, or an
+    expired one). Reads records stored before they were compact too."""
     if raw is None or raw.startswith(keys.ROTATED_MARKER):
         return None
-    record = TokenRecord(**orjson.loads(raw))
+    found = orjson.loads(raw)
+    record = TokenRecord(**found) if isinstance(found, dict) else _decode(found, family)
     # Redis expires the key; the check covers clock skew between Redis and us.
     if record.exp != NEVER_EXPIRES and record.exp <= time.time():
         return None
     return record
 
 
-def _record_key(family: str, value: str, *, jwt: bool) -> str:
-    """Where an access token's record lives: an opaque token's under its digest, a JWT's
-    under its ``jti``'s in a key space of its own, so a ``jti`` (which resource servers
-    may log) presented as if it were an opaque token finds nothing."""
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where an access token's record is: under the family's first-token key, with the
+    digest in the value, or under the digest. A JWT's record is found by its ``jti``, in
+    a key space of its own, so a ``jti`` (which resource servers may log) presented as if
+    it were an opaque token finds nothing."""
+
+    family: str
+    digest: str
+    first_key: str
+    key: str
+
+
+def _place(family: str, value: str, *, jwt: bool) -> _Place:
     digest = crypto.digest(value)
-    return keys.jwt_access_token(family, digest) if jwt else keys.access_token(family, digest)
+    if jwt:
+        return _Place(
+            family,
+            digest,
+            keys.first_jwt_access_token(family),
+            keys.jwt_access_token(family, digest),
+        )
+    return _Place(
+        family, digest, keys.first_access_token(family), keys.access_token(family, digest)
+    )
 
 
-def _jwt_record_key(jti: object) -> str | None:
+def _jwt_place(jti: object) -> _Place | None:
     if not isinstance(jti, str):
         return None
     family = families.family_of(jti)
-    return _record_key(family, jti, jwt=True) if family else None
+    return _place(family, jti, jwt=True) if family else None
 
 
-def access_token_key(token: str, key_set: KeySet | None, settings: Settings) -> str | None:
-    """The record key of an access token: opaque, or a JWT whose signature, ``typ``,
+def _locate(token: str, key_set: KeySet | None, settings: Settings) -> _Place | None:
+    """Where the record of an access token is: opaque, or a JWT whose signature, ``typ``,
     issuer and expiry check out (RFC 9068 §4)."""
     if not jwt_access_tokens.looks_like_jwt(token):
         family = families.family_of(token)
-        return _record_key(family, token, jwt=False) if family else None
+        return _place(family, token, jwt=False) if family else None
     if key_set is None:
         return None
     claims = jwt_access_tokens.verify(key_set, token, issuer=settings.issuer)
-    return _jwt_record_key(claims["jti"]) if claims else None
+    return _jwt_place(claims["jti"]) if claims else None
+
+
+def _from_values(place: _Place, first: str | None, listed: str | None) -> TokenRecord | None:
+    if first is not None:
+        digest, _, record = first.partition(" ")
+        if crypto.same(digest, place.digest):
+            return parse_record(record, place.family)
+    return parse_record(listed, place.family)
+
+
+async def _read(redis: RedisClient, place: _Place) -> TokenRecord | None:
+    # Both keys in one round trip; they share the family's slot.
+    first, listed = await redis.mget(place.first_key, place.key)
+    return _from_values(place, first, listed)
 
 
 async def find_access_token(
     redis: RedisClient, settings: Settings, token: str, key_set: KeySet | None
 ) -> TokenRecord | None:
     """The record of a live access token, or None (unknown, expired or revoked)."""
-    key = access_token_key(token, key_set, settings)
-    return parse_record(await redis.get(key)) if key else None
+    place = _locate(token, key_set, settings)
+    return await _read(redis, place) if place else None
 
 
 async def find_refresh_token(redis: RedisClient, token: str) -> TokenRecord | Rotated | None:
@@ -284,7 +363,7 @@ async def find_refresh_token(redis: RedisClient, token: str) -> TokenRecord | Ro
     raw = await redis.get(keys.refresh_token(family, crypto.digest(token)))
     if raw is not None and raw.startswith(keys.ROTATED_MARKER):
         return ROTATED
-    return parse_record(raw)
+    return parse_record(raw, family)
 
 
 async def rotate(
@@ -304,17 +383,18 @@ async def rotate(
     assert family is not None  # find_refresh_token found it
     batch = None
     if record is not None:
-        batch = _new_batch(settings, client, record.grant, scope, key_set, record.refreshes + 1)
+        batch = _new_batch(
+            settings, client, record.grant, scope, key_set, record.refreshes + 1, first=False
+        )
     new_keys, new_args = (batch.keys, batch.args) if batch else ([], [])
     async with redis.pipeline(transaction=False) as pipe:
         if batch is not None:
             _index(pipe, batch.grant, batch.expires_at)
         pipe.eval(
             keys.ROTATE_REFRESH_TOKEN,
-            3 + len(new_keys),
+            5 + len(new_keys),
             keys.refresh_token(family, crypto.digest(presented)),
-            keys.family_members(family),
-            keys.family_revoked(family),
+            *keys.family_keys(family),
             *new_keys,
             client.client_id,
             settings.refresh_reuse_grace * 1000,
@@ -343,18 +423,55 @@ async def find_unverified(redis: RedisClient, token: str) -> TokenRecord | None:
     refresh token, a JWT found by its ``jti`` without checking the signature (a forgery
     can only name a token to revoke, which its holder may do anyway)."""
     if jwt_access_tokens.looks_like_jwt(token):
-        key = _jwt_record_key(jwt_access_tokens.unverified_jti(token))
-        return parse_record(await redis.get(key)) if key else None
+        place = _jwt_place(jwt_access_tokens.unverified_jti(token))
+        return await _read(redis, place) if place else None
     family = families.family_of(token)
     if family is None:
         return None
     # An opaque access token, a refresh token, or the jti a resource server logged.
+    opaque, jti = _place(family, token, jwt=False), _place(family, token, jwt=True)
+    found = await redis.mget(
+        opaque.first_key,
+        opaque.key,
+        keys.refresh_token(family, opaque.digest),
+        jti.first_key,
+        jti.key,
+    )
+    return (
+        _from_values(opaque, found[0], found[1])
+        or parse_record(found[2], family)
+        or _from_values(jti, found[3], found[4])
+    )
+
+
+async def live_tokens(redis: RedisClient, family_ids: list[str]) -> list[tuple[str, TokenRecord]]:
+    """Every live token of the families, as (``access_token`` or ``refresh_token``,
+    record), for token management."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(_record_key(family, token, jwt=False))
-        pipe.get(keys.refresh_token(family, crypto.digest(token)))
-        pipe.get(_record_key(family, token, jwt=True))
-        found = await pipe.execute()
-    return next((r for r in map(parse_record, found) if r is not None), None)
+        for family in family_ids:
+            pipe.smembers(keys.family_members(family))
+        member_sets = await pipe.execute()
+    places = [
+        (family, key)
+        for family, members in zip(family_ids, member_sets, strict=True)
+        for key in [keys.first_access_token(family), keys.first_jwt_access_token(family), *members]
+    ]
+    async with redis.pipeline(transaction=False) as pipe:
+        for _, key in places:
+            pipe.get(key)
+        raws = await pipe.execute()
+    found = []
+    for (family, key), raw in zip(places, raws, strict=True):
+        if raw is not None and key in (
+            keys.first_access_token(family),
+            keys.first_jwt_access_token(family),
+        ):
+            raw = raw.partition(" ")[2]  # after the digest
+        record = parse_record(raw, family)
+        if record is not None:  # not expired, revoked meanwhile, or rotated away
+            kind = "refresh_token" if keys.is_refresh_token(key) else "access_token"
+            found.append((kind, record))
+    return found
 
 
 async def revoke(redis: RedisClient, record: TokenRecord) -> None:
@@ -371,10 +488,6 @@ async def revoke_family(redis: RedisClient, family: str) -> bool:
     """Delete every token of the family and keep anything more from being issued into it.
     False when nothing of it was left to delete."""
     deleted = await redis.eval(
-        keys.REVOKE_FAMILY,
-        2,
-        keys.family_members(family),
-        keys.family_revoked(family),
-        families.TOMBSTONE_TTL,
+        keys.REVOKE_FAMILY, 4, *keys.family_keys(family), families.TOMBSTONE_TTL
     )
     return bool(deleted)

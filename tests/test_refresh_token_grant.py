@@ -467,6 +467,7 @@ async def test_reuse_after_the_grace_window_revokes_the_whole_family(
     ttl = await redis.ttl(keys.family_revoked(chain.family))
     assert families.TOMBSTONE_TTL - 10 < ttl <= families.TOMBSTONE_TTL
     assert await redis.exists(keys.family_members(chain.family)) == 0
+    assert await redis.exists(keys.first_access_token(chain.family)) == 0
     newest_key = keys.refresh_token(chain.family, crypto.digest(newest.body["refresh_token"]))
     assert await redis.exists(newest_key) == 0
 

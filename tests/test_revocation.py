@@ -239,7 +239,7 @@ async def test_a_revoked_family_is_not_resurrected_by_code_replay_or_refresh(
     for token in (pair.access_token, newer.access_token):
         assert not await is_active(http, stack, api, token)
     family = grant_family(pair.code)
-    assert await redis.exists(keys.family_members(family)) == 0
+    assert await redis.exists(keys.family_members(family), keys.first_access_token(family)) == 0
 
 
 # --- what is answered 200 and changes nothing (RFC 7009 §2.2) ----------------------------

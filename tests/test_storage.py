@@ -4,6 +4,7 @@ and one Redis Cluster hash slot per grant family. Read from the real Redis serve
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -19,7 +20,9 @@ from tests.oauth import (
     Stack,
     exchange,
     grant_family,
+    introspect,
     make_client,
+    make_resource_server,
     make_scope,
     make_setup,
     new_verifier,
@@ -36,6 +39,7 @@ REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600
 @dataclass(frozen=True)
 class Flow:
     user: str
+    scope: str
     client: Registered
     verifier: str
     code: str
@@ -57,6 +61,7 @@ async def _full_flow(stack: Stack, redis: Redis, http: aiohttp.ClientSession) ->
     assert reply.status == 200, reply.body
     return Flow(
         user=s.user,
+        scope=s.scope,
         client=s.client,
         verifier=verifier,
         code=code,
@@ -119,7 +124,7 @@ async def test_no_secret_is_stored_in_clear(
     # The flow's records are there: the check below looks at what was written.
     family = grant_family(flow.code)
     assert keys.code(family, crypto.digest(flow.code)) in stored
-    assert keys.access_token(family, crypto.digest(flow.access_token)) in stored
+    assert keys.first_access_token(family) in stored
     assert keys.refresh_token(family, crypto.digest(flow.refresh_token)) in stored
     assert keys.client(flow.client.client_id) in stored
     assert keys.user(flow.user) in stored
@@ -169,7 +174,9 @@ async def test_token_ttls_are_their_lifetimes(
     flow = await _full_flow(stack, redis, http)
     family = grant_family(flow.access_token)
 
-    at_key = keys.access_token(family, crypto.digest(flow.access_token))
+    # The family's first access token is named by the family; the refresh token by its
+    # digest, and listed in the family's member set.
+    at_key = keys.first_access_token(family)
     rt_key = keys.refresh_token(family, crypto.digest(flow.refresh_token))
     at_ttl = await redis.ttl(at_key)
     rt_ttl = await redis.ttl(rt_key)
@@ -177,14 +184,18 @@ async def test_token_ttls_are_their_lifetimes(
 
     assert ACCESS_TOKEN_LIFETIME - 10 < at_ttl <= ACCESS_TOKEN_LIFETIME
     assert REFRESH_TOKEN_LIFETIME - 10 < rt_ttl <= REFRESH_TOKEN_LIFETIME
-    # The family's member list lives as long as its longest-lived token.
+    # The family's member list lives as long as its longest-lived listed token.
     assert REFRESH_TOKEN_LIFETIME - 10 < members_ttl <= REFRESH_TOKEN_LIFETIME
-    assert await redis.smembers(keys.family_members(family)) == {at_key, rt_key}
-    # The stored record's exp matches the key's TTL.
-    record = orjson.loads(await redis.get(at_key) or "{}")
-    assert record["exp"] - record["iat"] == ACCESS_TOKEN_LIFETIME
-    assert record["client_id"] == flow.client.client_id
-    assert record["username"] == flow.user
+    assert await redis.smembers(keys.family_members(family)) == {rt_key}
+    # The value is the token's digest, then its record, whose lifetime is the key's TTL:
+    # [client_id, scope, iat, lifetime, username, sub].
+    digest, _, raw = (await redis.get(at_key) or "").partition(" ")
+    assert digest == crypto.digest(flow.access_token)
+    client_id, scope, iat, lifetime, username, sub = orjson.loads(raw)
+    assert lifetime == ACCESS_TOKEN_LIFETIME
+    assert abs(iat - time.time()) < 60
+    assert (client_id, scope, username) == (flow.client.client_id, flow.scope, flow.user)
+    assert isinstance(sub, str)
 
 
 async def test_user_password_is_an_argon2id_hash(
@@ -237,7 +248,7 @@ async def test_a_grant_family_shares_one_cluster_hash_slot(
     assert families.family_of(flow.refresh_token) == family
     family_keys = [
         keys.code(family, crypto.digest(flow.code)),
-        keys.access_token(family, crypto.digest(flow.access_token)),
+        keys.first_access_token(family),
         keys.refresh_token(family, crypto.digest(flow.refresh_token)),
         keys.family_members(family),
         keys.family_revoked(family),
@@ -264,3 +275,27 @@ async def test_two_grant_families_are_independent(
     assert families.family_of(first.code) != families.family_of(second.code)
     assert first.access_token != second.access_token
     assert first.code != second.code
+
+
+async def test_a_record_stored_before_records_were_compact_is_still_read(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """Tokens issued by an earlier release live on through an upgrade: a record stored
+    as named JSON under the token's digest, as earlier releases stored it, introspects."""
+    s = await make_setup(redis)
+    api = await make_resource_server(redis, [s.scope])
+    family = families.new_family()
+    token = families.new_value(family, 32)
+    now = int(time.time())
+    record = {
+        "family": family, "client_id": s.client.client_id, "scope": [s.scope],
+        "username": s.user, "sub": "earlier-sub", "iat": now, "exp": now + 600,
+        "refreshes": 0,
+    }  # fmt: skip
+    await redis.set(keys.access_token(family, crypto.digest(token)), orjson.dumps(record), ex=600)
+
+    info = await introspect(http, stack, api, token)
+
+    assert info.body["active"] is True
+    assert (info.body["sub"], info.body["username"]) == ("earlier-sub", s.user)
+    assert info.body["exp"] == now + 600

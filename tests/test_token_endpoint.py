@@ -436,7 +436,7 @@ async def test_code_replay_fails_and_revokes_the_issued_tokens(
     assert_tokens_issued(first)
     access_token, refresh_token = first.body["access_token"], first.body["refresh_token"]
     family = grant_family(code)
-    at_key = keys.access_token(family, crypto.digest(access_token))
+    at_key = keys.first_access_token(family)
     rt_key = keys.refresh_token(family, crypto.digest(refresh_token))
     assert await redis.exists(at_key, rt_key) == 2
     assert (await introspect(http, stack, api, access_token)).body["active"] is True

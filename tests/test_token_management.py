@@ -197,8 +197,12 @@ async def test_a_disabled_clients_tokens_are_inactive_at_once_and_a_deleted_clie
     s = await make_setup(redis, refresh_count=1)
     rs = await make_resource_server(redis, [s.scope])
     tokens = await code_flow_tokens(http, stack, s)
-    family_keys = await redis.smembers(keys.family_members(tokens["access_token"].split(".")[0]))
-    assert len(family_keys) == 2
+    family = tokens["access_token"].split(".")[0]
+    # The access token under the family's name, the refresh token in the member set.
+    members = await redis.smembers(keys.family_members(family))
+    family_keys = [keys.first_access_token(family), keys.family_members(family), *members]
+    assert len(members) == 1
+    assert await redis.exists(*family_keys) == 3
 
     assert (await tessera(stack, "client", "disable", s.client.client_id)).status == 0
     assert not await is_active(http, stack, rs, tokens["access_token"])
@@ -210,8 +214,7 @@ async def test_a_disabled_clients_tokens_are_inactive_at_once_and_a_deleted_clie
     assert run.stdout.strip() == f"client {s.client.client_id} deleted; 1 grant(s) revoked"
     assert not await is_active(http, stack, rs, tokens["access_token"])
     # Deleted, not merely inactive: nothing of the grant is left in Redis.
-    for key in family_keys:
-        assert await redis.exists(key) == 0
+    assert await redis.exists(*family_keys) == 0
 
 
 # --- tessera scope list | show | delete -------------------------------------------------------
