@@ -69,6 +69,9 @@ FIELDS_ATTRIBUTE = "tessera_fields"
 request_id_var: ContextVar[str | None] = ContextVar("tessera_request_id", default=None)
 
 access_log = logging.getLogger("tessera.access")
+# What a handler adds to its request's line (the grant issued, the client): one line per
+# request tells what was done, where a second line would cost as much again.
+LINE_FIELDS: web.RequestKey[dict[str, object]] = web.RequestKey("tessera_line_fields")
 security_log = logging.getLogger("tessera.security")
 
 
@@ -77,6 +80,11 @@ def request_id_from(header: str | None) -> str:
     if header is not None and _VALID_REQUEST_ID.fullmatch(header):
         return header
     return secrets.token_hex(16)
+
+
+def add_to_line(request: web.Request, **fields: object) -> None:
+    """Put ``fields`` on the request's log line (they never replace its own fields)."""
+    request.setdefault(LINE_FIELDS, {}).update(fields)
 
 
 def current_request_id() -> str | None:
@@ -221,6 +229,7 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
             status,
             extra={
                 FIELDS_ATTRIBUTE: {
+                    **request.get(LINE_FIELDS, {}),
                     "method": request.method,
                     "route": route,
                     "path": _path_of(request),

@@ -205,6 +205,26 @@ async def test_every_line_of_a_request_carries_its_id_and_never_the_query(
     assert setup.client.secret not in text
 
 
+async def test_an_issuing_request_is_one_line_naming_the_grant_and_the_client(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    setup = await make_setup(redis, grants=["client_credentials"], redirect_uris=[])
+    trace = unique("trace")
+    async with http.post(
+        f"{stack.token}/token",
+        data={"grant_type": "client_credentials", "scope": setup.scope},
+        headers={**basic_auth_for(setup.client), "X-Request-ID": trace},
+    ) as r:
+        assert r.status == 200
+        token = (await r.json())["access_token"]
+
+    (line,) = request_lines(TOKEN_LOG, trace)
+    assert line["message"] == "POST /token 200"
+    assert line["grant_type"] == "client_credentials"
+    assert line["client_id"] == setup.client.client_id
+    assert token not in TOKEN_LOG.read_text()
+
+
 async def test_unmatched_paths_are_logged_by_a_fixed_route(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from services.token.grants import HANDLERS, TAKE_SCOPE
 from services.token.grants.base import TokenRequest
-from shared import metrics, scopes, tokens
+from shared import logs, metrics, scopes, tokens
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
 from shared.clients import Client
@@ -16,8 +14,6 @@ from shared.errors import OAuthError, invalid_request, invalid_scope
 from shared.forms import read_form
 from shared.tokens import IssuedTokens
 from shared.web import json_response
-
-log = logging.getLogger("tessera.token")
 
 
 def check_grant_type(client: Client, params: dict[str, str]) -> str:
@@ -75,6 +71,6 @@ async def token(request: web.Request) -> web.Response:
     issued = await HANDLERS[grant_type](
         TokenRequest(client, params, redis, settings, key_set, scope)
     )
-    log.info("issued %s tokens to client %s", grant_type, client.client_id)
+    logs.add_to_line(request, grant_type=grant_type, client_id=client.client_id)
     metrics.grant_issued(request, grant_type)
     return token_response(issued)
