@@ -191,6 +191,13 @@ def configure(service: str, log_format: str, level: str = "INFO") -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
+    # No line names the source file, thread or process that logged it, so they are not
+    # looked up for every record (the logging HOWTO's "Optimization"): a third of the
+    # cost of a request's line.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def _path_of(request: web.Request) -> str:
