@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint chromium nginx clean
+.PHONY: run test bench lint chromium nginx wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ nginx:
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nginx && \
 	  { [ ! -d /run/systemd/system ] || $(SUDO) systemctl disable --now nginx; }; }
 
+# wrk, the load generator of `make bench`, from Debian's packages.
+wrk:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q wrk; }
+
+# Load figures of every hot endpoint, side by side with the reference server when the
+# team's bench folder is beside the checkout (README.md, "Benchmarks"). BENCH_ARGS
+# passes options, e.g. BENCH_ARGS="--runs 1 --duration 5".
+bench: $(VENV)/.run-installed wrk
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 
@@ -43,4 +53,4 @@ test: $(VENV)/.test-installed chromium nginx lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) var test-artifacts bench-results

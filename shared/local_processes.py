@@ -132,8 +132,16 @@ def start_service(
     group: ProcessGroup, name: str, port: int, env: dict[str, str], log: Path | None = None
 ) -> str:
     """Start ``python -m services.<name>``; returns its base URL once /readyz answers 200."""
+    return start_module(group, f"services.{name}", port, env, log)
+
+
+def start_module(
+    group: ProcessGroup, module: str, port: int, env: dict[str, str], log: Path | None = None
+) -> str:
+    """Start ``python -m <module> --host 127.0.0.1 --port <port>``; returns its base URL
+    once /readyz answers 200."""
     process = group.start(
-        [sys.executable, "-m", f"services.{name}", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)],
         env={**os.environ, **env},
         log=log,
     )
@@ -148,10 +156,10 @@ def start_service(
             pass
         if _exits_within(process, 0.1):
             raise RuntimeError(
-                f"service {name} exited with status {process.returncode}"
+                f"{module} exited with status {process.returncode}"
                 + (f"; see {log}" if log else "")
             )
-    raise RuntimeError(f"service {name} was not ready within 20 s")
+    raise RuntimeError(f"{module} was not ready within 20 s")
 
 
 def ensure_signing_key(directory: Path) -> Path:

@@ -1,0 +1,6 @@
+"""``make bench``: Tessera's hot endpoints under load, side by side with a reference server.
+
+Each service process is pinned to CPU 0 and the load generator (``wrk``) to CPU 1; every
+response is checked for its status and body, and a run with a single wrong answer is
+invalid. See README.md, "Benchmarks".
+"""

@@ -1,0 +1,167 @@
+"""``python -m bench``: see bench/__init__.py and README.md, "Benchmarks"."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench import fixtures, flow, machine, report, stack, wrk
+from bench.scenarios import Scenario, floor_scenarios, reference_scenarios, tessera_scenarios
+from shared import users
+from shared.redis_store import RedisClient, connect
+from shared.signing_keys import load_key_set
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REFERENCE = ROOT.parent / "shared" / "bench"
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds before each run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--flow-workers", type=int, default=4, help="concurrent browser flows")
+    parser.add_argument("--memory-tokens", type=int, default=100_000)
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=DEFAULT_REFERENCE if DEFAULT_REFERENCE.is_dir() else None,
+        help="folder of the reference server's bench (peer-oidc-provider/ inside); "
+        "default: the team's bench folder beside the checkout, when there is one",
+    )
+    parser.add_argument("--no-reference", dest="reference", action="store_const", const=None)
+    parser.add_argument("--only", default="", help="run only scenarios whose name has this")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    return parser.parse_args()
+
+
+async def redis_memory_per_token(
+    redis: RedisClient, settings: Any, made: fixtures.Fixtures, count: int
+) -> dict[str, float]:
+    """Bytes of Redis memory that ``count`` active opaque access tokens take, each issued
+    as the token endpoint issues a client_credentials token."""
+    before = (await redis.info("memory"))["used_memory"]
+    await fixtures.issued_for(redis, settings, made.opaque.client, count, refresh=False)
+    after = (await redis.info("memory"))["used_memory"]
+    return {"tokens": count, "bytes_per_token": (after - before) / count}
+
+
+async def reference_setup(reference: stack.Reference) -> list[Scenario]:
+    """The reference's scenarios, at the endpoints its metadata names."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{reference.url}/.well-known/openid-configuration") as r:
+            endpoints = await r.json()
+    basic = "Basic " + base64.b64encode(b"bench-client:bench-secret").decode()
+    return reference_scenarios(endpoints, basic)
+
+
+async def measure(
+    scenario: Scenario, args: argparse.Namespace, work: Path, expected_rps: float
+) -> wrk.Result:
+    """Warm up, wait for a quiet machine, then one measured run."""
+    size = int(expected_rps * 1.5) + 1000
+    warm = await scenario.prepare(int(size * args.warmup), work / "warmup.bodies")
+    wrk.run(warm, seconds=args.warmup, connections=args.connections, cpu=stack.LOAD_CPU)
+    load = await scenario.prepare(int(size * args.duration), work / "run.bodies")
+    quiet = machine.wait_until_quiet()
+    result = wrk.run(load, seconds=args.duration, connections=args.connections, cpu=stack.LOAD_CPU)
+    if not quiet:
+        print("  (the machine was busy before this run)")
+    return result
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    os.sched_setaffinity(0, {stack.LOAD_CPU})  # preparing and driving flows: off the server
+    work = args.out / time.strftime("run-%Y%m%d-%H%M%S")
+    work.mkdir(parents=True)
+    tessera = stack.start_tessera(work)
+    reference = stack.start_reference(args.reference, work) if args.reference else None
+    redis = connect(tessera.redis_url)
+    try:
+        settings = tessera.settings
+        key_set = load_key_set(settings.signing_keys, settings.signing_key)
+        made = await fixtures.register(redis, args.flow_workers)
+        memory = await redis_memory_per_token(redis, settings, made, args.memory_tokens)
+        print(f"Redis memory: {memory['bytes_per_token']:.0f} B per active opaque token")
+        active = {
+            "opaque": (
+                await fixtures.issued_for(redis, settings, made.opaque.client, 1, refresh=False)
+            )[0],
+            "jwt": (
+                await fixtures.issued_for(
+                    redis, settings, made.jwt.client, 1, refresh=False, key_set=key_set
+                )
+            )[0],
+        }
+        scenarios = tessera_scenarios(redis, settings, key_set, made, tessera.urls, active)
+        scenarios += floor_scenarios(tessera.floor_url)
+        if reference:
+            scenarios += await reference_setup(reference)
+        scenarios = [s for s in scenarios if args.only in s.name]
+        # Side by side: each run measures every scenario once, Tessera's and the
+        # reference's in turn, so a noisy minute hurts both alike.
+        order = sorted(scenarios, key=lambda s: (s.name.split(" ")[0], s.target))
+        runs: dict[tuple[str, str], list[wrk.Result]] = {(s.name, s.target): [] for s in order}
+        for number in range(1, args.runs + 1):
+            for scenario in order:
+                done = runs[(scenario.name, scenario.target)]
+                expected = max((r.rps for r in done), default=8000)
+                result = await measure(scenario, args, work, expected)
+                done.append(result)
+                print(report.run_line(number, scenario, result))
+        flows = []
+        for number in range(1, args.runs + 1):
+            await flow.run(
+                tessera.urls["authorize"], tessera.urls["token"], made.app, made.usernames, 2
+            )
+            machine.wait_until_quiet()
+            result = await flow.run(
+                tessera.urls["authorize"],
+                tessera.urls["token"],
+                made.app,
+                made.usernames,
+                args.duration,
+            )
+            flows.append(result)
+            print(
+                f"run {number}  whole flow: {result.flows_per_s:.1f} flows/s "
+                f"({result.failed} failed {result.first_failure})"
+            )
+        user = await users.get(redis, made.usernames[0])
+        assert user is not None
+        rss = {name: stack.peak_rss_mib(pid) for name, pid in tessera.pids.items()}
+        if reference:
+            rss["reference"] = stack.peak_rss_mib(reference.process.pid)
+        return report.results(
+            args,
+            runs,
+            flows,
+            memory,
+            rss,
+            argon2=user.password_hash.split("$")[3],
+            reference=reference.label if reference else None,
+        )
+    finally:
+        await redis.aclose()
+        if reference:
+            reference.stop()
+        tessera.group.stop()
+
+
+if __name__ == "__main__":
+    options = arguments()
+    results = asyncio.run(main(options))
+    (options.out / "bench.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    table = report.table(results)
+    (options.out / "bench.md").write_text(table)
+    print(table)
+    raise SystemExit(0 if results["valid"] else 1)

@@ -1,0 +1,168 @@
+"""The results: a JSON document, a short table, and each target met or missed."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from bench.flow import FlowResult
+from bench.scenarios import Scenario
+from bench.wrk import Result
+
+# Issue 6's targets: one service process on one core, real Redis.
+VS_REFERENCE = 1.3  # client_credentials and introspection, req/s against the reference's
+VS_CLIENT_CREDENTIALS = 0.7  # code exchange and refresh, against our client_credentials
+MAX_RSS_MIB = 100
+MAX_BYTES_PER_TOKEN = 400
+
+
+def run_line(number: int, scenario: Scenario, result: Result) -> str:
+    verdict = "" if result.valid else f"  INVALID {result.failures}"
+    return (
+        f"run {number}  {scenario.target:9} {scenario.name:32} {result.rps:8.0f} req/s  "
+        f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms{verdict}"
+    )
+
+
+def _median(results: list[Result]) -> dict[str, Any]:
+    return {
+        "rps": statistics.median(r.rps for r in results),
+        "p50_ms": statistics.median(r.p50_ms for r in results),
+        "p99_ms": statistics.median(r.p99_ms for r in results),
+        "runs": [
+            {
+                "rps": r.rps,
+                "p50_ms": r.p50_ms,
+                "p99_ms": r.p99_ms,
+                "requests": r.requests,
+                "failures": r.failures,
+            }
+            for r in results
+        ],
+        "valid": all(r.valid for r in results),
+    }
+
+
+def results(
+    args: argparse.Namespace,
+    runs: dict[tuple[str, str], list[Result]],
+    flows: list[FlowResult],
+    memory: dict[str, float],
+    rss: dict[str, float],
+    *,
+    argon2: str,
+    reference: str | None,
+) -> dict[str, Any]:
+    scenarios: dict[str, dict[str, Any]] = {}
+    for (name, target), measured in runs.items():
+        scenarios.setdefault(name, {})[target] = _median(measured)
+    document: dict[str, Any] = {
+        "method": {
+            "runs": args.runs,
+            "seconds": args.duration,
+            "warmup_seconds": args.warmup,
+            "connections": args.connections,
+            "wrk_threads": 1,
+            "server_cpu": 0,
+            "load_cpu": 1,
+            "reference": reference,
+        },
+        "scenarios": scenarios,
+        "flow": {
+            "flows_per_s": statistics.median(f.flows_per_s for f in flows) if flows else None,
+            "runs": [f.__dict__ for f in flows],
+            "workers": args.flow_workers,
+            "argon2id": argon2,
+        },
+        "redis_memory": memory,
+        "peak_rss_mib": rss,
+    }
+    document["targets"] = targets(document)
+    document["valid"] = all(t.get("valid", True) for s in scenarios.values() for t in s.values())
+    document["valid"] = document["valid"] and not any(f.failed for f in flows)
+    return document
+
+
+def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    scenarios = document["scenarios"]
+
+    def check(what: str, value: float, limit: float, met: bool) -> None:
+        found.append({"target": what, "value": round(value, 3), "limit": limit, "met": met})
+
+    for name in ("client_credentials", "introspection"):
+        ours, theirs = (
+            scenarios.get(name, {}).get("tessera"),
+            scenarios.get(name, {}).get("reference"),
+        )
+        if ours and theirs:
+            ratio = ours["rps"] / theirs["rps"]
+            check(f"{name} req/s vs reference", ratio, VS_REFERENCE, ratio >= VS_REFERENCE)
+            check(
+                f"{name} p99 ms vs reference ({theirs['p99_ms']:.1f})",
+                ours["p99_ms"],
+                theirs["p99_ms"],
+                ours["p99_ms"] <= theirs["p99_ms"],
+            )
+    cc = scenarios.get("client_credentials", {}).get("tessera")
+    for name in ("authorization_code (PKCE S256)", "refresh_token"):
+        ours = scenarios.get(name, {}).get("tessera")
+        if ours and cc:
+            ratio = ours["rps"] / cc["rps"]
+            check(
+                f"{name} vs client_credentials",
+                ratio,
+                VS_CLIENT_CREDENTIALS,
+                ratio >= VS_CLIENT_CREDENTIALS,
+            )
+    for service, mib in document["peak_rss_mib"].items():
+        if service != "reference":
+            check(f"peak RSS {service} MiB", mib, MAX_RSS_MIB, mib <= MAX_RSS_MIB)
+    per_token = document["redis_memory"]["bytes_per_token"]
+    check(
+        "Redis bytes per opaque token",
+        per_token,
+        MAX_BYTES_PER_TOKEN,
+        per_token <= MAX_BYTES_PER_TOKEN,
+    )
+    return found
+
+
+def table(document: dict[str, Any]) -> str:
+    lines = [
+        "| scenario | server | runs (req/s) | median req/s | p50 ms | p99 ms | vs reference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, by_target in document["scenarios"].items():
+        theirs = by_target.get("reference")
+        for target, figures in by_target.items():
+            ratio = (
+                f"{figures['rps'] / theirs['rps']:.2f}x" if theirs and target == "tessera" else ""
+            )
+            each = " / ".join(f"{r['rps']:.0f}" for r in figures["runs"])
+            valid = "" if figures["valid"] else " INVALID"
+            lines.append(
+                f"| {name} | {target}{valid} | {each} | {figures['rps']:.0f} | "
+                f"{figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | {ratio} |"
+            )
+    flow = document["flow"]
+    if flow["flows_per_s"] is not None:
+        each = " / ".join(f"{r['flows_per_s']:.1f}" for r in flow["runs"])
+        lines.append(
+            f"| whole flow ({flow['workers']} browsers, argon2id {flow['argon2id']}) | tessera "
+            f"| {each} | {flow['flows_per_s']:.1f} flows/s | | | |"
+        )
+    lines += ["", "| target | value | limit | met |", "|---|---|---|---|"]
+    for t in document["targets"]:
+        lines.append(
+            f"| {t['target']} | {t['value']} | {t['limit']} | {'yes' if t['met'] else 'NO'} |"
+        )
+    rss = ", ".join(f"{k} {v:.0f} MiB" for k, v in document["peak_rss_mib"].items())
+    memory = document["redis_memory"]
+    lines += [
+        "",
+        f"Peak RSS: {rss}. Redis: {memory['bytes_per_token']:.0f} B per active opaque access "
+        f"token ({memory['tokens']:,} tokens).",
+    ]
+    return "\n".join(lines) + "\n"
