@@ -81,7 +81,10 @@ async def _many(count: int, make: Callable[[], Awaitable[str]]) -> list[str]:
 
 
 def user_grant(client: Client) -> Grant:
-    return Grant(families.new_family(), client.client_id, [SCOPE], "bench-0", "bench-0-sub")
+    """A grant of a person of their own, as real traffic has: a person signs in now and
+    then, so their index is never one the token service has just pruned."""
+    person = families.new_family()
+    return Grant(families.new_family(), client.client_id, [SCOPE], person, f"{person}-sub")
 
 
 async def codes_for(

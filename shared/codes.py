@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from shared import crypto, families, keys
+from shared import crypto, families, keys, scripts
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,12 +56,11 @@ async def redeem(
     family = families.family_of(code)
     if family is None:
         return None
-    result = await redis.eval(
+    result = await scripts.run(
+        redis,
         keys.REDEEM_CODE,
-        5,
-        keys.code(family, crypto.digest(code)),
-        *keys.family_keys(family),
-        families.TOMBSTONE_TTL,
+        [keys.code(family, crypto.digest(code)), *keys.family_keys(family)],
+        [families.TOMBSTONE_TTL],
     )
     if not result:
         return None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from shared import keys
+from shared import keys, scripts
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
@@ -68,23 +68,20 @@ async def record(
     """Remember a decision on the approval page (see the module docstring)."""
     # Indexed first: a person may be listed under a client with nothing remembered, never
     # the reverse, so deleting the client always finds every approval of it.
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.sadd(keys.client_consents(client_id), username)
-        pipe.eval(
-            keys.RECORD_CONSENT,
-            1,
-            keys.consents(username),
-            client_id,
-            orjson.dumps(shown),
-            orjson.dumps(approved),
-            int(time.time()),
-        )
-        await pipe.execute()
+    await scripts.run_after(
+        redis,
+        lambda pipe: pipe.sadd(keys.client_consents(client_id), username),
+        keys.RECORD_CONSENT,
+        [keys.consents(username)],
+        [client_id, orjson.dumps(shown), orjson.dumps(approved), int(time.time())],
+    )
 
 
 async def touch(redis: RedisClient, username: str, client_id: str) -> None:
     """A remembered approval answered a request: its last-used time moves on."""
-    await redis.eval(keys.TOUCH_CONSENT, 1, keys.consents(username), client_id, int(time.time()))
+    await scripts.run(
+        redis, keys.TOUCH_CONSENT, [keys.consents(username)], [client_id, int(time.time())]
+    )
 
 
 async def forget(redis: RedisClient, username: str, client_id: str) -> bool:
@@ -117,5 +114,7 @@ async def forget_scope(redis: RedisClient, name: str) -> int:
     approval of the old one may stand for it."""
     changed = 0
     for username in await redis.smembers(keys.USER_INDEX):
-        changed += await redis.eval(keys.FORGET_CONSENTED_SCOPE, 1, keys.consents(username), name)
+        changed += await scripts.run(
+            redis, keys.FORGET_CONSENTED_SCOPE, [keys.consents(username)], [name]
+        )
     return changed

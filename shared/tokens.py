@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shared import crypto, families, jwt_access_tokens, keys
+from shared import crypto, families, jwt_access_tokens, keys, scripts
 from shared.clients import NEVER_EXPIRES, Client
 from shared.errors import server_error
 from shared.settings import Settings
@@ -203,13 +203,25 @@ def _indexes(grant: Grant) -> list[str]:
     return indexes
 
 
+# When this process last dropped the expired families of an index. Dropping them at
+# every issuance cost a command each time a busy client was issued a token; once a
+# second keeps an index within a second's expiries of its live families.
+PRUNE_SECONDS = 1.0
+_pruned_at: dict[str, float] = {}
+_PRUNED_AT_ENTRIES = 10_000
+
+
 def _index(pipe: RedisClient, grant: Grant, expires_at: float) -> None:
     """List the family under its client and user, scored by when its last token expires
     (GT: a rotation only ever extends it), dropping the families whose time has passed so
     an index holds no more than the live ones."""
-    now = int(time.time())
+    now = time.time()
     for index in _indexes(grant):
-        pipe.zremrangebyscore(index, "-inf", f"({now}")
+        if now - _pruned_at.get(index, 0.0) >= PRUNE_SECONDS:
+            if len(_pruned_at) >= _PRUNED_AT_ENTRIES:
+                _pruned_at.clear()
+            _pruned_at[index] = now
+            pipe.zremrangebyscore(index, "-inf", f"({int(now)}")
         pipe.zadd(index, {grant.family: expires_at}, gt=True)
 
 
@@ -230,16 +242,13 @@ async def issue(
     refreshes = 0 if refreshable else None
     batch = _new_batch(settings, client, grant, grant.scope, key_set, refreshes, first=True)
     # Indexed first: a family may be listed with nothing left in it, never the reverse.
-    async with redis.pipeline(transaction=False) as pipe:
-        _index(pipe, grant, batch.expires_at)
-        pipe.eval(
-            keys.ISSUE_TOKENS,
-            4 + len(batch.keys),
-            *keys.family_keys(grant.family),
-            *batch.keys,
-            *batch.args,
-        )
-        stored = (await pipe.execute())[-1]
+    stored = await scripts.run_after(
+        redis,
+        lambda pipe: _index(pipe, grant, batch.expires_at),
+        keys.ISSUE_TOKENS,
+        [*keys.family_keys(grant.family), *batch.keys],
+        batch.args,
+    )
     return batch.issued if stored else None
 
 
@@ -387,21 +396,23 @@ async def rotate(
             settings, client, record.grant, scope, key_set, record.refreshes + 1, first=False
         )
     new_keys, new_args = (batch.keys, batch.args) if batch else ([], [])
-    async with redis.pipeline(transaction=False) as pipe:
+
+    def index(pipe: RedisClient) -> None:
         if batch is not None:
             _index(pipe, batch.grant, batch.expires_at)
-        pipe.eval(
-            keys.ROTATE_REFRESH_TOKEN,
-            5 + len(new_keys),
+
+    answer = await scripts.run_after(
+        redis,
+        index,
+        keys.ROTATE_REFRESH_TOKEN,
+        [
             keys.refresh_token(family, crypto.digest(presented)),
             *keys.family_keys(family),
             *new_keys,
-            client.client_id,
-            settings.refresh_reuse_grace * 1000,
-            families.TOMBSTONE_TTL,
-            *new_args,
-        )
-        outcome = Rotation((await pipe.execute())[-1])
+        ],
+        [client.client_id, settings.refresh_reuse_grace * 1000, families.TOMBSTONE_TTL, *new_args],
+    )
+    outcome = Rotation(answer)
     if outcome is Rotation.ROTATED and batch is not None:
         return outcome, batch.issued
     return outcome, None
@@ -487,7 +498,7 @@ async def revoke(redis: RedisClient, record: TokenRecord) -> None:
 async def revoke_family(redis: RedisClient, family: str) -> bool:
     """Delete every token of the family and keep anything more from being issued into it.
     False when nothing of it was left to delete."""
-    deleted = await redis.eval(
-        keys.REVOKE_FAMILY, 4, *keys.family_keys(family), families.TOMBSTONE_TTL
+    deleted = await scripts.run(
+        redis, keys.REVOKE_FAMILY, keys.family_keys(family), [families.TOMBSTONE_TTL]
     )
     return bool(deleted)

@@ -15,7 +15,7 @@ import orjson
 
 from services.authorize.authorization_request import AuthorizationRequest
 from services.authorize.sessions import Session
-from shared import crypto, keys
+from shared import crypto, keys, scripts
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,8 +50,8 @@ async def create(
 async def claim(redis: RedisClient, interaction_id: str, session: Session) -> bool:
     """Bind an unbound interaction to this browser; true when it is (now) this browser's."""
     return bool(
-        await redis.eval(
-            keys.CLAIM_INTERACTION, 1, keys.interaction(interaction_id), _binding(session)
+        await scripts.run(
+            redis, keys.CLAIM_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
         )
     )
 
@@ -71,12 +71,11 @@ async def update(
 ) -> bool:
     """Replace the pending request, if it still exists and belongs to this browser."""
     return bool(
-        await redis.eval(
+        await scripts.run(
+            redis,
             keys.UPDATE_INTERACTION,
-            1,
-            keys.interaction(interaction_id),
-            _binding(session),
-            orjson.dumps(request),
+            [keys.interaction(interaction_id)],
+            [_binding(session), orjson.dumps(request)],
         )
     )
 
@@ -85,7 +84,7 @@ async def take(
     redis: RedisClient, interaction_id: str, session: Session
 ) -> AuthorizationRequest | None:
     """Consume the pending request for the decision, if it belongs to this browser."""
-    raw = await redis.eval(
-        keys.TAKE_INTERACTION, 1, keys.interaction(interaction_id), _binding(session)
+    raw = await scripts.run(
+        redis, keys.TAKE_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
     )
     return AuthorizationRequest(**orjson.loads(raw)) if raw else None
