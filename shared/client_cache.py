@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
 from shared import clients, keys
@@ -87,8 +88,13 @@ class ClientCache:
     async def _follow_changes(self) -> None:
         """Listen for changed clients until stopped, subscribing again after a loss."""
         while not self._stopping:
-            pubsub = self._redis.pubsub()
+            pubsub = None
             try:
+                if isinstance(self._redis, RedisCluster):
+                    # A cluster client picks the subscription's node from its slot map,
+                    # which it loads on first use: load it first.
+                    await self._redis.initialize()
+                pubsub = self._redis.pubsub()
                 await pubsub.subscribe(keys.CLIENT_CHANGES)
                 while not self.listening and not self._stopping:
                     # Cache only once Redis confirms the subscription: from then on no
@@ -105,10 +111,14 @@ class ClientCache:
                         self.forget(message["data"])
             except (RedisError, OSError) as exc:
                 log.warning("client cache off until Redis answers again: %s", exc)
+            except Exception:
+                # Whatever else goes wrong, caching stays off and the listener retries.
+                log.exception("client cache off: listening for client changes failed")
             finally:
                 self.listening = False
                 self.forget()
-                await pubsub.aclose()
+                if pubsub is not None:
+                    await pubsub.aclose()
             if not self._stopping:
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
 

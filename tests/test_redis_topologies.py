@@ -4,6 +4,7 @@ authorization code flow, introspection, and a replayed code revoking its grant f
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from redis.asyncio import RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 
 from shared import clients, families, keys
+from shared.client_cache import ClientCache
 from shared.local_processes import (
     ProcessGroup,
     ensure_signing_key,
@@ -168,3 +170,27 @@ async def test_a_client_change_reaches_the_services_caches(
     await clients.set_enabled(store, api.client_id, False)
     refused = await introspect(http, topology.stack, api, "unknown")
     assert_error(refused, 401, "invalid_client")
+
+
+async def test_the_client_cache_hears_changes_on_the_topology(
+    topology: Topology, store: RedisClient
+) -> None:
+    setup = await make_setup(store)
+    cache = ClientCache(store)
+    cache.start()
+    try:
+        for _ in range(100):
+            if cache.listening:
+                break
+            await asyncio.sleep(0.05)
+        assert cache.listening
+        assert await cache.get(setup.client.client_id) is not None
+        assert len(cache) == 1
+        await clients.set_enabled(store, setup.client.client_id, False)
+        for _ in range(100):
+            if len(cache) == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert len(cache) == 0  # the published change reached it
+    finally:
+        await cache.stop()
