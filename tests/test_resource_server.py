@@ -373,6 +373,22 @@ def test_settings_from_the_environment() -> None:
     assert settings.scope_definitions_url == "http://tessera-introspect/scopes"
 
 
+def jwks_env(**fields: str) -> dict[str, str]:
+    """A resource server verifying JWTs, with ``fields`` as RESOURCE_SERVER_* variables."""
+    env = {
+        "RESOURCE_SERVER_ISSUER": "https://id",
+        "RESOURCE_SERVER_JWKS_URI": "https://id/jwks.json",
+    }
+    return env | {f"RESOURCE_SERVER_{name.upper()}": value for name, value in fields.items()}
+
+
+def test_the_jwks_refresh_limits_may_be_equal() -> None:
+    settings = ResourceServerSettings.from_env(
+        jwks_env(jwks_min_refresh_seconds="0.5", jwks_cache_seconds="0.5")
+    )
+    assert settings.jwks_min_refresh_seconds == settings.jwks_cache_seconds == 0.5
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -401,6 +417,16 @@ def test_settings_from_the_environment() -> None:
                 "RESOURCE_SERVER_INTROSPECT_JWTS": "1",
             },
             "introspect_jwts needs introspection_endpoint",
+        ),
+        # 0, negative or NaN would let tokens with made-up kids refetch the JWK Set at will.
+        *(
+            (jwks_env(**{name: value}), f"{name} must be more than 0")
+            for name in ("jwks_min_refresh_seconds", "jwks_cache_seconds")
+            for value in ("0", "-5", "nan")
+        ),
+        (
+            jwks_env(jwks_min_refresh_seconds="60", jwks_cache_seconds="30"),
+            "jwks_min_refresh_seconds (60.0) must be at most jwks_cache_seconds (30.0)",
         ),
     ],
 )

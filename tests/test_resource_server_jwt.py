@@ -234,7 +234,8 @@ async def test_a_key_published_later_is_fetched_when_a_token_names_it(
 
     first = await token_service()
     try:
-        eager = await notes_api(settings(jwks_min_refresh_seconds=0))
+        # Far shorter than the rotation below takes (settings refuse 0).
+        eager = await notes_api(settings(jwks_min_refresh_seconds=0.001))
         limited = await notes_api(settings())  # the default: 30 s between kid refreshes
         old = sign_with(keys_dir, "old")
         for api in (eager, limited):

@@ -82,6 +82,24 @@ class ResourceServerSettings:
             raise ValueError("leeway_seconds must be between 0 and 300")
         if self.timeout_seconds <= 0 or self.scopes_refresh_seconds <= 0:
             raise ValueError("timeout_seconds and scopes_refresh_seconds must be positive")
+        # 0 or less would refetch the JWK Set for every token naming a kid it lacks, and
+        # the kid is the sender's to choose (RFC 8725 §3.10): a flood on /jwks.json. The
+        # comparisons are written so that NaN, false whatever it is compared with, fails.
+        if not self.jwks_cache_seconds > 0:
+            raise ValueError(
+                f"jwks_cache_seconds must be more than 0, not {self.jwks_cache_seconds}"
+            )
+        if not self.jwks_min_refresh_seconds > 0:
+            raise ValueError(
+                f"jwks_min_refresh_seconds must be more than 0, not "
+                f"{self.jwks_min_refresh_seconds}: it limits how often tokens naming unknown "
+                "kids refetch the JWK Set"
+            )
+        if self.jwks_min_refresh_seconds > self.jwks_cache_seconds:
+            raise ValueError(
+                f"jwks_min_refresh_seconds ({self.jwks_min_refresh_seconds}) must be at most "
+                f"jwks_cache_seconds ({self.jwks_cache_seconds})"
+            )
         if '"' in self.realm or "\\" in self.realm:
             raise ValueError("realm must not contain a quote or a backslash (RFC 7235 §2.2)")
 
