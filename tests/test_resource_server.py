@@ -447,3 +447,4 @@ def test_the_readme_sample_is_the_real_api() -> None:
     assert isinstance(app[RESOURCE_SERVER], ResourceServer)
     assert required_scopes(namespace["read_note"]) == ("notes:read",)
     assert app[RESOURCE_SERVER].settings.jwks_uri == "https://id.example.com/jwks.json"
+    assert app[RESOURCE_SERVER].settings.scope_prefix == "notes:"

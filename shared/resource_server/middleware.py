@@ -79,6 +79,15 @@ class ResourceServer:
         )
         self.scope_rules: ScopeRules | None = None
         self._session: aiohttp.ClientSession | None = None
+        if settings.enforce_scope_resources and not settings.scope_prefix:
+            # Scope names are global in Tessera and any covering scope admits (scope_rules):
+            # without a prefix, another API's scope listing "GET /notes" for its own
+            # /notes would open this API's GET /notes to that API's tokens.
+            log.warning(
+                "enforce_scope_resources is on with an empty scope_prefix: every scope "
+                "definition in Tessera counts, another API's included; set scope_prefix to "
+                'this API\'s (e.g. "notes:")'
+            )
         self._authorization = introspection_client.basic_credentials(
             settings.client_id, settings.client_secret
         )

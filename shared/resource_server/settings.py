@@ -51,7 +51,8 @@ class ResourceServerSettings:
     # Enforce the resources that Tessera's scope definitions list (see scope_rules).
     enforce_scope_resources: bool = False
     # Only scopes whose name starts with this count for that mapping: scope names are
-    # global in Tessera, and another API's scope may list the same path.
+    # global in Tessera, and another API's scope may list the same path, which would then
+    # admit that API's tokens here. Set it with enforcement on ("" logs a warning).
     scope_prefix: str = ""
     # Tessera's GET /scopes; None: beside the introspection endpoint.
     scopes_endpoint: str | None = None
