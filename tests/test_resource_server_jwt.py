@@ -183,6 +183,24 @@ async def test_the_jwks_unreachable_is_503(
     assert_challenge(await call(api, "GET", "/notes", opaque.token), 401, "invalid_token")
 
 
+async def test_audience_is_checked_on_jwts_only(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    """What the settings docstring and README say: introspection answers carry no aud
+    (RFC 7662 §2.2), so an opaque token is not held to ``audience``; a JWT is."""
+    jwt_holder = await browser_token(http, stack, redis, READ, jwt_access_tokens=True)
+    opaque = await browser_token(http, stack, redis, READ)
+    assert not looks_like_jwt(opaque.token)
+    other = "https://other-api.example.com"  # not the aud Tessera puts in its JWTs
+
+    for introspect_jwts in (False, True):
+        settings = rs_settings(stack, opaque.api, audience=other, introspect_jwts=introspect_jwts)
+        api = await notes_api(settings)
+        assert (await call(api, "GET", "/notes", opaque.token)).status == 200
+        refused = await call(api, "GET", "/notes", jwt_holder.token)
+        assert_challenge(refused, 401, "invalid_token")
+
+
 # --- key rotation ------------------------------------------------------------------------
 
 

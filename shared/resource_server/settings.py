@@ -6,6 +6,11 @@ resource server's own client credentials (a confidential client registered with
 Tessera's JWK Set. With both configured, a JWT is verified locally and an opaque token
 introspected; ``introspect_jwts`` introspects JWTs too, so that a revoked JWT is refused
 at once rather than when it expires.
+
+``audience`` is checked on JWTs only (RFC 9068 §4, with or without ``introspect_jwts``).
+Tessera's introspection answers carry no ``aud`` (optional in RFC 7662 §2.2), so an
+opaque token is accepted by every resource server that introspects it, whatever its
+audience: what keeps one API's opaque tokens out of another is their scopes.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ class ResourceServerSettings:
     # Tessera's /jwks.json; None: every token is introspected, JWTs included.
     jwks_uri: str | None = None
     # The "aud" a JWT must carry (RFC 9068 §4); None: the issuer, Tessera's default
-    # (TESSERA_ACCESS_TOKEN_AUDIENCE).
+    # (TESSERA_ACCESS_TOKEN_AUDIENCE). JWTs only: introspection answers carry no "aud"
+    # (RFC 7662 §2.2), so opaque tokens are not held to it (see the module docstring).
     audience: str | None = None
     # Introspect JWTs as well as verifying them, so revocation counts at once.
     introspect_jwts: bool = False
