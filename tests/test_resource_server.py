@@ -16,12 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from redis.asyncio import Redis
+from yarl import URL
 
 from services.example_api.app import READ, WRITE, create_app
 from services.introspect.app import create_app as introspect_app
-from shared import clients
+from shared import clients, logs
 from shared.local_processes import free_port
 from shared.resource_server import (
     RESOURCE_SERVER,
@@ -30,6 +31,7 @@ from shared.resource_server import (
     required_scopes,
 )
 from shared.resource_server.access_token import AccessToken
+from shared.resource_server.middleware import logged_path
 from shared.resource_server.token_cache import TokenCache
 from tests.oauth import Stack, production_settings, revoke
 from tests.resource_servers import (
@@ -328,6 +330,47 @@ async def test_nothing_logs_the_token(
     assert holder.token[-20:] not in ours
 
 
+async def test_a_newline_in_the_path_cannot_split_a_log_line(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    notes_api: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    writer = await browser_token(http, stack, redis, WRITE)  # lacks notes:read
+    api = await notes_api(rs_settings(stack, writer.api))
+    down = f"{nowhere()}/introspect"
+    unavailable = await notes_api(rs_settings(stack, writer.api, introspection_endpoint=down))
+    # %0A decodes to a newline in request.path; a forged "INFO ..." line would follow it.
+    path = "/notes/x%0A2026-01-01 00:00:00 example_api INFO tessera.resource_server: forged"
+
+    with caplog.at_level(logging.INFO, logger="tessera.resource_server"):
+        assert (await call(api, "GET", path)).status == 401  # no token
+        assert (await call(api, "GET", path, writer.token)).status == 403  # requires_scope
+        assert (await call(unavailable, "GET", path, writer.token)).status == 503
+
+    ours = [r for r in caplog.records if r.name == "tessera.resource_server"]
+    formatter = logs.TextFormatter("example_api")  # TESSERA_LOG_FORMAT=text
+    lines = [formatter.format(record) for record in ours if "/notes/x" in record.getMessage()]
+    assert len(lines) == 3, [r.getMessage() for r in ours]
+    for line in lines:
+        assert "\n" not in line and "\r" not in line, line
+        assert "/notes/x%0A2026-01-01" in line  # the path as it came, still readable
+
+
+def test_a_path_with_raw_control_or_non_ascii_characters_is_logged_escaped() -> None:
+    # What aiohttp's pure-Python parser can let into rel_url.raw_path (its C parser
+    # answers 400): a raw U+2028 or NEL splits lines for some readers, str.splitlines too.
+    for raw in ("/notes/a\u2028b", "/notes/a\x85b", "/notes/a\udc85b", "/notes/a\x1bb"):
+        request = make_mocked_request("GET", "/").clone(rel_url=URL.build(path=raw, encoded=True))
+        assert request.rel_url.raw_path == raw
+        logged = logged_path(request)
+        assert logged.isascii() and logged.isprintable(), logged
+        assert len(logged.splitlines()) == 1
+    plain = make_mocked_request("GET", "/notes/x%0Ay?access_token=secret")
+    assert logged_path(plain) == "/notes/x%0Ay"  # as sent, without the query
+
+
 # --- the cache ---------------------------------------------------------------------------
 
 
@@ -373,6 +416,22 @@ def test_settings_from_the_environment() -> None:
     assert settings.scope_definitions_url == "http://tessera-introspect/scopes"
 
 
+def jwks_env(**fields: str) -> dict[str, str]:
+    """A resource server verifying JWTs, with ``fields`` as RESOURCE_SERVER_* variables."""
+    env = {
+        "RESOURCE_SERVER_ISSUER": "https://id",
+        "RESOURCE_SERVER_JWKS_URI": "https://id/jwks.json",
+    }
+    return env | {f"RESOURCE_SERVER_{name.upper()}": value for name, value in fields.items()}
+
+
+def test_the_jwks_refresh_limits_may_be_equal() -> None:
+    settings = ResourceServerSettings.from_env(
+        jwks_env(jwks_min_refresh_seconds="0.5", jwks_cache_seconds="0.5")
+    )
+    assert settings.jwks_min_refresh_seconds == settings.jwks_cache_seconds == 0.5
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -402,6 +461,16 @@ def test_settings_from_the_environment() -> None:
             },
             "introspect_jwts needs introspection_endpoint",
         ),
+        # 0, negative or NaN would let tokens with made-up kids refetch the JWK Set at will.
+        *(
+            (jwks_env(**{name: value}), f"{name} must be more than 0")
+            for name in ("jwks_min_refresh_seconds", "jwks_cache_seconds")
+            for value in ("0", "-5", "nan")
+        ),
+        (
+            jwks_env(jwks_min_refresh_seconds="60", jwks_cache_seconds="30"),
+            "jwks_min_refresh_seconds (60.0) must be at most jwks_cache_seconds (30.0)",
+        ),
     ],
 )
 def test_bad_settings_are_refused_with_a_message(env: dict[str, str], message: str) -> None:
@@ -421,3 +490,4 @@ def test_the_readme_sample_is_the_real_api() -> None:
     assert isinstance(app[RESOURCE_SERVER], ResourceServer)
     assert required_scopes(namespace["read_note"]) == ("notes:read",)
     assert app[RESOURCE_SERVER].settings.jwks_uri == "https://id.example.com/jwks.json"
+    assert app[RESOURCE_SERVER].settings.scope_prefix == "notes:"

@@ -6,6 +6,7 @@ rate limit; and, with ``introspect_jwts``, refuses a revoked JWT at once."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -167,13 +168,37 @@ async def test_the_jwks_unreachable_is_503(
 
     with caplog.at_level(logging.INFO, logger="tessera.resource_server"):
         answer = await call(api, "GET", "/notes", holder.token)
+        # Within jwks_min_refresh_seconds of the failed fetch: nothing was ever loaded, so
+        # still 503 (not 401 for an "unknown kid"), and without asking again.
+        again = await call(api, "GET", "/notes", holder.token)
 
-    assert answer.status == 503
-    assert "WWW-Authenticate" not in answer.headers
-    assert f"Tessera unavailable: GET {jwks}: ClientConnectorError" in caplog.text
+    for each in (answer, again):
+        assert each.status == 503, each.body
+        assert "WWW-Authenticate" not in each.headers
+        assert each.body["error"] == "temporarily_unavailable"
+    assert api.app[RESOURCE_SERVER].jwks.fetches == 1  # type: ignore[union-attr]
+    assert caplog.text.count(f"Tessera unavailable: GET {jwks}: ClientConnectorError") == 2
     # Without introspection an opaque token cannot be checked at all: refused.
     opaque = await browser_token(http, stack, redis, READ)
     assert_challenge(await call(api, "GET", "/notes", opaque.token), 401, "invalid_token")
+
+
+async def test_audience_is_checked_on_jwts_only(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, notes_api: Start
+) -> None:
+    """What the settings docstring and README say: introspection answers carry no aud
+    (RFC 7662 §2.2), so an opaque token is not held to ``audience``; a JWT is."""
+    jwt_holder = await browser_token(http, stack, redis, READ, jwt_access_tokens=True)
+    opaque = await browser_token(http, stack, redis, READ)
+    assert not looks_like_jwt(opaque.token)
+    other = "https://other-api.example.com"  # not the aud Tessera puts in its JWTs
+
+    for introspect_jwts in (False, True):
+        settings = rs_settings(stack, opaque.api, audience=other, introspect_jwts=introspect_jwts)
+        api = await notes_api(settings)
+        assert (await call(api, "GET", "/notes", opaque.token)).status == 200
+        refused = await call(api, "GET", "/notes", jwt_holder.token)
+        assert_challenge(refused, 401, "invalid_token")
 
 
 # --- key rotation ------------------------------------------------------------------------
@@ -195,6 +220,22 @@ def sign_with(keys_dir: Path, subject: str) -> str:
     )  # fmt: skip
 
 
+async def start_token_service(stack: Stack, keys_dir: Path, port: int) -> TestServer:
+    """The real token service (its /jwks.json) signing with ``keys_dir``, on ``port``: the
+    same port each time, so that a resource server sees one JWK Set go down and come back."""
+    settings = production_settings(
+        stack.redis_url, TESSERA_SIGNING_KEYS=str(keys_dir), TESSERA_REQUIRE_HTTPS="false"
+    )
+    server = TestServer(token_app(settings), host="127.0.0.1", port=port)
+    await server.start_server()
+    return server
+
+
+def jwks_settings(port: int, **extra: Any) -> ResourceServerSettings:
+    jwks = f"http://127.0.0.1:{port}/jwks.json"
+    return ResourceServerSettings(issuer=ISSUER, jwks_uri=jwks, realm=REALM, **extra)
+
+
 async def test_a_key_published_later_is_fetched_when_a_token_names_it(
     tmp_path: Path, stack: Stack, notes_api: Start
 ) -> None:
@@ -204,21 +245,15 @@ async def test_a_key_published_later_is_fetched_when_a_token_names_it(
     port = free_port()
 
     async def token_service() -> TestServer:
-        """The real token service (its /jwks.json) on the same port each time."""
-        settings = production_settings(
-            stack.redis_url, TESSERA_SIGNING_KEYS=str(keys_dir), TESSERA_REQUIRE_HTTPS="false"
-        )
-        server = TestServer(token_app(settings), host="127.0.0.1", port=port)
-        await server.start_server()
-        return server
+        return await start_token_service(stack, keys_dir, port)
 
     def settings(**extra: Any) -> ResourceServerSettings:
-        jwks = f"http://127.0.0.1:{port}/jwks.json"
-        return ResourceServerSettings(issuer=ISSUER, jwks_uri=jwks, realm=REALM, **extra)
+        return jwks_settings(port, **extra)
 
     first = await token_service()
     try:
-        eager = await notes_api(settings(jwks_min_refresh_seconds=0))
+        # Far shorter than the rotation below takes (settings refuse 0).
+        eager = await notes_api(settings(jwks_min_refresh_seconds=0.001))
         limited = await notes_api(settings())  # the default: 30 s between kid refreshes
         old = sign_with(keys_dir, "old")
         for api in (eager, limited):
@@ -251,6 +286,57 @@ async def test_a_key_published_later_is_fetched_when_a_token_names_it(
         assert limited.app[RESOURCE_SERVER].jwks.fetches == 1  # type: ignore[union-attr]
     finally:
         await second.close()
+
+
+async def test_a_key_rotated_in_while_the_jwks_is_down_is_503_then_200(
+    tmp_path: Path, stack: Stack, notes_api: Start
+) -> None:
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    generate_key_file(keys_dir / "2026-01.pem")
+    port = free_port()
+    window = 0.3  # jwks_min_refresh_seconds, small so that the test need not wait 30 s
+    api = await notes_api(jwks_settings(port, jwks_min_refresh_seconds=window))
+    keys = api.app[RESOURCE_SERVER].jwks
+    assert keys is not None
+    old = sign_with(keys_dir, "old")
+    server = await start_token_service(stack, keys_dir, port)
+    try:
+        assert (await call(api, "GET", "/notes", old)).status == 200
+    finally:
+        await server.close()
+
+    # A key is rotated in while /jwks.json is down; once the window has passed, a token
+    # naming it makes the resource server try to fetch it, and that fetch fails.
+    generate_key_file(keys_dir / "2026-02.pem")
+    new = sign_with(keys_dir, "new")
+    await asyncio.sleep(window + 0.05)
+    down = await call(api, "GET", "/notes", new)
+    assert down.status == 503, down.body  # not 401: the token may well be good
+    assert "WWW-Authenticate" not in down.headers
+    assert keys.fetches == 2
+    # The keys fetched before still serve their tokens, and within the window the new kid
+    # is 503 again without another fetch: the rate limit holds while Tessera is down.
+    assert (await call(api, "GET", "/notes", old)).status == 200
+    assert (await call(api, "GET", "/notes", new)).status == 503
+    assert keys.fetches == 2
+
+    server = await start_token_service(stack, keys_dir, port)
+    try:
+        await asyncio.sleep(window + 0.05)
+        back = await call(api, "GET", "/notes", new)
+        assert back.status == 200, back.body
+        assert back.body["owner"] == "new"
+        assert keys.fetches == 3
+        # A kid that the successful fetch did not bring is truly unknown: 401, no fetch.
+        made_up = jwt.encode(
+            {"sub": "x"}, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256",
+            headers={"typ": "at+jwt", "kid": "made-up"},
+        )  # fmt: skip
+        assert_challenge(await call(api, "GET", "/notes", made_up), 401, "invalid_token")
+        assert keys.fetches == 3
+    finally:
+        await server.close()
 
 
 # --- the trade-off, and its switch -------------------------------------------------------

@@ -7,6 +7,7 @@ is refused (default-deny); only scopes under the configured prefix count."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -201,6 +202,35 @@ async def test_the_mapping_and_a_decorator_must_both_agree(
     )
     both = await token_for(http, stack, mapped.client, f"{names.read} {names.audit}")
     assert (await call(api, "GET", "/audit", both)).status == 200
+
+
+async def test_enforcement_without_a_prefix_warns_at_start_up_of_the_risk(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    things: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mapped = await define(redis)
+    warning = "enforce_scope_resources is on with an empty scope_prefix"
+
+    with caplog.at_level(logging.WARNING, logger="tessera.resource_server"):
+        unprefixed = await things(mapped, scope_prefix="")
+    warned = [r for r in caplog.records if warning in r.getMessage()]
+    assert [r.levelno for r in warned] == [logging.WARNING]
+    assert "set scope_prefix" in warned[0].getMessage()
+
+    # The risk it warns of: a token for another API only, whose scope lists GET /forgotten
+    # (test_a_route_no_scope_covers_is_refused: 403 with the prefix), gets through.
+    other_api = await token_for(http, stack, mapped.client, mapped.outside)
+    assert (await call(unprefixed, "GET", "/forgotten", other_api)).status == 200
+
+    # With a prefix, or without enforcement, nothing to warn of.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tessera.resource_server"):
+        await things(mapped)
+        await things(mapped, scope_prefix="", enforce_scope_resources=False)
+    assert not [r for r in caplog.records if "scope_prefix" in r.getMessage()]
 
 
 async def test_new_definitions_are_fetched_periodically(

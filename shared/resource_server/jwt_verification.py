@@ -13,6 +13,11 @@ The JWK Set is fetched with the application's aiohttp session (never pyjwt's blo
 PyJWKClient), parsed with ``jwt.PyJWK``, kept ``jwks_cache_seconds``, and refetched
 early when a token names a kid it lacks (a key rotated in, see shared.signing_keys),
 but at most every ``jwks_min_refresh_seconds``: made-up kids do not reach /jwks.json.
+
+A kid is "unknown" (401) only when the last fetch succeeded without it. While no fetch has
+ever succeeded, or after the fetch that should have found the kid failed, nothing says
+whether the kid is Tessera's, so the answer is TesseraUnavailable (503, not a refusal of
+a token that may be valid), until a later fetch, still rate-limited, succeeds.
 """
 
 from __future__ import annotations
@@ -101,15 +106,27 @@ class JwksKeys:
         self.fetches = 0
         self._fetched_at: float | None = None  # monotonic time of the last attempt
         self._loaded = False
+        # Why the last attempt failed; None once one succeeds. While it is set, the keys
+        # held (none, before the first success) may lack a key that Tessera publishes.
+        self._failure: str | None = None
         self._lock = asyncio.Lock()
 
     async def key_for(self, session: aiohttp.ClientSession, kid: str) -> VerificationKey | None:
+        """The key named ``kid``; None when the last fetch of the JWK Set succeeded without
+        it. TesseraUnavailable when it is not held and that fetch failed."""
         if self._due(kid):
             async with self._lock:
                 # Another request may have refreshed while this one waited.
                 if self._due(kid):
                     await self._refresh(session)
-        return self.keys.get(kid)
+        key = self.keys.get(kid)
+        if key is None and self._failure is not None:
+            # The kid may be one rotated in since the keys held were fetched (or nothing
+            # was ever fetched): 503, as RFC 6750 §3.1's invalid_token would blame a token
+            # that may be valid. The retry stays rate-limited by _due, so forged kids still
+            # cost at most one fetch per min_refresh_seconds.
+            raise TesseraUnavailable(f"{self._failure} (kid {kid!r:.80} not among the keys held)")
+        return key
 
     def _due(self, kid: str) -> bool:
         if self._fetched_at is None:
@@ -120,18 +137,21 @@ class JwksKeys:
         return kid not in self.keys and age >= self.min_refresh_seconds
 
     async def _refresh(self, session: aiohttp.ClientSession) -> None:
+        # Set before the attempt, failed or not: a failing /jwks.json is not asked again
+        # within min_refresh_seconds, however many tokens arrive.
         self._fetched_at = time.monotonic()
         self.fetches += 1
         try:
             # The JWK Set is public (RFC 9068 §4): no credentials.
             document = await call_tessera(session, "GET", self.url, authorization=None)
         except TesseraUnavailable as exc:
-            if not self._loaded:
-                raise  # nothing to verify with: 503, not a refusal of the token
-            log.warning("JWK Set not refreshed, keeping the one fetched before: %s", exc.cause)
+            self._failure = exc.cause
+            if self._loaded:
+                log.warning("JWK Set not refreshed, keeping the one fetched before: %s", exc.cause)
             return
         self.keys = parse_jwks(document)
         self._loaded = True
+        self._failure = None
         log.info("JWK Set fetched from %s: %d key(s)", self.url, len(self.keys))
 
 

@@ -79,6 +79,15 @@ class ResourceServer:
         )
         self.scope_rules: ScopeRules | None = None
         self._session: aiohttp.ClientSession | None = None
+        if settings.enforce_scope_resources and not settings.scope_prefix:
+            # Scope names are global in Tessera and any covering scope admits (scope_rules):
+            # without a prefix, another API's scope listing "GET /notes" for its own
+            # /notes would open this API's GET /notes to that API's tokens.
+            log.warning(
+                "enforce_scope_resources is on with an empty scope_prefix: every scope "
+                "definition in Tessera counts, another API's included; set scope_prefix to "
+                'this API\'s (e.g. "notes:")'
+            )
         self._authorization = introspection_client.basic_credentials(
             settings.client_id, settings.client_secret
         )
@@ -248,14 +257,27 @@ async def bearer_middleware(request: web.Request, handler: Handler) -> web.Strea
         server.check_scope_resources(request, request[ACCESS_TOKEN])
         return await handler(request)
     except TesseraUnavailable as exc:
-        log.warning(
-            "%s %s answered 503: Tessera unavailable: %s", request.method, request.path, exc.cause
-        )
+        path = logged_path(request)
+        log.warning("%s %s answered 503: Tessera unavailable: %s", request.method, path, exc.cause)
         return refusal_response(exc, server.settings.realm)
     except BearerError as exc:
         # The cause says which check failed, never the token (RFC 6750 §5.3).
-        log.info("%s %s refused: %s (%s)", request.method, request.path, exc.status, exc.cause)
+        path = logged_path(request)
+        log.info("%s %s refused: %s (%s)", request.method, path, exc.status, exc.cause)
         return refusal_response(exc, server.settings.realm)
+
+
+def logged_path(request: web.Request) -> str:
+    """The request's path for a log line: as sent, percent-encoded (RFC 3986 §2.1), and
+    without the query, where a misguided client may put a token (RFC 6750 §2.3).
+
+    Never ``request.path``, which is decoded: a ``%0A`` there is a newline that splits
+    a text log line and lets the rest of the path pass for a line of its own. aiohttp's
+    C parser refuses raw control and non-ASCII bytes in the request target (RFC 9112
+    §3.2), its pure-Python one (AIOHTTP_NO_EXTENSIONS) lets some through, U+2028 among
+    them: such a path is logged escaped."""
+    raw = request.rel_url.raw_path
+    return raw if raw.isascii() and raw.isprintable() else ascii(raw)
 
 
 def requires_scope(*names: str) -> Callable[[H], H]:
@@ -273,8 +295,9 @@ def requires_scope(*names: str) -> Callable[[H], H]:
                 # @public, or an app without protect(): refuse rather than run unchecked.
                 raise RuntimeError(f"{handler.__name__} needs protect() and no @public")
             if not token.has_scopes(*needed):
+                # The cause goes to the log: the path as logged_path gives it.
                 raise insufficient_scope(
-                    needed, f"{request.method} {request.path} needs {' '.join(needed)}"
+                    needed, f"{request.method} {logged_path(request)} needs {' '.join(needed)}"
                 )
             return await handler(request)
 

@@ -6,6 +6,11 @@ resource server's own client credentials (a confidential client registered with
 Tessera's JWK Set. With both configured, a JWT is verified locally and an opaque token
 introspected; ``introspect_jwts`` introspects JWTs too, so that a revoked JWT is refused
 at once rather than when it expires.
+
+``audience`` is checked on JWTs only (RFC 9068 §4, with or without ``introspect_jwts``).
+Tessera's introspection answers carry no ``aud`` (optional in RFC 7662 §2.2), so an
+opaque token is accepted by every resource server that introspects it, whatever its
+audience: what keeps one API's opaque tokens out of another is their scopes.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ class ResourceServerSettings:
     # Tessera's /jwks.json; None: every token is introspected, JWTs included.
     jwks_uri: str | None = None
     # The "aud" a JWT must carry (RFC 9068 §4); None: the issuer, Tessera's default
-    # (TESSERA_ACCESS_TOKEN_AUDIENCE).
+    # (TESSERA_ACCESS_TOKEN_AUDIENCE). JWTs only: introspection answers carry no "aud"
+    # (RFC 7662 §2.2), so opaque tokens are not held to it (see the module docstring).
     audience: str | None = None
     # Introspect JWTs as well as verifying them, so revocation counts at once.
     introspect_jwts: bool = False
@@ -51,7 +57,8 @@ class ResourceServerSettings:
     # Enforce the resources that Tessera's scope definitions list (see scope_rules).
     enforce_scope_resources: bool = False
     # Only scopes whose name starts with this count for that mapping: scope names are
-    # global in Tessera, and another API's scope may list the same path.
+    # global in Tessera, and another API's scope may list the same path, which would then
+    # admit that API's tokens here. Set it with enforcement on ("" logs a warning).
     scope_prefix: str = ""
     # Tessera's GET /scopes; None: beside the introspection endpoint.
     scopes_endpoint: str | None = None
@@ -82,6 +89,24 @@ class ResourceServerSettings:
             raise ValueError("leeway_seconds must be between 0 and 300")
         if self.timeout_seconds <= 0 or self.scopes_refresh_seconds <= 0:
             raise ValueError("timeout_seconds and scopes_refresh_seconds must be positive")
+        # 0 or less would refetch the JWK Set for every token naming a kid it lacks, and
+        # the kid is the sender's to choose (RFC 8725 §3.10): a flood on /jwks.json. The
+        # comparisons are written so that NaN, false whatever it is compared with, fails.
+        if not self.jwks_cache_seconds > 0:
+            raise ValueError(
+                f"jwks_cache_seconds must be more than 0, not {self.jwks_cache_seconds}"
+            )
+        if not self.jwks_min_refresh_seconds > 0:
+            raise ValueError(
+                f"jwks_min_refresh_seconds must be more than 0, not "
+                f"{self.jwks_min_refresh_seconds}: it limits how often tokens naming unknown "
+                "kids refetch the JWK Set"
+            )
+        if self.jwks_min_refresh_seconds > self.jwks_cache_seconds:
+            raise ValueError(
+                f"jwks_min_refresh_seconds ({self.jwks_min_refresh_seconds}) must be at most "
+                f"jwks_cache_seconds ({self.jwks_cache_seconds})"
+            )
         if '"' in self.realm or "\\" in self.realm:
             raise ValueError("realm must not contain a quote or a backslash (RFC 7235 §2.2)")
 
