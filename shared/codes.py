@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
 import orjson
 
-from shared import crypto, families, keys, scripts
+from shared import crypto, families, keys, scripts, tokens
 from shared.settings import Settings
+from shared.tokens import Grant
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
@@ -38,6 +40,10 @@ class Redemption(Enum):
 async def create(redis: RedisClient, settings: Settings, record: CodeRecord) -> str:
     """Store the record under the code's digest, with the code lifetime as TTL."""
     code = families.new_value(record.family, CODE_BYTES)
+    # Indexed before it exists, as tokens are: a person removing the app from their
+    # connected applications, or a client's deletion, must reach a code not yet used.
+    grant = Grant(record.family, record.client_id, record.scope, record.username, record.sub)
+    await tokens.index_grant(redis, grant, time.time() + settings.code_lifetime)
     key = keys.code(record.family, crypto.digest(code))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, "record", orjson.dumps(record))

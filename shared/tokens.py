@@ -225,6 +225,15 @@ def _index(pipe: RedisClient, grant: Grant, expires_at: float) -> None:
         pipe.zadd(index, {grant.family: expires_at}, gt=True)
 
 
+async def index_grant(redis: RedisClient, grant: Grant, expires_at: float) -> None:
+    """List a family under its client and person before anything of it is stored (an
+    approval's code), so that revoking by person or client finds it, and its tombstone
+    then keeps the code from ever being exchanged."""
+    async with redis.pipeline(transaction=False) as pipe:
+        _index(pipe, grant, expires_at)
+        await pipe.execute()
+
+
 async def issue(
     redis: RedisClient,
     settings: Settings,

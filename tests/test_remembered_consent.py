@@ -505,6 +505,30 @@ async def test_revoking_an_app_forgets_the_approval_and_revokes_its_tokens(
     assert await stored_consent(redis, someone, r.client) is not None
 
 
+async def test_a_code_not_yet_exchanged_dies_with_the_app_removed(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """An app that holds on to a code cannot exchange it once the person removed the app:
+    the code's grant family is revoked with the rest, so the exchange is invalid_grant
+    (RFC 6749 §5.2) and no new grant escapes the person's list."""
+    r = await remembering(redis, refresh_count=1)
+    held = (await authorize(http, stack, code_request(r.client, r.read), r.user))["code"]
+    page = await connected_apps(http, stack)
+    assert listed_client_ids(page.text) == [r.client.client_id]
+
+    removed = await fetch(
+        http,
+        "POST",
+        f"{stack.authorize}/connected-apps",
+        data={"client_id": r.client.client_id, "csrf_token": csrf_token(page.text)},
+    )
+    assert removed.status == 303
+
+    assert_error(await exchange(http, stack, r.client, held), 400, "invalid_grant")
+    after = await connected_apps(http, stack)
+    assert listed_client_ids(after.text) == []
+
+
 async def test_revoking_someone_elses_or_an_unknown_client_harms_nobody(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
