@@ -140,18 +140,21 @@ def _check_logo_uri(uri: str) -> None:
         raise ValueError(f"logo URI {uri!r} must not carry credentials")
 
 
-def _check_remember_consent(client_type: str, redirect_uris: list[str]) -> None:
+def _check_remember_consent(client_type: str, redirect_uris: list[str], grants: list[str]) -> None:
     """RFC 8252 §8.6: a request of a native app that cannot prove who it is must be asked
     for as if nothing had been approved before: another app may claim its private-use
     scheme or loopback port. So a public client may remember consent only when every
     redirect URI is https, where the registered host alone receives the answer (the
-    "other measures" of RFC 6749 §10.2)."""
-    if client_type != "public":
+    "other measures" of RFC 6749 §10.2). The same holds for any client allowed the
+    implicit grant: the token itself goes to the redirect URI (RFC 6749 §4.2.2), where a
+    confidential client's secret protects nothing."""
+    if client_type != "public" and "implicit" not in grants:
         return
+    who = "a public client" if client_type == "public" else "a client allowed implicit"
     for uri in redirect_uris:
         if urlsplit(uri).scheme.lower() != "https":
             raise ValueError(
-                f"a public client with the redirect URI {uri!r} cannot remember consent: "
+                f"{who} with the redirect URI {uri!r} cannot remember consent: "
                 "another app could receive the answer (RFC 8252 §8.6)"
             )
 
@@ -201,7 +204,7 @@ async def create(
     if logo_uri:
         _check_logo_uri(logo_uri)
     if remember_consent:
-        _check_remember_consent(client_type, redirect_uris)
+        _check_remember_consent(client_type, redirect_uris, grants)
     if refresh_count < 0:
         raise ValueError("refresh count must be 0 or more")
     if require_pkce not in REQUIRE_PKCE_CHOICES:

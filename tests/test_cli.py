@@ -551,6 +551,21 @@ async def test_a_native_public_client_cannot_remember_consent(
     assert run.json()["remember_consent"] is True
 
 
+async def test_a_client_allowed_implicit_remembers_only_with_https_redirects(
+    stack: Stack, redis: Redis
+) -> None:
+    """The implicit grant sends the token itself to the redirect URI (RFC 6749 §4.2.2):
+    a confidential client's secret does not protect it, so the public clients' rule
+    applies."""
+    scope = await make_scope(redis)
+    args = create_args(scope, "--grant", "implicit", "--remember-consent", "yes")
+    args[args.index(REDIRECT_URI)] = "http://127.0.0.1:8765/cb"
+    await assert_refused(stack, redis, args, "cannot remember consent")
+    web_app = create_args(scope, "--grant", "implicit", "--remember-consent", "yes", "--json")
+    run = await tessera(stack, *web_app)
+    assert run.status == 0, run.stderr
+
+
 async def test_remember_consent_takes_yes_or_no_only(stack: Stack, redis: Redis) -> None:
     scope = await make_scope(redis)
     await assert_refused(
