@@ -132,7 +132,7 @@ def _new_batch(
     if first:
         # Named by the family, so the value says which token it is.
         token_keys = [place.first_key]
-        args: list[bytes | int] = [f"{place.digest} ".encode() + _encode(record), lifetime, 0]
+        args: list[bytes | int] = [_first_value(place.digest, record), lifetime, 0]
     else:
         token_keys = [place.key]
         args = [_encode(record), lifetime, 1]
@@ -291,6 +291,18 @@ def _decode(found: list[Any], family: str) -> TokenRecord:
     )
 
 
+def _first_value(digest: str, record: TokenRecord) -> bytes:
+    """The value at a family's first-token key, which names only the family: the token's
+    digest, then its record."""
+    return f"{digest} ".encode() + _encode(record)
+
+
+def _split_first(raw: str) -> tuple[str, str]:
+    """(digest, record) of a first-token value."""
+    digest, _, record = raw.partition(" ")
+    return digest, record
+
+
 def parse_record(raw: str | None, family: str) -> TokenRecord | None:
     """The live record stored as ``raw`` (None for none, a rotated refresh token, or an
     expired one). Reads records stored before they were compact too."""
@@ -352,16 +364,20 @@ def _locate(token: str, key_set: KeySet | None, settings: Settings) -> _Place | 
 
 def _from_values(place: _Place, first: str | None, listed: str | None) -> TokenRecord | None:
     if first is not None:
-        digest, _, record = first.partition(" ")
+        digest, record = _split_first(first)
         if crypto.same(digest, place.digest):
             return parse_record(record, place.family)
     return parse_record(listed, place.family)
 
 
 async def _read(redis: RedisClient, place: _Place) -> TokenRecord | None:
-    # Both keys in one round trip; they share the family's slot.
-    first, listed = await redis.mget(place.first_key, place.key)
-    return _from_values(place, first, listed)
+    # The keys share the family's slot: one round trip. A revoked family's tokens are
+    # gone; its tombstone is read too, so that none a revocation missed can answer (one
+    # revoked by an earlier release, which knew no first-token key, in a rolling update).
+    first, listed, revoked = await redis.mget(
+        place.first_key, place.key, keys.family_revoked(place.family)
+    )
+    return None if revoked else _from_values(place, first, listed)
 
 
 async def find_access_token(
@@ -471,23 +487,22 @@ async def live_tokens(redis: RedisClient, family_ids: list[str]) -> list[tuple[s
         for family in family_ids:
             pipe.smembers(keys.family_members(family))
         member_sets = await pipe.execute()
-    places = [
-        (family, key)
+    places = [  # (family, key, whether it is a first-token key)
+        place
         for family, members in zip(family_ids, member_sets, strict=True)
-        for key in [keys.first_access_token(family), keys.first_jwt_access_token(family), *members]
+        for place in [
+            (family, keys.first_access_token(family), True),
+            (family, keys.first_jwt_access_token(family), True),
+            *((family, key, False) for key in members),
+        ]
     ]
     async with redis.pipeline(transaction=False) as pipe:
-        for _, key in places:
+        for _, key, _ in places:
             pipe.get(key)
         raws = await pipe.execute()
     found = []
-    for (family, key), raw in zip(places, raws, strict=True):
-        if raw is not None and key in (
-            keys.first_access_token(family),
-            keys.first_jwt_access_token(family),
-        ):
-            raw = raw.partition(" ")[2]  # after the digest
-        record = parse_record(raw, family)
+    for (family, key, first), raw in zip(places, raws, strict=True):
+        record = parse_record(_split_first(raw)[1] if first and raw else raw, family)
         if record is not None:  # not expired, revoked meanwhile, or rotated away
             kind = "refresh_token" if keys.is_refresh_token(key) else "access_token"
             found.append((kind, record))

@@ -299,3 +299,19 @@ async def test_a_record_stored_before_records_were_compact_is_still_read(
     assert info.body["active"] is True
     assert (info.body["sub"], info.body["username"]) == ("earlier-sub", s.user)
     assert info.body["exp"] == now + 600
+
+
+async def test_a_token_in_a_tombstoned_family_is_inactive_even_if_left_behind(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """During a rolling update an earlier release's revocation, which knew no first-token
+    key, leaves that key behind but sets the family's tombstone: the token is inactive."""
+    flow = await _full_flow(stack, redis, http)
+    api = await make_resource_server(redis, [flow.scope])
+    family = grant_family(flow.access_token)
+    assert (await introspect(http, stack, api, flow.access_token)).body["active"] is True
+
+    await redis.set(keys.family_revoked(family), "1", ex=families.TOMBSTONE_TTL)
+
+    assert await redis.exists(keys.first_access_token(family)) == 1
+    assert (await introspect(http, stack, api, flow.access_token)).body == {"active": False}
