@@ -60,6 +60,13 @@ def hash_password(password: str) -> str:
     return _password_hasher.hash(password)
 
 
+async def prepare_password_checks(_app: object = None) -> None:
+    """Make the dummy hash before the first sign-in (an ``on_startup`` handler of the
+    services that check passwords), so the first check of an unknown username costs what
+    every other check costs."""
+    await asyncio.get_running_loop().run_in_executor(_PASSWORD_CHECKS, _dummy_password_hash)
+
+
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password against its argon2id hash, off the event loop."""
     loop = asyncio.get_running_loop()
