@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -76,6 +77,9 @@ async def measure(
     result = wrk.run(load, seconds=args.duration, connections=args.connections, cpu=stack.LOAD_CPU)
     if not quiet:
         print("  (the machine was busy before this run)")
+    problem = await scenario.verify(result.requests) if scenario.verify else None
+    if problem:
+        result = dataclasses.replace(result, failures={**result.failures, "effect": problem})
     return result
 
 
@@ -102,7 +106,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )[0],
         }
-        scenarios = tessera_scenarios(redis, settings, key_set, made, tessera.urls, active)
+        scenarios = tessera_scenarios(redis, settings, made, tessera.urls, active)
         scenarios += floor_scenarios(tessera.floor_url)
         if reference:
             scenarios += await reference_setup(reference)

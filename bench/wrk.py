@@ -11,6 +11,9 @@ from pathlib import Path
 import orjson
 
 SCRIPT = Path(__file__).with_name("lua") / "checked_post.lua"
+# One thread: the Lua script hands out fresh bodies from one list, which a second thread
+# would hand out again.
+THREADS = 1
 
 
 @dataclass(frozen=True, slots=True)
