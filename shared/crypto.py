@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import hmac
 import secrets
@@ -25,13 +24,15 @@ _password_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory: 64 MiB, 3 
 _PASSWORD_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
-@functools.cache
-def _dummy_password_hash() -> str:
-    """Verified against when the user does not exist, so a wrong username costs as much as
-    a wrong password and the response time does not tell them apart. Made on first need,
-    in a checking thread: made at import, its 64 MiB would count in the peak memory of
-    every service, the introspection service included, which never checks a password."""
-    return _password_hasher.hash(secrets.token_urlsafe(16))
+# Verified against when the user does not exist, so a wrong username costs what a wrong
+# password costs and the response time does not tell them apart. A hash of a random
+# password nobody kept, made once with the hasher's parameters (a test checks they still
+# match): made at start-up instead, its 64 MiB would set the peak memory of every service.
+# A hash of nobody's password, never a credential:
+DUMMY_PASSWORD_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$d/B6SUESjXs1VSXSg+ijpg"  # noqa: S105
+    "$gj6Zr01adRXr/aX2WZu5xA3H32ayh9EiBZTL4MeJm6E"
+)
 
 
 def random_token(nbytes: int = 32) -> str:
@@ -60,13 +61,6 @@ def hash_password(password: str) -> str:
     return _password_hasher.hash(password)
 
 
-async def prepare_password_checks(_app: object = None) -> None:
-    """Make the dummy hash before the first sign-in (an ``on_startup`` handler of the
-    services that check passwords), so the first check of an unknown username costs what
-    every other check costs."""
-    await asyncio.get_running_loop().run_in_executor(_PASSWORD_CHECKS, _dummy_password_hash)
-
-
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password against its argon2id hash, off the event loop."""
     loop = asyncio.get_running_loop()
@@ -75,6 +69,6 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
 def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _password_hasher.verify(password_hash or _dummy_password_hash(), password)
+        return _password_hasher.verify(password_hash or DUMMY_PASSWORD_HASH, password)
     except (VerificationError, InvalidHashError):
         return False

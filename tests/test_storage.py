@@ -198,6 +198,13 @@ async def test_token_ttls_are_their_lifetimes(
     assert isinstance(sub, str)
 
 
+def test_the_dummy_hash_costs_what_a_real_one_does() -> None:
+    """An unknown username is checked against a fixed hash: made with other parameters
+    than the hasher's, it would answer faster or slower, telling usernames apart."""
+    assert crypto.DUMMY_PASSWORD_HASH.startswith("$argon2id$")
+    assert not crypto._password_hasher.check_needs_rehash(crypto.DUMMY_PASSWORD_HASH)
+
+
 async def test_user_password_is_an_argon2id_hash(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:

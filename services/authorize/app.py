@@ -11,7 +11,6 @@ from aiohttp import web
 
 from services.authorize import pages
 from services.authorize.metadata import metadata
-from shared import crypto
 from shared.errors import OAuthError
 from shared.settings import Settings
 from shared.web import create_base_app, error_middleware
@@ -59,7 +58,6 @@ def template_loader(settings: Settings) -> jinja2.BaseLoader:
 
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, page_errors)
-    app.on_startup.append(crypto.prepare_password_checks)
     aiohttp_jinja2.setup(
         app,
         loader=template_loader(settings),

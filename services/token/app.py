@@ -8,7 +8,6 @@ from services.token import admin_api
 from services.token.endpoint import token
 from services.token.jwks import jwks
 from services.token.revocation import revoke
-from shared import crypto
 from shared.client_cache import client_cache_context
 from shared.settings import Settings
 from shared.web import create_base_app, json_errors
@@ -17,7 +16,6 @@ from shared.web import create_base_app, json_errors
 def create_app(settings: Settings) -> web.Application:
     admin = [admin_api.require_admin_token] if settings.admin_token else []
     app = create_base_app(settings, json_errors, admin)
-    app.on_startup.append(crypto.prepare_password_checks)
     app.cleanup_ctx.append(client_cache_context)
     app.router.add_post("/token", token)
     app.router.add_post("/revoke", revoke)
