@@ -8,14 +8,18 @@ Service logs go to ``test-artifacts/logs/``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from services.example_api.app import create_app as notes_app
 from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.redis_store import connect
+from shared.resource_server import ResourceServerSettings
 from tests.oauth import ADMIN_TOKEN, REFRESH_REUSE_GRACE, Stack, start_stack
+from tests.resource_servers import ApiClient, Start
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +55,14 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A browser-like HTTP client: keeps cookies, never follows redirects by itself."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session
+
+
+@pytest.fixture
+def notes_api(aiohttp_client: Any) -> Start:
+    """Start the example notes API with the given settings; stopped after the test."""
+
+    async def start(settings: ResourceServerSettings) -> ApiClient:
+        client: ApiClient = await aiohttp_client(notes_app(settings))
+        return client
+
+    return start

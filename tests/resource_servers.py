@@ -5,10 +5,12 @@ request counts (its /metrics) to see which calls reached it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 from redis.asyncio import Redis
@@ -27,6 +29,10 @@ from tests.oauth import (
     make_user,
     obtain_code,
 )
+
+# The example notes API under test, and the fixture (tests/conftest.py) that starts it.
+ApiClient = TestClient[web.Request, web.Application]
+Start = Callable[[ResourceServerSettings], Awaitable[ApiClient]]
 
 REALM = "notes"
 

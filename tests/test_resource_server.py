@@ -9,14 +9,12 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from aiohttp.test_utils import TestServer, make_mocked_request
 from redis.asyncio import Redis
 from yarl import URL
 
@@ -35,6 +33,7 @@ from shared.resource_server.middleware import logged_path
 from shared.resource_server.token_cache import TokenCache
 from tests.oauth import Stack, production_settings, revoke
 from tests.resource_servers import (
+    Start,
     assert_challenge,
     browser_token,
     call,
@@ -42,20 +41,6 @@ from tests.resource_servers import (
     requests_served,
     rs_settings,
 )
-
-ApiClient = TestClient[web.Request, web.Application]
-Start = Callable[[ResourceServerSettings], Awaitable[ApiClient]]
-
-
-@pytest.fixture
-def notes_api(aiohttp_client: Any) -> Start:
-    """Start the example API with the given settings; stopped after the test."""
-
-    async def start(settings: ResourceServerSettings) -> ApiClient:
-        client: ApiClient = await aiohttp_client(create_app(settings))
-        return client
-
-    return start
 
 
 def test_the_example_routes_declare_their_scopes() -> None:

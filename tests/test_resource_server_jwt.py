@@ -13,20 +13,18 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from redis.asyncio import Redis
 
-from services.example_api.app import READ, WRITE, create_app
+from services.example_api.app import READ, WRITE
 from services.token.app import create_app as token_app
 from shared import jwt_access_tokens
 from shared.jwt_access_tokens import looks_like_jwt
@@ -36,6 +34,7 @@ from shared.signing_keys import generate_key_file, load_key_set
 from tests.oauth import Stack, production_settings, revoke
 from tests.resource_servers import (
     REALM,
+    Start,
     assert_challenge,
     browser_token,
     call,
@@ -43,18 +42,6 @@ from tests.resource_servers import (
     requests_served,
     rs_settings,
 )
-
-ApiClient = TestClient[web.Request, web.Application]
-Start = Callable[[ResourceServerSettings], Awaitable[ApiClient]]
-
-
-@pytest.fixture
-def notes_api(aiohttp_client: Any) -> Start:
-    async def start(settings: ResourceServerSettings) -> ApiClient:
-        client: ApiClient = await aiohttp_client(create_app(settings))
-        return client
-
-    return start
 
 
 def b64(data: bytes) -> str:
