@@ -11,6 +11,7 @@ elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import os
 import signal
@@ -244,12 +245,19 @@ def example_api_env(urls: dict[str, str], demo: dict[str, str]) -> dict[str, str
     }
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
+def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # The walkthrough promises Ctrl-C. A shell without job control starts a background
+    # command with SIGINT ignored (POSIX, Shell Command Language §2.11), and Python then
+    # keeps it ignored: take it back, so that `kill -INT` stops `make run` there too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The children run in sessions of their own (shared.local_processes), out of reach of
+    # a closed terminal's SIGHUP: stop them on it, as on SIGTERM.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on_signal)
     layout = Layout.from_env(os.environ)
     layout.var.mkdir(parents=True, exist_ok=True)
     group = ProcessGroup()
@@ -286,7 +294,10 @@ def main() -> int:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
     finally:
-        print("\nStopping...", flush=True)
+        # Whoever started us may be gone (a closed terminal or pipe): stop the children
+        # all the same.
+        with contextlib.suppress(OSError):
+            print("\nStopping...", flush=True)
         group.stop()
     return 0
 
