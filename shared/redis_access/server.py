@@ -1,0 +1,71 @@
+"""Commands to one server: a standalone Redis, or the master a Sentinel names."""
+
+from __future__ import annotations
+
+import asyncio
+
+import hiredis
+from redis import exceptions
+
+from shared.redis_access.commands import Command, Reply
+from shared.redis_access.errors import from_reply
+from shared.redis_access.node import Node
+
+MULTI = hiredis.pack_command(("MULTI",))
+EXEC = hiredis.pack_command(("EXEC",))
+
+
+async def batch_on(
+    node: Node, commands: list[Command], transaction: bool
+) -> list[Reply | exceptions.RedisError]:
+    """Send ``commands`` to ``node`` back to back, in a ``MULTI``/``EXEC`` block when
+    ``transaction``; each reply, or the error in its place."""
+    packed = [hiredis.pack_command(command) for command in commands]
+    if not transaction:
+        futures = await node.send_many(packed)
+        return await asyncio.gather(*futures, return_exceptions=True)
+    futures = await node.send_many([MULTI, *packed, EXEC])
+    replies = await asyncio.gather(*futures, return_exceptions=True)
+    for reply in replies:
+        # MULTI's OK and each QUEUED first: a failure there (a syntax error, the
+        # connection lost) means EXEC ran nothing, or never ran.
+        if isinstance(reply, BaseException):
+            raise reply
+    executed = replies[-1]
+    if executed is None:
+        raise exceptions.ExecAbortError("the transaction was aborted")
+    return [from_reply(str(r)) if type(r) is hiredis.ReplyError else r for r in executed]
+
+
+class ServerRouter:
+    """Every command to one node. With ``sentinel``, a READONLY answer (a master that
+    failover demoted) drops the connection, so the next command finds the new master."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def call(self, command: Command) -> Reply:
+        try:
+            return await self.node.call(hiredis.pack_command(command))
+        except exceptions.ReadOnlyError:
+            self._demoted()
+            raise
+
+    async def batch(
+        self, commands: list[Command], transaction: bool
+    ) -> list[Reply | exceptions.RedisError]:
+        try:
+            replies = await batch_on(self.node, commands, transaction)
+        except exceptions.ReadOnlyError:
+            self._demoted()
+            raise
+        if any(isinstance(reply, exceptions.ReadOnlyError) for reply in replies):
+            self._demoted()
+        return replies
+
+    def _demoted(self) -> None:
+        if self.node.options.require_master:
+            self.node.drop_connection("it is no longer the master")
+
+    async def aclose(self) -> None:
+        await self.node.aclose()

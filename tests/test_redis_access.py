@@ -1,0 +1,254 @@
+"""The auto-pipelined Redis layer (shared/redis_access) against real redis-server
+processes: replies reach their own callers, redis-py's reply shapes, deadlines,
+back-pressure, a dropped connection, a paused and a restarted server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis import exceptions
+from redis.asyncio import Redis
+
+from shared import keys, scripts
+from shared.local_processes import ProcessGroup, free_port, start_redis
+from shared.redis_access import Client, Outages, connect
+from shared.redis_access.connection import Connection
+
+
+class Server:
+    """One redis-server that a test may pause, kill and start again on the same port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.group = ProcessGroup()
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.url = start_redis(self.group, self.port, data_dir, persistent=True)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.group.processes[-1]
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        start_redis(self.group, self.port, self.data_dir, persistent=True)
+
+    def stop(self) -> None:
+        self.group.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    started = Server(tmp_path / "redis")
+    yield started
+    started.process.send_signal(signal.SIGCONT)  # in case a test left it paused
+    started.stop()
+
+
+@pytest.fixture
+async def admin(server: Server) -> AsyncIterator[Redis]:
+    client = Redis.from_url(server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[Client]:
+    made = connect(server.url, timeout=0.3)
+    yield made
+    await made.aclose()
+
+
+async def test_concurrent_callers_share_one_connection_and_get_their_own_replies(
+    client: Client, admin: Redis
+) -> None:
+    await admin.mset({f"k{i}": str(i) for i in range(500)})
+    found = await asyncio.gather(*(client.get(f"k{i}") for i in range(500)))
+    assert found == [str(i) for i in range(500)]
+    clients = await admin.client_list()
+    assert len(clients) == 2  # this layer's one connection, and the admin's
+
+
+async def test_commands_answer_as_redis_py_does(client: Client, admin: Redis) -> None:
+    assert await client.ping() is True
+    assert await client.set("s", "v", ex=60) is True
+    assert await client.set("s", "w", nx=True) is None
+    assert await client.get("s") == "v" == await admin.get("s")
+    assert await client.mget("s", "missing") == ["v", None]
+    assert await client.mget(["s"]) == ["v"]
+    assert await client.sadd("set", "a", "b") == 2
+    assert await client.smembers("set") == {"a", "b"} == await admin.smembers("set")
+    assert await client.hset("h", mapping={"x": "1", "y": b"2"}) == 2
+    assert await client.hgetall("h") == {"x": "1", "y": "2"} == await admin.hgetall("h")
+    assert await client.hmget("h", ["x", "z"]) == ["1", None]
+    assert await client.zadd("z", {"m": 5}) == 1
+    assert await client.zadd("z", {"m": 3}, gt=True) == 0
+    assert await admin.zscore("z", "m") == 5  # GT kept the greater score
+    assert await client.expire("h", 60) is True
+    assert await client.expire("missing", 60) is False
+    assert await client.incr("n") == 1
+    assert await client.delete("s", "h") == 2
+    with pytest.raises(exceptions.ResponseError, match="WRONGTYPE"):
+        await client.get("set")
+
+
+async def test_a_transaction_runs_as_one_block(client: Client, admin: Redis) -> None:
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.set("t", 0, ex=60, nx=True)
+        pipe.incr("t")
+        pipe.smembers("nothing")
+        assert await pipe.execute() == [True, 1, set()]
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.incr("t")
+        pipe.hset("t", "f", "v")  # WRONGTYPE at EXEC: that command alone fails
+        replies = await pipe.execute(raise_on_error=False)
+    assert replies[0] == 2
+    assert isinstance(replies[1], exceptions.ResponseError)
+    assert await admin.get("t") == "2"
+
+
+async def test_scripts_are_sent_by_sha_and_again_in_full_after_a_flush(
+    client: Client, admin: Redis
+) -> None:
+    assert await scripts.run(client, "return ARGV[1]", [], ["one"]) == "one"
+    await admin.script_flush()
+    assert await scripts.run(client, "return ARGV[1]", [], ["two"]) == "two"
+    await admin.script_flush()
+    answer = await scripts.run_after(
+        client,
+        lambda pipe: pipe.set("before", "1"),
+        "return redis.call('GET', KEYS[1])",
+        ["before"],
+        [],
+    )
+    assert answer == "1"
+
+
+async def test_back_pressure_bounds_the_commands_in_flight(
+    server: Server, admin: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    most = 0
+    send_many = Connection.send_many
+
+    def counting(self: Connection, commands: list[bytes]) -> list[asyncio.Future[object]]:
+        nonlocal most
+        futures = send_many(self, commands)
+        most = max(most, len(self._pending))
+        return futures
+
+    monkeypatch.setattr(Connection, "send_many", counting)
+    bounded = connect(server.url, max_in_flight=3)
+    try:
+        await admin.set("v", "x")
+        assert await asyncio.gather(*(bounded.get("v") for _ in range(200))) == ["x"] * 200
+    finally:
+        await bounded.aclose()
+    assert most == 3
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(client: Client, admin: Redis) -> None:
+    await admin.mset({"a": "A", "b": "B"})
+    slow = asyncio.ensure_future(client.execute_command("BLPOP", "empty-list", 0.2))
+    first = asyncio.ensure_future(client.get("a"))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    assert await client.get("b") == "B"
+    assert await slow is None
+    assert first.cancelled()
+
+
+async def test_a_connection_dropped_mid_batch_fails_its_commands_and_is_replaced(
+    client: Client, admin: Redis
+) -> None:
+    await admin.set("k", "v")
+    assert await client.get("k") == "v"
+    in_flight = [
+        asyncio.ensure_future(client.execute_command("BLPOP", "empty-list", 1)) for _ in range(5)
+    ]
+    await asyncio.sleep(0.05)
+    await admin.client_kill_filter(_type="normal", skipme=True)
+    outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
+    assert all(isinstance(o, exceptions.ConnectionError) for o in outcomes), outcomes
+    # The next command opens a new connection; nothing of the old stream reaches it.
+    assert await client.get("k") == "v"
+
+
+async def test_a_reply_that_never_comes_fails_within_the_deadline_then_fast(
+    server: Server, client: Client, admin: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tessera.redis")
+    await admin.set("k", "v")
+    assert await client.get("k") == "v"
+    server.process.send_signal(signal.SIGSTOP)  # Redis stops answering; TCP stays up
+    try:
+        started = time.monotonic()
+        with pytest.raises(exceptions.TimeoutError):
+            await client.get("k")
+        assert time.monotonic() - started < 0.6
+        # Reconnecting cannot complete either: down, and from then on refused at once.
+        with pytest.raises(exceptions.RedisError):
+            await client.get("k")
+        started = time.monotonic()
+        for _ in range(100):
+            with pytest.raises(exceptions.ConnectionError, match="unavailable"):
+                await client.get("k")
+        assert time.monotonic() - started < 0.1
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    assert await _eventually(client.get, "k") == "v"
+    lines = [r.getMessage() for r in caplog.records if r.name == "tessera.redis"]
+    assert sum("unavailable" in line for line in lines) == 1, lines
+    assert sum("available again" in line for line in lines) == 1, lines
+
+
+async def test_a_restarted_server_is_used_again_without_a_restart_of_ours(
+    server: Server, admin: Redis
+) -> None:
+    events: list[str] = []
+    client = connect(
+        server.url,
+        timeout=0.3,
+        outages=Outages(down=lambda: events.append("down"), up=lambda s: events.append("up")),
+    )
+    try:
+        await admin.set("kept", "yes")
+        assert await client.get("kept") == "yes"
+        server.kill()
+        with pytest.raises(exceptions.ConnectionError):
+            await client.get("kept")
+        with pytest.raises(exceptions.ConnectionError):
+            await client.get("kept")
+        server.restart()
+        returned = time.monotonic()
+        assert await _eventually(client.get, "kept") == "yes"  # the append-only file
+        assert time.monotonic() - returned < 1.0
+        assert events == ["down", "up"]
+    finally:
+        await client.aclose()
+
+
+async def test_the_key_schema_scripts_run_on_the_layer(client: Client) -> None:
+    """One of Tessera's own scripts, as the services run it."""
+    family = "f" * 22
+    deleted = await scripts.run(client, keys.REVOKE_FAMILY, keys.family_keys(family), [60])
+    assert deleted == 0
+
+
+async def _eventually(call, *args, seconds: float = 3.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await call(*args)
+        except exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)

@@ -1,0 +1,169 @@
+"""The auto-pipelined Redis layer on a Redis Cluster being resharded (ASK, then MOVED)
+and on a Sentinel-monitored master that fails over: every command reaches the node that
+owns its key, and no caller is ever given another command's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as sync_redis
+from redis import exceptions
+from redis.crc import key_slot
+
+from shared.local_processes import ProcessGroup, free_port, start_redis
+from shared.redis_access import connect
+from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
+
+
+@pytest.fixture
+def group() -> Iterator[ProcessGroup]:
+    started = ProcessGroup()
+    yield started
+    started.stop()
+
+
+def _node_id(port: int) -> str:
+    with sync_redis.Redis(port=port, decode_responses=True) as node:
+        return str(node.execute_command("CLUSTER", "MYID"))
+
+
+def _owner_port(ports: list[int], slot: int) -> int:
+    with sync_redis.Redis(port=ports[0], decode_responses=True) as node:
+        for first, last, master, *_ in node.execute_command("CLUSTER", "SLOTS"):
+            if first <= slot <= last:
+                return int(master[1])
+    raise AssertionError(f"no owner for slot {slot}")
+
+
+def _redirections(port: int, kind: str) -> int:
+    with sync_redis.Redis(port=port, decode_responses=True) as node:
+        stats = node.info("errorstats")
+    return int(stats.get(f"errorstat_{kind}", {}).get("count", 0))
+
+
+async def test_cluster_resharding_is_followed_through_ask_and_moved(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        key, other = "{reshard}moving", "{reshard}new"
+        slot = key_slot(key.encode())
+        source = _owner_port(ports, slot)
+        target = next(p for p in ports if p != source)
+        assert await client.set(key, "value") is True
+        values = {f"{{spread{i}}}": str(i) for i in range(60)}  # keys on every node
+        for name, value in values.items():
+            await client.set(name, value)
+
+        # Migration under way: the key now lives on the target, the slot still on the
+        # source, which answers ASK.
+        source_id, target_id = _node_id(source), _node_id(target)
+        with sync_redis.Redis(port=target) as node:
+            node.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        with sync_redis.Redis(port=source) as node:
+            node.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            node.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", key)
+        asks = _redirections(source, "ASK")
+        assert await client.get(key) == "value"
+        assert await client.set(other, "created during the migration") is True
+        assert _redirections(source, "ASK") > asks
+
+        # Migration done: the source answers MOVED once, and the map is updated.
+        for port in ports:
+            with sync_redis.Redis(port=port) as node:
+                node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        moved = _redirections(source, "MOVED")
+        found = await asyncio.gather(client.get(key), client.get(other))
+        assert found == ["value", "created during the migration"]
+        assert _redirections(source, "MOVED") > moved
+        moved = _redirections(source, "MOVED")
+        assert await client.get(key) == "value"
+        assert _redirections(source, "MOVED") == moved  # straight to the new owner
+
+        # Every other key still reaches its own value, concurrently and in pipelines.
+        names = list(values)
+        assert await asyncio.gather(*(client.get(n) for n in names)) == list(values.values())
+        async with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.get(name)
+            assert await pipe.execute() == list(values.values())
+    finally:
+        await client.aclose()
+
+
+def _wait(check, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _failover_started(sentinel: sync_redis.Redis) -> bool:
+    try:
+        sentinel.execute_command("SENTINEL", "FAILOVER", SENTINEL_SERVICE)
+    except exceptions.ResponseError as exc:
+        if "NOGOODSLAVE" in str(exc):  # the replica's state not yet confirmed
+            return False
+        raise
+    return True
+
+
+async def test_sentinel_failover_moves_the_client_to_the_new_master(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    master, replica = free_port(), free_port()
+    start_redis(group, master, tmp_path / "master", persistent=False)
+    start_redis(
+        group,
+        replica,
+        tmp_path / "replica",
+        persistent=False,
+        extra_args=["--replicaof", "127.0.0.1", str(master)],
+    )
+
+    def synced() -> bool:
+        with sync_redis.Redis(port=replica, decode_responses=True) as node:
+            return node.info("replication")["master_link_status"] == "up"
+
+    _wait(synced)
+    sentinel = start_sentinel(group, tmp_path / "sentinel", master)
+    with sync_redis.Redis(port=sentinel, decode_responses=True) as node:
+        # Eligible for promotion once the sentinel has heard from the replica itself.
+        _wait(
+            lambda: any(
+                r["flags"] == "slave" and r.get("master-link-status") == "ok"
+                for r in node.sentinel_slaves(SENTINEL_SERVICE)
+            )
+        )
+
+    client = connect(f"redis+sentinel://127.0.0.1:{sentinel}/{SENTINEL_SERVICE}/0", timeout=0.5)
+    try:
+        assert await client.set("before", "1") is True
+        with sync_redis.Redis(port=sentinel) as node:
+            _wait(lambda: _failover_started(node))
+        written_on_new_master = False
+        deadline = time.monotonic() + 30
+        i = 0
+        while not written_on_new_master:
+            assert time.monotonic() < deadline, "the client never reached the new master"
+            i += 1
+            try:
+                await client.set(f"k{i}", str(i))
+                # Each caller gets the answer to its own command, never another's.
+                assert await client.get(f"k{i}") == str(i)
+            except (exceptions.ConnectionError, exceptions.ReadOnlyError, exceptions.TimeoutError):
+                await asyncio.sleep(0.05)
+                continue
+            with sync_redis.Redis(port=replica, decode_responses=True) as node:
+                written_on_new_master = node.get(f"k{i}") == str(i) and (
+                    node.info("replication")["role"] == "master"
+                )
+            await asyncio.sleep(0.02)
+        assert await client.get("before") == "1"
+    finally:
+        await client.aclose()
