@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from redis.asyncio import RedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
-from shared import clients, keys
-from shared.app_keys import CLIENTS, REDIS
+from shared import clients, keys, redis_store
+from shared.app_keys import CLIENTS, REDIS, SETTINGS
 from shared.clients import Client
 
 if TYPE_CHECKING:
@@ -39,8 +39,12 @@ RESUBSCRIBE_SECONDS = 1.0
 
 
 class ClientCache:
-    def __init__(self, redis: RedisClient) -> None:
+    """Reads clients through ``redis``; hears of changes through ``subscriber``, a
+    redis-py client (pub/sub), which defaults to ``redis``."""
+
+    def __init__(self, redis: RedisClient, subscriber: Redis | RedisCluster | None = None) -> None:
         self._redis = redis
+        self._subscriber = subscriber if subscriber is not None else redis
         self._entries: dict[str, tuple[float, Client | None]] = {}
         # Bumped by every invalidation: a read that began before one is not cached.
         self._generation = 0
@@ -90,11 +94,13 @@ class ClientCache:
         while not self._stopping:
             pubsub = None
             try:
-                if isinstance(self._redis, RedisCluster):
+                subscriber = self._subscriber
+                if isinstance(subscriber, RedisCluster):
                     # A cluster client picks the subscription's node from its slot map,
                     # which it loads on first use: load it first.
-                    await self._redis.initialize()
-                pubsub = self._redis.pubsub()
+                    await subscriber.initialize()
+                assert isinstance(subscriber, Redis | RedisCluster), "pub/sub needs redis-py"
+                pubsub = subscriber.pubsub()
                 await pubsub.subscribe(keys.CLIENT_CHANGES)
                 while not self.listening and not self._stopping:
                     # Cache only once Redis confirms the subscription: from then on no
@@ -124,9 +130,12 @@ class ClientCache:
 
 
 async def client_cache_context(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context, after the Redis one: the cache and its listener."""
-    cache = ClientCache(app[REDIS])
+    """Cleanup context, after the Redis one: the cache and its listener, which has a
+    redis-py client of its own (the request-path client does no pub/sub)."""
+    subscriber = redis_store.connect(app[SETTINGS].redis_url)
+    cache = ClientCache(app[REDIS], subscriber)
     app[CLIENTS] = cache
     cache.start()
     yield
     await cache.stop()
+    await subscriber.aclose()

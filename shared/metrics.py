@@ -25,6 +25,7 @@ from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -63,6 +64,8 @@ class Metrics:
     grants_issued: Counter
     oauth_errors: Counter
     redis_errors: Counter
+    redis_unavailable: Gauge
+    redis_unavailable_seconds: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -101,6 +104,17 @@ class Metrics:
                 "tessera_redis_errors",
                 "Redis failures seen by requests and readiness checks, by exception type.",
                 ["error"],
+                registry=registry,
+            ),
+            redis_unavailable=Gauge(
+                "tessera_redis_unavailable",
+                "Redis servers this process cannot reach now (it answers 503 meanwhile).",
+                registry=registry,
+            ),
+            redis_unavailable_seconds=Counter(
+                "tessera_redis_unavailable_seconds",
+                "Seconds Redis servers were unreachable from this process, counted when each "
+                "comes back.",
                 registry=registry,
             ),
         )

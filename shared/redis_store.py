@@ -1,4 +1,6 @@
-"""The one Redis client of a service, opened and closed with the application.
+"""The Redis clients of a service, opened and closed with the application: the
+auto-pipelined one of ``shared.redis_access`` for request paths, and redis-py's (here
+``connect``) for pub/sub, the CLI, the tests and administration.
 
 ``REDIS_URL`` names one server, a master behind Redis Sentinel, or a Redis Cluster (the
 forms are in ``shared.redis_urls``). Tessera's code runs unchanged on all three: the keys
@@ -15,13 +17,14 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel
 
-from shared import redis_urls
-from shared.app_keys import REDIS, SETTINGS
+from shared import redis_access, redis_urls
+from shared.app_keys import METRICS, REDIS, SETTINGS
 from shared.redis_urls import RedisTarget
 
-# What every Redis client of Tessera is: a single server's or a Sentinel master's client
-# (both redis.asyncio.Redis), or a Redis Cluster client. They share the command API.
-RedisClient: TypeAlias = Redis | RedisCluster
+# What every Redis client of Tessera is: the auto-pipelined client of the services'
+# request paths, or redis-py's for a single server, a Sentinel master or a Redis Cluster.
+# They share redis-py's command API.
+RedisClient: TypeAlias = redis_access.Client | Redis | RedisCluster
 
 # Timeouts, so that a Redis that hangs fails requests (and /readyz) instead of holding
 # them forever; options in the URL take precedence.
@@ -70,18 +73,9 @@ def _cluster(target: RedisTarget) -> RedisCluster:
 
 def _sentinel_master(target: RedisTarget) -> SentinelMaster:
     options = {**TIMEOUTS, **target.options}
-    # The sentinels get the same timeouts and TLS settings, and credentials of their own.
-    sentinel_kwargs = {
-        name: value
-        for name, value in options.items()
-        if name.startswith(("socket_", "ssl_")) or name == "health_check_interval"
-    }
-    sentinel_kwargs |= {
-        "ssl": target.tls,
-        "username": target.sentinel_username,
-        "password": target.sentinel_password,
-    }
-    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)
+    sentinel = Sentinel(
+        list(target.nodes), sentinel_kwargs=redis_urls.sentinel_kwargs(target, options)
+    )
     master = sentinel.master_for(
         target.service_name,
         redis_class=SentinelMaster,
@@ -97,7 +91,18 @@ def _sentinel_master(target: RedisTarget) -> SentinelMaster:
 
 
 async def redis_context(app: web.Application) -> AsyncIterator[None]:
-    redis = connect(app[SETTINGS].redis_url)
+    """The service's request-path client; its outages show in the metrics."""
+    settings, metrics = app[SETTINGS], app[METRICS]
+
+    def up(seconds: float) -> None:
+        metrics.redis_unavailable.dec()
+        metrics.redis_unavailable_seconds.inc(seconds)
+
+    redis = redis_access.connect(
+        settings.redis_url,
+        timeout=settings.redis_timeout_ms / 1000,
+        outages=redis_access.Outages(down=metrics.redis_unavailable.inc, up=up),
+    )
     app[REDIS] = redis
     yield
     await redis.aclose()

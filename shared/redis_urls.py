@@ -93,6 +93,21 @@ def parse(url: str) -> RedisTarget:
     raise ValueError(f"unknown scheme {scheme}://; expected one of {known}")
 
 
+def sentinel_kwargs(target: RedisTarget, options: dict[str, Any]) -> dict[str, Any]:
+    """The sentinels' connection options: the same timeouts and TLS settings as the data
+    nodes' (``options``), and credentials of their own."""
+    kwargs = {
+        name: value
+        for name, value in options.items()
+        if name.startswith(("socket_", "ssl_")) or name == "health_check_interval"
+    }
+    return kwargs | {
+        "ssl": target.tls,
+        "username": target.sentinel_username,
+        "password": target.sentinel_password,
+    }
+
+
 def _parse_topology(kind: Kind, url: str, default_port: int) -> RedisTarget:
     parts = urlsplit(url)
     if parts.fragment:

@@ -94,6 +94,9 @@ class Settings:
     # long a SIGTERMed service keeps serving, unready, before it stops listening.
     log_format: str = "json"
     drain_seconds: int = 10
+    # How long a request waits for Redis (connecting, or one command's reply) before it is
+    # answered 503 temporarily_unavailable: well under a client's own timeout.
+    redis_timeout_ms: int = 500
 
     @property
     def cookie_secure(self) -> bool:
@@ -150,6 +153,7 @@ class Settings:
             ),
             log_format=reader.choice("TESSERA_LOG_FORMAT", "json", ("JSON", "TEXT")).lower(),
             drain_seconds=reader.non_negative("TESSERA_DRAIN_SECONDS", 10, "seconds"),
+            redis_timeout_ms=reader.positive("TESSERA_REDIS_TIMEOUT_MS", 500, "milliseconds"),
         )
         settings._check_https()
         settings._check_tokens()

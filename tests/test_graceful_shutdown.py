@@ -32,8 +32,9 @@ from tests.oauth import (
 
 DRAIN_SECONDS = 1
 # Longer than the drain, so a request waiting on Redis is in flight when it ends; shorter
-# than the services' Redis socket timeout (5 s), so that request then succeeds.
+# than this test's Redis deadline (REDIS_TIMEOUT_MS), so that request then succeeds.
 REDIS_PAUSE_MS = 3500
+REDIS_TIMEOUT_MS = 6000
 
 
 def service_settings(stack: Stack, drain_seconds: int) -> dict[str, str]:
@@ -43,6 +44,7 @@ def service_settings(stack: Stack, drain_seconds: int) -> dict[str, str]:
         "TESSERA_ISSUER": stack.issuer,
         "TESSERA_INSECURE_LOOPBACK": "1",
         "TESSERA_DRAIN_SECONDS": str(drain_seconds),
+        "TESSERA_REDIS_TIMEOUT_MS": str(REDIS_TIMEOUT_MS),
     }
 
 
