@@ -21,7 +21,7 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from shared.redis_access.commands import Command, Reply
 from shared.redis_access.connection import Address
 from shared.redis_access.node import Node, Options, Outages
-from shared.redis_access.server import batch_on
+from shared.redis_access.server import batch_on, replies_of
 
 log = logging.getLogger("tessera.redis")
 
@@ -130,8 +130,10 @@ class ClusterRouter:
         for _ in range(MAX_REDIRECTS):
             try:
                 if asking:
-                    futures = await node.send_many([ASKING, packed])
-                    return (await asyncio.gather(*futures))[1]
+                    _, reply = await replies_of(await node.send_many([ASKING, packed]))
+                    if isinstance(reply, exceptions.RedisError):
+                        raise reply
+                    return reply
                 return await node.call(packed)
             except exceptions.MovedError as moved:
                 node = self._moved(moved)

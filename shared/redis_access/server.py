@@ -22,10 +22,8 @@ async def batch_on(
     ``transaction``; each reply, or the error in its place."""
     packed = [hiredis.pack_command(command) for command in commands]
     if not transaction:
-        futures = await node.send_many(packed)
-        return await asyncio.gather(*futures, return_exceptions=True)
-    futures = await node.send_many([MULTI, *packed, EXEC])
-    replies = await asyncio.gather(*futures, return_exceptions=True)
+        return await replies_of(await node.send_many(packed))
+    replies = await replies_of(await node.send_many([MULTI, *packed, EXEC]))
     for reply in replies:
         # MULTI's OK and each QUEUED first: a failure there (a syntax error, the
         # connection lost) means EXEC ran nothing, or never ran.
@@ -35,6 +33,25 @@ async def batch_on(
     if executed is None:
         raise exceptions.ExecAbortError("the transaction was aborted")
     return [from_reply(str(r)) if type(r) is hiredis.ReplyError else r for r in executed]
+
+
+async def replies_of(
+    futures: list[asyncio.Future[Reply]],
+) -> list[Reply | exceptions.RedisError]:
+    """Each future's reply or error, in order. Awaited one by one rather than gathered:
+    replies come in order, so after the first the rest are usually there already."""
+    replies: list[Reply | exceptions.RedisError] = []
+    try:
+        for future in futures:
+            try:
+                replies.append(await future)
+            except exceptions.RedisError as exc:
+                replies.append(exc)
+    except asyncio.CancelledError:
+        for future in futures:
+            future.cancel()  # their replies, when they come, are dropped
+        raise
+    return replies
 
 
 class ServerRouter:
