@@ -6,6 +6,7 @@ service with one line that names the variable and what is wrong with it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -31,6 +32,9 @@ class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
+# Cached: development mode asks this of every request's peer address. Bounded, because
+# the Host header that redirect URIs are compared with is the caller's.
+@functools.lru_cache(maxsize=1024)
 def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False

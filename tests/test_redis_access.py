@@ -101,6 +101,16 @@ async def test_commands_answer_as_redis_py_does(client: Client, admin: Redis) ->
         await client.get("set")
 
 
+async def test_a_reply_that_is_not_text_fails_its_caller_alone(
+    client: Client, admin: Redis
+) -> None:
+    await admin.set("binary", b"\xff\xfe")
+    await admin.set("text", "fine")
+    found = await asyncio.gather(client.get("binary"), client.get("text"), return_exceptions=True)
+    assert isinstance(found[0], exceptions.DataError)
+    assert found[1] == "fine"
+
+
 async def test_a_transaction_runs_as_one_block(client: Client, admin: Redis) -> None:
     async with client.pipeline(transaction=True) as pipe:
         pipe.set("t", 0, ex=60, nx=True)

@@ -27,6 +27,8 @@ from redis import exceptions
 from shared.redis_access.errors import from_reply
 
 Reply = Any
+# Stands for a reply that hiredis could not decode as UTF-8.
+_NOT_TEXT = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,8 @@ class Connection(asyncio.Protocol):
         self._outgoing.clear()
         for future, _ in pending:
             if not future.done():
-                future.set_exception(error)
+                # One exception object each: every caller raises, and adds to, its own.
+                future.set_exception(type(error)(*error.args))
         while self._room_waiters:
             waiter = self._room_waiters.popleft()
             if not waiter.done():
@@ -141,7 +144,7 @@ class Connection(asyncio.Protocol):
         """Queue packed commands to be written together, in this order and with nothing
         between them (so ``MULTI`` ... ``EXEC`` and ``ASKING`` + command stay whole)."""
         if self.closed is not None:
-            raise self.closed
+            raise type(self.closed)(*self.closed.args)
         if not self._outgoing:
             self._loop.call_soon(self._flush)
         self._outgoing.extend(commands)
@@ -177,15 +180,24 @@ class Connection(asyncio.Protocol):
         pending = self._pending
         try:
             reader.feed(data)
-            while (reply := reader.gets()) is not False:
+            while True:
+                try:
+                    reply = reader.gets()
+                except UnicodeDecodeError:
+                    # hiredis has consumed the whole reply: only its caller fails.
+                    reply = _NOT_TEXT
+                if reply is False:
+                    break
                 future = pending.popleft()[0]
                 if future.done():  # its caller gave up (cancelled); the reply is dropped
                     continue
                 if type(reply) is hiredis.ReplyError:
                     future.set_exception(from_reply(str(reply)))
+                elif reply is _NOT_TEXT:
+                    future.set_exception(exceptions.DataError("Redis replied with non-UTF-8 bytes"))
                 else:
                     future.set_result(reply)
-        except (hiredis.ProtocolError, IndexError):
+        except Exception:
             # Garbage, or a reply nobody asked for: nothing on this stream can be trusted.
             self._fail(exceptions.ConnectionError("Redis sent a reply that was not expected"))
             return
