@@ -8,22 +8,24 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from redis import exceptions as redis_exceptions
 from redis.exceptions import RedisError, ResponseError
 
 from shared import metrics
 from shared.app_keys import DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.errors import OAuthError, server_error, temporarily_unavailable
-from shared.logs import add_to_line, request_log
+from shared.logs import add_to_line
 from shared.redis_store import redis_context
+from shared.request_middleware import request_middleware
 from shared.settings import Settings
-from shared.shutdown import Drain, close_connections_while_draining
+from shared.shutdown import Drain
 from shared.signing_keys import load_key_set
 from shared.transport import require_https
 
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
     from aiohttp.typedefs import Middleware
 
 log = logging.getLogger("tessera.web")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # RFC 6749 §5.1: responses carrying tokens or credentials must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -174,20 +174,20 @@ def create_base_app(
     """``render`` answers every refusal (JSON, or the authorize service's page), Require
     HTTPS's included, which comes next so that nothing else looks at a plain-http
     request."""
-    # Outermost first: the request log sees the final status and gives every log line of
-    # the request its id; metrics count what the error middleware rendered.
+    app_metrics = metrics.Metrics.create()
+    drain = Drain()
+    # Outermost first: the request middleware sees the final status (what the error
+    # middleware rendered) and gives every log line of the request its id.
     chain: list[Middleware] = [
-        request_log,
-        metrics.request_metrics,
-        close_connections_while_draining,
+        request_middleware(app_metrics, drain),
         error_middleware(render),
         require_https,
         *extra,
     ]
     app = web.Application(middlewares=chain)
     app[SETTINGS] = settings
-    app[METRICS] = metrics.Metrics.create()
-    app[DRAIN] = Drain()
+    app[METRICS] = app_metrics
+    app[DRAIN] = drain
     # Loaded at start, so a bad key file stops the service with a clear message.
     app[SIGNING_KEYS] = (
         load_key_set(settings.signing_keys, settings.signing_key) if settings.signing_keys else None
