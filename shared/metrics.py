@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -59,6 +60,8 @@ class Metrics:
     registry: CollectorRegistry
     requests: Counter
     request_duration: Histogram
+    requests_in_flight: Gauge
+    overload_refusals: Counter
     grants_issued: Counter
     oauth_errors: Counter
     redis_errors: Counter
@@ -85,6 +88,17 @@ class Metrics:
                 "tessera_http_request_duration_seconds",
                 "Time from the request reaching the application to its response.",
                 ["method", "route"],
+                registry=registry,
+            ),
+            requests_in_flight=Gauge(
+                "tessera_http_requests_in_flight",
+                "Requests being served now, probes and scrapes excepted "
+                "(TESSERA_MAX_IN_FLIGHT is the most allowed).",
+                registry=registry,
+            ),
+            overload_refusals=Counter(
+                "tessera_overload_refusals",
+                "Requests answered 503 at once because TESSERA_MAX_IN_FLIGHT were in flight.",
                 registry=registry,
             ),
             grants_issued=Counter(

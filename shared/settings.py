@@ -94,6 +94,8 @@ class Settings:
     # long a SIGTERMed service keeps serving, unready, before it stops listening.
     log_format: str = "json"
     drain_seconds: int = 10
+    # Requests a process serves at once (probes excepted); more are answered 503 at once.
+    max_in_flight: int = 512
 
     @property
     def cookie_secure(self) -> bool:
@@ -150,6 +152,7 @@ class Settings:
             ),
             log_format=reader.choice("TESSERA_LOG_FORMAT", "json", ("JSON", "TEXT")).lower(),
             drain_seconds=reader.non_negative("TESSERA_DRAIN_SECONDS", 10, "seconds"),
+            max_in_flight=reader.positive("TESSERA_MAX_IN_FLIGHT", 512, "requests"),
         )
         settings._check_https()
         settings._check_tokens()

@@ -23,7 +23,7 @@ from shared.app_keys import DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.errors import OAuthError, server_error, temporarily_unavailable
 from shared.logs import add_to_line
 from shared.redis_store import redis_context
-from shared.request_middleware import request_middleware
+from shared.request_middleware import InFlight, request_middleware
 from shared.settings import Settings
 from shared.shutdown import Drain
 from shared.signing_keys import load_key_set
@@ -176,10 +176,18 @@ def create_base_app(
     request."""
     app_metrics = metrics.Metrics.create()
     drain = Drain()
+    in_flight = InFlight(settings.max_in_flight)
+    app_metrics.requests_in_flight.set_function(lambda: in_flight.count)
+
+    def overloaded(request: web.Request) -> web.Response:
+        app_metrics.overload_refusals.inc()
+        add_to_line(request, refused="overload")
+        return render_error(request, render, temporarily_unavailable("too many in flight"))
+
     # Outermost first: the request middleware sees the final status (what the error
     # middleware rendered) and gives every log line of the request its id.
     chain: list[Middleware] = [
-        request_middleware(app_metrics, drain),
+        request_middleware(app_metrics, drain, in_flight, overloaded),
         error_middleware(render),
         require_https,
         *extra,

@@ -52,6 +52,7 @@ async def test_a_request_given_up_on_is_logged_and_counted_as_499(
     assert line.tessera_fields["status"] == 499
     scrape = samples(await (await client.get("/metrics")).text())
     assert value(scrape, "tessera_http_requests_total", method="GET", route="/slow", status="499")
+    assert value(scrape, "tessera_http_requests_in_flight") == 0
 
 
 @pytest.mark.parametrize(("path", "status"), [("/healthz", 200), ("/nowhere", 404)])
