@@ -17,6 +17,7 @@ class OAuthError(Exception):
         status: int = 400,
         cause: str = "",
         challenge: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
@@ -25,6 +26,8 @@ class OAuthError(Exception):
         self.cause = cause or description
         # The WWW-Authenticate value sent with a 401 (RFC 6749 §5.2, RFC 7235 §4.1).
         self.challenge = challenge
+        # Seconds for the Retry-After header of a 503 (RFC 9110 §10.2.3).
+        self.retry_after = retry_after
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}
@@ -64,4 +67,16 @@ def invalid_scope(cause: str) -> OAuthError:
 def server_error() -> OAuthError:
     return OAuthError(
         "server_error", "The server met an unexpected condition.", status=500, cause="unexpected"
+    )
+
+
+def temporarily_unavailable(cause: str) -> OAuthError:
+    """RFC 6749 §4.1.2.1 names the error of a server that cannot answer for now (Redis
+    away, too many requests in flight); 503 with Retry-After, so clients try again soon."""
+    return OAuthError(
+        "temporarily_unavailable",
+        "The service is temporarily unavailable; try again shortly.",
+        status=503,
+        cause=cause,
+        retry_after=1,
     )

@@ -19,19 +19,16 @@ import logging
 import re
 import secrets
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-
-from shared.metrics import CLIENT_CLOSED_REQUEST, route_template
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Short and safe to print anywhere: letters, digits and ._:+/=- (UUIDs, hex, base64).
@@ -68,7 +65,8 @@ FIELDS_ATTRIBUTE = "tessera_fields"
 
 request_id_var: ContextVar[str | None] = ContextVar("tessera_request_id", default=None)
 
-access_log = logging.getLogger("tessera.access")
+ACCESS_LOGGER = "tessera.access"
+access_log = logging.getLogger(ACCESS_LOGGER)
 # What a handler adds to its request's line (the grant issued, the client): one line per
 # request tells what was done, where a second line would cost as much again.
 LINE_FIELDS: web.RequestKey[dict[str, object]] = web.RequestKey("tessera_line_fields")
@@ -116,12 +114,43 @@ def _request_id_of(record: logging.LogRecord) -> str | None:
 
 
 class _Formatter(logging.Formatter):
+    def access_line(
+        self, level: int, message: str, request_id: str, fields: dict[str, object]
+    ) -> str:
+        """The line a record of tessera.access with these fields would give."""
+        record = logging.LogRecord(ACCESS_LOGGER, level, "", 0, message, None, None)
+        setattr(record, "request_id", request_id)  # noqa: B010 - not a LogRecord attribute
+        setattr(record, FIELDS_ATTRIBUTE, fields)
+        return self.format(record)
+
     def formatException(self, ei: Any) -> str:
         exc = ei[1]
         if isinstance(exc, HttpProcessingError):
             # aiohttp's parser errors quote the raw request line, query string included.
             return f"{type(exc).__name__}: HTTP {exc.code} (the request line is not logged)"
         return super().formatException(ei)
+
+
+class _UtcSeconds:
+    """ISO 8601 times in UTC to the millisecond, the date and time formatted once a second
+    (formatting them is most of the cost of a time stamp)."""
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, str] = (-1, "")
+
+    def format(self, created: float) -> str:
+        second = int(created)
+        micros = round((created - second) * 1_000_000)  # as datetime.fromtimestamp rounds
+        if micros == 1_000_000:
+            second, micros = second + 1, 0
+        cached_second, text = self._cached  # one tuple: safe to share between threads
+        if cached_second != second:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._cached = (second, text)
+        return f"{text}.{micros // 1000:03d}Z"
+
+
+_utc_seconds = _UtcSeconds()
 
 
 class JsonFormatter(_Formatter):
@@ -133,25 +162,50 @@ class JsonFormatter(_Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "service": self.service,
-            "message": record.getMessage(),
-        }
-        request_id = _request_id_of(record)
-        if request_id:
-            entry["request_id"] = request_id
-        for name, value in _fields_of(record).items():
-            entry.setdefault(name, value)  # a field never hides the line's own keys
+        entry = self._entry(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            _request_id_of(record),
+            _fields_of(record),
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode()
+
+    def access_line(
+        self, level: int, message: str, request_id: str, fields: dict[str, object]
+    ) -> str:
+        # The line a record of tessera.access would give, without making the record.
+        entry = self._entry(
+            time.time(), logging.getLevelName(level), ACCESS_LOGGER, message, request_id, fields
+        )
+        return orjson.dumps(entry, default=str).decode()
+
+    def _entry(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        request_id: str | None,
+        fields: Mapping[str, object],
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "time": _utc_seconds.format(created),
+            "level": level,
+            "logger": logger,
+            "service": self.service,
+            "message": message,
+        }
+        if request_id:
+            entry["request_id"] = request_id
+        for name, value in fields.items():
+            entry.setdefault(name, value)  # a field never hides the line's own keys
+        return entry
 
 
 def _text_value(value: object) -> str:
@@ -178,19 +232,104 @@ class TextFormatter(_Formatter):
         return line
 
 
+class LineSink:
+    """Where this process's log lines go: one stream (standard error), written in the order
+    the lines were made, whichever thread made them.
+
+    A line made on a thread running an event loop is kept and written with the others the
+    loop makes until it finishes its current iteration: one write for a burst of requests
+    instead of a write and a flush per line. It reaches the stream before the loop reads
+    the next request, and a request that comes after an answer finds that answer's line
+    written. A line made elsewhere (start-up, shutdown, a worker thread) is written at once,
+    with any kept before it. ``flush`` writes what is kept; logging calls it at exit
+    (``logging.shutdown``), so no line is lost when the process stops.
+
+    A write to a file, or to a pipe with room, returns at once. When the reader of a pipe
+    stops reading, the write waits as any logger's would: lines are neither dropped nor
+    heaped up in memory.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._kept: list[str] = []
+        # The loop whose next iteration will write the kept lines, if any.
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+
+    def write(self, line: str) -> None:
+        """Add ``line`` (without its newline)."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            self._kept.append(line)
+            # A loop that closed with the flush still due is replaced by the running one.
+            if loop is not None and self._flush_on is not loop:
+                loop.call_soon(self.flush)
+                self._flush_on = loop
+        if loop is None:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:  # held while writing, so two threads cannot swap their batches
+            lines, self._kept = self._kept, []
+            self._flush_on = None
+            if not lines:
+                return
+            lines.append("")
+            try:
+                self._stream.write("\n".join(lines))
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass  # standard error is gone or closed: nowhere left to say so
+
+
+class _SinkHandler(logging.Handler):
+    """Formats records where they are logged (so a line names the request being served)
+    and hands the lines to the sink."""
+
+    def __init__(self, sink: LineSink, formatter: _Formatter) -> None:
+        super().__init__()
+        self.sink = sink
+        self.line_formatter = formatter
+        self.setFormatter(formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.sink.write(line)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def close(self) -> None:
+        self.sink.flush()  # what was kept is written, whoever closes the handler
+        super().close()
+
+
+# The handler ``configure`` installed, through which request lines may skip making a
+# LogRecord; None until then (the tests' in-process apps log through plain logging).
+_installed: _SinkHandler | None = None
+
+
 def configure(service: str, log_format: str, level: str = "INFO") -> None:
     """Send every logger's records to standard error in ``log_format`` (json or text)."""
-    formatter: logging.Formatter = (
+    global _installed
+    formatter: _Formatter = (
         TextFormatter(service) if log_format.lower() == "text" else JsonFormatter(service)
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler = _SinkHandler(LineSink(sys.stderr), formatter)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
+    _installed = handler
     # No line names the source file, thread or process that logged it, so they are not
     # looked up for every record (the logging HOWTO's "Optimization"): a third of the
     # cost of a request's line.
@@ -200,50 +339,59 @@ def configure(service: str, log_format: str, level: str = "INFO") -> None:
     logging.logMultiprocessing = False
 
 
+def _only_installed_handler(level: int) -> _SinkHandler | None:
+    """The installed handler when it is the one place a tessera.access record of ``level``
+    would go, unfiltered; else None (a test's handler, a filter), and the record is made."""
+    handler = _installed
+    if handler is None or level < handler.level or handler.filters:
+        return None
+    logger: logging.Logger | None = access_log
+    while logger is not None:
+        if logger.filters:
+            return None
+        if logger.handlers:
+            only = len(logger.handlers) == 1 and logger.handlers[0] is handler
+            return handler if only and logger.parent is None else None
+        if not logger.propagate:
+            return None
+        logger = logger.parent
+    return None
+
+
 def _path_of(request: web.Request) -> str:
     # The path as sent (percent-encoded, so no control characters), without the query.
     path = request.rel_url.raw_path
     return path if len(path) <= MAX_PATH_CHARS else path[:MAX_PATH_CHARS] + "..."
 
 
-@web.middleware
-async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request its id, and log one line for it when it is answered."""
-    request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-    token = request_id_var.set(request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        exc.headers[REQUEST_ID_HEADER] = request_id
-        raise
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED_REQUEST
-        raise
-    finally:
-        route = route_template(request)
-        level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
+def log_request(
+    request: web.Request, request_id: str, route: str, status: int, seconds: float
+) -> None:
+    """The request's one line on ``tessera.access``: what a handler added to it
+    (``add_to_line``), method, route, path, status, duration_ms and remote."""
+    level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return
+    fields: dict[str, object] = {
+        **redact(request.get(LINE_FIELDS, {})),
+        "method": request.method,
+        "route": route,
+        "path": _path_of(request),
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "remote": request.remote,
+    }
+    handler = _only_installed_handler(level)
+    if handler is None:
         access_log.log(
-            level,
-            "%s %s %d",
-            request.method,
-            route,
-            status,
-            extra={
-                FIELDS_ATTRIBUTE: {
-                    **request.get(LINE_FIELDS, {}),
-                    "method": request.method,
-                    "route": route,
-                    "path": _path_of(request),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "remote": request.remote,
-                }
-            },
+            level, "%s %s %d", request.method, route, status, extra={FIELDS_ATTRIBUTE: fields}
         )
-        request_id_var.reset(token)
+        return
+    message = f"{request.method} {route} {status}"
+    try:
+        line = handler.line_formatter.access_line(level, message, request_id, fields)
+    except Exception:
+        # As logging does with a record it cannot format: say so, never fail the request.
+        access_log.exception("could not format the line of %s", message)
+        return
+    handler.sink.write(line)

@@ -16,10 +16,7 @@ path is ``UNMATCHED``, and a method outside the standard set is ``OTHER``.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import (
@@ -35,8 +32,6 @@ from prometheus_client import (
 )
 
 from shared.app_keys import METRICS
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The classic text format (version 0.0.4), which every Prometheus server reads; the
 # library's newer default names a 1.0.0 format that older scrapers do not know.
@@ -56,16 +51,25 @@ KNOWN_METHODS = frozenset(
 CLIENT_CLOSED_REQUEST = 499
 
 
+# A request's two series: its count by status, and its duration.
+_RequestSeries = tuple[Counter, Histogram]
+
+
 @dataclass(frozen=True, slots=True)
 class Metrics:
     registry: CollectorRegistry
     requests: Counter
     request_duration: Histogram
+    requests_in_flight: Gauge
+    overload_refusals: Counter
     grants_issued: Counter
     oauth_errors: Counter
     redis_errors: Counter
     redis_unavailable: Gauge
     redis_unavailable_seconds: Counter
+    # The labelled children of ``requests`` and ``request_duration`` by (method, route,
+    # status), looked up once each: ``labels()`` costs more than counting.
+    _request_series: dict[tuple[str, str, int], _RequestSeries] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -86,6 +90,17 @@ class Metrics:
                 "tessera_http_request_duration_seconds",
                 "Time from the request reaching the application to its response.",
                 ["method", "route"],
+                registry=registry,
+            ),
+            requests_in_flight=Gauge(
+                "tessera_http_requests_in_flight",
+                "Requests being served now, probes and scrapes excepted "
+                "(TESSERA_MAX_IN_FLIGHT is the most allowed).",
+                registry=registry,
+            ),
+            overload_refusals=Counter(
+                "tessera_overload_refusals",
+                "Requests answered 503 at once because TESSERA_MAX_IN_FLIGHT were in flight.",
                 registry=registry,
             ),
             grants_issued=Counter(
@@ -119,6 +134,20 @@ class Metrics:
             ),
         )
 
+    def count_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count an answered request and its duration. The labels must be bounded
+        (``method_label``, ``route_template``)."""
+        key = (method, route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.request_duration.labels(method, route),
+            )
+            self._request_series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
+
 
 def route_template(request: web.Request) -> str:
     """The matched route's path template (``/authorize``, ``/static``), or ``UNMATCHED``."""
@@ -145,28 +174,6 @@ def redis_error(request: web.Request, exc: BaseException) -> None:
     """Count a failed Redis call, labelled by the exception's type (``ConnectionError``,
     ``TimeoutError``, ``ResponseError``...)."""
     request.app[METRICS].redis_errors.labels(type(exc).__name__).inc()
-
-
-@web.middleware
-async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count every request and time it, labelled by route template and final status."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:  # 404, 405 and the like, answered by aiohttp
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED_REQUEST
-        raise
-    finally:
-        metrics = request.app[METRICS]
-        method, route = method_label(request.method), route_template(request)
-        metrics.requests.labels(method, route, str(status)).inc()
-        metrics.request_duration.labels(method, route).observe(time.perf_counter() - started)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

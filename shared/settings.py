@@ -101,6 +101,8 @@ class Settings:
     # How long a request waits for Redis (connecting, or one command's reply) before it is
     # answered 503 temporarily_unavailable: well under a client's own timeout.
     redis_timeout_ms: int = 500
+    # Requests a process serves at once (probes excepted); more are answered 503 at once.
+    max_in_flight: int = 2048
 
     @property
     def cookie_secure(self) -> bool:
@@ -158,6 +160,7 @@ class Settings:
             log_format=reader.choice("TESSERA_LOG_FORMAT", "json", ("JSON", "TEXT")).lower(),
             drain_seconds=reader.non_negative("TESSERA_DRAIN_SECONDS", 10, "seconds"),
             redis_timeout_ms=reader.positive("TESSERA_REDIS_TIMEOUT_MS", 500, "milliseconds"),
+            max_in_flight=reader.positive("TESSERA_MAX_IN_FLIGHT", 2048, "requests"),
         )
         settings._check_https()
         settings._check_tokens()

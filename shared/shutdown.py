@@ -7,7 +7,8 @@ listening at once would refuse them. So on SIGTERM a service:
 
 1. fails readiness (``/readyz`` answers 503) and keeps serving every request, old and new,
    for the drain period (``TESSERA_DRAIN_SECONDS``), answering with ``Connection: close``
-   so that clients holding a keep-alive connection open their next one elsewhere;
+   (RFC 9112 §9.6; the request middleware, ``shared.request_middleware``) so that clients
+   holding a keep-alive connection open their next one elsewhere;
 2. then stops listening, lets requests in flight finish (up to ``FINISH_SECONDS``),
    closes its Redis connections (the ``cleanup_ctx``) and returns, so the process exits 0.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -29,8 +30,6 @@ from aiohttp import web
 from shared.app_keys import DRAIN
 
 log = logging.getLogger("tessera.shutdown")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # How long requests in flight may take to finish once the service stops listening. With
 # the default drain of 10 s this fits Kubernetes' default terminationGracePeriodSeconds
@@ -43,23 +42,6 @@ class Drain:
     """Whether the service is draining: still serving, but no longer ready."""
 
     draining: bool = False
-
-
-@web.middleware
-async def close_connections_while_draining(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """While draining, answer with ``Connection: close`` (RFC 9112 §9.6), so a client's
-    next request opens a new connection, which the load balancer sends to a ready pod."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if request.app[DRAIN].draining:
-            exc.force_close()
-        raise
-    if request.app[DRAIN].draining:
-        response.force_close()
-    return response
 
 
 class _StopRequest:

@@ -1,24 +1,31 @@
 """What every service has in common: settings and Redis on the app, health, readiness and
-metrics, request logs, JSON responses, and the middleware that renders OAuthError as JSON
-(RFC 6749 §5.2)."""
+metrics, request logs, JSON responses, and the middleware that renders OAuthError (as JSON,
+RFC 6749 §5.2, or as the authorize service's page), Redis being away as 503
+``temporarily_unavailable``, and anything else as ``server_error``."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
-from redis.exceptions import RedisError
+from aiohttp.typedefs import Handler
+from redis import exceptions as redis_exceptions
+from redis.exceptions import RedisError, ResponseError
 
 from shared import metrics
 from shared.app_keys import DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
-from shared.errors import OAuthError, server_error
-from shared.logs import request_log
+from shared.errors import OAuthError, server_error, temporarily_unavailable
+from shared.logs import add_to_line
 from shared.redis_store import redis_context
+from shared.request_middleware import InFlight, request_middleware
 from shared.settings import Settings
-from shared.shutdown import Drain, close_connections_while_draining
+from shared.shutdown import Drain
 from shared.signing_keys import load_key_set
 from shared.transport import require_https
 
@@ -27,8 +34,6 @@ if TYPE_CHECKING:
     from aiohttp.typedefs import Middleware
 
 log = logging.getLogger("tessera.web")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # RFC 6749 §5.1: responses carrying tokens or credentials must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -53,9 +58,68 @@ def error_response(exc: OAuthError) -> web.Response:
 ErrorRenderer = Callable[[web.Request, OAuthError], web.Response]
 
 
+def json_error(request: web.Request, exc: OAuthError) -> web.Response:
+    """The token and introspection services answer errors as JSON (RFC 6749 §5.2)."""
+    return error_response(exc)
+
+
+# The replies with which Redis says it cannot serve for now: out of memory, a replica
+# since a failover, no master, hash slots not served or moving, the dataset loading.
+UNAVAILABLE_REPLIES = frozenset(
+    {"OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "LOADING"}
+)
+# redis-py raises these for Redis not answering in time or at all, and for those replies
+# (taking the code out of their messages; MasterDownError is a ClusterDownError).
+_UNAVAILABLE_TYPES = (
+    redis_exceptions.ConnectionError,  # BusyLoadingError (LOADING) is one
+    redis_exceptions.TimeoutError,
+    redis_exceptions.OutOfMemoryError,
+    redis_exceptions.ReadOnlyError,
+    redis_exceptions.ClusterDownError,
+    redis_exceptions.TryAgainError,
+)
+# While Redis refuses every request fails alike: one line now and then says so; each
+# request's access line names the failure, and tessera_redis_errors counts it.
+UNAVAILABLE_LOG_SECONDS = 10.0
+
+
+def redis_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis cannot serve for now (away, slow, failing over, full),
+    which a client may retry shortly, as opposed to a bug."""
+    if isinstance(exc, _UNAVAILABLE_TYPES):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES
+
+
+@dataclass(slots=True)
+class _Every:
+    """True at most once every ``seconds``."""
+
+    seconds: float
+    last: float = -math.inf
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
+def render_error(request: web.Request, render: ErrorRenderer, exc: OAuthError) -> web.Response:
+    """Count ``exc`` and answer it with ``render``, with Retry-After when it has one."""
+    metrics.oauth_error(request, exc.error)
+    response = render(request, exc)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def error_middleware(render: ErrorRenderer) -> Middleware:
-    """Render OAuthError with ``render``; anything unexpected becomes server_error, with the
-    stack trace in the log and never in the response."""
+    """Render OAuthError with ``render``; Redis being unavailable becomes 503
+    temporarily_unavailable without a stack trace; anything else unexpected becomes
+    server_error, with the stack trace in the log and never in the response."""
+    warn_unavailable = _Every(UNAVAILABLE_LOG_SECONDS)
 
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -63,23 +127,28 @@ def error_middleware(render: ErrorRenderer) -> Middleware:
             return await handler(request)
         except OAuthError as exc:
             log.info("%s %s refused: %s (%s)", request.method, request.path, exc.error, exc.cause)
-            metrics.oauth_error(request, exc.error)
-            return render(request, exc)
+            return render_error(request, render, exc)
         except web.HTTPException:
             raise
         except Exception as exc:
-            log.exception("%s %s failed", request.method, request.path)
             if isinstance(exc, RedisError):
                 metrics.redis_error(request, exc)
-            failure = server_error()
-            metrics.oauth_error(request, failure.error)
-            return render(request, failure)
+            if not redis_unavailable(exc):
+                log.exception("%s %s failed", request.method, request.path)
+                return render_error(request, render, server_error())
+            add_to_line(request, redis_error=type(exc).__name__)
+            # A server that cannot be reached is logged by the Redis client, once going
+            # and once coming back; other refusals (full, read-only, slow) here.
+            if not isinstance(exc, redis_exceptions.ConnectionError) and warn_unavailable.due():
+                log.warning(
+                    "Redis unavailable (%s: %s): answering 503 temporarily_unavailable; "
+                    "tessera_redis_errors counts every failure",
+                    type(exc).__name__,
+                    exc,
+                )
+            return render_error(request, render, temporarily_unavailable("Redis unavailable"))
 
     return errors
-
-
-# The token and introspection endpoints answer errors as JSON (RFC 6749 §5.2).
-json_errors = error_middleware(lambda request, exc: error_response(exc))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -102,24 +171,33 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_base_app(
-    settings: Settings, errors: Middleware, extra: Sequence[Middleware] = ()
+    settings: Settings, render: ErrorRenderer, extra: Sequence[Middleware] = ()
 ) -> web.Application:
-    """``errors`` renders every refusal, including Require HTTPS's, which comes next so
-    that nothing else looks at a plain-http request."""
-    # Outermost first: the request log sees the final status and gives every log line of
-    # the request its id; metrics count what the error middleware rendered.
+    """``render`` answers every refusal (JSON, or the authorize service's page), Require
+    HTTPS's included, which comes next so that nothing else looks at a plain-http
+    request."""
+    app_metrics = metrics.Metrics.create()
+    drain = Drain()
+    in_flight = InFlight(settings.max_in_flight)
+    app_metrics.requests_in_flight.set_function(lambda: in_flight.count)
+
+    def overloaded(request: web.Request) -> web.Response:
+        app_metrics.overload_refusals.inc()
+        add_to_line(request, refused="overload")
+        return render_error(request, render, temporarily_unavailable("too many in flight"))
+
+    # Outermost first: the request middleware sees the final status (what the error
+    # middleware rendered) and gives every log line of the request its id.
     chain: list[Middleware] = [
-        request_log,
-        metrics.request_metrics,
-        close_connections_while_draining,
-        errors,
+        request_middleware(app_metrics, drain, in_flight, overloaded),
+        error_middleware(render),
         require_https,
         *extra,
     ]
     app = web.Application(middlewares=chain)
     app[SETTINGS] = settings
-    app[METRICS] = metrics.Metrics.create()
-    app[DRAIN] = Drain()
+    app[METRICS] = app_metrics
+    app[DRAIN] = drain
     # Loaded at start, so a bad key file stops the service with a clear message.
     app[SIGNING_KEYS] = (
         load_key_set(settings.signing_keys, settings.signing_key) if settings.signing_keys else None

@@ -7,20 +7,26 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import Iterator
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from redis.asyncio import Redis
 
 from services.token.app import create_app as token_app
 from shared import logs
+from shared.errors import invalid_request
 from shared.settings import Settings, SettingsError
 from tests.oauth import (
     ARTIFACTS,
+    FORWARDED_HTTPS,
     Stack,
     basic_auth_for,
     make_setup,
@@ -49,6 +55,170 @@ def captured() -> Iterator[tuple[io.StringIO, logging.Handler]]:
 
 def json_lines(out: io.StringIO) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], io.StringIO]]:
+    """``logs.configure`` as a service calls it, with standard error a buffer; undone
+    after the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))
+    monkeypatch.setattr(logs, "_installed", None)
+
+    def configure(log_format: str) -> io.StringIO:
+        out = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", out)
+        logs.configure("token", log_format)
+        return out
+
+    yield configure
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+async def refused_twice(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same refused request twice: first with the configured handler alone (request
+    lines skip the LogRecord), then beside another handler (they go through logging)."""
+    app = token_app(unreachable_redis())
+    records: list[logging.LogRecord] = []
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        records.append(logging.Logger.makeRecord(logs.access_log, *args, **kwargs))
+        return records[-1]
+
+    monkeypatch.setattr(logs.access_log, "makeRecord", make_record)
+
+    async def lined(request: web.Request) -> web.Response:
+        logs.add_to_line(request, client_id="c1", code="fam.a-code-never-logged")
+        raise invalid_request("Not today.", cause="a test")
+
+    app.router.add_get("/lined", lined)
+    client = await aiohttp_client(app, headers=FORWARDED_HTTPS)
+    for made in (0, 1):
+        response = await client.get("/lined?code=in-query", headers={"X-Request-ID": "twice"})
+        assert response.status == 400
+        assert len(records) == made
+        logging.getLogger().addHandler(logging.NullHandler())
+
+
+async def test_a_request_line_without_its_record_is_the_same_json(
+    aiohttp_client, configured: Callable[[str], io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = configured("json")
+
+    await refused_twice(aiohttp_client, monkeypatch)
+
+    lines = [line for line in json_lines(out) if line.get("request_id") == "twice"]
+    refused, fast, _, slow = lines
+    # Each request's lines in the order they were logged, every one naming the request.
+    assert (refused["logger"], fast["logger"]) == ("tessera.web", "tessera.access")
+    assert "invalid_request" in refused["message"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", fast["time"])
+    for line in (fast, slow):
+        assert 0 <= line.pop("duration_ms") < 10_000
+        del line["time"]
+    assert list(fast.items()) == list(slow.items())  # the same keys, in the same order
+    assert fast == {
+        "level": "INFO",
+        "logger": "tessera.access",
+        "service": "token",
+        "message": "GET /lined 400",
+        "request_id": "twice",
+        "client_id": "c1",
+        "code": "[redacted]",
+        "method": "GET",
+        "route": "/lined",
+        "path": "/lined",
+        "status": 400,
+        "remote": "127.0.0.1",
+    }
+    ours = "\n".join(line for line in out.getvalue().splitlines() if "aiohttp.access" not in line)
+    assert "never-logged" not in ours
+    assert "in-query" not in ours  # (the test server's own access log has it)
+
+
+async def test_a_request_line_without_its_record_is_the_same_text(
+    aiohttp_client, configured: Callable[[str], io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = configured("text")
+
+    await refused_twice(aiohttp_client, monkeypatch)
+
+    lines = [line for line in out.getvalue().splitlines() if "[twice]" in line]
+    refused, fast, _, slow = lines
+    assert " token INFO tessera.web [twice]: GET /lined refused: invalid_request" in refused
+
+    def timeless(line: str) -> str:
+        return re.sub(r" duration_ms=[0-9.]+", "", line.split(" ", 2)[2])
+
+    assert (
+        timeless(fast)
+        == timeless(slow)
+        == (
+            "token INFO tessera.access [twice]: GET /lined 400 client_id=c1 code=[redacted] "
+            "method=GET route=/lined path=/lined status=400 remote=127.0.0.1"
+        )
+    )
+
+
+async def test_lines_made_on_the_loop_are_written_together_once_its_iteration_ends() -> None:
+    out = io.StringIO()
+    sink = logs.LineSink(out)
+
+    sink.write("one")
+    sink.write("two")
+    kept = out.getvalue()
+    await asyncio.sleep(0)  # the loop ends this iteration
+    written = out.getvalue()
+    sink.write("three")
+    await asyncio.to_thread(sink.write, "from a thread")  # written at once, in order
+
+    assert (kept, written) == ("", "one\ntwo\n")
+    assert out.getvalue() == "one\ntwo\nthree\nfrom a thread\n"
+
+
+def test_lines_made_off_the_loop_are_written_at_once() -> None:
+    out = io.StringIO()
+    sink = logs.LineSink(out)
+
+    sink.write("starting")
+
+    assert out.getvalue() == "starting\n"
+
+
+def test_no_line_is_lost_when_the_process_stops(tmp_path: Path) -> None:
+    """Lines kept for a loop iteration that never comes are written at exit."""
+    script = textwrap.dedent(
+        """
+        import asyncio, logging, os
+        from shared import logs
+
+        logs.configure("token", "json")
+        loop = asyncio.new_event_loop()
+
+        def burst():
+            for n in range(1000):
+                logging.getLogger("tessera.test").info("line %d", n)
+
+        loop.call_soon(burst)
+        loop.call_soon(loop.stop)  # the loop stops before the iteration that would write
+        loop.run_forever()
+        loop.close()
+        print(os.fstat(2).st_size, flush=True)
+        """
+    )
+    stderr = tmp_path / "stderr.log"
+    with stderr.open("wb") as err:
+        done = subprocess.run(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=err, timeout=60
+        )
+
+    assert done.returncode == 0
+    assert done.stdout == b"0\n"  # nothing written before the process stopped
+    lines = [orjson.loads(line) for line in stderr.read_text().splitlines()]
+    assert [line["message"] for line in lines] == [f"line {n}" for n in range(1000)]
 
 
 def test_a_plain_security_warning_is_rendered_with_its_request_id(captured) -> None:
@@ -161,6 +331,13 @@ async def test_a_malformed_request_line_is_not_logged(aiohttp_server, captured) 
     assert secret not in out.getvalue()
 
 
+async def one_more_request(http: aiohttp.ClientSession, service: str) -> None:
+    """A service writes a request's lines once its event loop has sent the answer, before
+    it reads another request: after one more, they are surely in the file."""
+    async with http.get(f"{service}/healthz") as r:
+        assert r.status == 200
+
+
 def request_lines(log: Path, request_id: str) -> list[dict[str, Any]]:
     # The log file is appended to across test runs, some of them older than JSON logs.
     lines = [orjson.loads(line) for line in log.read_text().splitlines() if line[:1] == "{"]
@@ -185,6 +362,7 @@ async def test_every_line_of_a_request_carries_its_id_and_never_the_query(
     async with http.get(f"{stack.token}/healthz", headers={"X-Request-ID": "bad id!"}) as r:
         assert GENERATED_ID.fullmatch(r.headers["X-Request-ID"])
 
+    await one_more_request(http, stack.token)
     refused, answered = request_lines(TOKEN_LOG, trace)
     # The error middleware's line says why, the request line what was answered.
     assert refused["logger"] == "tessera.web"
@@ -218,6 +396,7 @@ async def test_an_issuing_request_is_one_line_naming_the_grant_and_the_client(
         assert r.status == 200
         token = (await r.json())["access_token"]
 
+    await one_more_request(http, stack.token)
     (line,) = request_lines(TOKEN_LOG, trace)
     assert line["message"] == "POST /token 200"
     assert line["grant_type"] == "client_credentials"
@@ -233,6 +412,7 @@ async def test_unmatched_paths_are_logged_by_a_fixed_route(
         assert r.status == 404
         assert r.headers["X-Request-ID"] == trace
 
+    await one_more_request(http, stack.token)
     (line,) = request_lines(TOKEN_LOG, trace)
     assert (line["route"], line["status"]) == ("unmatched", 404)
     assert line["path"] == "/nope/x%0Ay"  # as sent: an encoded newline stays encoded

@@ -75,18 +75,20 @@ async def test_an_oauth_error_is_counted_by_its_code(
         assert value(after, name, **labels) == value(before, name, **labels) + 1
 
 
-async def test_unreachable_redis_counts_server_error_and_redis_errors(aiohttp_client) -> None:
+async def test_unreachable_redis_counts_unavailable_and_redis_errors(aiohttp_client) -> None:
     client = await aiohttp_client(token_app(unreachable_redis()), headers=FORWARDED_HTTPS)
     basic = {"Authorization": "Basic YTpi"}
 
     failed = await client.post("/token", data={"grant_type": "x"}, headers=basic)
     not_ready = await client.get("/readyz")
 
-    assert (failed.status, not_ready.status) == (500, 503)
+    assert (failed.status, not_ready.status) == (503, 503)
     scrape = samples(await (await client.get("/metrics")).text())
-    assert value(scrape, "tessera_oauth_errors_total", error="server_error") == 1
+    assert value(scrape, "tessera_oauth_errors_total", error="temporarily_unavailable") == 1
+    assert value(scrape, "tessera_oauth_errors_total", error="server_error") == 0
     assert value(scrape, "tessera_redis_errors_total", error="ConnectionError") == 2
-    assert value(scrape, "tessera_http_requests_total", method="POST", route="/token", status="500")
+    token_503 = {"method": "POST", "route": "/token", "status": "503"}
+    assert value(scrape, "tessera_http_requests_total", **token_503) == 1
 
 
 async def test_labels_stay_bounded_whatever_the_client_sends(aiohttp_client) -> None:

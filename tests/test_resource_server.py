@@ -256,7 +256,7 @@ async def test_introspection_answering_5xx_is_503(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     holder = await browser_token(http, stack, redis, READ)
-    # A real introspection service whose Redis is gone: it answers 500 server_error.
+    # A real introspection service whose Redis is gone: it answers 503.
     gone = f"redis://127.0.0.1:{free_port()}/0"
     broken = TestServer(introspect_app(production_settings(gone, TESSERA_REQUIRE_HTTPS="false")))
     await broken.start_server()
@@ -269,7 +269,7 @@ async def test_introspection_answering_5xx_is_503(
         await broken.close()
 
     assert_unavailable(answer)
-    assert f"Tessera unavailable: POST {url} answered 500" in caplog.text
+    assert f"Tessera unavailable: POST {url} answered 503" in caplog.text
 
 
 async def test_wrong_resource_server_credentials_are_503_not_401(

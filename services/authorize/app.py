@@ -13,7 +13,7 @@ from services.authorize import pages
 from services.authorize.metadata import metadata
 from shared.errors import OAuthError
 from shared.settings import Settings
-from shared.web import create_base_app, error_middleware
+from shared.web import create_base_app
 
 log = logging.getLogger("tessera.authorize")
 
@@ -34,11 +34,8 @@ SECURITY_HEADERS = {
 
 
 def _error_page(request: web.Request, exc: OAuthError) -> web.Response:
+    # Errors that cannot go back to the client are shown to the person as a page.
     return pages.render(request, "error.html", {"error": exc}, status=exc.status)
-
-
-# Errors that cannot go back to the client are shown to the person as a page.
-page_errors = error_middleware(_error_page)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -57,7 +54,7 @@ def template_loader(settings: Settings) -> jinja2.BaseLoader:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, page_errors)
+    app = create_base_app(settings, _error_page)
     aiohttp_jinja2.setup(
         app,
         loader=template_loader(settings),

@@ -15,7 +15,7 @@ from shared.clients import NEVER_EXPIRES, Client
 from shared.errors import invalid_client, invalid_request
 from shared.forms import read_form
 from shared.settings import Settings
-from shared.web import create_base_app, json_errors, json_response
+from shared.web import create_base_app, json_error, json_response
 
 log = logging.getLogger("tessera.introspect")
 
@@ -81,7 +81,7 @@ async def scope_definitions(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, json_errors)
+    app = create_base_app(settings, json_error)
     app.cleanup_ctx.append(client_cache_context)
     app.router.add_post("/introspect", introspect)
     app.router.add_get("/scopes", scope_definitions)

@@ -10,12 +10,12 @@ from services.token.jwks import jwks
 from services.token.revocation import revoke
 from shared.client_cache import client_cache_context
 from shared.settings import Settings
-from shared.web import create_base_app, json_errors
+from shared.web import create_base_app, json_error
 
 
 def create_app(settings: Settings) -> web.Application:
     admin = [admin_api.require_admin_token] if settings.admin_token else []
-    app = create_base_app(settings, json_errors, admin)
+    app = create_base_app(settings, json_error, admin)
     app.cleanup_ctx.append(client_cache_context)
     app.router.add_post("/token", token)
     app.router.add_post("/revoke", revoke)
