@@ -35,6 +35,10 @@ log = logging.getLogger("tessera.shutdown")
 # the default drain of 10 s this fits Kubernetes' default terminationGracePeriodSeconds
 # of 30 s, after which the kubelet sends SIGKILL.
 FINISH_SECONDS = 15.0
+# Connections the kernel holds for the service before it accepts them. aiohttp's 128
+# drops the SYNs of a burst beyond it, and each dropped client waits a second to retry;
+# the kernel caps it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 4096
 
 
 @dataclass(slots=True)
@@ -97,7 +101,7 @@ async def serve_until_stopped(
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=finish_seconds)
     try:
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
         on_listening()
         received = await stop.first()
         if received is signal.SIGTERM and drain_seconds > 0:
