@@ -96,6 +96,52 @@ async def test_cluster_resharding_is_followed_through_ask_and_moved(
         await client.aclose()
 
 
+def _move_slot(ports: list[int], slot: int, source: int, target: int, keys: list[str]) -> None:
+    """Migrate ``slot`` and its ``keys`` from ``source`` to ``target``, as a reshard does."""
+    source_id, target_id = _node_id(source), _node_id(target)
+    with sync_redis.Redis(port=target) as node:
+        node.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+    with sync_redis.Redis(port=source) as node:
+        node.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        node.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
+    for port in ports:
+        with sync_redis.Redis(port=port) as node:
+            node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+
+async def test_a_caller_cancelled_during_the_first_slot_map_load_leaves_reloading_working(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        first = asyncio.ensure_future(client.get("{first}"))
+        await asyncio.sleep(0)  # the first command is loading the slot map
+        first.cancel()
+        await asyncio.sleep(0.5)  # the load completes without it
+        # Two keys of one node, in two slots, that both move to another node.
+        source = _owner_port(ports, key_slot(b"{a0}"))
+        moving = [
+            name
+            for name in (f"{{a{i}}}" for i in range(300))
+            if _owner_port(ports, key_slot(name.encode())) == source
+        ][:2]
+        for name in moving:
+            assert await client.set(name, name) is True
+        target = next(p for p in ports if p != source)
+        for name in moving:
+            _move_slot(ports, key_slot(name.encode()), source, target, [name])
+
+        moved = _redirections(source, "MOVED")
+        assert await client.get(moving[0]) == moving[0]
+        assert _redirections(source, "MOVED") == moved + 1
+        await asyncio.sleep(0.5)  # the MOVED answer had the whole map reloaded
+        assert await client.get(moving[1]) == moving[1]
+        assert _redirections(source, "MOVED") == moved + 1  # straight to the new owner
+    finally:
+        await client.aclose()
+
+
 def _wait(check, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while not check():

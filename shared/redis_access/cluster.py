@@ -11,6 +11,7 @@ without changing the map (Redis Cluster specification, "ASK redirection").
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 
@@ -69,14 +70,26 @@ class ClusterRouter:
 
     async def refresh(self) -> None:
         """Load the slot map (once at a time; concurrent callers share the load)."""
+        await asyncio.shield(self._reload(logged=False))
+
+    def _reload(self, *, logged: bool) -> asyncio.Task[None]:
+        """The load under way, or a new one. It is forgotten when it ends, whether or not
+        anyone still awaits it: a caller cancelled meanwhile must not leave a finished
+        load behind, which would stop every later reload."""
         if self._refreshing is None:
-            self._refreshing = asyncio.get_running_loop().create_task(self._load_slots())
-        task = self._refreshing
-        try:
-            await asyncio.shield(task)
-        finally:
-            if task.done() and self._refreshing is task:
-                self._refreshing = None
+            task = asyncio.get_running_loop().create_task(self._load_slots())
+            task.add_done_callback(functools.partial(self._reloaded, logged=logged))
+            self._refreshing = task
+        return self._refreshing
+
+    def _reloaded(self, task: asyncio.Task[None], *, logged: bool) -> None:
+        if self._refreshing is task:
+            self._refreshing = None
+        if task.cancelled():
+            return
+        failure = task.exception()  # retrieved even when no caller is left to see it
+        if logged and failure is not None:
+            log.warning("reloading the Redis Cluster slot map failed: %s", failure)
 
     async def _load_slots(self) -> None:
         errors = []
@@ -153,15 +166,8 @@ class ClusterRouter:
         return node
 
     def _schedule_refresh(self) -> None:
-        if self._refreshing is None:
-            self._refreshing = asyncio.get_running_loop().create_task(self._load_slots())
-            self._refreshing.add_done_callback(self._refreshed)
-
-    def _refreshed(self, task: asyncio.Task[None]) -> None:
-        if self._refreshing is task:
-            self._refreshing = None
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("reloading the Redis Cluster slot map failed: %s", task.exception())
+        """Reload the map in the background; nobody awaits it, so a failure is logged."""
+        self._reload(logged=True)
 
     async def batch(
         self, commands: list[Command], transaction: bool
