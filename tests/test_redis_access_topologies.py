@@ -5,6 +5,7 @@ owns its key, and no caller is ever given another command's answer."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,30 @@ async def test_a_caller_cancelled_during_the_first_slot_map_load_leaves_reloadin
         assert _redirections(source, "MOVED") == moved + 1  # straight to the new owner
     finally:
         await client.aclose()
+
+
+async def test_a_cluster_that_is_down_costs_one_log_line_per_node_not_one_per_command(
+    group: ProcessGroup, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tessera.redis")
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        names = [f"{{down{i}}}" for i in range(50)]
+        for name in names:
+            assert await client.set(name, "1") is True
+        for process in group.processes:
+            process.kill()
+            process.wait()
+        for name in names:
+            with pytest.raises(exceptions.ConnectionError):
+                await client.get(name)
+            await asyncio.sleep(0.005)  # a background reload, if any, runs meanwhile
+    finally:
+        await client.aclose()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tessera.redis"]
+    assert sum("unavailable" in line for line in lines) == len(ports), lines
+    assert len(lines) <= len(ports) + 1, lines
 
 
 def _wait(check, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]

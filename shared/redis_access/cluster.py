@@ -88,7 +88,7 @@ class ClusterRouter:
         if task.cancelled():
             return
         failure = task.exception()  # retrieved even when no caller is left to see it
-        if logged and failure is not None:
+        if logged and failure is not None and not self._all_down():
             log.warning("reloading the Redis Cluster slot map failed: %s", failure)
 
     async def _load_slots(self) -> None:
@@ -166,8 +166,14 @@ class ClusterRouter:
         return node
 
     def _schedule_refresh(self) -> None:
-        """Reload the map in the background; nobody awaits it, so a failure is logged."""
-        self._reload(logged=True)
+        """Reload the map in the background; nobody awaits it, so a failure is logged.
+        Not while every node is down: no node could answer, and each has logged its
+        outage once, where a reload per failed command would log once per request."""
+        if not self._all_down():
+            self._reload(logged=True)
+
+    def _all_down(self) -> bool:
+        return all(node.down for node in self._nodes.values())
 
     async def batch(
         self, commands: list[Command], transaction: bool
