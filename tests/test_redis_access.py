@@ -18,8 +18,10 @@ from redis.asyncio import Redis
 
 from shared import keys, scripts
 from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_access import Client, Outages, connect
+from shared.redis_access import Address, Client, Options, Outages, connect
 from shared.redis_access.connection import Connection
+from shared.redis_access.node import Node
+from shared.redis_access.server import ServerRouter
 
 
 class Server:
@@ -244,6 +246,32 @@ async def test_a_restarted_server_is_used_again_without_a_restart_of_ours(
         assert events == ["down", "up"]
     finally:
         await client.aclose()
+
+
+def _master_only(server: Server) -> Client:
+    """A client that, as with Sentinel, refuses a server that is not a master."""
+    node = Node.at(Address("127.0.0.1", server.port), Options(timeout=0.3, require_master=True))
+    return Client(ServerRouter(node))
+
+
+async def test_a_demoted_master_is_dropped_once_however_many_commands_it_refused(
+    server: Server, admin: Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tessera.redis")
+    new_master = Server(tmp_path / "new-master")
+    client = _master_only(server)
+    try:
+        assert await client.set("k", "v") is True
+        await admin.replicaof("127.0.0.1", new_master.port)  # demoted, connections kept
+        refused = await asyncio.gather(
+            *(client.set(f"k{i}", "v") for i in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(r, exceptions.ReadOnlyError) for r in refused), refused
+    finally:
+        await client.aclose()
+        new_master.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tessera.redis"]
+    assert sum("dropping the connection" in line for line in lines) == 1, lines
 
 
 async def test_the_key_schema_scripts_run_on_the_layer(client: Client) -> None:

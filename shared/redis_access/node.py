@@ -107,7 +107,8 @@ class Node:
         """Close the connection (its commands in flight fail); the next call opens a new
         one, found anew (Sentinel). For a server that answered it is no longer master."""
         connection = self._connection
-        if connection is not None:
+        # Once: every command of the batch that a demoted master refused says so.
+        if connection is not None and connection.closed is None:
             log.warning("dropping the connection to Redis at %s: %s", self.address, reason)
             connection.close()
 
