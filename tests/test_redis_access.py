@@ -274,6 +274,30 @@ async def test_a_demoted_master_is_dropped_once_however_many_commands_it_refused
     assert sum("dropping the connection" in line for line in lines) == 1, lines
 
 
+async def test_a_script_write_refused_by_a_demoted_master_drops_the_connection(
+    server: Server, admin: Redis, tmp_path: Path
+) -> None:
+    """Redis 6 reports a script's write on a replica as a script error that wraps
+    READONLY; the connection must go as for READONLY itself, or a service whose writes
+    are all scripts (redeeming a code) would keep writing to the old master."""
+    new_master = Server(tmp_path / "new-master")
+    client = _master_only(server)
+    write = "return redis.call('SET', KEYS[1], ARGV[1])"
+    try:
+        assert await scripts.run(client, write, ["k"], ["1"]) == "OK"
+        assert len(await admin.client_list(_type="normal")) == 2
+        await admin.replicaof("127.0.0.1", new_master.port)
+        with pytest.raises(exceptions.ResponseError, match="READONLY"):
+            await scripts.run(client, write, ["k"], ["2"])
+        await asyncio.sleep(0.05)
+        assert len(await admin.client_list(_type="normal")) == 1  # the admin's alone
+        with pytest.raises(exceptions.ConnectionError, match="not the master"):
+            await client.get("k")
+    finally:
+        await client.aclose()
+        new_master.stop()
+
+
 async def test_the_key_schema_scripts_run_on_the_layer(client: Client) -> None:
     """One of Tessera's own scripts, as the services run it."""
     family = "f" * 22

@@ -64,8 +64,9 @@ class ServerRouter:
     async def call(self, command: Command) -> Reply:
         try:
             return await self.node.call(hiredis.pack_command(command))
-        except exceptions.ReadOnlyError:
-            self._demoted()
+        except exceptions.ResponseError as exc:
+            if _read_only(exc):
+                self._demoted()
             raise
 
     async def batch(
@@ -73,10 +74,11 @@ class ServerRouter:
     ) -> list[Reply | exceptions.RedisError]:
         try:
             replies = await batch_on(self.node, commands, transaction)
-        except exceptions.ReadOnlyError:
-            self._demoted()
+        except exceptions.ResponseError as exc:
+            if _read_only(exc):
+                self._demoted()
             raise
-        if any(isinstance(reply, exceptions.ReadOnlyError) for reply in replies):
+        if any(_read_only(reply) for reply in replies):
             self._demoted()
         return replies
 
@@ -86,3 +88,11 @@ class ServerRouter:
 
     async def aclose(self) -> None:
         await self.node.aclose()
+
+
+def _read_only(reply: Reply | exceptions.RedisError) -> bool:
+    """READONLY: the server is a replica now. Redis 6 wraps it in a script's error
+    ("ERR Error running script ...: -READONLY You can't write ..."), Redis 7 does not."""
+    if isinstance(reply, exceptions.ReadOnlyError):
+        return True
+    return isinstance(reply, exceptions.ResponseError) and "-READONLY " in str(reply)
