@@ -167,6 +167,29 @@ async def test_back_pressure_bounds_the_commands_in_flight(
     assert most == 3
 
 
+async def test_waiting_for_room_is_bounded_by_the_deadline(server: Server) -> None:
+    """With the connection full of slow (but punctual) replies, a caller waiting for room
+    fails within the deadline instead of waiting behind every command ahead of it."""
+    bounded = connect(server.url, timeout=0.3, max_in_flight=1)
+    try:
+        assert await bounded.ping() is True
+
+        async def slow(i: int) -> float:
+            started = time.monotonic()
+            try:
+                assert await bounded.execute_command("BLPOP", f"empty{i}", 0.05) is None
+            except exceptions.TimeoutError:
+                pass
+            return time.monotonic() - started
+
+        waits = await asyncio.gather(*(slow(i) for i in range(12)))
+        assert max(waits) < 0.3 + 0.3 + 0.1, waits  # for room, then for the reply
+        # Those that found no room were never sent: nothing was overdue, nothing poisoned.
+        assert await bounded.ping() is True
+    finally:
+        await bounded.aclose()
+
+
 async def test_a_cancelled_caller_does_not_shift_the_replies(client: Client, admin: Redis) -> None:
     await admin.mset({"a": "A", "b": "B"})
     slow = asyncio.ensure_future(client.execute_command("BLPOP", "empty-list", 0.2))
