@@ -97,17 +97,28 @@ async def test_cluster_resharding_is_followed_through_ask_and_moved(
         await client.aclose()
 
 
-def _move_slot(ports: list[int], slot: int, source: int, target: int, keys: list[str]) -> None:
-    """Migrate ``slot`` and its ``keys`` from ``source`` to ``target``, as a reshard does."""
+def _start_migration(slot: int, source: int, target: int, keys: list[str]) -> None:
+    """Begin moving ``slot`` from ``source`` to ``target``, as a reshard does, and move
+    ``keys``: the source now answers ASK for a key it does not hold."""
     source_id, target_id = _node_id(source), _node_id(target)
     with sync_redis.Redis(port=target) as node:
         node.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
     with sync_redis.Redis(port=source) as node:
         node.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
         node.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
+
+
+def _finish_migration(ports: list[int], slot: int, target: int) -> None:
+    target_id = _node_id(target)
     for port in ports:
         with sync_redis.Redis(port=port) as node:
             node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+
+def _move_slot(ports: list[int], slot: int, source: int, target: int, keys: list[str]) -> None:
+    """Migrate ``slot`` and its ``keys`` from ``source`` to ``target``."""
+    _start_migration(slot, source, target, keys)
+    _finish_migration(ports, slot, target)
 
 
 async def test_a_caller_cancelled_during_the_first_slot_map_load_leaves_reloading_working(
@@ -139,6 +150,31 @@ async def test_a_caller_cancelled_during_the_first_slot_map_load_leaves_reloadin
         await asyncio.sleep(0.5)  # the MOVED answer had the whole map reloaded
         assert await client.get(moving[1]) == moving[1]
         assert _redirections(source, "MOVED") == moved + 1  # straight to the new owner
+    finally:
+        await client.aclose()
+
+
+async def test_a_transaction_follows_ask_during_a_migration(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    """Redeeming a code, storing an interaction, counting a login failure are MULTI/EXEC
+    blocks; during a reshard they must reach the node that now holds their key."""
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        moved, created = "{tx}moved", "{tx}created"
+        slot = key_slot(moved.encode())
+        source = _owner_port(ports, slot)
+        target = next(p for p in ports if p != source)
+        assert await client.set(moved, "1") is True
+        _start_migration(slot, source, target, [moved])
+        for name in (moved, created):
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, 60)
+                assert await pipe.execute() == [2 if name == moved else 1, True]
+        _finish_migration(ports, slot, target)
+        assert await client.mget(moved, created) == ["2", "1"]
     finally:
         await client.aclose()
 

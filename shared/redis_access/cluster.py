@@ -22,11 +22,10 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from shared.redis_access.commands import Command, Reply
 from shared.redis_access.connection import Address
 from shared.redis_access.node import Node, Options, Outages
-from shared.redis_access.server import batch_on, replies_of
+from shared.redis_access.server import ASKING, batch_on, replies_of
 
 log = logging.getLogger("tessera.redis")
 
-ASKING = hiredis.pack_command(("ASKING",))
 # Redirections followed for one command before giving up (a map in flux).
 MAX_REDIRECTS = 5
 # Commands without a key, sent to any node.
@@ -183,6 +182,11 @@ class ClusterRouter:
             node = await self._owner(commands[0])
             try:
                 return await batch_on(node, commands, transaction=True)
+            except exceptions.AskError as ask:
+                # The slot is migrating and the key has left: EXEC ran nothing; the block
+                # goes once to the importing node.
+                target = self._node(Address(ask.host, ask.port))
+                return await batch_on(target, commands, transaction=True, asking=True)
             except (exceptions.MovedError, exceptions.ExecAbortError):
                 # EXEC ran nothing: reload the map and send the whole block once more.
                 await self.refresh()

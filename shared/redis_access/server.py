@@ -13,17 +13,20 @@ from shared.redis_access.node import Node
 
 MULTI = hiredis.pack_command(("MULTI",))
 EXEC = hiredis.pack_command(("EXEC",))
+ASKING = hiredis.pack_command(("ASKING",))
 
 
 async def batch_on(
-    node: Node, commands: list[Command], transaction: bool
+    node: Node, commands: list[Command], transaction: bool, *, asking: bool = False
 ) -> list[Reply | exceptions.RedisError]:
     """Send ``commands`` to ``node`` back to back, in a ``MULTI``/``EXEC`` block when
-    ``transaction``; each reply, or the error in its place."""
+    ``transaction``; each reply, or the error in its place. ``asking`` puts ``ASKING``
+    before the block (a Cluster's importing node; it holds until ``EXEC``)."""
     packed = [hiredis.pack_command(command) for command in commands]
     if not transaction:
         return await replies_of(await node.send_many(packed))
-    replies = await replies_of(await node.send_many([MULTI, *packed, EXEC]))
+    block = [ASKING, MULTI, *packed, EXEC] if asking else [MULTI, *packed, EXEC]
+    replies = await replies_of(await node.send_many(block))
     for reply in replies:
         # MULTI's OK and each QUEUED first: a failure there (a syntax error, the
         # connection lost) means EXEC ran nothing, or never ran.
