@@ -17,7 +17,13 @@ from redis.crc import key_slot
 
 from shared.local_processes import ProcessGroup, free_port, start_redis
 from shared.redis_access import connect
-from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
+from tests.redis_topologies import (
+    CLUSTER_BUS_OFFSET,
+    SENTINEL_SERVICE,
+    free_cluster_port,
+    start_cluster,
+    start_sentinel,
+)
 
 
 @pytest.fixture
@@ -175,6 +181,74 @@ async def test_a_transaction_follows_ask_during_a_migration(
                 assert await pipe.execute() == [2 if name == moved else 1, True]
         _finish_migration(ports, slot, target)
         assert await client.mget(moved, created) == ["2", "1"]
+    finally:
+        await client.aclose()
+
+
+def _add_replica(group: ProcessGroup, tmp_path: Path, ports: list[int], master: int) -> int:
+    """A new cluster node, made the replica of ``master`` and in sync with it: its port."""
+    taken = {p for port in ports for p in (port, port + CLUSTER_BUS_OFFSET)}
+    replica = free_cluster_port(taken)
+    start_redis(
+        group,
+        replica,
+        tmp_path / f"node-{replica}",
+        persistent=False,
+        extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
+    )
+    master_id = _node_id(master)
+    with sync_redis.Redis(port=replica, decode_responses=True) as node:
+        node.execute_command("CLUSTER", "MEET", "127.0.0.1", master)
+        _wait(lambda: master_id in node.execute_command("CLUSTER", "NODES"))
+        node.execute_command("CLUSTER", "REPLICATE", master_id)
+        _wait(lambda: node.info("replication").get("master_link_status") == "up")
+        replica_id = str(node.execute_command("CLUSTER", "MYID"))
+
+    def known_to_all() -> bool:  # so that every master takes the replica's promotion
+        for port in ports:
+            with sync_redis.Redis(port=port, decode_responses=True) as node:
+                if f"{replica_id} " not in node.execute_command("CLUSTER", "NODES"):
+                    return False
+        return True
+
+    _wait(known_to_all)
+    return replica
+
+
+async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    ports = start_cluster(group, tmp_path)
+    key = "{failover}"
+    master = _owner_port(ports, key_slot(key.encode()))
+    replica = _add_replica(group, tmp_path, ports, master)
+    with sync_redis.Redis(port=master) as node:
+        node.set(key, "kept")
+        node.execute_command("WAIT", 1, 5000)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        assert await client.get(key) == "kept"
+        process = group.processes[ports.index(master)]
+        process.kill()
+        process.wait()
+        with sync_redis.Redis(port=replica) as node:
+            node.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+
+        async def read_in_a_pipeline() -> list[str]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                return await pipe.execute()
+
+        # Only pipelines: a failed one has the slot map reloaded as a failed command does.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert await read_in_a_pipeline() == ["kept"]
+                break
+            except exceptions.ConnectionError:
+                assert time.monotonic() < deadline, "the pipelines never reached the replica"
+                await asyncio.sleep(0.1)
+        assert await client.get(key) == "kept"
     finally:
         await client.aclose()
 

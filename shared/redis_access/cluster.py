@@ -177,6 +177,18 @@ class ClusterRouter:
     async def batch(
         self, commands: list[Command], transaction: bool
     ) -> list[Reply | exceptions.RedisError]:
+        try:
+            replies = await self._batch(commands, transaction)
+        except exceptions.ConnectionError:
+            self._schedule_refresh()  # as for one command: a failed master's replica
+            raise
+        if any(isinstance(reply, exceptions.ConnectionError) for reply in replies):
+            self._schedule_refresh()
+        return replies
+
+    async def _batch(
+        self, commands: list[Command], transaction: bool
+    ) -> list[Reply | exceptions.RedisError]:
         if transaction:
             # One slot (the caller's keys share a hash tag): one node, one MULTI/EXEC.
             node = await self._owner(commands[0])
