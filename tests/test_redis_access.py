@@ -245,6 +245,20 @@ async def test_a_reply_that_never_comes_fails_within_the_deadline_then_fast(
     assert sum("available again" in line for line in lines) == 1, lines
 
 
+async def test_a_caller_still_connecting_when_the_client_closes_gets_connection_error(
+    server: Server,
+) -> None:
+    """Not CancelledError: the caller was not cancelled, and a request handler that
+    catches RedisError must see this failure as the others."""
+    client = connect(server.url, timeout=1)
+    server.process.send_signal(signal.SIGSTOP)  # the handshake's PING goes unanswered
+    connecting = asyncio.ensure_future(client.get("k"))
+    await asyncio.sleep(0.1)
+    await client.aclose()
+    with pytest.raises(exceptions.ConnectionError, match="closed"):
+        await connecting
+
+
 async def test_a_restarted_server_is_used_again_without_a_restart_of_ours(
     server: Server, admin: Redis
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,6 +252,24 @@ async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
         assert await client.get(key) == "kept"
     finally:
         await client.aclose()
+
+
+async def test_a_caller_waiting_for_the_slot_map_when_the_client_closes_gets_connection_error(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    for process in group.processes:
+        process.send_signal(signal.SIGSTOP)  # CLUSTER SLOTS goes unanswered
+    try:
+        loading = asyncio.ensure_future(client.get("{k}"))
+        await asyncio.sleep(0.1)
+        await client.aclose()
+        with pytest.raises(exceptions.ConnectionError, match="closed"):
+            await loading
+    finally:
+        for process in group.processes:
+            process.send_signal(signal.SIGCONT)
 
 
 async def test_a_cluster_that_is_down_costs_one_log_line_per_node_not_one_per_command(

@@ -21,7 +21,7 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from shared.redis_access.commands import Command, Reply
 from shared.redis_access.connection import Address
-from shared.redis_access.node import Node, Options, Outages
+from shared.redis_access.node import Node, Options, Outages, await_shared
 from shared.redis_access.server import ASKING, batch_on, replies_of
 
 log = logging.getLogger("tessera.redis")
@@ -69,7 +69,7 @@ class ClusterRouter:
 
     async def refresh(self) -> None:
         """Load the slot map (once at a time; concurrent callers share the load)."""
-        await asyncio.shield(self._reload(logged=False))
+        await await_shared(self._reload(logged=False))
 
     def _reload(self, *, logged: bool) -> asyncio.Task[None]:
         """The load under way, or a new one. It is forgotten when it ends, whether or not

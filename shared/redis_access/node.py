@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import hiredis
 from redis import exceptions
@@ -25,6 +26,20 @@ from shared.redis_access.connection import Address, Connection, Reply
 log = logging.getLogger("tessera.redis")
 
 Locate = Callable[[], Awaitable[Address]]
+T = TypeVar("T")
+
+
+async def await_shared(task: asyncio.Task[T]) -> T:
+    """Await ``task``, which other callers await too: shielded, so that one caller giving
+    up does not cancel it for the others. Only closing the client cancels it; a caller
+    that was not cancelled itself then gets ConnectionError, not CancelledError."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and current is not None and not current.cancelling():
+            raise exceptions.ConnectionError("the Redis client is closed") from None
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +137,7 @@ class Node:
             raise exceptions.ConnectionError(f"Redis is unavailable: {state.reason}")
         if state.connecting is None:
             state.connecting = asyncio.get_running_loop().create_task(self._connect_or_go_down())
-        # Shielded: one caller giving up must not cancel the others' connection attempt.
-        return await asyncio.shield(state.connecting)
+        return await await_shared(state.connecting)
 
     async def _connect_or_go_down(self) -> Connection:
         try:
