@@ -17,7 +17,7 @@ from redis import exceptions
 from redis.crc import key_slot
 
 from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_access import connect
+from shared.redis_access import Outages, connect
 from tests.redis_topologies import (
     CLUSTER_BUS_OFFSET,
     SENTINEL_SERVICE,
@@ -246,10 +246,58 @@ async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
             try:
                 assert await read_in_a_pipeline() == ["kept"]
                 break
-            except exceptions.ConnectionError:
+            # CLUSTERDOWN: the cluster's own view, a moment after the takeover.
+            except (exceptions.ConnectionError, exceptions.ClusterDownError):
                 assert time.monotonic() < deadline, "the pipelines never reached the replica"
                 await asyncio.sleep(0.1)
         assert await client.get(key) == "kept"
+    finally:
+        await client.aclose()
+
+
+async def test_a_failed_master_that_its_replica_replaced_is_no_longer_tried(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    """Its outage ends for the metrics, and its probe stops, once no slot names it: a
+    cluster node that comes back elsewhere (a new pod, a new address) never returns to
+    the old one, and tessera_redis_unavailable would stay up for a healthy cluster."""
+    ports = start_cluster(group, tmp_path)
+    key = "{failover}"
+    master = _owner_port(ports, key_slot(key.encode()))
+    replica = _add_replica(group, tmp_path, ports, master)
+    with sync_redis.Redis(port=master) as node:
+        node.set(key, "kept")
+        node.execute_command("WAIT", 1, 5000)
+    events: list[str] = []
+    client = connect(
+        "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports if p != master),
+        outages=Outages(down=lambda: events.append("down"), up=lambda s: events.append("up")),
+    )
+    try:
+        assert await client.get(key) == "kept"
+        process = group.processes[ports.index(master)]
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 5
+        while events != ["down"]:  # the client has found the master gone
+            assert time.monotonic() < deadline, events
+            with pytest.raises((exceptions.ConnectionError, exceptions.ClusterDownError)):
+                await client.get(key)
+        with sync_redis.Redis(port=replica) as node:
+            node.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert await client.get(key) == "kept"
+                break
+            # CLUSTERDOWN: the cluster's own view, a moment after the takeover.
+            except (exceptions.ConnectionError, exceptions.ClusterDownError):
+                assert time.monotonic() < deadline, "the client never reached the replica"
+                await asyncio.sleep(0.1)
+        deadline = time.monotonic() + 2
+        while events != ["down", "up"]:
+            assert time.monotonic() < deadline, events
+            await asyncio.sleep(0.05)
     finally:
         await client.aclose()
 

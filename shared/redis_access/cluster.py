@@ -111,10 +111,21 @@ class ClusterRouter:
                 slots[first : last + 1] = [owner] * (last - first + 1)
             self._slots = slots
             self._loaded = True
+            await self._forget_gone(set(slots))
             return
         raise exceptions.ConnectionError(
             "no Redis Cluster node gave its slot map: " + ("; ".join(errors) or "all down")
         )
+
+    async def _forget_gone(self, owners: set[Node | None]) -> None:
+        """Forget the nodes that are down and serve no slot (a failed master that its
+        replica replaced, an address that a restarted node no longer has): their probes
+        would run, and their outage count, for ever. The startup nodes stay."""
+        for address, node in list(self._nodes.items()):
+            if node.down and node not in owners and address not in self._startup:
+                del self._nodes[address]
+                log.warning("Redis at %s serves no slot any more; no longer tried", address)
+                await node.aclose()
 
     async def _owner(self, command: Command) -> Node:
         if not self._loaded:

@@ -226,3 +226,8 @@ class Node:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if state.down_since is not None:
+            # Down and up come in pairs for the counters: a node closed while down (one
+            # that a Cluster forgot, or at shutdown) is no longer counted unavailable.
+            self._outages.up(time.monotonic() - state.down_since)
+            state.down_since = None
