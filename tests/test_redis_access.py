@@ -18,8 +18,10 @@ from redis.asyncio import Redis
 
 from shared import keys, scripts
 from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_access import Client, Outages, connect
+from shared.redis_access import Address, Client, Options, Outages, connect
 from shared.redis_access.connection import Connection
+from shared.redis_access.node import Node
+from shared.redis_access.server import ServerRouter
 
 
 class Server:
@@ -165,6 +167,29 @@ async def test_back_pressure_bounds_the_commands_in_flight(
     assert most == 3
 
 
+async def test_waiting_for_room_is_bounded_by_the_deadline(server: Server) -> None:
+    """With the connection full of slow (but punctual) replies, a caller waiting for room
+    fails within the deadline instead of waiting behind every command ahead of it."""
+    bounded = connect(server.url, timeout=0.3, max_in_flight=1)
+    try:
+        assert await bounded.ping() is True
+
+        async def slow(i: int) -> float:
+            started = time.monotonic()
+            try:
+                assert await bounded.execute_command("BLPOP", f"empty{i}", 0.05) is None
+            except exceptions.TimeoutError:
+                pass
+            return time.monotonic() - started
+
+        waits = await asyncio.gather(*(slow(i) for i in range(12)))
+        assert max(waits) < 0.3 + 0.3 + 0.1, waits  # for room, then for the reply
+        # Those that found no room were never sent: nothing was overdue, nothing poisoned.
+        assert await bounded.ping() is True
+    finally:
+        await bounded.aclose()
+
+
 async def test_a_cancelled_caller_does_not_shift_the_replies(client: Client, admin: Redis) -> None:
     await admin.mset({"a": "A", "b": "B"})
     slow = asyncio.ensure_future(client.execute_command("BLPOP", "empty-list", 0.2))
@@ -220,6 +245,20 @@ async def test_a_reply_that_never_comes_fails_within_the_deadline_then_fast(
     assert sum("available again" in line for line in lines) == 1, lines
 
 
+async def test_a_caller_still_connecting_when_the_client_closes_gets_connection_error(
+    server: Server,
+) -> None:
+    """Not CancelledError: the caller was not cancelled, and a request handler that
+    catches RedisError must see this failure as the others."""
+    client = connect(server.url, timeout=1)
+    server.process.send_signal(signal.SIGSTOP)  # the handshake's PING goes unanswered
+    connecting = asyncio.ensure_future(client.get("k"))
+    await asyncio.sleep(0.1)
+    await client.aclose()
+    with pytest.raises(exceptions.ConnectionError, match="closed"):
+        await connecting
+
+
 async def test_a_restarted_server_is_used_again_without_a_restart_of_ours(
     server: Server, admin: Redis
 ) -> None:
@@ -244,6 +283,56 @@ async def test_a_restarted_server_is_used_again_without_a_restart_of_ours(
         assert events == ["down", "up"]
     finally:
         await client.aclose()
+
+
+def _master_only(server: Server) -> Client:
+    """A client that, as with Sentinel, refuses a server that is not a master."""
+    node = Node.at(Address("127.0.0.1", server.port), Options(timeout=0.3, require_master=True))
+    return Client(ServerRouter(node))
+
+
+async def test_a_demoted_master_is_dropped_once_however_many_commands_it_refused(
+    server: Server, admin: Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tessera.redis")
+    new_master = Server(tmp_path / "new-master")
+    client = _master_only(server)
+    try:
+        assert await client.set("k", "v") is True
+        await admin.replicaof("127.0.0.1", new_master.port)  # demoted, connections kept
+        refused = await asyncio.gather(
+            *(client.set(f"k{i}", "v") for i in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(r, exceptions.ReadOnlyError) for r in refused), refused
+    finally:
+        await client.aclose()
+        new_master.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tessera.redis"]
+    assert sum("dropping the connection" in line for line in lines) == 1, lines
+
+
+async def test_a_script_write_refused_by_a_demoted_master_drops_the_connection(
+    server: Server, admin: Redis, tmp_path: Path
+) -> None:
+    """Redis 6 reports a script's write on a replica as a script error that wraps
+    READONLY; the connection must go as for READONLY itself, or a service whose writes
+    are all scripts (redeeming a code) would keep writing to the old master."""
+    new_master = Server(tmp_path / "new-master")
+    client = _master_only(server)
+    write = "return redis.call('SET', KEYS[1], ARGV[1])"
+    try:
+        assert await scripts.run(client, write, ["k"], ["1"]) == "OK"
+        assert len(await admin.client_list(_type="normal")) == 2
+        await admin.replicaof("127.0.0.1", new_master.port)
+        with pytest.raises(exceptions.ResponseError, match="READONLY"):
+            await scripts.run(client, write, ["k"], ["2"])
+        await asyncio.sleep(0.05)
+        assert len(await admin.client_list(_type="normal")) == 1  # the admin's alone
+        with pytest.raises(exceptions.ConnectionError, match="not the master"):
+            await client.get("k")
+    finally:
+        await client.aclose()
+        new_master.stop()
 
 
 async def test_the_key_schema_scripts_run_on_the_layer(client: Client) -> None:

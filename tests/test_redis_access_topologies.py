@@ -5,6 +5,8 @@ owns its key, and no caller is ever given another command's answer."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +17,14 @@ from redis import exceptions
 from redis.crc import key_slot
 
 from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_access import connect
-from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
+from shared.redis_access import Outages, connect
+from tests.redis_topologies import (
+    CLUSTER_BUS_OFFSET,
+    SENTINEL_SERVICE,
+    free_cluster_port,
+    start_cluster,
+    start_sentinel,
+)
 
 
 @pytest.fixture
@@ -94,6 +102,246 @@ async def test_cluster_resharding_is_followed_through_ask_and_moved(
             assert await pipe.execute() == list(values.values())
     finally:
         await client.aclose()
+
+
+def _start_migration(slot: int, source: int, target: int, keys: list[str]) -> None:
+    """Begin moving ``slot`` from ``source`` to ``target``, as a reshard does, and move
+    ``keys``: the source now answers ASK for a key it does not hold."""
+    source_id, target_id = _node_id(source), _node_id(target)
+    with sync_redis.Redis(port=target) as node:
+        node.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+    with sync_redis.Redis(port=source) as node:
+        node.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        node.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
+
+
+def _finish_migration(ports: list[int], slot: int, target: int) -> None:
+    target_id = _node_id(target)
+    for port in ports:
+        with sync_redis.Redis(port=port) as node:
+            node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+
+def _move_slot(ports: list[int], slot: int, source: int, target: int, keys: list[str]) -> None:
+    """Migrate ``slot`` and its ``keys`` from ``source`` to ``target``."""
+    _start_migration(slot, source, target, keys)
+    _finish_migration(ports, slot, target)
+
+
+async def test_a_caller_cancelled_during_the_first_slot_map_load_leaves_reloading_working(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        first = asyncio.ensure_future(client.get("{first}"))
+        await asyncio.sleep(0)  # the first command is loading the slot map
+        first.cancel()
+        await asyncio.sleep(0.5)  # the load completes without it
+        # Two keys of one node, in two slots, that both move to another node.
+        source = _owner_port(ports, key_slot(b"{a0}"))
+        moving = [
+            name
+            for name in (f"{{a{i}}}" for i in range(300))
+            if _owner_port(ports, key_slot(name.encode())) == source
+        ][:2]
+        for name in moving:
+            assert await client.set(name, name) is True
+        target = next(p for p in ports if p != source)
+        for name in moving:
+            _move_slot(ports, key_slot(name.encode()), source, target, [name])
+
+        moved = _redirections(source, "MOVED")
+        assert await client.get(moving[0]) == moving[0]
+        assert _redirections(source, "MOVED") == moved + 1
+        await asyncio.sleep(0.5)  # the MOVED answer had the whole map reloaded
+        assert await client.get(moving[1]) == moving[1]
+        assert _redirections(source, "MOVED") == moved + 1  # straight to the new owner
+    finally:
+        await client.aclose()
+
+
+async def test_a_transaction_follows_ask_during_a_migration(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    """Redeeming a code, storing an interaction, counting a login failure are MULTI/EXEC
+    blocks; during a reshard they must reach the node that now holds their key."""
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        moved, created = "{tx}moved", "{tx}created"
+        slot = key_slot(moved.encode())
+        source = _owner_port(ports, slot)
+        target = next(p for p in ports if p != source)
+        assert await client.set(moved, "1") is True
+        _start_migration(slot, source, target, [moved])
+        for name in (moved, created):
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, 60)
+                assert await pipe.execute() == [2 if name == moved else 1, True]
+        _finish_migration(ports, slot, target)
+        assert await client.mget(moved, created) == ["2", "1"]
+    finally:
+        await client.aclose()
+
+
+def _add_replica(group: ProcessGroup, tmp_path: Path, ports: list[int], master: int) -> int:
+    """A new cluster node, made the replica of ``master`` and in sync with it: its port."""
+    taken = {p for port in ports for p in (port, port + CLUSTER_BUS_OFFSET)}
+    replica = free_cluster_port(taken)
+    start_redis(
+        group,
+        replica,
+        tmp_path / f"node-{replica}",
+        persistent=False,
+        extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
+    )
+    master_id = _node_id(master)
+    with sync_redis.Redis(port=replica, decode_responses=True) as node:
+        node.execute_command("CLUSTER", "MEET", "127.0.0.1", master)
+        _wait(lambda: master_id in node.execute_command("CLUSTER", "NODES"))
+        node.execute_command("CLUSTER", "REPLICATE", master_id)
+        _wait(lambda: node.info("replication").get("master_link_status") == "up")
+        replica_id = str(node.execute_command("CLUSTER", "MYID"))
+
+    def known_to_all() -> bool:  # so that every master takes the replica's promotion
+        for port in ports:
+            with sync_redis.Redis(port=port, decode_responses=True) as node:
+                if f"{replica_id} " not in node.execute_command("CLUSTER", "NODES"):
+                    return False
+        return True
+
+    _wait(known_to_all)
+    return replica
+
+
+async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    ports = start_cluster(group, tmp_path)
+    key = "{failover}"
+    master = _owner_port(ports, key_slot(key.encode()))
+    replica = _add_replica(group, tmp_path, ports, master)
+    with sync_redis.Redis(port=master) as node:
+        node.set(key, "kept")
+        node.execute_command("WAIT", 1, 5000)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        assert await client.get(key) == "kept"
+        process = group.processes[ports.index(master)]
+        process.kill()
+        process.wait()
+        with sync_redis.Redis(port=replica) as node:
+            node.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+
+        async def read_in_a_pipeline() -> list[str]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                return await pipe.execute()
+
+        # Only pipelines: a failed one has the slot map reloaded as a failed command does.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert await read_in_a_pipeline() == ["kept"]
+                break
+            # CLUSTERDOWN: the cluster's own view, a moment after the takeover.
+            except (exceptions.ConnectionError, exceptions.ClusterDownError):
+                assert time.monotonic() < deadline, "the pipelines never reached the replica"
+                await asyncio.sleep(0.1)
+        assert await client.get(key) == "kept"
+    finally:
+        await client.aclose()
+
+
+async def test_a_failed_master_that_its_replica_replaced_is_no_longer_tried(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    """Its outage ends for the metrics, and its probe stops, once no slot names it: a
+    cluster node that comes back elsewhere (a new pod, a new address) never returns to
+    the old one, and tessera_redis_unavailable would stay up for a healthy cluster."""
+    ports = start_cluster(group, tmp_path)
+    key = "{failover}"
+    master = _owner_port(ports, key_slot(key.encode()))
+    replica = _add_replica(group, tmp_path, ports, master)
+    with sync_redis.Redis(port=master) as node:
+        node.set(key, "kept")
+        node.execute_command("WAIT", 1, 5000)
+    events: list[str] = []
+    client = connect(
+        "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports if p != master),
+        outages=Outages(down=lambda: events.append("down"), up=lambda s: events.append("up")),
+    )
+    try:
+        assert await client.get(key) == "kept"
+        process = group.processes[ports.index(master)]
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 5
+        while events != ["down"]:  # the client has found the master gone
+            assert time.monotonic() < deadline, events
+            with pytest.raises((exceptions.ConnectionError, exceptions.ClusterDownError)):
+                await client.get(key)
+        with sync_redis.Redis(port=replica) as node:
+            node.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert await client.get(key) == "kept"
+                break
+            # CLUSTERDOWN: the cluster's own view, a moment after the takeover.
+            except (exceptions.ConnectionError, exceptions.ClusterDownError):
+                assert time.monotonic() < deadline, "the client never reached the replica"
+                await asyncio.sleep(0.1)
+        deadline = time.monotonic() + 2
+        while events != ["down", "up"]:
+            assert time.monotonic() < deadline, events
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
+async def test_a_caller_waiting_for_the_slot_map_when_the_client_closes_gets_connection_error(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    for process in group.processes:
+        process.send_signal(signal.SIGSTOP)  # CLUSTER SLOTS goes unanswered
+    try:
+        loading = asyncio.ensure_future(client.get("{k}"))
+        await asyncio.sleep(0.1)
+        await client.aclose()
+        with pytest.raises(exceptions.ConnectionError, match="closed"):
+            await loading
+    finally:
+        for process in group.processes:
+            process.send_signal(signal.SIGCONT)
+
+
+async def test_a_cluster_that_is_down_costs_one_log_line_per_node_not_one_per_command(
+    group: ProcessGroup, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tessera.redis")
+    ports = start_cluster(group, tmp_path)
+    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    try:
+        names = [f"{{down{i}}}" for i in range(50)]
+        for name in names:
+            assert await client.set(name, "1") is True
+        for process in group.processes:
+            process.kill()
+            process.wait()
+        for name in names:
+            with pytest.raises(exceptions.ConnectionError):
+                await client.get(name)
+            await asyncio.sleep(0.005)  # a background reload, if any, runs meanwhile
+    finally:
+        await client.aclose()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tessera.redis"]
+    assert sum("unavailable" in line for line in lines) == len(ports), lines
+    assert len(lines) <= len(ports) + 1, lines
 
 
 def _wait(check, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]

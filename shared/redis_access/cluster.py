@@ -11,6 +11,7 @@ without changing the map (Redis Cluster specification, "ASK redirection").
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 
@@ -20,12 +21,11 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from shared.redis_access.commands import Command, Reply
 from shared.redis_access.connection import Address
-from shared.redis_access.node import Node, Options, Outages
-from shared.redis_access.server import batch_on, replies_of
+from shared.redis_access.node import Node, Options, Outages, await_shared
+from shared.redis_access.server import ASKING, batch_on, replies_of
 
 log = logging.getLogger("tessera.redis")
 
-ASKING = hiredis.pack_command(("ASKING",))
 # Redirections followed for one command before giving up (a map in flux).
 MAX_REDIRECTS = 5
 # Commands without a key, sent to any node.
@@ -69,14 +69,26 @@ class ClusterRouter:
 
     async def refresh(self) -> None:
         """Load the slot map (once at a time; concurrent callers share the load)."""
+        await await_shared(self._reload(logged=False))
+
+    def _reload(self, *, logged: bool) -> asyncio.Task[None]:
+        """The load under way, or a new one. It is forgotten when it ends, whether or not
+        anyone still awaits it: a caller cancelled meanwhile must not leave a finished
+        load behind, which would stop every later reload."""
         if self._refreshing is None:
-            self._refreshing = asyncio.get_running_loop().create_task(self._load_slots())
-        task = self._refreshing
-        try:
-            await asyncio.shield(task)
-        finally:
-            if task.done() and self._refreshing is task:
-                self._refreshing = None
+            task = asyncio.get_running_loop().create_task(self._load_slots())
+            task.add_done_callback(functools.partial(self._reloaded, logged=logged))
+            self._refreshing = task
+        return self._refreshing
+
+    def _reloaded(self, task: asyncio.Task[None], *, logged: bool) -> None:
+        if self._refreshing is task:
+            self._refreshing = None
+        if task.cancelled():
+            return
+        failure = task.exception()  # retrieved even when no caller is left to see it
+        if logged and failure is not None and not self._all_down():
+            log.warning("reloading the Redis Cluster slot map failed: %s", failure)
 
     async def _load_slots(self) -> None:
         errors = []
@@ -99,10 +111,21 @@ class ClusterRouter:
                 slots[first : last + 1] = [owner] * (last - first + 1)
             self._slots = slots
             self._loaded = True
+            await self._forget_gone(set(slots))
             return
         raise exceptions.ConnectionError(
             "no Redis Cluster node gave its slot map: " + ("; ".join(errors) or "all down")
         )
+
+    async def _forget_gone(self, owners: set[Node | None]) -> None:
+        """Forget the nodes that are down and serve no slot (a failed master that its
+        replica replaced, an address that a restarted node no longer has): their probes
+        would run, and their outage count, for ever. The startup nodes stay."""
+        for address, node in list(self._nodes.items()):
+            if node.down and node not in owners and address not in self._startup:
+                del self._nodes[address]
+                log.warning("Redis at %s serves no slot any more; no longer tried", address)
+                await node.aclose()
 
     async def _owner(self, command: Command) -> Node:
         if not self._loaded:
@@ -153,17 +176,28 @@ class ClusterRouter:
         return node
 
     def _schedule_refresh(self) -> None:
-        if self._refreshing is None:
-            self._refreshing = asyncio.get_running_loop().create_task(self._load_slots())
-            self._refreshing.add_done_callback(self._refreshed)
+        """Reload the map in the background; nobody awaits it, so a failure is logged.
+        Not while every node is down: no node could answer, and each has logged its
+        outage once, where a reload per failed command would log once per request."""
+        if not self._all_down():
+            self._reload(logged=True)
 
-    def _refreshed(self, task: asyncio.Task[None]) -> None:
-        if self._refreshing is task:
-            self._refreshing = None
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("reloading the Redis Cluster slot map failed: %s", task.exception())
+    def _all_down(self) -> bool:
+        return all(node.down for node in self._nodes.values())
 
     async def batch(
+        self, commands: list[Command], transaction: bool
+    ) -> list[Reply | exceptions.RedisError]:
+        try:
+            replies = await self._batch(commands, transaction)
+        except exceptions.ConnectionError:
+            self._schedule_refresh()  # as for one command: a failed master's replica
+            raise
+        if any(isinstance(reply, exceptions.ConnectionError) for reply in replies):
+            self._schedule_refresh()
+        return replies
+
+    async def _batch(
         self, commands: list[Command], transaction: bool
     ) -> list[Reply | exceptions.RedisError]:
         if transaction:
@@ -171,6 +205,11 @@ class ClusterRouter:
             node = await self._owner(commands[0])
             try:
                 return await batch_on(node, commands, transaction=True)
+            except exceptions.AskError as ask:
+                # The slot is migrating and the key has left: EXEC ran nothing; the block
+                # goes once to the importing node.
+                target = self._node(Address(ask.host, ask.port))
+                return await batch_on(target, commands, transaction=True, asking=True)
             except (exceptions.MovedError, exceptions.ExecAbortError):
                 # EXEC ran nothing: reload the map and send the whole block once more.
                 await self.refresh()

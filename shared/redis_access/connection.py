@@ -130,11 +130,19 @@ class Connection(asyncio.Protocol):
         return len(self._pending) >= self._max_in_flight
 
     async def wait_for_room(self) -> None:
-        """Back-pressure: wait until fewer than ``max_in_flight`` commands are pending."""
-        while self.full and self.closed is None:
-            waiter = self._loop.create_future()
-            self._room_waiters.append(waiter)
-            await waiter
+        """Back-pressure: wait until fewer than ``max_in_flight`` commands are pending,
+        for the deadline at most (TimeoutError; the command was not sent). Without that
+        bound a caller could wait behind any number of punctual replies."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                while self.full and self.closed is None:
+                    waiter = self._loop.create_future()
+                    self._room_waiters.append(waiter)
+                    await waiter
+        except TimeoutError:
+            raise exceptions.TimeoutError(
+                f"no room for a command to Redis within {self._timeout:g} s"
+            ) from None
 
     def send(self, command: bytes) -> asyncio.Future[Reply]:
         """Queue one packed command; its reply comes through the future."""

@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import hiredis
 from redis import exceptions
@@ -25,6 +26,20 @@ from shared.redis_access.connection import Address, Connection, Reply
 log = logging.getLogger("tessera.redis")
 
 Locate = Callable[[], Awaitable[Address]]
+T = TypeVar("T")
+
+
+async def await_shared(task: asyncio.Task[T]) -> T:
+    """Await ``task``, which other callers await too: shielded, so that one caller giving
+    up does not cancel it for the others. Only closing the client cancels it; a caller
+    that was not cancelled itself then gets ConnectionError, not CancelledError."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and current is not None and not current.cancelling():
+            raise exceptions.ConnectionError("the Redis client is closed") from None
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +122,8 @@ class Node:
         """Close the connection (its commands in flight fail); the next call opens a new
         one, found anew (Sentinel). For a server that answered it is no longer master."""
         connection = self._connection
-        if connection is not None:
+        # Once: every command of the batch that a demoted master refused says so.
+        if connection is not None and connection.closed is None:
             log.warning("dropping the connection to Redis at %s: %s", self.address, reason)
             connection.close()
 
@@ -121,8 +137,7 @@ class Node:
             raise exceptions.ConnectionError(f"Redis is unavailable: {state.reason}")
         if state.connecting is None:
             state.connecting = asyncio.get_running_loop().create_task(self._connect_or_go_down())
-        # Shielded: one caller giving up must not cancel the others' connection attempt.
-        return await asyncio.shield(state.connecting)
+        return await await_shared(state.connecting)
 
     async def _connect_or_go_down(self) -> Connection:
         try:
@@ -211,3 +226,8 @@ class Node:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if state.down_since is not None:
+            # Down and up come in pairs for the counters: a node closed while down (one
+            # that a Cluster forgot, or at shutdown) is no longer counted unavailable.
+            self._outages.up(time.monotonic() - state.down_since)
+            state.down_since = None

@@ -13,17 +13,20 @@ from shared.redis_access.node import Node
 
 MULTI = hiredis.pack_command(("MULTI",))
 EXEC = hiredis.pack_command(("EXEC",))
+ASKING = hiredis.pack_command(("ASKING",))
 
 
 async def batch_on(
-    node: Node, commands: list[Command], transaction: bool
+    node: Node, commands: list[Command], transaction: bool, *, asking: bool = False
 ) -> list[Reply | exceptions.RedisError]:
     """Send ``commands`` to ``node`` back to back, in a ``MULTI``/``EXEC`` block when
-    ``transaction``; each reply, or the error in its place."""
+    ``transaction``; each reply, or the error in its place. ``asking`` puts ``ASKING``
+    before the block (a Cluster's importing node; it holds until ``EXEC``)."""
     packed = [hiredis.pack_command(command) for command in commands]
     if not transaction:
         return await replies_of(await node.send_many(packed))
-    replies = await replies_of(await node.send_many([MULTI, *packed, EXEC]))
+    block = [ASKING, MULTI, *packed, EXEC] if asking else [MULTI, *packed, EXEC]
+    replies = await replies_of(await node.send_many(block))
     for reply in replies:
         # MULTI's OK and each QUEUED first: a failure there (a syntax error, the
         # connection lost) means EXEC ran nothing, or never ran.
@@ -64,8 +67,9 @@ class ServerRouter:
     async def call(self, command: Command) -> Reply:
         try:
             return await self.node.call(hiredis.pack_command(command))
-        except exceptions.ReadOnlyError:
-            self._demoted()
+        except exceptions.ResponseError as exc:
+            if _read_only(exc):
+                self._demoted()
             raise
 
     async def batch(
@@ -73,10 +77,11 @@ class ServerRouter:
     ) -> list[Reply | exceptions.RedisError]:
         try:
             replies = await batch_on(self.node, commands, transaction)
-        except exceptions.ReadOnlyError:
-            self._demoted()
+        except exceptions.ResponseError as exc:
+            if _read_only(exc):
+                self._demoted()
             raise
-        if any(isinstance(reply, exceptions.ReadOnlyError) for reply in replies):
+        if any(_read_only(reply) for reply in replies):
             self._demoted()
         return replies
 
@@ -86,3 +91,11 @@ class ServerRouter:
 
     async def aclose(self) -> None:
         await self.node.aclose()
+
+
+def _read_only(reply: Reply | exceptions.RedisError) -> bool:
+    """READONLY: the server is a replica now. Redis 6 wraps it in a script's error
+    ("ERR Error running script ...: -READONLY You can't write ..."), Redis 7 does not."""
+    if isinstance(reply, exceptions.ReadOnlyError):
+        return True
+    return isinstance(reply, exceptions.ResponseError) and "-READONLY " in str(reply)
