@@ -247,7 +247,11 @@ async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
                 assert await read_in_a_pipeline() == ["kept"]
                 break
             # CLUSTERDOWN: the cluster's own view, a moment after the takeover.
-            except (exceptions.ConnectionError, exceptions.ClusterDownError):
+            except (
+                exceptions.ConnectionError,
+                exceptions.TimeoutError,
+                exceptions.ClusterDownError,
+            ):
                 assert time.monotonic() < deadline, "the pipelines never reached the replica"
                 await asyncio.sleep(0.1)
         assert await client.get(key) == "kept"
@@ -291,7 +295,11 @@ async def test_a_failed_master_that_its_replica_replaced_is_no_longer_tried(
                 assert await client.get(key) == "kept"
                 break
             # CLUSTERDOWN: the cluster's own view, a moment after the takeover.
-            except (exceptions.ConnectionError, exceptions.ClusterDownError):
+            except (
+                exceptions.ConnectionError,
+                exceptions.TimeoutError,
+                exceptions.ClusterDownError,
+            ):
                 assert time.monotonic() < deadline, "the client never reached the replica"
                 await asyncio.sleep(0.1)
         deadline = time.monotonic() + 2
