@@ -24,12 +24,27 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "bench"
 
 
+def connection_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of positive counts: {text!r}")
+    return counts
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3, help="seconds before each run")
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--connections",
+        type=connection_counts,
+        default=[4, 16, 64],
+        help="wrk connections, comma-separated: every scenario runs at each (default 4,16,64)",
+    )
     parser.add_argument("--flow-workers", type=int, default=4, help="concurrent browser flows")
     parser.add_argument("--memory-tokens", type=int, default=100_000)
     parser.add_argument(
@@ -40,7 +55,11 @@ def arguments() -> argparse.Namespace:
         "default: the team's bench folder beside the checkout, when there is one",
     )
     parser.add_argument("--no-reference", dest="reference", action="store_const", const=None)
-    parser.add_argument("--only", default="", help="run only scenarios whose name has this")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only scenarios whose name has this (also 'whole flow')",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     return parser.parse_args()
 
@@ -66,15 +85,15 @@ async def reference_setup(reference: stack.Reference) -> list[Scenario]:
 
 
 async def measure(
-    scenario: Scenario, args: argparse.Namespace, work: Path, expected_rps: float
+    scenario: Scenario, args: argparse.Namespace, work: Path, connections: int, expected_rps: float
 ) -> wrk.Result:
     """Warm up, wait for a quiet machine, then one measured run."""
     size = int(expected_rps * 1.5) + 1000
     warm = await scenario.prepare(int(size * args.warmup), work / "warmup.bodies")
-    wrk.run(warm, seconds=args.warmup, connections=args.connections, cpu=stack.LOAD_CPU)
+    wrk.run(warm, seconds=args.warmup, connections=connections, cpu=stack.LOAD_CPU)
     load = await scenario.prepare(int(size * args.duration), work / "run.bodies")
     quiet = machine.wait_until_quiet()
-    result = wrk.run(load, seconds=args.duration, connections=args.connections, cpu=stack.LOAD_CPU)
+    result = wrk.run(load, seconds=args.duration, connections=connections, cpu=stack.LOAD_CPU)
     if not quiet:
         print("  (the machine was busy before this run)")
     problem = await scenario.verify(result.requests) if scenario.verify else None
@@ -111,19 +130,23 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if reference:
             scenarios += await reference_setup(reference)
         scenarios = [s for s in scenarios if args.only in s.name]
-        # Side by side: each run measures every scenario once, Tessera's and the
-        # reference's in turn, so a noisy minute hurts both alike.
+        # Side by side: each run measures every scenario once at each connection count,
+        # Tessera's and the reference's in turn, so a noisy minute hurts both alike.
         order = sorted(scenarios, key=lambda s: (s.name.split(" ")[0], s.target))
-        runs: dict[tuple[str, str], list[wrk.Result]] = {(s.name, s.target): [] for s in order}
+        runs: dict[tuple[str, str, int], list[wrk.Result]] = {
+            (s.name, s.target, count): [] for s in order for count in args.connections
+        }
         for number in range(1, args.runs + 1):
-            for scenario in order:
-                done = runs[(scenario.name, scenario.target)]
-                expected = max((r.rps for r in done), default=8000)
-                result = await measure(scenario, args, work, expected)
-                done.append(result)
-                print(report.run_line(number, scenario, result))
+            for count in args.connections:
+                for scenario in order:
+                    done = runs[(scenario.name, scenario.target, count)]
+                    expected = max((r.rps for r in done), default=8000)
+                    result = await measure(scenario, args, work, count, expected)
+                    done.append(result)
+                    print(report.run_line(number, scenario, count, result))
         flows = []
-        for number in range(1, args.runs + 1):
+        flow_runs = args.runs if args.only in "whole flow" else 0
+        for number in range(1, flow_runs + 1):
             await flow.run(
                 tessera.urls["authorize"], tessera.urls["token"], made.app, made.usernames, 2
             )
