@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 from bench import stack, wrk
+from bench.burst import markdown as burst_markdown
 from bench.flow import FlowResult
 from bench.scenarios import Scenario
 from bench.wrk import Result
@@ -60,6 +61,7 @@ def results(
     *,
     argon2: str,
     reference: str | None,
+    burst: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``runs``: each measured run by (scenario, target, connections); ``skipped``: why a
     scenario was not measured, by name."""
@@ -97,6 +99,8 @@ def results(
         },
         "redis_memory": memory,
         "peak_rss_mib": rss,
+        # Reported, never judged: it counts for nothing in "valid" or "targets".
+        "burst": burst,
     }
     document["targets"] = targets(document)
     document["valid"] = all(
@@ -206,4 +210,6 @@ def table(document: dict[str, Any]) -> str:
         f"Peak RSS: {rss}. Redis: {memory['bytes_per_token']:.0f} B per active opaque access "
         f"token ({memory['tokens']:,} tokens).",
     ]
+    if document["burst"]:
+        lines += ["", *burst_markdown(document["burst"])]
     return "\n".join(lines) + "\n"
