@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench import burst, fixtures, flow, machine, report, stack, wrk
+from bench import burst, fixtures, flow, machine, outage, report, stack, wrk
 from bench.scenarios import Scenario, floor_scenarios, reference_scenarios, tessera_scenarios
 from shared import users
 from shared.redis_store import RedisClient, connect
@@ -59,7 +59,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="run only scenarios whose name has this (also 'whole flow', 'burst')",
+        help="run only scenarios whose name has this (also 'whole flow', 'burst', 'outage')",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     return parser.parse_args()
@@ -186,6 +186,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if reference:
             rss["reference"] = stack.peak_rss_mib(reference.process.pid)
         bursts = await burst.run(tessera, made, active["opaque"]) if args.only in "burst" else None
+        # Last: it kills the bench's Redis.
+        outages = (
+            await outage.run(tessera, redis, made, active["opaque"])
+            if args.only in "outage"
+            else None
+        )
         return report.results(
             args,
             runs,
@@ -196,6 +202,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             argon2=user.password_hash.split("$")[3],
             reference=reference.label if reference else None,
             burst=bursts,
+            outage=outages,
         )
     finally:
         await redis.aclose()

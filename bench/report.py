@@ -9,6 +9,7 @@ from typing import Any
 from bench import stack, wrk
 from bench.burst import markdown as burst_markdown
 from bench.flow import FlowResult
+from bench.outage import markdown as outage_markdown
 from bench.scenarios import Scenario
 from bench.wrk import Result
 
@@ -62,6 +63,7 @@ def results(
     argon2: str,
     reference: str | None,
     burst: dict[str, Any] | None = None,
+    outage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``runs``: each measured run by (scenario, target, connections); ``skipped``: why a
     scenario was not measured, by name."""
@@ -99,8 +101,9 @@ def results(
         },
         "redis_memory": memory,
         "peak_rss_mib": rss,
-        # Reported, never judged: it counts for nothing in "valid" or "targets".
+        # Reported, never judged: they count for nothing in "valid" or "targets".
         "burst": burst,
+        "outage": outage,
     }
     document["targets"] = targets(document)
     document["valid"] = all(
@@ -212,4 +215,6 @@ def table(document: dict[str, Any]) -> str:
     ]
     if document["burst"]:
         lines += ["", *burst_markdown(document["burst"])]
+    if document["outage"]:
+        lines += ["", *outage_markdown(document["outage"])]
     return "\n".join(lines) + "\n"
