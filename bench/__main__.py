@@ -7,6 +7,7 @@ import asyncio
 import base64
 import dataclasses
 import os
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench import fixtures, flow, machine, report, stack, wrk
+from bench import burst, fixtures, flow, machine, outage, report, stack, wrk
 from bench.scenarios import Scenario, floor_scenarios, reference_scenarios, tessera_scenarios
 from shared import users
 from shared.redis_store import RedisClient, connect
@@ -24,12 +25,27 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "bench"
 
 
+def connection_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of positive counts: {text!r}")
+    return counts
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3, help="seconds before each run")
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--connections",
+        type=connection_counts,
+        default=[4, 16, 64],
+        help="wrk connections, comma-separated: every scenario runs at each (default 4,16,64)",
+    )
     parser.add_argument("--flow-workers", type=int, default=4, help="concurrent browser flows")
     parser.add_argument("--memory-tokens", type=int, default=100_000)
     parser.add_argument(
@@ -40,7 +56,11 @@ def arguments() -> argparse.Namespace:
         "default: the team's bench folder beside the checkout, when there is one",
     )
     parser.add_argument("--no-reference", dest="reference", action="store_const", const=None)
-    parser.add_argument("--only", default="", help="run only scenarios whose name has this")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only scenarios whose name has this (also 'whole flow', 'burst', 'outage')",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     return parser.parse_args()
 
@@ -66,15 +86,15 @@ async def reference_setup(reference: stack.Reference) -> list[Scenario]:
 
 
 async def measure(
-    scenario: Scenario, args: argparse.Namespace, work: Path, expected_rps: float
+    scenario: Scenario, args: argparse.Namespace, work: Path, connections: int, expected_rps: float
 ) -> wrk.Result:
     """Warm up, wait for a quiet machine, then one measured run."""
     size = int(expected_rps * 1.5) + 1000
     warm = await scenario.prepare(int(size * args.warmup), work / "warmup.bodies")
-    wrk.run(warm, seconds=args.warmup, connections=args.connections, cpu=stack.LOAD_CPU)
+    wrk.run(warm, seconds=args.warmup, connections=connections, cpu=stack.LOAD_CPU)
     load = await scenario.prepare(int(size * args.duration), work / "run.bodies")
     quiet = machine.wait_until_quiet()
-    result = wrk.run(load, seconds=args.duration, connections=args.connections, cpu=stack.LOAD_CPU)
+    result = wrk.run(load, seconds=args.duration, connections=connections, cpu=stack.LOAD_CPU)
     if not quiet:
         print("  (the machine was busy before this run)")
     problem = await scenario.verify(result.requests) if scenario.verify else None
@@ -83,8 +103,18 @@ async def measure(
     return result
 
 
+def open_files_limit() -> None:
+    """Raise this process's soft limit on open files to the hard one; the services inherit
+    it. A burst holds 1,000 connections at each end, and a service as many to Redis."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     os.sched_setaffinity(0, {stack.LOAD_CPU})  # preparing and driving flows: off the server
+    open_files_limit()
     work = args.out / time.strftime("run-%Y%m%d-%H%M%S")
     work.mkdir(parents=True)
     tessera = stack.start_tessera(work)
@@ -111,19 +141,28 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if reference:
             scenarios += await reference_setup(reference)
         scenarios = [s for s in scenarios if args.only in s.name]
-        # Side by side: each run measures every scenario once, Tessera's and the
-        # reference's in turn, so a noisy minute hurts both alike.
-        order = sorted(scenarios, key=lambda s: (s.name.split(" ")[0], s.target))
-        runs: dict[tuple[str, str], list[wrk.Result]] = {(s.name, s.target): [] for s in order}
+        skipped = {s.name: s.skipped for s in scenarios if s.skipped}
+        for name, why in skipped.items():
+            print(f"skipped  {name}: {why}")
+        # Side by side: each run measures every scenario once at each connection count,
+        # Tessera's and the reference's in turn, so a noisy minute hurts both alike.
+        order = sorted(
+            (s for s in scenarios if not s.skipped), key=lambda s: (s.name.split(" ")[0], s.target)
+        )
+        runs: dict[tuple[str, str, int], list[wrk.Result]] = {
+            (s.name, s.target, count): [] for s in order for count in args.connections
+        }
         for number in range(1, args.runs + 1):
-            for scenario in order:
-                done = runs[(scenario.name, scenario.target)]
-                expected = max((r.rps for r in done), default=8000)
-                result = await measure(scenario, args, work, expected)
-                done.append(result)
-                print(report.run_line(number, scenario, result))
+            for count in args.connections:
+                for scenario in order:
+                    done = runs[(scenario.name, scenario.target, count)]
+                    expected = max((r.rps for r in done), default=8000)
+                    result = await measure(scenario, args, work, count, expected)
+                    done.append(result)
+                    print(report.run_line(number, scenario, count, result))
         flows = []
-        for number in range(1, args.runs + 1):
+        flow_runs = args.runs if args.only in "whole flow" else 0
+        for number in range(1, flow_runs + 1):
             await flow.run(
                 tessera.urls["authorize"], tessera.urls["token"], made.app, made.usernames, 2
             )
@@ -142,17 +181,28 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             )
         user = await users.get(redis, made.usernames[0])
         assert user is not None
+        # Before the burst, whose 1,000 connections are reported on their own.
         rss = {name: stack.peak_rss_mib(pid) for name, pid in tessera.pids.items()}
         if reference:
             rss["reference"] = stack.peak_rss_mib(reference.process.pid)
+        bursts = await burst.run(tessera, made, active["opaque"]) if args.only in "burst" else None
+        # Last: it kills the bench's Redis.
+        outages = (
+            await outage.run(tessera, redis, made, active["opaque"])
+            if args.only in "outage"
+            else None
+        )
         return report.results(
             args,
             runs,
+            skipped,
             flows,
             memory,
             rss,
             argon2=user.password_hash.split("$")[3],
             reference=reference.label if reference else None,
+            burst=bursts,
+            outage=outages,
         )
     finally:
         await redis.aclose()

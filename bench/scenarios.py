@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bench import fixtures
+from bench import fixtures, floor
 from bench.fixtures import SCOPE, Fixtures
 from bench.wrk import Load
 from shared import tokens
@@ -33,6 +33,7 @@ class Scenario:
     target: str  # "tessera", "reference" or "floor"
     prepare: Prepare
     verify: Verify | None = None
+    skipped: str | None = None  # why this scenario cannot run in this build
 
 
 def fixed(load: Load) -> Prepare:
@@ -113,18 +114,24 @@ def tessera_scenarios(
 
 
 def floor_scenarios(floor_url: str) -> list[Scenario]:
-    """bench.floor: what aiohttp and redis-py cost before Tessera does anything."""
+    """bench.floor: what aiohttp and a Redis client cost before Tessera does anything."""
     body = urlencode({"token": "x"})
+
+    def floor_load(path: str) -> Load:
+        return Load(f"{floor_url}{path}", body=body, expect='"active":true')
+
     return [
         Scenario(
             "floor: aiohttp, no work",
             "floor",
-            fixed(Load(f"{floor_url}/nothing", body=body, expect='"active":true')),
+            fixed(floor_load("/nothing")),
         ),
+        Scenario("floor: aiohttp, one Redis GET", "floor", fixed(floor_load("/one-get"))),
         Scenario(
-            "floor: aiohttp, one Redis GET",
+            "floor: aiohttp, one Redis GET, pipelined",
             "floor",
-            fixed(Load(f"{floor_url}/one-get", body=body, expect='"active":true')),
+            fixed(floor_load("/one-get-pipelined")),
+            skipped=floor.PIPELINED_MISSING,
         ),
     ]
 

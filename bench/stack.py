@@ -4,10 +4,12 @@ service pinned to the server CPU, and optionally the reference server beside the
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shared.local_processes import (
     SERVICES,
@@ -47,6 +49,7 @@ class Tessera:
     group: ProcessGroup
     redis_url: str
     redis_pid: int
+    redis_dir: Path
     urls: dict[str, str]
     pids: dict[str, int]
     settings: Settings
@@ -58,6 +61,7 @@ def start_tessera(work: Path) -> Tessera:
     generator shares that CPU with it), each service on the server CPU."""
     group = ProcessGroup()
     try:
+        # No append-only file while measuring throughput: bench.outage turns it on.
         redis_url = start_redis(group, free_port(), work / "redis", persistent=False)
         redis_pid = group.processes[-1].pid
         pin(redis_pid, LOAD_CPU)
@@ -77,7 +81,32 @@ def start_tessera(work: Path) -> Tessera:
     except BaseException:
         group.stop()
         raise
-    return Tessera(group, redis_url, redis_pid, urls, pids, Settings.from_env(env), floor_url)
+    return Tessera(
+        group, redis_url, redis_pid, work / "redis", urls, pids, Settings.from_env(env), floor_url
+    )
+
+
+def kill_redis(tessera: Tessera) -> None:
+    """SIGKILL, as the OOM killer or a lost node stops it: no chance to save anything."""
+    process = next(p for p in tessera.group.processes if p.pid == tessera.redis_pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def restart_redis(tessera: Tessera) -> float:
+    """Start Redis again on its port with its data directory, reading its append-only file;
+    returns the time.monotonic() at which it answered PING, that is had loaded the file."""
+    group = tessera.group
+    index = next(i for i, p in enumerate(group.processes) if p.pid == tessera.redis_pid)
+    port = urlsplit(tessera.redis_url).port
+    assert port is not None
+    start_redis(group, port, tessera.redis_dir, persistent=True, ready_seconds=120)
+    answered = time.monotonic()
+    process = group.processes.pop()
+    group.processes[index] = process  # its old place: stopped after the services
+    tessera.redis_pid = process.pid
+    pin(process.pid, LOAD_CPU)
+    return answered
 
 
 @dataclass

@@ -87,9 +87,11 @@ def start_redis(
     *,
     persistent: bool,
     extra_args: Sequence[str] = (),
+    ready_seconds: float = 10,
 ) -> str:
     """Start redis-server on loopback (with ``extra_args``, e.g. cluster mode); returns its
-    URL once it answers."""
+    URL once it answers, which for a large append-only file may take longer than the
+    default ``ready_seconds``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_server_path(),
@@ -108,13 +110,15 @@ def start_redis(
         *extra_args,
     ]
     process = group.start(argv, log=data_dir / "redis.log")
-    wait_for_pong(process, port, data_dir / "redis.log")
+    wait_for_pong(process, port, data_dir / "redis.log", ready_seconds)
     return f"redis://127.0.0.1:{port}/0"
 
 
-def wait_for_pong(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def wait_for_pong(
+    process: subprocess.Popen[bytes], port: int, log: Path, seconds: float = 10
+) -> None:
     """Wait until the redis-server (or sentinel) ``process`` answers PING on ``port``."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
@@ -125,7 +129,7 @@ def wait_for_pong(process: subprocess.Popen[bytes], port: int, log: Path) -> Non
             pass
         if _exits_within(process, 0.05):
             raise RuntimeError(f"redis-server exited; see {log}")
-    raise RuntimeError(f"redis-server on port {port} did not answer within 10 s")
+    raise RuntimeError(f"redis-server on port {port} did not answer within {seconds:g} s")
 
 
 def start_service(
