@@ -70,6 +70,8 @@ class Metrics:
     # The labelled children of ``requests`` and ``request_duration`` by (method, route,
     # status), looked up once each: ``labels()`` costs more than counting.
     _request_series: dict[tuple[str, str, int], _RequestSeries] = field(default_factory=dict)
+    # The children of ``grants_issued`` by grant type, likewise.
+    _grant_series: dict[str, Counter] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -134,6 +136,12 @@ class Metrics:
             ),
         )
 
+    def count_grant(self, grant_type: str) -> None:
+        series = self._grant_series.get(grant_type)
+        if series is None:
+            series = self._grant_series[grant_type] = self.grants_issued.labels(grant_type)
+        series.inc()
+
     def count_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count an answered request and its duration. The labels must be bounded
         (``method_label``, ``route_template``)."""
@@ -162,7 +170,7 @@ def method_label(method: str) -> str:
 def grant_issued(request: web.Request, grant_type: str) -> None:
     """Count a grant that issued tokens. ``grant_type`` must be one the server supports
     (never a raw client parameter), so the label stays bounded."""
-    request.app[METRICS].grants_issued.labels(grant_type).inc()
+    request.app[METRICS].count_grant(grant_type)
 
 
 def oauth_error(request: web.Request, error: str) -> None:
