@@ -38,7 +38,7 @@ def assert_quiet_log(caplog: pytest.LogCaptureFixture) -> None:
     assert [r for r in caplog.records if r.exc_info] == []
     about_redis = [r for r in caplog.records if r.name in ("tessera.web", "tessera.redis")]
     assert [(r.name, r.levelno) for r in about_redis] == [("tessera.redis", logging.WARNING)]
-    assert about_redis[0].getMessage().startswith("Redis unavailable, answering 503")
+    assert about_redis[0].getMessage().startswith("Redis unavailable, failing commands at once")
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:

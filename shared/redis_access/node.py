@@ -194,7 +194,7 @@ class Node:
             return
         state.down_since = time.monotonic()
         state.reason = reason
-        log.warning("Redis unavailable, answering 503 until it returns: %s", reason)
+        log.warning("Redis unavailable, failing commands at once until it answers: %s", reason)
         self._outages.down()
         state.probe = asyncio.get_running_loop().create_task(self._probe())
 
