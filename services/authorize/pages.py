@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from services.authorize import interactions, sessions
 from services.authorize.authorization_request import (
@@ -37,7 +38,8 @@ from shared.codes import CodeRecord
 from shared.errors import OAuthError
 from shared.forms import collect, read_form, read_pairs, single_valued
 from shared.login_throttle import Refused
-from shared.logs import security_event
+from shared.logs import add_to_line, security_event
+from shared.redis_access.errors import is_unavailable
 from shared.settings import Settings
 from shared.tokens import Grant
 
@@ -221,12 +223,42 @@ async def authorize(request: web.Request) -> web.Response:
     params, repeated = collect(pairs)
     client, redirect_uri = await resolve_client(redis, params, repeated)
     try:
-        auth_request = await validate(redis, settings, client, redirect_uri, params, repeated)
+        return await _authorize_valid_client(request, client, redirect_uri, params, repeated)
     except RedirectableError as exc:
         log.info("authorization request of client %s rejected: %s", client.client_id, exc.cause)
         # Reported by redirect, so the error middleware never counts it.
         metrics.oauth_error(request, exc.error)
         return error_redirect(settings, exc)
+    except RedisError as exc:
+        if not is_unavailable(exc):
+            raise
+        # RFC 6749 §4.1.2.1: once client and redirect URI are known, even "the server
+        # cannot answer for now" (temporarily_unavailable) goes back to the client.
+        metrics.redis_error(request, exc)
+        metrics.oauth_error(request, "temporarily_unavailable")
+        add_to_line(request, redis_error=type(exc).__name__)
+        return error_redirect(
+            settings,
+            RedirectableError(
+                "temporarily_unavailable",
+                "The service is temporarily unavailable; try again shortly.",
+                redirect_uri,
+                params.get("state"),
+                in_fragment=params.get("response_type") == "token",
+            ),
+        )
+
+
+async def _authorize_valid_client(
+    request: web.Request,
+    client: Client,
+    redirect_uri: str,
+    params: dict[str, str],
+    repeated: set[str],
+) -> web.Response:
+    """``authorize`` once the client and its redirect URI are known to be right."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    auth_request = await validate(redis, settings, client, redirect_uri, params, repeated)
     if auth_request.implicit:
         tokens.check_can_sign_for(client, settings, request.app[SIGNING_KEYS])
     if request.method == "POST":
