@@ -16,12 +16,13 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis import exceptions as redis_exceptions
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from shared import metrics
 from shared.app_keys import DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.errors import OAuthError, server_error, temporarily_unavailable
 from shared.logs import add_to_line
+from shared.redis_access.errors import is_unavailable
 from shared.redis_store import redis_context
 from shared.request_middleware import InFlight, request_middleware
 from shared.settings import Settings
@@ -63,32 +64,23 @@ def json_error(request: web.Request, exc: OAuthError) -> web.Response:
     return error_response(exc)
 
 
-# The replies with which Redis says it cannot serve for now: out of memory, a replica
-# since a failover, no master, hash slots not served or moving, the dataset loading.
-UNAVAILABLE_REPLIES = frozenset(
-    {"OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "LOADING"}
-)
-# redis-py raises these for Redis not answering in time or at all, and for those replies
-# (taking the code out of their messages; MasterDownError is a ClusterDownError).
-_UNAVAILABLE_TYPES = (
-    redis_exceptions.ConnectionError,  # BusyLoadingError (LOADING) is one
-    redis_exceptions.TimeoutError,
-    redis_exceptions.OutOfMemoryError,
-    redis_exceptions.ReadOnlyError,
-    redis_exceptions.ClusterDownError,
-    redis_exceptions.TryAgainError,
-)
 # While Redis refuses every request fails alike: one line now and then says so; each
 # request's access line names the failure, and tessera_redis_errors counts it.
 UNAVAILABLE_LOG_SECONDS = 10.0
 
 
 def redis_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says Redis cannot serve for now (away, slow, failing over, full),
-    which a client may retry shortly, as opposed to a bug."""
-    if isinstance(exc, _UNAVAILABLE_TYPES):
-        return True
-    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES
+    """Whether ``exc`` says Redis cannot serve for now, which a client may retry shortly
+    (``shared.redis_access.errors.is_unavailable``), as opposed to a bug."""
+    return is_unavailable(exc)
+
+
+def logged_by_the_redis_client(exc: BaseException) -> bool:
+    """A server that cannot be reached: the Redis client logs it once going and once
+    coming back (a LOADING reply comes from a server that is reached)."""
+    return isinstance(exc, redis_exceptions.ConnectionError) and not isinstance(
+        exc, redis_exceptions.BusyLoadingError
+    )
 
 
 @dataclass(slots=True)
@@ -137,9 +129,7 @@ def error_middleware(render: ErrorRenderer) -> Middleware:
                 log.exception("%s %s failed", request.method, request.path)
                 return render_error(request, render, server_error())
             add_to_line(request, redis_error=type(exc).__name__)
-            # A server that cannot be reached is logged by the Redis client, once going
-            # and once coming back; other refusals (full, read-only, slow) here.
-            if not isinstance(exc, redis_exceptions.ConnectionError) and warn_unavailable.due():
+            if not logged_by_the_redis_client(exc) and warn_unavailable.due():
                 log.warning(
                     "Redis unavailable (%s: %s): answering 503 temporarily_unavailable; "
                     "tessera_redis_errors counts every failure",
@@ -164,7 +154,9 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await request.app[REDIS].ping()
     except (RedisError, OSError) as exc:
-        log.warning("not ready: Redis does not answer (%s)", exc)
+        # Probed every few seconds: an outage the Redis client logged is not logged again.
+        level = logging.DEBUG if logged_by_the_redis_client(exc) else logging.WARNING
+        log.log(level, "not ready: Redis does not answer (%s)", exc)
         metrics.redis_error(request, exc)
         return json_response({"status": "unavailable"}, status=503)
     return json_response({"status": "ready"})

@@ -35,5 +35,39 @@ def from_reply(message: str) -> exceptions.RedisError:
     return kind(rest)
 
 
-def unavailable(reason: str) -> exceptions.ConnectionError:
-    return exceptions.ConnectionError(reason)
+# Replies with which Redis says it cannot serve for now, though the command is sound: the
+# typed ones above, and those redis-py has no class for (a script still running, the
+# disk refusing writes, too few replicas for min-replicas-to-write).
+_UNAVAILABLE_PREFIXES = frozenset(
+    {"OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "LOADING"}
+    | {"BUSY", "MISCONF", "NOREPLICAS"}
+)
+_UNAVAILABLE_TYPES = (
+    exceptions.ConnectionError,  # AuthenticationError and BusyLoadingError are ones
+    exceptions.TimeoutError,
+    exceptions.OutOfMemoryError,
+    exceptions.ReadOnlyError,
+    exceptions.ClusterError,  # ClusterDownError, MasterDownError, too many redirections
+    exceptions.TryAgainError,
+    exceptions.MovedError,  # redirections still not settled after the one retry
+    exceptions.AskError,
+)
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """READONLY: the server is a replica now. Redis 6 wraps it in a script's error
+    ("ERR Error running script ...: -READONLY You can't write ..."), Redis 7 does not."""
+    if isinstance(exc, exceptions.ReadOnlyError):
+        return True
+    return isinstance(exc, exceptions.ResponseError) and "-READONLY " in str(exc)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis cannot serve for now (away, slow, failing over, full,
+    busy), which a caller may retry shortly, as opposed to a bug in the command."""
+    if isinstance(exc, _UNAVAILABLE_TYPES) or is_read_only(exc):
+        return True
+    if not isinstance(exc, exceptions.ResponseError):
+        return False
+    # A redis-py client (pub/sub, administration) keeps the prefix in the message.
+    return str(exc).split(" ", 1)[0] in _UNAVAILABLE_PREFIXES

@@ -8,7 +8,7 @@ import hiredis
 from redis import exceptions
 
 from shared.redis_access.commands import Command, Reply
-from shared.redis_access.errors import from_reply
+from shared.redis_access.errors import from_reply, is_read_only
 from shared.redis_access.node import Node
 
 MULTI = hiredis.pack_command(("MULTI",))
@@ -58,8 +58,9 @@ async def replies_of(
 
 
 class ServerRouter:
-    """Every command to one node. With ``sentinel``, a READONLY answer (a master that
-    failover demoted) drops the connection, so the next command finds the new master."""
+    """Every command to one node. With ``Options.require_master`` (Sentinel), a READONLY
+    answer (a master that failover demoted) drops the connection, so the next command
+    finds the new master."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -68,7 +69,7 @@ class ServerRouter:
         try:
             return await self.node.call(hiredis.pack_command(command))
         except exceptions.ResponseError as exc:
-            if _read_only(exc):
+            if is_read_only(exc):
                 self._demoted()
             raise
 
@@ -78,10 +79,10 @@ class ServerRouter:
         try:
             replies = await batch_on(self.node, commands, transaction)
         except exceptions.ResponseError as exc:
-            if _read_only(exc):
+            if is_read_only(exc):
                 self._demoted()
             raise
-        if any(_read_only(reply) for reply in replies):
+        if any(is_read_only(reply) for reply in replies):
             self._demoted()
         return replies
 
@@ -91,11 +92,3 @@ class ServerRouter:
 
     async def aclose(self) -> None:
         await self.node.aclose()
-
-
-def _read_only(reply: Reply | exceptions.RedisError) -> bool:
-    """READONLY: the server is a replica now. Redis 6 wraps it in a script's error
-    ("ERR Error running script ...: -READONLY You can't write ..."), Redis 7 does not."""
-    if isinstance(reply, exceptions.ReadOnlyError):
-        return True
-    return isinstance(reply, exceptions.ResponseError) and "-READONLY " in str(reply)
