@@ -40,11 +40,11 @@ RESUBSCRIBE_SECONDS = 1.0
 
 class ClientCache:
     """Reads clients through ``redis``; hears of changes through ``subscriber``, a
-    redis-py client (pub/sub), which defaults to ``redis``."""
+    redis-py client (pub/sub, which the request-path client does not do)."""
 
-    def __init__(self, redis: RedisClient, subscriber: Redis | RedisCluster | None = None) -> None:
+    def __init__(self, redis: RedisClient, subscriber: Redis | RedisCluster) -> None:
         self._redis = redis
-        self._subscriber = subscriber if subscriber is not None else redis
+        self._subscriber = subscriber
         self._entries: dict[str, tuple[float, Client | None]] = {}
         # Bumped by every invalidation: a read that began before one is not cached.
         self._generation = 0
@@ -90,7 +90,9 @@ class ClientCache:
             await asyncio.wait({self._listener})
 
     async def _follow_changes(self) -> None:
-        """Listen for changed clients until stopped, subscribing again after a loss."""
+        """Listen for changed clients until stopped, subscribing again after a loss. A
+        loss is logged once, not at every failed attempt while Redis is away."""
+        said_off = False
         while not self._stopping:
             pubsub = None
             try:
@@ -99,7 +101,6 @@ class ClientCache:
                     # A cluster client picks the subscription's node from its slot map,
                     # which it loads on first use: load it first.
                     await subscriber.initialize()
-                assert isinstance(subscriber, Redis | RedisCluster), "pub/sub needs redis-py"
                 pubsub = subscriber.pubsub()
                 await pubsub.subscribe(keys.CLIENT_CHANGES)
                 while not self.listening and not self._stopping:
@@ -109,6 +110,7 @@ class ClientCache:
                     if message is not None and message["type"] == "subscribe":
                         self.forget()
                         self.listening = True
+                        said_off = False
                 while not self._stopping:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=RESUBSCRIBE_SECONDS
@@ -116,7 +118,9 @@ class ClientCache:
                     if message is not None and message["type"] == "message":
                         self.forget(message["data"])
             except (RedisError, OSError) as exc:
-                log.warning("client cache off until Redis answers again: %s", exc)
+                if not said_off:
+                    log.warning("client cache off until Redis answers again: %s", exc)
+                    said_off = True
             except Exception:
                 # Whatever else goes wrong, caching stays off and the listener retries.
                 log.exception("client cache off: listening for client changes failed")

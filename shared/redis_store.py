@@ -49,9 +49,10 @@ class SentinelMaster(Redis):
                 await sentinel.aclose()
 
 
-def connect(url: str) -> RedisClient:
-    """A client for ``url``. It connects on first use, so this never blocks or fails on
-    an unreachable Redis; ValueError when the URL is malformed."""
+def connect(url: str) -> Redis | RedisCluster:
+    """A redis-py client for ``url`` (pub/sub, the CLI, administration, the tests). It
+    connects on first use, so this never blocks or fails on an unreachable Redis;
+    ValueError when the URL is malformed."""
     target = redis_urls.parse(url)
     if target.kind == "sentinel":
         return _sentinel_master(target)

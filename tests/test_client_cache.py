@@ -7,14 +7,18 @@ test_introspection, test_revocation, test_refresh_token_grant)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import orjson
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from shared import client_cache, clients, keys
-from shared.client_cache import ClientCache
+from shared.client_cache import RESUBSCRIBE_SECONDS, ClientCache
+from shared.local_processes import free_port
 from tests.oauth import make_client, make_scope
 
 
@@ -28,7 +32,7 @@ async def eventually(check: Callable[[], bool], seconds: float = 3) -> None:
 
 @pytest.fixture
 async def cache(redis: Redis) -> AsyncIterator[ClientCache]:
-    found = ClientCache(redis)
+    found = ClientCache(redis, redis)
     found.start()
     await eventually(lambda: found.listening)
     yield found
@@ -77,7 +81,7 @@ async def test_a_published_change_is_seen_at_once(redis: Redis, cache: ClientCac
 
 async def test_nothing_is_kept_before_the_subscription_is_confirmed(redis: Redis) -> None:
     registered = await make_client(redis, [await make_scope(redis)])
-    idle = ClientCache(redis)  # never started: not listening
+    idle = ClientCache(redis, redis)  # never started: not listening
     await idle.get(registered.client_id)
     await _rename_behind_its_back(redis, registered.client_id, "renamed quietly")
     found = await idle.get(registered.client_id)
@@ -120,3 +124,21 @@ async def test_unknown_ids_cannot_grow_it_without_bound(
     for number in range(12):
         assert await cache.get(f"invented-{number}") is None
     assert len(cache) <= 5
+
+
+async def test_a_listener_that_cannot_subscribe_says_so_once(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis away: the listener tries again every second, and logs the loss once."""
+    # No retries of redis-py's own, so each attempt of the listener fails at once.
+    away = Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    idle = ClientCache(redis, away)
+    with caplog.at_level(logging.WARNING, logger="tessera.clients"):
+        idle.start()
+        await asyncio.sleep(RESUBSCRIBE_SECONDS * 2.5)  # three attempts
+        await idle.stop()
+    await away.aclose()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tessera.clients"]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("client cache off until Redis answers again")
+    assert not idle.listening

@@ -176,7 +176,7 @@ async def test_the_client_cache_hears_changes_on_the_topology(
     topology: Topology, store: RedisClient
 ) -> None:
     setup = await make_setup(store)
-    cache = ClientCache(store)
+    cache = ClientCache(store, store)
     cache.start()
     try:
         for _ in range(100):
