@@ -16,7 +16,8 @@ What it guarantees:
 - While a server cannot be reached, commands fail at once with ``ConnectionError``; a
   probe reconnects as soon as it answers, with one log line each way (``node``).
 - Errors are redis-py's exception classes, and the command methods redis-py's names and
-  reply shapes, so code written for redis-py runs unchanged (``commands``).
+  reply shapes for the commands Tessera uses, so its code runs on either (``commands``);
+  ``errors.is_unavailable`` tells a Redis that cannot serve for now from a bug.
 
 What it leaves to redis-py: asking the sentinels where the master is (``Sentinel``),
 CRC16 key slots, URL parsing, pub/sub and administration.

@@ -241,6 +241,8 @@ class ClusterRouter:
         return replies
 
     async def aclose(self) -> None:
-        if self._refreshing is not None:
-            self._refreshing.cancel()
+        refreshing = self._refreshing
+        if refreshing is not None:
+            refreshing.cancel()
+            await asyncio.wait({refreshing})
         await asyncio.gather(*(node.aclose() for node in self._nodes.values()))

@@ -1,9 +1,10 @@
 """The commands callers use, under redis-py's names and with its reply shapes (as with
-``decode_responses=True``), so code written against redis-py runs on this layer as it is.
+``decode_responses=True``), for the commands and options Tessera uses: its code runs on
+this layer and on redis-py alike.
 
-``Client`` sends each command as it is called (and the connection batches what the
-event-loop turn issued); ``Pipeline`` sends its queued commands together, optionally as
-one ``MULTI``/``EXEC`` transaction.
+``Client`` sends a command when it is awaited (and the connection writes together what
+every caller issued in that event-loop turn); ``Pipeline`` sends its queued commands
+together, optionally as one ``MULTI``/``EXEC`` transaction.
 """
 
 from __future__ import annotations

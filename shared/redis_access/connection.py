@@ -209,8 +209,11 @@ class Connection(asyncio.Protocol):
             # Garbage, or a reply nobody asked for: nothing on this stream can be trusted.
             self._fail(exceptions.ConnectionError("Redis sent a reply that was not expected"))
             return
+        # As many waiters as there is room for, oldest first: the rest keep their place.
         waiters = self._room_waiters
-        while waiters and not self.full:
+        room = self._max_in_flight - len(pending)
+        while waiters and room > 0:
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                room -= 1

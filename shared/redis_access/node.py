@@ -15,7 +15,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import hiredis
@@ -49,7 +49,7 @@ class Options:
     connection (more callers wait for room: back-pressure)."""
 
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
     db: int = 0
     ssl_context: ssl.SSLContext | None = None
     timeout: float = 0.5
@@ -206,6 +206,10 @@ class Node:
                 await self._connect()
             except (exceptions.RedisError, OSError) as exc:
                 state.reason = str(exc)
+                continue
+            except Exception:
+                # Whatever else (a reply of an unexpected shape), the probe goes on.
+                log.exception("probing Redis at %s failed", self.address)
                 continue
             assert state.down_since is not None
             seconds = time.monotonic() - state.down_since
