@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from redis import exceptions as redis_exceptions
+from yarl import URL
 
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
@@ -93,14 +94,21 @@ async def test_authorize_shows_an_error_page(
 
 
 @pytest.mark.parametrize("create_app", [token_app, introspect_app, authorize_app])
-async def test_probes_still_answer(aiohttp_client, create_app) -> None:
+async def test_probes_still_answer(
+    aiohttp_client, caplog: pytest.LogCaptureFixture, create_app
+) -> None:
     client = await aiohttp_client(create_app(unreachable_redis()))
 
-    ready = await client.get("/readyz")
-    alive = await client.get("/healthz")
+    with caplog.at_level(logging.INFO):
+        ready = await client.get("/readyz")
+        again = await client.get("/readyz")
+        alive = await client.get("/healthz")
 
-    assert (ready.status, await ready.json()) == (503, {"status": "unavailable"})
+    for answer in (ready, again):
+        assert (answer.status, await answer.json()) == (503, {"status": "unavailable"})
     assert (alive.status, await alive.json()) == (200, {"status": "ok"})
+    # Probed every few seconds: the outage is told once, by the Redis client.
+    assert_quiet_log(caplog)
 
 
 @pytest.fixture
@@ -186,6 +194,20 @@ async def test_a_bug_is_still_server_error_with_its_stack_trace_in_the_log(
         (redis_exceptions.ResponseError("CLUSTERDOWN The cluster is down"), True),
         (redis_exceptions.ResponseError("TRYAGAIN Multiple keys request"), True),
         (redis_exceptions.ResponseError("LOADING Redis is loading"), True),
+        (redis_exceptions.ResponseError("BUSY Redis is busy running a script."), True),
+        (redis_exceptions.ResponseError("MISCONF Redis is configured to save RDB"), True),
+        (redis_exceptions.ResponseError("NOREPLICAS Not enough good replicas"), True),
+        # Redis 6 wraps a script's refused write in the script's own error.
+        (
+            redis_exceptions.ResponseError(
+                "Error running script (call to f_0): @user_script:1: -READONLY You can't"
+            ),
+            True,
+        ),
+        # Cluster redirections still unsettled after the retry, or too many of them.
+        (redis_exceptions.MovedError("3999 127.0.0.1:6381"), True),
+        (redis_exceptions.AskError("3999 127.0.0.1:6381"), True),
+        (redis_exceptions.ClusterError("more than 5 redirections for one command"), True),
         # Bugs and misuse: retrying would not help.
         (redis_exceptions.ResponseError("WRONGTYPE Operation against a key"), False),
         (redis_exceptions.ResponseError("ERR unknown command"), False),
@@ -197,3 +219,40 @@ async def test_a_bug_is_still_server_error_with_its_stack_trace_in_the_log(
 )
 def test_which_failures_mean_redis_is_unavailable(exc: Exception, unavailable: bool) -> None:
     assert redis_unavailable(exc) is unavailable
+
+
+async def test_authorize_redirects_temporarily_unavailable_once_the_client_is_known(
+    aiohttp_client, own_redis: str
+) -> None:
+    """RFC 6749 §4.1.2.1: after client_id and redirect_uri are checked, a Redis that
+    cannot store the request is reported to the client by redirect, with its state."""
+    redis = connect(own_redis)
+    try:
+        setup = await make_setup(redis, client_type="public")
+        await redis.config_set("maxmemory", 1)  # reads work, every write is refused
+        client = await aiohttp_client(
+            authorize_app(production_settings(own_redis)), headers=FORWARDED_HTTPS
+        )
+        redirect_uri = setup.client.client.redirect_uris[0]
+        response = await client.get(
+            "/authorize",
+            params={
+                "response_type": "code",
+                "client_id": setup.client.client_id,
+                "redirect_uri": redirect_uri,
+                "scope": setup.scope,
+                "state": "s-123",
+                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256",
+            },
+            allow_redirects=False,
+        )
+    finally:
+        await redis.aclose()
+
+    assert response.status in (302, 303)
+    location = URL(response.headers["Location"])
+    assert str(location.with_query(None)) == redirect_uri
+    assert location.query["error"] == "temporarily_unavailable"
+    assert location.query["state"] == "s-123"
+    assert location.query["iss"] == "https://id.example.com"
