@@ -141,14 +141,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if reference:
             scenarios += await reference_setup(reference)
         scenarios = [s for s in scenarios if args.only in s.name]
-        skipped = {s.name: s.skipped for s in scenarios if s.skipped}
-        for name, why in skipped.items():
-            print(f"skipped  {name}: {why}")
         # Side by side: each run measures every scenario once at each connection count,
         # Tessera's and the reference's in turn, so a noisy minute hurts both alike.
-        order = sorted(
-            (s for s in scenarios if not s.skipped), key=lambda s: (s.name.split(" ")[0], s.target)
-        )
+        order = sorted(scenarios, key=lambda s: (s.name.split(" ")[0], s.target))
         runs: dict[tuple[str, str, int], list[wrk.Result]] = {
             (s.name, s.target, count): [] for s in order for count in args.connections
         }
@@ -195,7 +190,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         return report.results(
             args,
             runs,
-            skipped,
             flows,
             memory,
             rss,

@@ -3,8 +3,8 @@ together or a load balancer hands a fresh replica its share. Reported, never jud
 aim is zero 5xx.
 
 The 1,000 connections are opened first (with GET /healthz, which touches no Redis), so the
-burst measures how a service answers 1,000 requests in flight, not its listen backlog (128,
-aiohttp's default). Latency counts from the release, as the clients see it.
+burst measures how a service answers 1,000 requests in flight, not how fast it accepts
+connections. Latency counts from the release, as the clients see it.
 """
 
 from __future__ import annotations

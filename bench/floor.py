@@ -14,27 +14,18 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import AsyncIterator
-from typing import Any
 
 import uvloop
 from aiohttp import web
+from redis.asyncio import Redis, RedisCluster
 
-from shared.redis_store import RedisClient, connect
+from shared import redis_access
+from shared.redis_store import connect
 from shared.web import json_response
 
-# The pipelining Redis layer lands in a change of its own; until it is here, its floor row
-# is skipped with this reason. The one place that tries: bench.scenarios reads it.
-try:
-    from shared.redis_access import connect as connect_pipelined
-except ImportError as exc:
-    connect_pipelined = None
-    PIPELINED_MISSING: str | None = f"shared.redis_access cannot be imported ({exc})"
-else:
-    PIPELINED_MISSING = None
-
 KEY = "tessera:bench:floor"  # never set: each GET answers nil, as a miss does
-REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
-PIPELINED: web.AppKey[Any] = web.AppKey("pipelined")
+REDIS: web.AppKey[Redis | RedisCluster] = web.AppKey("redis")
+PIPELINED: web.AppKey[redis_access.Client] = web.AppKey("pipelined")
 
 
 async def nothing(request: web.Request) -> web.Response:
@@ -61,19 +52,16 @@ async def ready(_request: web.Request) -> web.Response:
 def create_app(redis_url: str) -> web.Application:
     async def redis_context(app: web.Application) -> AsyncIterator[None]:
         app[REDIS] = connect(redis_url)
-        if connect_pipelined is not None:
-            app[PIPELINED] = connect_pipelined(redis_url)
+        app[PIPELINED] = redis_access.connect(redis_url)
         yield
         await app[REDIS].aclose()
-        if connect_pipelined is not None:
-            await app[PIPELINED].aclose()
+        await app[PIPELINED].aclose()
 
     app = web.Application()
     app.cleanup_ctx.append(redis_context)
     app.router.add_post("/nothing", nothing)
     app.router.add_post("/one-get", one_get)
-    if connect_pipelined is not None:
-        app.router.add_post("/one-get-pipelined", one_get_pipelined)
+    app.router.add_post("/one-get-pipelined", one_get_pipelined)
     app.router.add_get("/readyz", ready)
     return app
 

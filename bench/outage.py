@@ -1,6 +1,6 @@
 """Redis SIGKILLed for 5 s under load, and what clients got meanwhile. Reported, never
-judged; the aims are no 500 and no 503, each 503 answered within 1 s, full service soon
-after Redis is back, and no token issued before the kill lost.
+judged; the aims are no 500, each 503 answered within 1 s, full service soon after Redis
+is back, and no token issued before the kill lost.
 
 Workers send client_credentials and introspection requests back to back, each request
 recorded (when sent, status, latency). After ``BEFORE`` seconds Redis is SIGKILLed; after

@@ -55,7 +55,6 @@ TARGET_ORDER = {"tessera": 0, "floor": 1, "reference": 2}
 def results(
     args: argparse.Namespace,
     runs: dict[tuple[str, str, int], list[Result]],
-    skipped: dict[str, str],
     flows: list[FlowResult],
     memory: dict[str, float],
     rss: dict[str, float],
@@ -65,8 +64,7 @@ def results(
     burst: dict[str, Any] | None = None,
     outage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``runs``: each measured run by (scenario, target, connections); ``skipped``: why a
-    scenario was not measured, by name."""
+    """``runs``: each measured run by (scenario, target, connections)."""
     # By name, then connection count (a JSON key is a string), then target.
     scenarios: dict[str, dict[str, dict[str, Any]]] = {}
     for (name, target, connections), measured in sorted(
@@ -92,7 +90,6 @@ def results(
             "reference": reference,
         },
         "scenarios": scenarios,
-        "skipped": skipped,
         "flow": {
             "flows_per_s": statistics.median(f.flows_per_s for f in flows) if flows else None,
             "runs": [f.__dict__ for f in flows],
@@ -192,8 +189,6 @@ def table(document: dict[str, Any]) -> str:
                     f"| {name} | {count} | {target}{valid} | {each} | {figures['rps']:.0f} | "
                     f"{figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | {ratio} |"
                 )
-    for name, why in document["skipped"].items():
-        lines.append(f"| {name} | | | skipped: {why} | | | | |")
     flow = document["flow"]
     if flow["flows_per_s"] is not None:
         each = " / ".join(f"{r['flows_per_s']:.1f}" for r in flow["runs"])

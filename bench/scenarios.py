@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bench import fixtures, floor
+from bench import fixtures
 from bench.fixtures import SCOPE, Fixtures
 from bench.wrk import Load
 from shared import tokens
@@ -33,7 +33,6 @@ class Scenario:
     target: str  # "tessera", "reference" or "floor"
     prepare: Prepare
     verify: Verify | None = None
-    skipped: str | None = None  # why this scenario cannot run in this build
 
 
 def fixed(load: Load) -> Prepare:
@@ -131,7 +130,6 @@ def floor_scenarios(floor_url: str) -> list[Scenario]:
             "floor: aiohttp, one Redis GET, pipelined",
             "floor",
             fixed(floor_load("/one-get-pipelined")),
-            skipped=floor.PIPELINED_MISSING,
         ),
     ]
 

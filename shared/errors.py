@@ -71,8 +71,10 @@ def server_error() -> OAuthError:
 
 
 def temporarily_unavailable(cause: str) -> OAuthError:
-    """RFC 6749 §4.1.2.1 names the error of a server that cannot answer for now (Redis
-    away, too many requests in flight); 503 with Retry-After, so clients try again soon."""
+    """A server that cannot answer for now (Redis away, too many requests in flight):
+    503 with Retry-After, so clients try again soon. RFC 6749 §4.1.2.1 defines the code
+    for the authorization endpoint's redirect; the token and introspection endpoints
+    use it by analogy in their JSON errors (§5.2 has none for it)."""
     return OAuthError(
         "temporarily_unavailable",
         "The service is temporarily unavailable; try again shortly.",

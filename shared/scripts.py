@@ -44,8 +44,8 @@ async def run_after(
 ) -> Any:
     """Pipeline the commands ``queue`` adds, then the script, in one round trip; the
     script's answer. Those commands are sent again when Redis lacked the script, so they
-    must be safe to repeat. On a Redis Cluster the text is sent every time: redis-py
-    refuses EVALSHA inside a cluster pipeline."""
+    must be safe to repeat. With redis-py's Cluster client (the CLI, administration) the
+    text is sent every time: it refuses EVALSHA inside a cluster pipeline."""
     for by_sha in (False,) if isinstance(redis, RedisCluster) else (True, False):
         async with redis.pipeline(transaction=False) as pipe:
             queue(pipe)

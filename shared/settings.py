@@ -33,7 +33,7 @@ class SettingsError(ValueError):
 
 
 # Cached: development mode asks this of every request's peer address. Bounded, because
-# the Host header that redirect URIs are compared with is the caller's.
+# the addresses (and redirect URIs' host names) are the callers'.
 @functools.lru_cache(maxsize=1024)
 def is_loopback_host(host: str | None) -> bool:
     if not host:
