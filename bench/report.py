@@ -13,10 +13,19 @@ from bench.outage import markdown as outage_markdown
 from bench.scenarios import Scenario
 from bench.wrk import Result
 
-# The targets, for one service process on one core, with a real Redis.
-VS_REFERENCE = 1.3  # client_credentials and introspection, req/s against the reference's
+# The targets, for one service process on one core, with a real Redis. Req/s against the
+# reference's, by scenario and connection count (16 connections: reported, not judged).
+VS_REFERENCE = {
+    ("introspection", 64): 2.0,
+    ("client_credentials", 64): 1.5,
+    ("introspection", 4): 1.0,
+    ("client_credentials", 4): 1.0,
+}
 VS_CLIENT_CREDENTIALS = 0.7  # code exchange and refresh, against our client_credentials
+# Token and introspection; the authorize service holds argon2id's 64 MiB per password
+# check while people sign in, so its peak is reported, not judged.
 MAX_RSS_MIB = 100
+RSS_JUDGED = ("token", "introspect")
 MAX_BYTES_PER_TOKEN = 400
 
 
@@ -134,13 +143,15 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             if ours and theirs:
                 valid = ours["valid"] and theirs["valid"]
                 ratio = ours["rps"] / theirs["rps"]
-                check(
-                    f"{name} req/s vs reference, {count} conn",
-                    ratio,
-                    VS_REFERENCE,
-                    ratio >= VS_REFERENCE,
-                    valid,
-                )
+                limit = VS_REFERENCE.get((name, count))
+                if limit is not None:
+                    check(
+                        f"{name} req/s vs reference, {count} conn",
+                        ratio,
+                        limit,
+                        ratio >= limit,
+                        valid,
+                    )
                 check(
                     f"{name} p99 ms vs reference ({theirs['p99_ms']:.1f}), {count} conn",
                     ours["p99_ms"],
@@ -161,7 +172,7 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
                     ours["valid"] and cc["valid"],
                 )
     for service, mib in document["peak_rss_mib"].items():
-        if service != "reference":
+        if service in RSS_JUDGED:
             check(f"peak RSS {service} MiB", mib, MAX_RSS_MIB, mib <= MAX_RSS_MIB)
     per_token = document["redis_memory"]["bytes_per_token"]
     check(
