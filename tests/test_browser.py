@@ -14,6 +14,7 @@ context, so no cookie leaks from one test to the next.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -90,6 +91,8 @@ XSS_SCRIPT = "<script>window.__xss=1</script>"
 # A client's logo (its logo_uri), served to the browser by a route: nothing leaves the
 # machine. An SVG in an img element runs no script, whatever it holds.
 LOGO_URI = "https://cdn.example.com/calendar-sync/logo.svg"
+# Chromium's page for a navigation that failed (the client app is not on this machine).
+CHROME_ERROR_PAGE = re.compile(r"^chrome-error://")
 LOGO_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96">'
     '<rect width="96" height="96" rx="18" fill="#2457d6"/>'
@@ -218,8 +221,15 @@ async def approve_and_land(page: Page, stack: Stack) -> dict[str, str]:
     """Approve, and wait until the browser has given up on the unreachable client (its
     error page is committed), so the next navigation is not cut short by that one."""
     back = await back_at_client(page, stack, page.get_by_role("button", name="Approve").click)
-    await page.wait_for_url(lambda url: url.startswith("chrome-error://"))
+    await client_unreachable(page)
     return back
+
+
+async def client_unreachable(page: Page) -> None:
+    """Wait until the browser shows its error page for the unreachable client. Polled:
+    ``wait_for_url`` fails with the navigation's own error (name not resolved) when it
+    starts waiting before Chromium has committed its error page."""
+    await expect(page).to_have_url(CHROME_ERROR_PAGE)
 
 
 async def open_login_page(page: Page, stack: Stack, params: dict[str, str]) -> None:
@@ -365,7 +375,7 @@ async def test_keyboard_only_sign_in_and_approval(
     reply = await exchange(http, stack, client, back["code"], auth="none", code_verifier=verifier)
     assert reply.status == 200, reply.body
     assert reply.body["scope"] == read
-    await page.wait_for_url(lambda url: url.startswith("chrome-error://"))
+    await client_unreachable(page)
 
     # Then, by keyboard still, the person removes the app's access again.
     api = await make_resource_server(redis, [read, write])
