@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.fixtures import SCOPE, Fixtures
+
 
 @dataclass(frozen=True)
 class Request:
@@ -28,6 +30,29 @@ class Request:
     ok_statuses: frozenset[int] = frozenset({200})
     expect: str = ""  # a substring of a right answer's body
     keep: str = ""  # a field of the JSON answer to keep (an issued token)
+
+
+def client_credentials(urls: dict[str, str], made: Fixtures, keep: str = "") -> Request:
+    return Request(
+        "client_credentials",
+        "POST",
+        f"{urls['token']}/token",
+        {"Authorization": made.opaque.basic_auth},
+        data={"grant_type": "client_credentials", "scope": SCOPE},
+        expect='"access_token"',
+        keep=keep,
+    )
+
+
+def introspection(urls: dict[str, str], made: Fixtures, token: str) -> Request:
+    return Request(
+        "introspection",
+        "POST",
+        f"{urls['introspect']}/introspect",
+        {"Authorization": made.opaque.basic_auth},
+        data={"token": token},
+        expect='"active":true',
+    )
 
 
 @dataclass(frozen=True, slots=True)

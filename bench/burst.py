@@ -16,7 +16,16 @@ from typing import Any
 import aiohttp
 
 from bench import stack
-from bench.answers import Answer, Request, ms, send, statuses_text, summary
+from bench.answers import (
+    Answer,
+    Request,
+    client_credentials,
+    introspection,
+    ms,
+    send,
+    statuses_text,
+    summary,
+)
 from bench.fixtures import REDIRECT_URI, SCOPE, VERIFIER, Fixtures
 from shared import pkce
 
@@ -37,22 +46,8 @@ def requests(urls: dict[str, str], made: Fixtures, active: str) -> dict[str, Req
         "code_challenge_method": "S256",
     }
     return {
-        "token": Request(
-            "client_credentials",
-            "POST",
-            f"{urls['token']}/token",
-            {"Authorization": made.opaque.basic_auth},
-            data={"grant_type": "client_credentials", "scope": SCOPE},
-            expect='"access_token"',
-        ),
-        "introspect": Request(
-            "introspection",
-            "POST",
-            f"{urls['introspect']}/introspect",
-            {"Authorization": made.opaque.basic_auth},
-            data={"token": active},
-            expect='"active":true',
-        ),
+        "token": client_credentials(urls, made),
+        "introspect": introspection(urls, made, active),
         # A valid request: the approval page, or (Tessera, with no session) a redirect to
         # sign in.
         "authorize": Request(

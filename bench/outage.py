@@ -19,8 +19,17 @@ from typing import Any
 import aiohttp
 
 from bench import stack
-from bench.answers import Answer, Request, ms, send, statuses_text, summary
-from bench.fixtures import SCOPE, Fixtures
+from bench.answers import (
+    Answer,
+    Request,
+    client_credentials,
+    introspection,
+    ms,
+    send,
+    statuses_text,
+    summary,
+)
+from bench.fixtures import Fixtures
 from shared.redis_store import RedisClient
 
 WORKERS = 8  # per kind of request: a bounded load that leaves the services headroom
@@ -33,30 +42,10 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)  # bounds each request, answered or no
 
 
 def requests(urls: dict[str, str], made: Fixtures, active: str) -> list[Request]:
-    auth = {"Authorization": made.opaque.basic_auth}
     return [
-        Request(
-            "client_credentials",
-            "POST",
-            f"{urls['token']}/token",
-            auth,
-            data={"grant_type": "client_credentials", "scope": SCOPE},
-            expect='"access_token"',
-            keep="access_token",
-        ),
+        client_credentials(urls, made, keep="access_token"),
         introspection(urls, made, active),
     ]
-
-
-def introspection(urls: dict[str, str], made: Fixtures, token: str) -> Request:
-    return Request(
-        "introspection",
-        "POST",
-        f"{urls['introspect']}/introspect",
-        {"Authorization": made.opaque.basic_auth},
-        data={"token": token},
-        expect='"active":true',
-    )
 
 
 async def append_only(redis: RedisClient) -> None:

@@ -8,8 +8,9 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis as sync_redis
@@ -25,6 +26,8 @@ from tests.redis_topologies import (
     start_cluster,
     start_sentinel,
 )
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -216,6 +219,19 @@ def _add_replica(group: ProcessGroup, tmp_path: Path, ports: list[int], master: 
     return replica
 
 
+async def _once_the_replica_answers(read: Callable[[], Awaitable[T]]) -> T:
+    """``read``'s answer once the cluster has failed over: until then it fails with the
+    dead master's ConnectionError, a timeout (a loaded machine), or CLUSTERDOWN, the
+    cluster's own view a moment after the takeover."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return await read()
+        except (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ClusterDownError):
+            assert time.monotonic() < deadline, "the client never reached the replica"
+            await asyncio.sleep(0.1)
+
+
 async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
     group: ProcessGroup, tmp_path: Path
 ) -> None:
@@ -241,19 +257,7 @@ async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
                 return await pipe.execute()
 
         # Only pipelines: a failed one has the slot map reloaded as a failed command does.
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                assert await read_in_a_pipeline() == ["kept"]
-                break
-            # CLUSTERDOWN: the cluster's own view, a moment after the takeover.
-            except (
-                exceptions.ConnectionError,
-                exceptions.TimeoutError,
-                exceptions.ClusterDownError,
-            ):
-                assert time.monotonic() < deadline, "the pipelines never reached the replica"
-                await asyncio.sleep(0.1)
+        assert await _once_the_replica_answers(read_in_a_pipeline) == ["kept"]
         assert await client.get(key) == "kept"
     finally:
         await client.aclose()
@@ -289,19 +293,7 @@ async def test_a_failed_master_that_its_replica_replaced_is_no_longer_tried(
                 await client.get(key)
         with sync_redis.Redis(port=replica) as node:
             node.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                assert await client.get(key) == "kept"
-                break
-            # CLUSTERDOWN: the cluster's own view, a moment after the takeover.
-            except (
-                exceptions.ConnectionError,
-                exceptions.TimeoutError,
-                exceptions.ClusterDownError,
-            ):
-                assert time.monotonic() < deadline, "the client never reached the replica"
-                await asyncio.sleep(0.1)
+        assert await _once_the_replica_answers(lambda: client.get(key)) == "kept"
         deadline = time.monotonic() + 2
         while events != ["down", "up"]:
             assert time.monotonic() < deadline, events
