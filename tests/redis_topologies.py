@@ -49,13 +49,29 @@ def free_cluster_port(taken: set[int]) -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def _wait(condition: str, check: Callable[[], bool], seconds: float = 15) -> None:
+def wait_until(condition: str, check: Callable[[], bool], seconds: float = 15) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.1)
     raise RuntimeError(f"{condition} within {seconds:g} s")
+
+
+def start_cluster_node(group: ProcessGroup, port: int, data_dir: Path) -> None:
+    """One cluster-mode server, in a folder of its own under ``data_dir``."""
+    start_redis(
+        group,
+        port,
+        data_dir / f"node-{port}",
+        persistent=False,
+        extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
+    )
+
+
+def cluster_url(ports: list[int]) -> str:
+    """The ``REDIS_URL`` of the cluster whose nodes listen on ``ports``."""
+    return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports)
 
 
 def start_cluster(group: ProcessGroup, data_dir: Path, masters: int = 3) -> list[int]:
@@ -67,13 +83,7 @@ def start_cluster(group: ProcessGroup, data_dir: Path, masters: int = 3) -> list
         port = free_cluster_port(taken)
         taken |= {port, port + CLUSTER_BUS_OFFSET}
         ports.append(port)
-        start_redis(
-            group,
-            port,
-            data_dir / f"node-{port}",
-            persistent=False,
-            extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
-        )
+        start_cluster_node(group, port, data_dir)
     # redis-cli assigns the 16384 slots evenly and introduces the nodes to each other.
     subprocess.run(
         [
@@ -97,7 +107,7 @@ def start_cluster(group: ProcessGroup, data_dir: Path, masters: int = 3) -> list
                     return False
         return True
 
-    _wait("the cluster was not ok", cluster_ok)
+    wait_until("the cluster was not ok", cluster_ok)
     return ports
 
 
@@ -124,5 +134,5 @@ def start_sentinel(group: ProcessGroup, data_dir: Path, master_port: int) -> int
                 master_port,
             )
 
-    _wait("the sentinel did not know its master", knows_master)
+    wait_until("the sentinel did not know its master", knows_master)
     return port

@@ -22,9 +22,12 @@ from shared.redis_access import Outages, connect
 from tests.redis_topologies import (
     CLUSTER_BUS_OFFSET,
     SENTINEL_SERVICE,
+    cluster_url,
     free_cluster_port,
     start_cluster,
+    start_cluster_node,
     start_sentinel,
+    wait_until,
 )
 
 T = TypeVar("T")
@@ -50,6 +53,13 @@ def _owner_port(ports: list[int], slot: int) -> int:
     raise AssertionError(f"no owner for slot {slot}")
 
 
+def _to_migrate(ports: list[int], key: str) -> tuple[int, int, int]:
+    """The slot of ``key``, the port of its owner, and of another master to move it to."""
+    slot = key_slot(key.encode())
+    source = _owner_port(ports, slot)
+    return slot, source, next(p for p in ports if p != source)
+
+
 def _redirections(port: int, kind: str) -> int:
     with sync_redis.Redis(port=port, decode_responses=True) as node:
         stats = node.info("errorstats")
@@ -60,12 +70,10 @@ async def test_cluster_resharding_is_followed_through_ask_and_moved(
     group: ProcessGroup, tmp_path: Path
 ) -> None:
     ports = start_cluster(group, tmp_path)
-    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    client = connect(cluster_url(ports))
     try:
         key, other = "{reshard}moving", "{reshard}new"
-        slot = key_slot(key.encode())
-        source = _owner_port(ports, slot)
-        target = next(p for p in ports if p != source)
+        slot, source, target = _to_migrate(ports, key)
         assert await client.set(key, "value") is True
         values = {f"{{spread{i}}}": str(i) for i in range(60)}  # keys on every node
         for name, value in values.items():
@@ -135,7 +143,7 @@ async def test_a_caller_cancelled_during_the_first_slot_map_load_leaves_reloadin
     group: ProcessGroup, tmp_path: Path
 ) -> None:
     ports = start_cluster(group, tmp_path)
-    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    client = connect(cluster_url(ports))
     try:
         first = asyncio.ensure_future(client.get("{first}"))
         await asyncio.sleep(0)  # the first command is loading the slot map
@@ -170,12 +178,10 @@ async def test_a_transaction_follows_ask_during_a_migration(
     """Redeeming a code, storing an interaction, counting a login failure are MULTI/EXEC
     blocks; during a reshard they must reach the node that now holds their key."""
     ports = start_cluster(group, tmp_path)
-    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    client = connect(cluster_url(ports))
     try:
         moved, created = "{tx}moved", "{tx}created"
-        slot = key_slot(moved.encode())
-        source = _owner_port(ports, slot)
-        target = next(p for p in ports if p != source)
+        slot, source, target = _to_migrate(ports, moved)
         assert await client.set(moved, "1") is True
         _start_migration(slot, source, target, [moved])
         for name in (moved, created):
@@ -193,19 +199,21 @@ def _add_replica(group: ProcessGroup, tmp_path: Path, ports: list[int], master: 
     """A new cluster node, made the replica of ``master`` and in sync with it: its port."""
     taken = {p for port in ports for p in (port, port + CLUSTER_BUS_OFFSET)}
     replica = free_cluster_port(taken)
-    start_redis(
-        group,
-        replica,
-        tmp_path / f"node-{replica}",
-        persistent=False,
-        extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
-    )
+    start_cluster_node(group, replica, tmp_path)
     master_id = _node_id(master)
     with sync_redis.Redis(port=replica, decode_responses=True) as node:
         node.execute_command("CLUSTER", "MEET", "127.0.0.1", master)
-        _wait(lambda: master_id in node.execute_command("CLUSTER", "NODES"))
+        wait_until(
+            "the replica did not meet its master",
+            lambda: master_id in node.execute_command("CLUSTER", "NODES"),
+            30,
+        )
         node.execute_command("CLUSTER", "REPLICATE", master_id)
-        _wait(lambda: node.info("replication").get("master_link_status") == "up")
+        wait_until(
+            "the replica did not sync",
+            lambda: node.info("replication").get("master_link_status") == "up",
+            30,
+        )
         replica_id = str(node.execute_command("CLUSTER", "MYID"))
 
     def known_to_all() -> bool:  # so that every master takes the replica's promotion
@@ -215,7 +223,7 @@ def _add_replica(group: ProcessGroup, tmp_path: Path, ports: list[int], master: 
                     return False
         return True
 
-    _wait(known_to_all)
+    wait_until("the replica was not known to every master", known_to_all, 30)
     return replica
 
 
@@ -232,17 +240,26 @@ async def _once_the_replica_answers(read: Callable[[], Awaitable[T]]) -> T:
             await asyncio.sleep(0.1)
 
 
-async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
-    group: ProcessGroup, tmp_path: Path
-) -> None:
+def _cluster_with_a_replica(
+    group: ProcessGroup, tmp_path: Path, key: str
+) -> tuple[list[int], int, int]:
+    """A cluster whose master of ``key`` has a replica, and ``key`` = "kept" on both:
+    the masters' ports, that master's and the replica's."""
     ports = start_cluster(group, tmp_path)
-    key = "{failover}"
     master = _owner_port(ports, key_slot(key.encode()))
     replica = _add_replica(group, tmp_path, ports, master)
     with sync_redis.Redis(port=master) as node:
         node.set(key, "kept")
         node.execute_command("WAIT", 1, 5000)
-    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    return ports, master, replica
+
+
+async def test_a_failed_master_is_replaced_by_its_replica_for_pipelines_too(
+    group: ProcessGroup, tmp_path: Path
+) -> None:
+    key = "{failover}"
+    ports, master, replica = _cluster_with_a_replica(group, tmp_path, key)
+    client = connect(cluster_url(ports))
     try:
         assert await client.get(key) == "kept"
         process = group.processes[ports.index(master)]
@@ -269,16 +286,11 @@ async def test_a_failed_master_that_its_replica_replaced_is_no_longer_tried(
     """Its outage ends for the metrics, and its probe stops, once no slot names it: a
     cluster node that comes back elsewhere (a new pod, a new address) never returns to
     the old one, and tessera_redis_unavailable would stay up for a healthy cluster."""
-    ports = start_cluster(group, tmp_path)
     key = "{failover}"
-    master = _owner_port(ports, key_slot(key.encode()))
-    replica = _add_replica(group, tmp_path, ports, master)
-    with sync_redis.Redis(port=master) as node:
-        node.set(key, "kept")
-        node.execute_command("WAIT", 1, 5000)
+    ports, master, replica = _cluster_with_a_replica(group, tmp_path, key)
     events: list[str] = []
     client = connect(
-        "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports if p != master),
+        cluster_url([p for p in ports if p != master]),
         outages=Outages(down=lambda: events.append("down"), up=lambda s: events.append("up")),
     )
     try:
@@ -306,7 +318,7 @@ async def test_a_caller_waiting_for_the_slot_map_when_the_client_closes_gets_con
     group: ProcessGroup, tmp_path: Path
 ) -> None:
     ports = start_cluster(group, tmp_path)
-    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    client = connect(cluster_url(ports))
     for process in group.processes:
         process.send_signal(signal.SIGSTOP)  # CLUSTER SLOTS goes unanswered
     try:
@@ -325,7 +337,7 @@ async def test_a_cluster_that_is_down_costs_one_log_line_per_node_not_one_per_co
 ) -> None:
     caplog.set_level(logging.WARNING, logger="tessera.redis")
     ports = start_cluster(group, tmp_path)
-    client = connect("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports))
+    client = connect(cluster_url(ports))
     try:
         names = [f"{{down{i}}}" for i in range(50)]
         for name in names:
@@ -342,13 +354,6 @@ async def test_a_cluster_that_is_down_costs_one_log_line_per_node_not_one_per_co
     lines = [r.getMessage() for r in caplog.records if r.name == "tessera.redis"]
     assert sum("unavailable" in line for line in lines) == len(ports), lines
     assert len(lines) <= len(ports) + 1, lines
-
-
-def _wait(check, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def _failover_started(sentinel: sync_redis.Redis) -> bool:
@@ -378,22 +383,24 @@ async def test_sentinel_failover_moves_the_client_to_the_new_master(
         with sync_redis.Redis(port=replica, decode_responses=True) as node:
             return node.info("replication")["master_link_status"] == "up"
 
-    _wait(synced)
+    wait_until("the replica did not sync", synced, 30)
     sentinel = start_sentinel(group, tmp_path / "sentinel", master)
     with sync_redis.Redis(port=sentinel, decode_responses=True) as node:
         # Eligible for promotion once the sentinel has heard from the replica itself.
-        _wait(
+        wait_until(
+            "the sentinel did not hear from the replica",
             lambda: any(
                 r["flags"] == "slave" and r.get("master-link-status") == "ok"
                 for r in node.sentinel_slaves(SENTINEL_SERVICE)
-            )
+            ),
+            30,
         )
 
     client = connect(f"redis+sentinel://127.0.0.1:{sentinel}/{SENTINEL_SERVICE}/0", timeout=0.5)
     try:
         assert await client.set("before", "1") is True
         with sync_redis.Redis(port=sentinel) as node:
-            _wait(lambda: _failover_started(node))
+            wait_until("no failover started", lambda: _failover_started(node), 30)
         written_on_new_master = False
         deadline = time.monotonic() + 30
         i = 0
