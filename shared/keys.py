@@ -41,6 +41,11 @@ def login_failures(username_digest: str) -> str:
     return f"{PREFIX}:login-failures:{username_digest}"
 
 
+def rate_counter(limit: str, subject: str) -> str:
+    """The count of one rate limit's window for one subject (``shared.rate_limits``)."""
+    return f"{PREFIX}:rate:{limit}:{subject}"
+
+
 def client_families(client_id: str) -> str:
     """Sorted set of the client's grant families, scored by when their last token expires,
     so token management can list and revoke by client without scanning Redis."""
@@ -271,6 +276,18 @@ if owner == '' then
   return 1
 end
 return owner == ARGV[1] and 1 or 0
+"""
+
+# One more event in a rate limit's window, which the first event opens.
+# KEYS: the counter.  ARGV: the window in milliseconds.  Returns {count, ms left}.
+COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {count, left}
 """
 
 # The decision consumes the interaction only if it is this browser's.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from shared import redis_urls
+from shared.rate_limits import OFF, Rate
 
 log = logging.getLogger("tessera.settings")
 
@@ -22,6 +23,9 @@ log = logging.getLogger("tessera.settings")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ACCESS_TOKEN_FORMATS = ("opaque", "jwt")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+AUTHORIZE_RATE = Rate(300, 60)
+LOGIN_PAGE_RATE = Rate(120, 60)
+CLIENT_AUTH_FAILURE_RATE = Rate(30, 60)
 
 
 def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
@@ -60,6 +64,12 @@ class Settings:
     refresh_token_lifetime: int = 30 * 24 * 3600
     interaction_lifetime: int = 600
     session_lifetime: int = 8 * 3600
+    # Per client address (shared/rate_limits.py, README "Rate limits"): /authorize
+    # requests, sign-in page requests, and failed client authentications at /token,
+    # /revoke and /introspect.
+    authorize_rate: Rate = AUTHORIZE_RATE
+    login_page_rate: Rate = LOGIN_PAGE_RATE
+    client_auth_failure_rate: Rate = CLIENT_AUTH_FAILURE_RATE
     # Failed sign-ins allowed per username within the window, before it is refused.
     login_max_failures: int = 10
     login_failure_window: int = 900
@@ -134,6 +144,11 @@ class Settings:
             refresh_token_lifetime=reader.seconds("TESSERA_REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
             interaction_lifetime=reader.seconds("TESSERA_INTERACTION_LIFETIME", 600),
             session_lifetime=reader.seconds("TESSERA_SESSION_LIFETIME", 8 * 3600),
+            authorize_rate=reader.rate("TESSERA_AUTHORIZE_RATE", AUTHORIZE_RATE),
+            login_page_rate=reader.rate("TESSERA_LOGIN_PAGE_RATE", LOGIN_PAGE_RATE),
+            client_auth_failure_rate=reader.rate(
+                "TESSERA_CLIENT_AUTH_FAILURE_RATE", CLIENT_AUTH_FAILURE_RATE
+            ),
             login_max_failures=reader.positive("TESSERA_LOGIN_MAX_FAILURES", 10, "attempts"),
             login_failure_window=reader.seconds("TESSERA_LOGIN_FAILURE_WINDOW", 900),
             require_pkce_public=reader.boolean("TESSERA_REQUIRE_PKCE_PUBLIC", True),
@@ -282,6 +297,22 @@ class _Reader:
             # The message names the problem, never the URL: it may hold a password.
             raise SettingsError(f"{name}: {exc}") from None
         return value
+
+    def rate(self, name: str, default: Rate) -> Rate:
+        """``COUNT/SECONDS`` (such as ``300/60``), or ``off``."""
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        if raw.strip().lower() == "off":
+            return OFF
+        count, slash, seconds = raw.partition("/")
+        try:
+            rate = Rate(int(count), int(seconds))
+        except ValueError:
+            rate = None
+        if not slash or rate is None or rate.count < 1 or rate.seconds < 1:
+            raise SettingsError(f"{name}={raw!r}: expected COUNT/SECONDS, such as 300/60, or off")
+        return rate
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.env.get(name)
