@@ -267,12 +267,14 @@ return 'rotated'
 )
 ROTATED_MARKER = "rotated:"
 
-# An interaction is a hash {request, browser}; browser is "" until claimed (POST /authorize).
-# KEYS: interaction.  ARGV: the browser binding.  Returns 1 when it is this browser's.
+# An interaction is one string: the browser binding, then the request. The binding is a
+# digest, or as many dots until claimed (POST /authorize); ARGV[1], a binding, gives the
+# length. KEYS: interaction.  ARGV: the browser binding.  Returns 1 when it is this
+# browser's.
 CLAIM_INTERACTION = """
-local owner = redis.call('HGET', KEYS[1], 'browser')
-if owner == '' then
-  redis.call('HSET', KEYS[1], 'browser', ARGV[1])
+local owner = redis.call('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
+if owner == string.rep('.', #ARGV[1]) then
+  redis.call('SETRANGE', KEYS[1], 0, ARGV[1])
   return 1
 end
 return owner == ARGV[1] and 1 or 0
@@ -293,24 +295,29 @@ return {count, left}
 # The decision consumes the interaction only if it is this browser's.
 # KEYS: interaction.  ARGV: the browser binding.  Returns the request, or nil.
 TAKE_INTERACTION = """
-local found = redis.call('HMGET', KEYS[1], 'request', 'browser')
-if not found[1] or found[2] ~= ARGV[1] then
+local found = redis.call('GET', KEYS[1])
+if not found or string.sub(found, 1, #ARGV[1]) ~= ARGV[1] then
   return false
 end
 redis.call('DEL', KEYS[1])
-return found[1]
+return string.sub(found, #ARGV[1] + 1)
 """
 
-# Replace the stored request of a pending interaction (after the person signed in again
-# for prompt=login), only if it is this browser's; a key expired meanwhile is not
-# brought back without its TTL. KEYS: interaction.  ARGV: the browser binding, the request.
-# Returns 1 when replaced.
-UPDATE_INTERACTION = """
-local owner = redis.call('HGET', KEYS[1], 'browser')
-if not owner or owner ~= ARGV[1] then
+# Once the person signed in: a pending interaction lives on for the given time, its
+# request replaced if one is given (prompt=login satisfied), only if it is this
+# browser's; a key expired meanwhile is not brought back. KEYS: interaction.
+# ARGV: the browser binding, milliseconds to live, the new request or "".
+# Returns 1 when kept.
+KEEP_INTERACTION = """
+local owner = redis.call('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
+if owner ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'request', ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[1] .. ARGV[3], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 1
 """
 

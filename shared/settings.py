@@ -63,6 +63,8 @@ class Settings:
     access_token_lifetime: int = 3600
     refresh_token_lifetime: int = 30 * 24 * 3600
     interaction_lifetime: int = 600
+    # How long a pending request nobody has signed in to lives: anyone can make one.
+    anonymous_interaction_lifetime: int = 300
     session_lifetime: int = 8 * 3600
     # Per client address (shared/rate_limits.py, README "Rate limits"): /authorize
     # requests, sign-in page requests, and failed client authentications at /token,
@@ -143,6 +145,9 @@ class Settings:
             access_token_lifetime=reader.seconds("TESSERA_ACCESS_TOKEN_LIFETIME", 3600),
             refresh_token_lifetime=reader.seconds("TESSERA_REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
             interaction_lifetime=reader.seconds("TESSERA_INTERACTION_LIFETIME", 600),
+            anonymous_interaction_lifetime=reader.seconds(
+                "TESSERA_ANONYMOUS_INTERACTION_LIFETIME", 300
+            ),
             session_lifetime=reader.seconds("TESSERA_SESSION_LIFETIME", 8 * 3600),
             authorize_rate=reader.rate("TESSERA_AUTHORIZE_RATE", AUTHORIZE_RATE),
             login_page_rate=reader.rate("TESSERA_LOGIN_PAGE_RATE", LOGIN_PAGE_RATE),

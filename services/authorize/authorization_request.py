@@ -19,7 +19,8 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
 
-# The seed answers these with invalid_request rather than unsupported_response_type.
+# webMethods Integration Server answers these with invalid_request rather than
+# unsupported_response_type.
 _GRANT_NAMES_AS_RESPONSE_TYPE = ("password", "client_credentials")
 # Each response type and the grant a client must be allowed for it.
 RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
@@ -28,6 +29,17 @@ SUPPORTED_RESPONSE_TYPES = tuple(RESPONSE_TYPE_GRANTS)
 # select_account: there is one account per browser) are ignored, as RFC 6749 §3.1 says
 # of anything unrecognised.
 PROMPTS = ("none", "login", "consent")
+# The parameters whose text the client chooses freely and Tessera stores with the pending
+# request; each is bounded, so that no request can make Redis hold much (README, "Rate
+# limits and memory"). RFC 6749 Appendix A.5 makes state 1*VSCHAR (%x20-7E).
+MAX_FREE_TEXT = 1024
+FREE_TEXT_PARAMETERS = ("state", "nonce")
+
+
+def _free_text_within_bounds(params: dict[str, str]) -> bool:
+    if any(len(params.get(name) or "") > MAX_FREE_TEXT for name in FREE_TEXT_PARAMETERS):
+        return False
+    return all(" " <= ch <= "~" for ch in params.get("state") or "")
 
 
 @dataclass(slots=True)
@@ -142,6 +154,16 @@ async def validate(
             error, description, redirect_uri, state, in_fragment=response_type == "token"
         )
 
+    if not _free_text_within_bounds(params):
+        # Not echoed back: the state may be what is wrong (and would make the URL huge).
+        raise RedirectableError(
+            "invalid_request",
+            f"state and nonce may have at most {MAX_FREE_TEXT} characters, "
+            "state only visible ASCII (RFC 6749, Appendix A.5).",
+            redirect_uri,
+            None,
+            in_fragment=response_type == "token",
+        )
     if repeated:
         # RFC 6749 §4.1.2.1: "includes a parameter more than once" is invalid_request.
         raise fail("invalid_request", "A request parameter is repeated.")

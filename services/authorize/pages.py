@@ -278,6 +278,9 @@ async def resume(request: web.Request) -> web.Response:
     session, is_new = await sessions.load_or_start(request)
     if not interaction_id or not await interactions.claim(redis, interaction_id, session):
         raise _expired()
+    if session.signed_in:
+        # Stored unbound and brief, as anyone's; someone signed in has it now.
+        await interactions.keep(redis, request.app[SETTINGS], interaction_id, session)
     auth_request = await _pending(redis, interaction_id, session)
     return await _proceed(request, session, is_new, interaction_id, auth_request)
 
@@ -364,11 +367,14 @@ async def login_submit(request: web.Request) -> web.Response:
     if auth_request is None:
         response = see_other(next_page)
     else:
+        changed = None
         if auth_request.must_sign_in:
             # prompt=login is satisfied by this sign-in; the request goes on without it.
             auth_request.prompt = [p for p in auth_request.prompt if p != "login"]
-            if not await interactions.update(redis, interaction_id, signed_in, auth_request):
-                raise _expired()
+            changed = auth_request
+        # Kept from now on as long as a signed-in person's request.
+        if not await interactions.keep(redis, settings, interaction_id, signed_in, changed):
+            raise _expired()
         response = see_other(_with_interaction("/consent", interaction_id))
     sessions.set_cookie(response, settings, signed_in)
     return response
