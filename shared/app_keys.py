@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     # Only for the annotations: these modules import this one.
     from shared.client_cache import ClientCache
     from shared.metrics import Metrics
+    from shared.rate_limits import RecentRefusals
     from shared.redis_store import RedisClient
     from shared.shutdown import Drain
 
@@ -26,3 +27,6 @@ DRAIN: web.AppKey[Drain] = web.AppKey("drain")
 # The JWT signing keys (token service) or verification keys (introspection); None when
 # TESSERA_SIGNING_KEYS is not set.
 SIGNING_KEYS: web.AppKey[KeySet | None] = web.AppKey("signing_keys")
+# Client addresses this process refused lately for failing client authentication
+# (shared.client_auth), refused again without a secret compared.
+CLIENT_AUTH_REFUSALS: web.AppKey[RecentRefusals] = web.AppKey("client_auth_refusals")

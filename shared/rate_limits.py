@@ -81,6 +81,13 @@ class RecentRefusals:
     def __init__(self, capacity: int = 10_000) -> None:
         self._until: dict[str, float] = {}
         self._capacity = capacity
+        self._last_end = -math.inf
+
+    def any_held(self) -> bool:
+        """Whether any refusal may still hold; once the last has ended all are forgotten."""
+        if self._until and time.monotonic() >= self._last_end:
+            self._until.clear()
+        return bool(self._until)
 
     def refused(self, subject: str) -> int | None:
         """The seconds ``subject`` remains refused, or None."""
@@ -100,4 +107,5 @@ class RecentRefusals:
             while len(self._until) >= self._capacity:
                 del self._until[next(iter(self._until))]
         self._until.pop(subject, None)  # re-inserted last: the dict stays in time order
-        self._until[subject] = time.monotonic() + seconds
+        self._until[subject] = until = time.monotonic() + seconds
+        self._last_end = max(self._last_end, until)

@@ -19,9 +19,10 @@ from redis import exceptions as redis_exceptions
 from redis.exceptions import RedisError
 
 from shared import metrics
-from shared.app_keys import DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
+from shared.app_keys import CLIENT_AUTH_REFUSALS, DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.errors import OAuthError, server_error, temporarily_unavailable
 from shared.logs import add_to_line
+from shared.rate_limits import RecentRefusals
 from shared.redis_access.errors import is_unavailable
 from shared.redis_store import redis_context
 from shared.request_middleware import InFlight, request_middleware
@@ -190,6 +191,7 @@ def create_base_app(
     app[SETTINGS] = settings
     app[METRICS] = app_metrics
     app[DRAIN] = drain
+    app[CLIENT_AUTH_REFUSALS] = RecentRefusals()
     # Loaded at start, so a bad key file stops the service with a clear message.
     app[SIGNING_KEYS] = (
         load_key_set(settings.signing_keys, settings.signing_key) if settings.signing_keys else None

@@ -203,6 +203,12 @@ async def make_setup(redis: Redis, **client_options: Any) -> Setup:
 # A service in this process is reached as behind a TLS-terminating ingress on loopback:
 # its settings trust the loopback proxy, its test clients send this header.
 FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
+# Per-address limits no test run from one address reaches.
+GENEROUS_RATE_LIMITS = {
+    "TESSERA_AUTHORIZE_RATE": "1000000/60",
+    "TESSERA_LOGIN_PAGE_RATE": "1000000/60",
+    "TESSERA_CLIENT_AUTH_FAILURE_RATE": "1000000/60",
+}
 
 
 def production_settings(redis_url: str, **env: str) -> Settings:

@@ -61,6 +61,14 @@ def test_recent_refusals_end_and_stay_bounded() -> None:
     assert all(refusals.refused(subject) for subject in "cde")
     refusals.refuse("gone", 0)
     assert refusals.refused("gone") is None
+    assert refusals.any_held()
+
+
+def test_recent_refusals_forget_all_once_the_last_ended() -> None:
+    refusals = RecentRefusals()
+    assert not refusals.any_held()
+    refusals.refuse("a", 0)
+    assert not refusals.any_held()
 
 
 def _request(remote: str, forwarded: list[str] | None = None) -> web.Request:

@@ -32,6 +32,7 @@ from shared import (
     scopes,
     tokens,
 )
+from shared.address_limits import limit_address
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.clients import Client
 from shared.codes import CodeRecord
@@ -219,6 +220,8 @@ async def _answer_silently(
 async def authorize(request: web.Request) -> web.Response:
     """RFC 6749 §4.1.1 (GET and POST, RFC 6749 §3.1)."""
     redis, settings = request.app[REDIS], request.app[SETTINGS]
+    # Before anything is read or stored: a refused request costs one counter.
+    await limit_address(request, "authorize", settings.authorize_rate)
     pairs = await read_pairs(request) if request.method == "POST" else request.query.items()
     params, repeated = collect(pairs)
     client, redirect_uri = await resolve_client(redis, params, repeated)
@@ -311,6 +314,7 @@ def _render_login(
 
 async def login_page(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
+    await limit_address(request, "login", settings.login_page_rate)
     interaction_id = request.query.get("interaction", "")
     next_page = request.query.get("next", "")
     if not interaction_id and next_page in SIGN_IN_TARGETS:
@@ -334,6 +338,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login_submit(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
+    await limit_address(request, "login", settings.login_page_rate)
     form = await read_form(request)
     session = await sessions.load(request)
     if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
