@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import aiohttp
+import orjson
 from redis.asyncio import Redis
 from yarl import URL
 
@@ -69,6 +70,7 @@ class Stack:
 
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+LOGS = ARTIFACTS / "logs"
 
 
 def start_stack(
@@ -81,7 +83,7 @@ def start_stack(
 ) -> Stack:
     """The three services as processes on free loopback ports, against ``redis_url``,
     as ``make run`` starts them; their logs in test-artifacts/logs/."""
-    logs = ARTIFACTS / "logs"
+    logs = LOGS
     logs.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in SERVICES}
     env = {**service_env(redis_url, ports, signing_keys), **(extra_env or {})}
@@ -588,3 +590,13 @@ async def verify_with_jwks(
         options={"require": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope"]},
     )
     return header, claims
+
+
+async def logged_lines(http: aiohttp.ClientSession, url: str, name: str) -> list[dict[str, Any]]:
+    """The JSON lines the session stack's service ``name``, at ``url``, has logged so far.
+    A service writes a request's lines once it has answered, before it reads another
+    request: after one more, they are surely in the file (appended to across runs)."""
+    async with http.get(f"{url}/healthz") as r:
+        assert r.status == 200
+    text = (LOGS / f"{name}.log").read_text()
+    return [orjson.loads(line) for line in text.splitlines() if line[:1] == "{"]
