@@ -3,6 +3,7 @@ the answers."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import re
@@ -67,6 +68,10 @@ class Stack:
     @property
     def revoke(self) -> str:
         return f"{self.token}/revoke"
+
+    @property
+    def metadata(self) -> str:
+        return f"{self.authorize}/.well-known/oauth-authorization-server"
 
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -600,3 +605,41 @@ async def logged_lines(http: aiohttp.ClientSession, url: str, name: str) -> list
         assert r.status == 200
     text = (LOGS / f"{name}.log").read_text()
     return [orjson.loads(line) for line in text.splitlines() if line[:1] == "{"]
+
+
+async def cors_preflight(
+    http: aiohttp.ClientSession,
+    url: str,
+    origin: str,
+    method: str = "POST",
+    headers: str | None = "content-type",
+) -> tuple[int, Any]:
+    """The OPTIONS request a browser sends before a cross-origin request it may not
+    send unasked (Fetch standard, CORS-preflight request); status and headers."""
+    asked = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers is not None:
+        asked["Access-Control-Request-Headers"] = headers
+    async with http.options(url, headers=asked) as r:
+        return r.status, r.headers
+
+
+async def origin_allowed(http: aiohttp.ClientSession, stack: Stack, origin: str) -> bool:
+    """Whether the token and authorize services both let a browser app on ``origin``
+    call them now."""
+    for url in (f"{stack.token}/token", stack.metadata):
+        status, headers = await cors_preflight(http, url, origin, headers=None)
+        if status != 204 or headers.get("Access-Control-Allow-Origin") != origin:
+            return False
+    return True
+
+
+async def until_origin(
+    http: aiohttp.ClientSession, stack: Stack, origin: str, *, allowed: bool
+) -> None:
+    """Wait until the services allow (or refuse) ``origin``: they hear of a client's
+    change a few milliseconds after it is published."""
+    for _ in range(250):
+        if await origin_allowed(http, stack, origin) is allowed:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{origin} still {'refused' if allowed else 'allowed'}")

@@ -16,6 +16,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 
 from shared import clients, families, keys
 from shared.client_cache import ClientCache
+from shared.client_changes import ClientChanges
 from shared.local_processes import (
     ProcessGroup,
     ensure_signing_key,
@@ -176,8 +177,9 @@ async def test_the_client_cache_hears_changes_on_the_topology(
     topology: Topology, store: RedisClient
 ) -> None:
     setup = await make_setup(store)
-    cache = ClientCache(store, store)
-    cache.start()
+    cache = ClientCache(store)
+    changes = ClientChanges(store, [cache])
+    changes.start()
     try:
         for _ in range(100):
             if cache.listening:
@@ -193,4 +195,4 @@ async def test_the_client_cache_hears_changes_on_the_topology(
             await asyncio.sleep(0.02)
         assert len(cache) == 0  # the published change reached it
     finally:
-        await cache.stop()
+        await changes.stop()
