@@ -35,6 +35,8 @@ from tests.oauth import (
     obtain_code,
     s256,
     start_stack,
+    unique,
+    until_origin,
 )
 from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
 
@@ -171,6 +173,26 @@ async def test_a_client_change_reaches_the_services_caches(
     await clients.set_enabled(store, api.client_id, False)
     refused = await introspect(http, topology.stack, api, "unknown")
     assert_error(refused, 401, "invalid_client")
+
+
+async def test_browser_origins_follow_client_changes_on_the_topology(
+    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+) -> None:
+    """The token and authorize services read every client when they start listening (a
+    pipeline across slots on a cluster), then each one whose change is announced."""
+    origin = f"https://{unique('spa')}.example.com"
+    setup = await make_setup(store, client_type="public", redirect_uris=[f"{origin}/callback"])
+    await until_origin(http, topology.stack, origin, allowed=True)
+
+    # The subscriptions dropped: no origin until the services listen again and read all.
+    for port in topology.data_ports:
+        with sync_redis.Redis(port=port) as node:
+            node.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await until_origin(http, topology.stack, origin, allowed=False)
+    await until_origin(http, topology.stack, origin, allowed=True)
+
+    await clients.set_enabled(store, setup.client.client_id, False)
+    await until_origin(http, topology.stack, origin, allowed=False)
 
 
 async def test_the_client_cache_hears_changes_on_the_topology(
