@@ -88,12 +88,11 @@ def start_stack(
 ) -> Stack:
     """The three services as processes on free loopback ports, against ``redis_url``,
     as ``make run`` starts them; their logs in test-artifacts/logs/."""
-    logs = LOGS
-    logs.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in SERVICES}
     env = {**service_env(redis_url, ports, signing_keys), **(extra_env or {})}
     urls = {
-        name: start_service(group, name, ports[name], env, log=logs / f"{log_prefix}{name}.log")
+        name: start_service(group, name, ports[name], env, log=LOGS / f"{log_prefix}{name}.log")
         for name in SERVICES
     }
     return Stack(
