@@ -11,6 +11,7 @@ from shared.signing_keys import KeySet
 
 if TYPE_CHECKING:
     # Only for the annotations: these modules import this one.
+    from shared.browser_origins import BrowserOrigins
     from shared.client_cache import ClientCache
     from shared.metrics import Metrics
     from shared.rate_limits import RecentRefusals
@@ -22,6 +23,8 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 # The token and introspection services' recently read clients (shared.client_cache).
 CLIENTS: web.AppKey[ClientCache] = web.AppKey("clients")
+# The token and authorize services' allowed browser origins (shared.browser_origins).
+BROWSER_ORIGINS: web.AppKey[BrowserOrigins] = web.AppKey("browser_origins")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 DRAIN: web.AppKey[Drain] = web.AppKey("drain")
 # The JWT signing keys (token service) or verification keys (introspection); None when

@@ -228,10 +228,15 @@ return 1
 # its own client it revokes the family, unless within the grace window of its rotation
 # (the client's own race; see README); presented by another client it is only unknown,
 # as a live token of another client is. Time is Redis's own, one clock for all replicas.
-# KEYS: old refresh token, the family's keys, new token keys (none: only handle a reuse).
+# The chain's last refresh (the client's refresh count reached) issues no new refresh
+# token, so RFC 6749 §6 lets the client keep the old one, and Authlib does: that marker
+# ends in ":last", and the token presented again by its client is 'exhausted', refused
+# without revoking anything, since no newer token exists that a thief could be using.
+# KEYS: old refresh token, the family's keys, new token keys: the access token's, then
+# the refresh token's unless this is the chain's last refresh (none: only handle a reuse).
 # ARGV: the presenting client, grace in milliseconds, tombstone TTL, then (record, ttl,
 # listed) per new token key.
-# Returns 'rotated', 'raced', 'reused', 'revoked' or 'unknown'.
+# Returns 'rotated', 'raced', 'reused', 'exhausted', 'revoked' or 'unknown'.
 ROTATE_REFRESH_TOKEN = (
     _REVOKE_FAMILY
     + _STORE_TOKENS
@@ -245,10 +250,13 @@ if not current then
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local rotated_at, owner = string.match(current, '^rotated:(%d+):(.*)$')
+local rotated_at, owner, last = string.match(current, '^rotated:(%d+):([^:]*)(.*)$')
 if rotated_at then
   if owner ~= ARGV[1] then
     return 'unknown'
+  end
+  if last == ':last' then
+    return 'exhausted'
   end
   local grace = tonumber(ARGV[2])
   if grace > 0 and now - tonumber(rotated_at) < grace then
@@ -260,7 +268,11 @@ end
 if #KEYS < 6 then
   return 'unknown'
 end
-redis.call('SET', KEYS[1], 'rotated:' .. now .. ':' .. ARGV[1], 'KEEPTTL')
+local marker = 'rotated:' .. now .. ':' .. ARGV[1]
+if #KEYS == 6 then
+  marker = marker .. ':last'
+end
+redis.call('SET', KEYS[1], marker, 'KEEPTTL')
 store_tokens(KEYS[2], 6, 4)
 return 'rotated'
 """

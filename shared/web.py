@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from shared import metrics
 from shared.app_keys import CLIENT_AUTH_REFUSALS, DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
+from shared.cors import add_preflight_routes, cors_middleware
 from shared.errors import OAuthError, server_error, temporarily_unavailable
 from shared.logs import add_to_line
 from shared.rate_limits import RecentRefusals
@@ -164,11 +165,16 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_base_app(
-    settings: Settings, render: ErrorRenderer, extra: Sequence[Middleware] = ()
+    settings: Settings,
+    render: ErrorRenderer,
+    extra: Sequence[Middleware] = (),
+    browser_routes: Mapping[str, str] | None = None,
 ) -> web.Application:
     """``render`` answers every refusal (JSON, or the authorize service's page), Require
     HTTPS's included, which comes next so that nothing else looks at a plain-http
-    request."""
+    request. ``browser_routes`` (path -> method) answer cross-origin requests from the
+    allowed browser origins (``shared.cors``): the app must then follow client changes
+    with ``browser_origins.browser_origins``."""
     app_metrics = metrics.Metrics.create()
     drain = Drain()
     in_flight = InFlight(settings.max_in_flight)
@@ -180,9 +186,11 @@ def create_base_app(
         return render_error(request, render, temporarily_unavailable("too many in flight"))
 
     # Outermost first: the request middleware sees the final status (what the error
-    # middleware rendered) and gives every log line of the request its id.
+    # middleware rendered) and gives every log line of the request its id; CORS adds its
+    # headers to what the error middleware rendered too.
     chain: list[Middleware] = [
         request_middleware(app_metrics, drain, in_flight, overloaded),
+        *([cors_middleware(browser_routes)] if browser_routes else []),
         error_middleware(render),
         require_https,
         *extra,
@@ -200,4 +208,6 @@ def create_base_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics.metrics_endpoint)
+    if browser_routes:
+        add_preflight_routes(app.router, browser_routes)
     return app

@@ -10,7 +10,9 @@ import jinja2
 from aiohttp import web
 
 from services.authorize import pages
-from services.authorize.metadata import metadata
+from services.authorize.metadata import METADATA_PATH, metadata
+from shared.browser_origins import browser_origins
+from shared.client_changes import follow_client_changes
 from shared.errors import OAuthError
 from shared.settings import Settings
 from shared.web import create_base_app
@@ -18,6 +20,10 @@ from shared.web import create_base_app
 log = logging.getLogger("tessera.authorize")
 
 HERE = Path(__file__).parent
+
+# What browser-based clients call themselves (shared.cors): the metadata only. Never the
+# pages: a browser is sent to them, and RFC 9700 §2.6 forbids CORS at /authorize.
+BROWSER_ROUTES = {METADATA_PATH: "GET"}
 
 # Pages are never framed (clickjacking of the approval page, RFC 6749 §10.13) and load
 # nothing but our own stylesheet and, over https, the configured logo.
@@ -54,7 +60,8 @@ def template_loader(settings: Settings) -> jinja2.BaseLoader:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, _error_page)
+    app = create_base_app(settings, _error_page, browser_routes=BROWSER_ROUTES)
+    app.cleanup_ctx.append(follow_client_changes(browser_origins))
     aiohttp_jinja2.setup(
         app,
         loader=template_loader(settings),
@@ -74,6 +81,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(pages.CONNECTED_APPS, pages.connected_apps_revoke)
     app.router.add_get("/logout", pages.logout_page)
     app.router.add_post("/logout", pages.logout_submit)
-    app.router.add_get("/.well-known/oauth-authorization-server", metadata)
+    app.router.add_get(METADATA_PATH, metadata)
     app.router.add_static("/static/", HERE / "static")
     return app
