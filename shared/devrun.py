@@ -96,14 +96,19 @@ class Layout:
                 f"TESSERA_DEV_PORTS={setting!r}: expected 5 or 6 port numbers, "
                 f"comma-separated: {', '.join(PORT_NAMES)} (optional)"
             )
+        if len(ports) == 5:
+            ports.append(DEFAULT_EXAMPLE_API_PORT)
         if len(set(ports)) < len(ports):
-            raise ValueError(f"TESSERA_DEV_PORTS={setting!r}: a port is named twice")
+            raise ValueError(
+                f"TESSERA_DEV_PORTS={setting!r}: a port is named twice "
+                f"(the example API's is {ports[5]})"
+            )
         return cls(
             var=Path(env.get("TESSERA_DEV_DIR", ROOT / "var")),
             ports=dict(zip(SERVICES, ports[:3], strict=True)),
             callback_port=ports[3],
             redis_port=ports[4],
-            example_api_port=ports[5] if len(ports) > 5 else DEFAULT_EXAMPLE_API_PORT,
+            example_api_port=ports[5],
         )
 
     def needed_ports(self, *, redis: bool) -> dict[int, str]:

@@ -322,19 +322,18 @@ async def test_another_redis_on_the_port_is_left_untouched(tmp_path: Path) -> No
     group = ProcessGroup()
     try:
         start_redis(group, ports[REDIS], tmp_path / "theirs", persistent=False)
-        theirs = redis.Redis(port=ports[REDIS])
-        theirs.set("their:data", "precious")
-        theirs.hset("their:hash", mapping={"a": "1"})
-        before = {key: theirs.dump(key) for key in theirs.scan_iter()}
-        connections = theirs.info("stats")["total_connections_received"]
+        with redis.Redis(port=ports[REDIS]) as theirs:
+            theirs.set("their:data", "precious")
+            theirs.hset("their:hash", mapping={"a": "1"})
+            before = {key: theirs.dump(key) for key in theirs.scan_iter()}
+            connections = theirs.info("stats")["total_connections_received"]
 
-        output = await refused(tmp_path / "ours", ports)
+            output = await refused(tmp_path / "ours", ports)
 
-        assert f"port {ports[REDIS]} (Redis)" in output, output
-        assert {key: theirs.dump(key) for key in theirs.scan_iter()} == before
-        # It never even connected: nothing read, nothing written.
-        assert theirs.info("stats")["total_connections_received"] == connections
-        theirs.close()
+            assert f"port {ports[REDIS]} (Redis)" in output, output
+            assert {key: theirs.dump(key) for key in theirs.scan_iter()} == before
+            # It never even connected: nothing read, nothing written.
+            assert theirs.info("stats")["total_connections_received"] == connections
     finally:
         group.stop()
 
