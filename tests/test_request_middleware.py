@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import aiohttp
 import pytest
@@ -61,15 +62,16 @@ async def test_while_draining_every_answer_closes_its_connection(
 ) -> None:
     app = token_app(unreachable_redis())
     client = await aiohttp_client(app, headers=FORWARDED_HTTPS)
-    before = await client.get(path, headers={"X-Request-ID": "before-drain"})
+    before = await client.get(path, headers={"X-Request-ID": str(uuid.uuid4())})
     app[DRAIN].draining = True
 
-    during = await client.get(path, headers={"X-Request-ID": "during-drain"})
+    during_id = str(uuid.uuid4())
+    during = await client.get(path, headers={"X-Request-ID": during_id})
 
     assert (before.status, during.status) == (status, status)
     assert before.headers.get("Connection") != "close"
     assert during.headers["Connection"] == "close"
-    assert during.headers["X-Request-ID"] == "during-drain"
+    assert during.headers["X-Request-ID"] == during_id
 
 
 async def test_probe_lines_are_debug_unless_the_probe_fails(
