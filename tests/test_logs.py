@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from tests.oauth import (
     Stack,
     basic_auth_for,
     make_setup,
+    new_request_id,
     new_verifier,
     unreachable_redis,
 )
@@ -39,10 +39,6 @@ TOKEN_LOG = ARTIFACTS / "logs" / "token.log"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 # A caller's request id as ingress-nginx makes them (32 hex digits).
 TWICE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-
-
-def trace_id() -> str:
-    return uuid.uuid4().hex
 
 
 @pytest.fixture
@@ -361,7 +357,7 @@ async def test_every_line_of_a_request_carries_its_id_and_never_the_query(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     setup = await make_setup(redis)
-    trace = trace_id()
+    trace = new_request_id()
     in_query, in_body = f"fam.{new_verifier()}", f"fam.{new_verifier()}"
     auth = basic_auth_for(setup.client)
 
@@ -400,7 +396,7 @@ async def test_an_issuing_request_is_one_line_naming_the_grant_and_the_client(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     setup = await make_setup(redis, grants=["client_credentials"], redirect_uris=[])
-    trace = trace_id()
+    trace = new_request_id()
     async with http.post(
         f"{stack.token}/token",
         data={"grant_type": "client_credentials", "scope": setup.scope},
@@ -420,7 +416,7 @@ async def test_an_issuing_request_is_one_line_naming_the_grant_and_the_client(
 async def test_unmatched_paths_are_logged_by_a_fixed_route_and_a_fingerprint(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    trace = trace_id()
+    trace = new_request_id()
     async with http.get(f"{stack.token}/nope/x%0Ay", headers={"X-Request-ID": trace}) as r:
         assert r.status == 404
         assert r.headers["X-Request-ID"] == trace

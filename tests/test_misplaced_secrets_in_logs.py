@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
@@ -33,7 +32,8 @@ from shared import fingerprint, users
 from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.redis_store import connect
 from tests.oauth import (
-    ARTIFACTS,
+    GENEROUS_RATE_LIMITS,
+    LOGS,
     REDIRECT_URI,
     SECRETS_USED,
     Registered,
@@ -46,6 +46,7 @@ from tests.oauth import (
     make_client,
     make_resource_server,
     make_scope,
+    new_request_id,
     new_verifier,
     post_form,
     query_of,
@@ -72,7 +73,7 @@ TCHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    for old in (ARTIFACTS / "logs").glob(f"{LOG_PREFIX}*.log"):
+    for old in LOGS.glob(f"{LOG_PREFIX}*.log"):
         old.unlink()
     group = ProcessGroup()
     try:
@@ -84,7 +85,13 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             redis_url,
             ensure_signing_key(tmp_path_factory.mktemp("keys")),
             log_prefix=LOG_PREFIX,
-            extra_env={"TESSERA_ADMIN_TOKEN": ADMIN_TOKEN},
+            extra_env={
+                "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN,
+                # X-Forwarded-For is read (from loopback), so a credential there is too.
+                "TESSERA_TRUSTED_PROXIES": "127.0.0.1",
+                # Every probe reaches its handler: none is refused for the address's rate.
+                **GENEROUS_RATE_LIMITS,
+            },
         )
     finally:
         group.stop()
@@ -261,7 +268,7 @@ class Prober:
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         headers = {"X-Request-ID": request_id, **(headers or {})}
         if headers["X-Request-ID"] != request_id:  # the probe puts a credential there
             request_id = None
@@ -586,10 +593,10 @@ def needles(secret: str) -> set[str]:
     return {needle.lower() for needle in found}
 
 
-def log_lines(stack: Stack) -> dict[str, list[str]]:
-    logs = ARTIFACTS / "logs"
+def log_lines() -> dict[str, list[str]]:
+    """Every line this test's stack logged, by service."""
     return {
-        service: (logs / f"{LOG_PREFIX}{service}.log").read_text(errors="replace").splitlines()
+        service: (LOGS / f"{LOG_PREFIX}{service}.log").read_text(errors="replace").splitlines()
         for service in SERVICES
     }
 
@@ -610,7 +617,7 @@ async def test_no_credential_sent_in_a_wrong_place_is_logged(
     finally:
         await prober.aclose()
 
-    lines = log_lines(own_stack)
+    lines = log_lines()
     leaks = [
         (kind, service, line[:300])
         for kind, secret in world.credentials.items()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 import aiohttp
 import pytest
@@ -15,7 +14,7 @@ from aiohttp import web
 from services.token.app import create_app as token_app
 from shared.app_keys import DRAIN, METRICS
 from shared.logs import QUIET_ROUTES
-from tests.oauth import FORWARDED_HTTPS, unreachable_redis
+from tests.oauth import FORWARDED_HTTPS, new_request_id, unreachable_redis
 from tests.test_metrics import samples, value
 
 
@@ -62,10 +61,10 @@ async def test_while_draining_every_answer_closes_its_connection(
 ) -> None:
     app = token_app(unreachable_redis())
     client = await aiohttp_client(app, headers=FORWARDED_HTTPS)
-    before = await client.get(path, headers={"X-Request-ID": str(uuid.uuid4())})
+    before = await client.get(path, headers={"X-Request-ID": new_request_id()})
     app[DRAIN].draining = True
 
-    during_id = str(uuid.uuid4())
+    during_id = new_request_id()
     during = await client.get(path, headers={"X-Request-ID": during_id})
 
     assert (before.status, during.status) == (status, status)
