@@ -13,7 +13,7 @@ logged as they are.
   arriving from many addresses. The key is 32 random bytes kept in Redis
   (``keys.LOG_FINGERPRINT_KEY``, no TTL): the first service to start makes it (SET NX),
   and every service reads it at start-up into memory. A fingerprint then costs one HMAC,
-  about a microsecond, and never a Redis round trip. A setting could hold the key too,
+  a few microseconds, and never a Redis round trip. A setting could hold the key too,
   but would be one more secret for operators to make and keep the same everywhere;
   whoever can read Redis can read far more than this key.
 - While Redis cannot be read at start-up a process uses a random key of its own, and
