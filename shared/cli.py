@@ -1,4 +1,5 @@
-"""``tessera``: the administrator's command line (scopes, users, clients, tokens).
+"""``tessera``: the administrator's command line (scopes, users, clients, tokens, and the
+fingerprint a value has in the logs).
 
 It talks to the Redis named by ``REDIS_URL``. Bad input is refused with a message on
 stderr and exit status 1, before anything is written.
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from redis.exceptions import RedisError
 
-from shared import admin, clients, scopes, users
+from shared import admin, clients, fingerprint, scopes, users
 from shared.clients import CLIENT_TYPES, GRANT_TYPES, NEVER_EXPIRES, REQUIRE_PKCE_CHOICES
 from shared.redis_store import RedisClient, connect
 from shared.settings import redis_url_from_env
@@ -175,6 +176,13 @@ async def token_revoke(redis: RedisClient, args: argparse.Namespace) -> None:
         print(f"{count} grant(s) of user {args.user} revoked")
 
 
+async def log_fingerprint(redis: RedisClient, args: argparse.Namespace) -> None:
+    """What the services log for a value they must not show (shared.fingerprint): to find
+    where a credential that may have been misplaced was sent."""
+    value = sys.stdin.readline().rstrip("\r\n")
+    print(fingerprint.with_key(await fingerprint.shared_key(redis), value))
+
+
 def _lifetime(value: str) -> int:
     if value == "never":
         return NEVER_EXPIRES
@@ -300,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--client", metavar="ID")
     which.add_argument("--user", metavar="NAME")
     revoke.set_defaults(run=token_revoke)
+
+    log = nouns.add_parser("log", help="the services' logs").add_subparsers(
+        dest="verb", required=True
+    )
+    find = log.add_parser(
+        "fingerprint", help="the fingerprint the logs show for a value read from stdin"
+    )
+    find.set_defaults(run=log_fingerprint)
     return parser
 
 

@@ -3,6 +3,9 @@
 ``client_secret_basic`` (HTTP Basic, RFC 6749 §2.3.1), ``client_secret_post`` (the
 credentials in the form), or ``none`` for a public client identified by ``client_id``
 alone. A client must use one method only.
+
+A client id that names no client is logged as its fingerprint: it may be the secret, sent
+as the id (in the form, or in Basic with the two swapped).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from shared import address_limits
+from shared import address_limits, fingerprint
 from shared.app_keys import CLIENT_AUTH_REFUSALS, CLIENTS, SETTINGS
 from shared.client_address import limit_subject
 from shared.clients import Client
@@ -89,7 +92,7 @@ async def _authenticate(request: web.Request, form: dict[str, str], cache: Clien
         raise invalid_client("no client identification")
     client = await cache.get(client_id)
     if client is None:
-        raise invalid_client(f"unknown client {client_id!r}")
+        raise invalid_client(f"unknown client {fingerprint.of(client_id)}")
     if not client.enabled:
         raise invalid_client(f"client {client_id!r} is disabled")
     if client.is_public:

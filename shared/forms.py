@@ -11,10 +11,44 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from shared import fingerprint
 from shared.errors import invalid_request
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 64
+# The parameter names of the protocol (RFC 6749, RFC 7009, RFC 7636, RFC 7662, OpenID
+# Connect Core §3.1.2.1) and of Tessera's own forms: a log line names these, and any
+# other name by its fingerprint. A body that is nothing but a secret is one such name.
+PARAMETER_NAMES = frozenset(
+    {
+        "client_id",
+        "client_secret",
+        "code",
+        "code_challenge",
+        "code_challenge_method",
+        "code_verifier",
+        "grant_type",
+        "nonce",
+        "password",
+        "prompt",
+        "redirect_uri",
+        "refresh_token",
+        "response_mode",
+        "response_type",
+        "scope",
+        "state",
+        "token",
+        "token_type_hint",
+        "username",
+        # The sign-in, approval and connected-applications forms, and the admin API.
+        "client",
+        "csrf_token",
+        "decision",
+        "interaction",
+        "next",
+        "user",
+    }
+)
 
 Pairs = list[tuple[str, str]]
 
@@ -31,11 +65,19 @@ def collect(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], set[str]]
     return {name: value for name, value in params.items() if value != ""}, repeated
 
 
+def logged_names(names: Iterable[str]) -> list[str]:
+    """Parameter names for a log line: those of the protocol as they are, others as
+    fingerprints."""
+    return sorted(fingerprint.shown(name, PARAMETER_NAMES) for name in names)
+
+
 def single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     params, repeated = collect(pairs)
     if repeated:
         # The names are the caller's; they go to the log, not into the response.
-        raise invalid_request("A request parameter is repeated.", f"repeated: {sorted(repeated)}")
+        raise invalid_request(
+            "A request parameter is repeated.", f"repeated: {logged_names(repeated)}"
+        )
     return params
 
 

@@ -15,6 +15,8 @@ SCOPE_INDEX = f"{PREFIX}:scopes"
 USER_INDEX = f"{PREFIX}:users"
 # Pub/sub channel: the id of every client whose record changed, for the services' caches.
 CLIENT_CHANGES = f"{PREFIX}:client-changes"
+# The key of the log fingerprints (shared.fingerprint): random, made once, never expires.
+LOG_FINGERPRINT_KEY = f"{PREFIX}:log-fingerprint-key"
 
 
 def client(client_id: str) -> str:

@@ -157,6 +157,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
+def new_request_id() -> str:
+    """An X-Request-ID of a form Tessera keeps (32 hex digits, as ingress-nginx makes)."""
+    return secrets.token_hex(16)
+
+
 async def make_scope(redis: Redis, description: str = "Read things") -> str:
     name = unique("read")
     await scopes.add(redis, name, description)

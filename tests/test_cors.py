@@ -26,6 +26,7 @@ from tests.oauth import (
     make_client,
     make_resource_server,
     make_scope,
+    new_request_id,
     origin_allowed,
     unique,
     until_origin,
@@ -222,7 +223,7 @@ async def test_a_refused_origin_is_logged_as_such_and_not_echoed(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
     other = f"https://{unique('evil')}.example"
-    trace = unique("cors")
+    trace = new_request_id()
     asked = {
         "Origin": other,
         "Access-Control-Request-Method": "POST",

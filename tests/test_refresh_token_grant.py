@@ -41,6 +41,7 @@ from tests.oauth import (
     make_resource_server,
     make_scope,
     make_user,
+    new_request_id,
     new_verifier,
     obtain_code,
     post_form,
@@ -529,7 +530,7 @@ async def test_the_spent_last_token_an_authlib_client_keeps_is_refused_without_r
         http, stack, setup, code_challenge=s256(verifier), code_challenge_method="S256"
     )
     token_url = f"{stack.token}/token"
-    trace = unique("exhausted")
+    trace = new_request_id()
     async with AsyncOAuth2Client(
         client_id=client.client_id,
         token_endpoint_auth_method="none",

@@ -82,5 +82,17 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/logout", pages.logout_page)
     app.router.add_post("/logout", pages.logout_submit)
     app.router.add_get(METADATA_PATH, metadata)
-    app.router.add_static("/static/", HERE / "static")
+    add_static_files(app)
     return app
+
+
+def add_static_files(app: web.Application) -> None:
+    """A fixed route for each file of ``static/`` (the stylesheet): no path a caller
+    makes up reaches the file system, where a name too long for it was a server error
+    (and the traceback quoted the name, which might be a credential)."""
+    for path in sorted((HERE / "static").iterdir()):
+
+        async def serve(request: web.Request, path: Path = path) -> web.FileResponse:
+            return web.FileResponse(path)
+
+        app.router.add_get(f"/static/{path.name}", serve)

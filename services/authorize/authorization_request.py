@@ -4,6 +4,9 @@ Two phases, as RFC 6749 §4.1.2.1 requires. While the client or the redirect URI
 doubt the person sees an error page and is never redirected (``OAuthError`` with the page
 status). After that, every error is reported to the client by redirect
 (``RedirectableError``).
+
+A client id that names no client, and a redirect URI not registered, are logged as
+fingerprints (``shared.fingerprint``): either may be a credential sent in the wrong place.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared import clients, pkce, scopes
+from shared import clients, fingerprint, pkce, scopes
 from shared.clients import Client
 from shared.errors import OAuthError
+from shared.forms import logged_names
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -103,10 +107,12 @@ def _page_error(description: str, cause: str) -> OAuthError:
 async def enabled_client(redis: RedisClient, client_id: str) -> Client:
     """The client, when it exists and is enabled; else the error page."""
     client = await clients.get(redis, client_id)
-    if client is None or not client.enabled:
+    if client is None:
         raise _page_error(
-            "The application is not known here.", f"unknown or disabled client {client_id!r}"
+            "The application is not known here.", f"unknown client {fingerprint.of(client_id)}"
         )
+    if not client.enabled:
+        raise _page_error("The application is not known here.", f"client {client_id} is disabled")
     return client
 
 
@@ -115,7 +121,7 @@ async def resolve_client(
 ) -> tuple[Client, str]:
     """The client and the redirect URI to use, or an error page."""
     if repeated & {"client_id", "redirect_uri"}:
-        raise _page_error("The request is ambiguous.", f"repeated: {sorted(repeated)}")
+        raise _page_error("The request is ambiguous.", f"repeated: {logged_names(repeated)}")
     client_id = params.get("client_id")
     if client_id is None:
         raise _page_error("The request names no client.", "client_id missing")
@@ -133,7 +139,7 @@ async def resolve_client(
     if given not in client.redirect_uris:
         raise _page_error(
             "The return address does not belong to the application.",
-            f"redirect_uri {given!r} not registered for client {client_id}",
+            f"redirect_uri {fingerprint.of(given)} not registered for client {client_id}",
         )
     return client, given
 

@@ -25,8 +25,8 @@ from shared import (
     clients,
     codes,
     consents,
-    crypto,
     families,
+    fingerprint,
     login_throttle,
     metrics,
     scopes,
@@ -352,17 +352,17 @@ async def login_submit(request: web.Request) -> web.Response:
         client = await enabled_client(redis, auth_request.client_id)
     again = {"interaction_id": interaction_id, "next_page": next_page if client is None else ""}
     username = form.get("username", "")
-    # Logged as a digest: people type their password into the username field.
-    who = crypto.digest(username)[:12]
+    # A fingerprint: people type their password into the username field.
+    who = fingerprint.of(username)
     client_id = client.client_id if client else None
     user = await login_throttle.sign_in(redis, settings, username, form.get("password", ""))
     if user is Refused.LOCKED:
-        security_event("login_locked", username_digest=who, client_id=client_id)
+        security_event("login_locked", username=who, client_id=client_id)
         return _render_login(
             request, client, session, **again, error=LOGIN_LOCKED, username=username
         )
     if user is Refused.WRONG:
-        security_event("login_failed", username_digest=who, client_id=client_id)
+        security_event("login_failed", username=who, client_id=client_id)
         # One message for a wrong username and a wrong password alike.
         return _render_login(
             request, client, session, **again, error=LOGIN_FAILED, username=username
@@ -581,7 +581,9 @@ async def connected_apps_revoke(request: web.Request) -> web.Response:
         return see_other(f"/login?{urlencode({'next': CONNECTED_APPS})}")
     client_id = form.get("client_id", "")
     revoked = await admin.revoke_user_client(redis, session.username, client_id)
-    log.info("user %s revoked client %s (%d grant(s))", session.username, client_id, revoked)
+    # The form's client id is the caller's: named in the log only if it names a client.
+    named = client_id if await clients.get(redis, client_id) else fingerprint.of(client_id)
+    log.info("user %s revoked client %s (%d grant(s))", session.username, named, revoked)
     # 303: reloading the list never posts the form again (RFC 9700 §4.12).
     return see_other(f"{CONNECTED_APPS}?revoked=1")
 

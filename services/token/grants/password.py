@@ -8,7 +8,7 @@ RFC 6749 §10.7 asks for ("protect the endpoint against brute force attacks").
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared import crypto, families, login_throttle
+from shared import families, fingerprint, login_throttle
 from shared.errors import invalid_grant, invalid_request
 from shared.login_throttle import Refused
 from shared.logs import security_event
@@ -25,11 +25,11 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     scope = request.scope_or_default()
     user = await login_throttle.sign_in(request.redis, request.settings, username, password)
     if isinstance(user, Refused):
-        # Logged as a digest: people type their password into the username field.
+        # A fingerprint: people type their password into the username field.
         security_event(
             "login_locked" if user is Refused.LOCKED else "login_failed",
             via="password_grant",
-            username_digest=crypto.digest(username)[:12],
+            username=fingerprint.of(username),
             client_id=request.client.client_id,
         )
         # One answer for a wrong username, a wrong password and a locked username.
