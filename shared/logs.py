@@ -35,6 +35,8 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from shared import fingerprint
+from shared.app_keys import SETTINGS
+from shared.client_address import client_address
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Every line of a request names its id, so a caller's is kept only in the forms proxies
@@ -397,7 +399,8 @@ def log_request(
     request: web.Request, request_id: str, route: str, status: int, seconds: float
 ) -> None:
     """The request's one line on ``tessera.access``: what a handler added to it
-    (``add_to_line``), method, route, path, status, duration_ms and remote."""
+    (``add_to_line``), method, route, path, status, duration_ms, remote and, behind a
+    trusted proxy, the client's address (``shared.client_address``)."""
     level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
     if not access_log.isEnabledFor(level):
         return
@@ -411,6 +414,12 @@ def log_request(
         "duration_ms": round(seconds * 1000, 2),
         "remote": request.remote,
     }
+    settings = request.app[SETTINGS]
+    if settings.trusted_proxies:
+        # Behind the ingress: the address it saw, as rate limits count it.
+        client = client_address(request, settings)
+        if client != request.remote:
+            fields["client"] = client
     handler = _only_installed_handler(level)
     if handler is None:
         access_log.log(level, "%s %s %d", method, route, status, extra={FIELDS_ATTRIBUTE: fields})

@@ -428,3 +428,23 @@ async def test_unmatched_paths_are_logged_by_a_fixed_route_and_a_fingerprint(
     # of it as sent (percent-encoded), under the key all services share.
     key = await fingerprint.shared_key(redis)
     assert line["path"] == fingerprint.with_key(key, "/nope/x%0Ay")
+
+
+async def test_behind_a_trusted_proxy_the_request_line_names_the_client(
+    aiohttp_client, configured: Callable[[str], io.StringIO]
+) -> None:
+    out = configured("json")
+    client = await aiohttp_client(token_app(unreachable_redis()), headers=FORWARDED_HTTPS)
+    forwarded = {"X-Forwarded-For": "not-an-address-a-secret, 203.0.113.9"}
+    other = new_request_id()
+    async with client.get("/nowhere", headers={"X-Request-ID": TWICE, **forwarded}) as r:
+        assert r.status == 404
+    async with client.get("/nowhere", headers={"X-Request-ID": other}) as r:
+        assert r.status == 404
+
+    lines = {line["request_id"]: line for line in json_lines(out) if "request_id" in line}
+    # The address the trusted proxy (loopback here) saw; never the caller's own text.
+    assert lines[TWICE]["remote"] == "127.0.0.1"
+    assert lines[TWICE]["client"] == "203.0.113.9"
+    assert "client" not in lines[other]
+    assert "not-an-address" not in out.getvalue()
