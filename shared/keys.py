@@ -290,6 +290,16 @@ end
 return {count, left}
 """
 
+# One event given back to its window (a sign-in that succeeded after all), unless the
+# window has ended meanwhile: a DECR then would leave a key without a TTL.
+# KEYS: the counter.  Returns the count left, or nil.
+UNCOUNT_IN_WINDOW = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECR', KEYS[1])
+end
+return nil
+"""
+
 # The decision consumes the interaction only if it is this browser's.
 # KEYS: interaction.  ARGV: the browser binding.  Returns the request, or nil.
 TAKE_INTERACTION = """
