@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     # Only for the annotations: these modules import this one.
     from shared.client_cache import ClientCache
     from shared.metrics import Metrics
+    from shared.password_checks import PasswordChecks
     from shared.redis_store import RedisClient
     from shared.shutdown import Drain
 
@@ -23,6 +24,8 @@ REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 CLIENTS: web.AppKey[ClientCache] = web.AppKey("clients")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 DRAIN: web.AppKey[Drain] = web.AppKey("drain")
+# The authorize and token services' argon2 threads and the lines before them.
+PASSWORD_CHECKS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
 # The JWT signing keys (token service) or verification keys (introspection); None when
 # TESSERA_SIGNING_KEYS is not set.
 SIGNING_KEYS: web.AppKey[KeySet | None] = web.AppKey("signing_keys")

@@ -37,8 +37,17 @@ def interaction(interaction_id: str) -> str:
     return f"{PREFIX}:interaction:{interaction_id}"
 
 
-def login_failures(username_digest: str) -> str:
-    return f"{PREFIX}:login-failures:{username_digest}"
+def login_known_address(username_digest: str, address: str) -> str:
+    """Set when the username signs in from ``address`` (as limits count addresses,
+    ``shared.client_address.limit_subject``): for a while that address is the owner's,
+    exempt from the per-username and per-address sign-in limits (``login_throttle``)."""
+    return f"{PREFIX}:login-known:{username_digest}:{address}"
+
+
+def login_addresses(username_digest: str) -> str:
+    """Set of the addresses holding a per-(username, address) failure count in the
+    current window, so ``tessera user unlock`` clears them without scanning Redis."""
+    return f"{PREFIX}:login-addresses:{username_digest}"
 
 
 def rate_counter(limit: str, subject: str) -> str:

@@ -12,6 +12,7 @@ from aiohttp import web
 from services.authorize import pages
 from services.authorize.metadata import metadata
 from shared.errors import OAuthError
+from shared.password_checks import password_checks_context
 from shared.settings import Settings
 from shared.web import create_base_app
 
@@ -55,6 +56,7 @@ def template_loader(settings: Settings) -> jinja2.BaseLoader:
 
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, _error_page)
+    app.cleanup_ctx.append(password_checks_context)  # the login page
     aiohttp_jinja2.setup(
         app,
         loader=template_loader(settings),
