@@ -6,6 +6,8 @@ without a password check."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Callable
 
 import aiohttp
@@ -85,6 +87,33 @@ async def test_each_line_is_bounded_and_the_owners_line_goes_first() -> None:
         # The owner came last and went first; the others in their order.
         assert finished == ["owner", "first guess", "second guess"]
         assert (checks.waiting(priority=True), checks.waiting(priority=False)) == (0, 0)
+    finally:
+        checks.close()
+
+
+async def test_one_thread_is_kept_for_the_owners_and_guesses_run_niced() -> None:
+    """Guesses may hold every thread but one, so an owner never waits for one of them;
+    and they run on threads of lower CPU priority, so under a flood the owner's check
+    and the event loop get the CPU first."""
+    checks = PasswordChecks(threads=2, queue=4)
+    try:
+        guess = taken(checks.reserve(priority=False))
+        second = taken(checks.reserve(priority=False))
+        assert checks.waiting(priority=False) == 1  # a thread is idle, but not for it
+        owner = taken(checks.reserve(priority=True))
+        assert checks.waiting(priority=True) == 0  # the kept thread, at once
+        assert await owner.verify(HASH, PASSWORD) is True
+        assert checks.waiting(priority=False) == 1  # still not for guesses
+        assert await guess.verify(HASH, "guess") is False
+        assert await second.verify(HASH, "guess") is False
+
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        niceness = {
+            (thread.name.rsplit("_", 1)[0], os.getpriority(os.PRIO_PROCESS, thread.native_id or 0))
+            for thread in threading.enumerate()
+            if thread.name.startswith("argon2")
+        }
+        assert niceness == {("argon2", base + 10), ("argon2-owners", base)}
     finally:
         checks.close()
 
