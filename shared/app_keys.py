@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from shared.browser_origins import BrowserOrigins
     from shared.client_cache import ClientCache
     from shared.metrics import Metrics
+    from shared.password_checks import PasswordChecks
     from shared.rate_limits import RecentRefusals
     from shared.redis_store import RedisClient
     from shared.shutdown import Drain
@@ -27,6 +28,8 @@ CLIENTS: web.AppKey[ClientCache] = web.AppKey("clients")
 BROWSER_ORIGINS: web.AppKey[BrowserOrigins] = web.AppKey("browser_origins")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 DRAIN: web.AppKey[Drain] = web.AppKey("drain")
+# The authorize and token services' argon2 threads and the lines before them.
+PASSWORD_CHECKS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
 # The JWT signing keys (token service) or verification keys (introspection); None when
 # TESSERA_SIGNING_KEYS is not set.
 SIGNING_KEYS: web.AppKey[KeySet | None] = web.AppKey("signing_keys")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from redis.exceptions import RedisError
 
-from shared import admin, clients, fingerprint, scopes, users
+from shared import admin, clients, fingerprint, login_throttle, scopes, users
 from shared.clients import CLIENT_TYPES, GRANT_TYPES, NEVER_EXPIRES, REQUIRE_PKCE_CHOICES
 from shared.redis_store import RedisClient, connect
 from shared.settings import redis_url_from_env
@@ -83,6 +83,13 @@ async def user_add(redis: RedisClient, args: argparse.Namespace) -> None:
     password = sys.stdin.readline().rstrip("\r\n")
     user = await users.add(redis, args.username, password)
     print(f"user {user.username} added")
+
+
+async def user_unlock(redis: RedisClient, args: argparse.Namespace) -> None:
+    # A name nobody has is limited like any other, so its limits are cleared all the same.
+    await login_throttle.unlock(redis, args.username)
+    note = "" if await users.get(redis, args.username) else " (no user has that name)"
+    print(f"sign-in limits of {args.username} cleared{note}")
 
 
 async def client_create(redis: RedisClient, args: argparse.Namespace) -> None:
@@ -234,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(run=user_add)
+    unlock = user.add_parser(
+        "unlock", help="clear a username's sign-in limits (its failures from every address)"
+    )
+    unlock.add_argument("username")
+    unlock.set_defaults(run=user_unlock)
 
     client = nouns.add_parser("client", help="client registrations").add_subparsers(
         dest="verb", required=True

@@ -39,8 +39,17 @@ def interaction(interaction_id: str) -> str:
     return f"{PREFIX}:interaction:{interaction_id}"
 
 
-def login_failures(username_digest: str) -> str:
-    return f"{PREFIX}:login-failures:{username_digest}"
+def login_known_address(username_digest: str, address: str) -> str:
+    """Set when the username signs in from ``address`` (as limits count addresses,
+    ``shared.client_address.limit_subject``): for a while that address is the owner's,
+    exempt from the per-username and per-address sign-in limits (``login_throttle``)."""
+    return f"{PREFIX}:login-known:{username_digest}:{address}"
+
+
+def login_addresses(username_digest: str) -> str:
+    """Set of the addresses holding a per-(username, address) failure count in the
+    current window, so ``tessera user unlock`` clears them without scanning Redis."""
+    return f"{PREFIX}:login-addresses:{username_digest}"
 
 
 def rate_counter(limit: str, subject: str) -> str:
@@ -304,6 +313,16 @@ if left < 0 then
   left = tonumber(ARGV[1])
 end
 return {count, left}
+"""
+
+# One event given back to its window (a sign-in that succeeded after all), unless the
+# window has ended meanwhile: a DECR then would leave a key without a TTL.
+# KEYS: the counter.  Returns the count left, or nil.
+UNCOUNT_IN_WINDOW = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECR', KEYS[1])
+end
+return nil
 """
 
 # The decision consumes the interaction only if it is this browser's.

@@ -56,6 +56,12 @@ async def hit(redis: RedisClient, limit: str, rate: Rate, subject: str) -> int |
     return max(1, math.ceil(int(left_ms) / 1000))
 
 
+async def give_back(redis: RedisClient, limit: str, subject: str) -> None:
+    """Uncount one event ``hit`` counted (it turned out not to be one the limit is for,
+    such as a sign-in that succeeded); nothing once its window has ended."""
+    await scripts.run(redis, keys.UNCOUNT_IN_WINDOW, [keys.rate_counter(limit, subject)], [])
+
+
 async def exhausted(redis: RedisClient, limit: str, rate: Rate, subject: str) -> int | None:
     """Whether ``subject`` has used up ``limit`` already, counting nothing: None, or the
     seconds until its window ends."""

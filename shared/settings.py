@@ -26,6 +26,15 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 AUTHORIZE_RATE = Rate(300, 60)
 LOGIN_PAGE_RATE = Rate(120, 60)
 CLIENT_AUTH_FAILURE_RATE = Rate(30, 60)
+# Failed sign-ins (shared/login_throttle.py, README "Sign-in limits").
+LOGIN_PAIR_RATE = Rate(5, 900)
+LOGIN_ADDRESS_RATE = Rate(30, 900)
+LOGIN_USERNAME_RATE = Rate(10, 900)
+# Settings no longer read, and what replaced them: a start-up warning names them.
+REPLACED = {
+    "TESSERA_LOGIN_MAX_FAILURES": "TESSERA_LOGIN_PAIR_RATE and TESSERA_LOGIN_USERNAME_RATE",
+    "TESSERA_LOGIN_FAILURE_WINDOW": "the SECONDS of the TESSERA_LOGIN_*_RATE settings",
+}
 
 
 def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
@@ -72,9 +81,19 @@ class Settings:
     authorize_rate: Rate = AUTHORIZE_RATE
     login_page_rate: Rate = LOGIN_PAGE_RATE
     client_auth_failure_rate: Rate = CLIENT_AUTH_FAILURE_RATE
-    # Failed sign-ins allowed per username within the window, before it is refused.
-    login_max_failures: int = 10
-    login_failure_window: int = 900
+    # Failed sign-ins (shared/login_throttle.py): per (username, address) and per address,
+    # refused beyond; per username from addresses it never signed in from, slowed beyond
+    # to one attempt every login_username_pace seconds. A successful sign-in makes its
+    # address known to the username for login_known_address_lifetime seconds.
+    login_pair_rate: Rate = LOGIN_PAIR_RATE
+    login_address_rate: Rate = LOGIN_ADDRESS_RATE
+    login_username_rate: Rate = LOGIN_USERNAME_RATE
+    login_username_pace: int = 60
+    login_known_address_lifetime: int = 30 * 24 * 3600
+    # argon2 checks a process runs at once, and how many may wait in each of its two
+    # lines (shared/password_checks.py); one more is answered 429 at once.
+    password_check_threads: int = 2
+    password_check_queue: int = 8
     # The seed leaves PKCE optional; we require it of public clients by default
     # (RFC 9700 §2.1.1). A client may override it either way.
     require_pkce_public: bool = True
@@ -154,8 +173,15 @@ class Settings:
             client_auth_failure_rate=reader.rate(
                 "TESSERA_CLIENT_AUTH_FAILURE_RATE", CLIENT_AUTH_FAILURE_RATE
             ),
-            login_max_failures=reader.positive("TESSERA_LOGIN_MAX_FAILURES", 10, "attempts"),
-            login_failure_window=reader.seconds("TESSERA_LOGIN_FAILURE_WINDOW", 900),
+            login_pair_rate=reader.rate("TESSERA_LOGIN_PAIR_RATE", LOGIN_PAIR_RATE),
+            login_address_rate=reader.rate("TESSERA_LOGIN_ADDRESS_RATE", LOGIN_ADDRESS_RATE),
+            login_username_rate=reader.rate("TESSERA_LOGIN_USERNAME_RATE", LOGIN_USERNAME_RATE),
+            login_username_pace=reader.seconds("TESSERA_LOGIN_USERNAME_PACE", 60),
+            login_known_address_lifetime=reader.seconds(
+                "TESSERA_LOGIN_KNOWN_ADDRESS_LIFETIME", 30 * 24 * 3600
+            ),
+            password_check_threads=reader.positive("TESSERA_PASSWORD_CHECK_THREADS", 2, "threads"),
+            password_check_queue=reader.non_negative("TESSERA_PASSWORD_CHECK_QUEUE", 8, "checks"),
             require_pkce_public=reader.boolean("TESSERA_REQUIRE_PKCE_PUBLIC", True),
             insecure_loopback=insecure,
             require_https=reader.boolean("TESSERA_REQUIRE_HTTPS", True),
@@ -184,6 +210,8 @@ class Settings:
         )
         settings._check_https()
         settings._check_tokens()
+        for name in REPLACED.keys() & env.keys():
+            log.warning("%s is no longer read; see %s", name, REPLACED[name])
         return settings
 
     def _check_tokens(self) -> None:

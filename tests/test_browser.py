@@ -64,6 +64,7 @@ from tests.oauth import (
     unique,
     until_origin,
 )
+from tests.test_cli import tessera
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -418,6 +419,34 @@ async def test_wrong_password_shows_an_alert(stack: Stack, redis: Redis, tab: Ta
     await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
     assert query_of(page.url)["interaction"] == query_of(login_url)["interaction"]
     await expect(page.get_by_role("alert")).to_have_count(0)
+
+
+async def test_a_limited_sign_in_says_when_to_try_again_and_unlock_lifts_it(
+    stack: Stack, redis: Redis, tab: Tab
+) -> None:
+    """Five wrong passwords from this address (README "Sign-in limits"): the page says
+    when to try again, even to the right password, with 429 and Retry-After; after
+    `tessera user unlock` the same form signs in."""
+    page = tab.page
+    s = await make_setup(redis)
+    await open_login_page(page, stack, code_request(s.client, s.scope))
+    for i in range(5):
+        await sign_in(page, s.user, f"guess {i}")
+        await expect(page.get_by_role("alert")).to_have_text(LOGIN_FAILED)
+
+    async with page.expect_response(f"{stack.authorize}/login") as answer:
+        await sign_in(page, s.user)
+    limited = await answer.value
+    assert limited.status == 429
+    assert 1 <= int(await limited.header_value("retry-after") or 0) <= 900
+    alert = page.get_by_role("alert")
+    await expect(alert).to_have_text(re.compile(r"^Too many sign-in attempts\. Try again in "))
+    await expect(alert).to_be_visible()
+    await expect(page.get_by_label("Username")).to_have_value(s.user)
+
+    assert (await tessera(stack, "user", "unlock", s.user)).status == 0
+    await sign_in(page, s.user)
+    await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
 
 
 async def test_deny_in_the_browser_returns_access_denied(

@@ -7,10 +7,10 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from redis.asyncio import Redis
 
-from shared import keys, rate_limits
+from shared import keys, rate_limits, redis_access
 from shared.client_address import client_address, limit_subject
 from shared.rate_limits import Rate, RecentRefusals
-from tests.oauth import production_settings, unique
+from tests.oauth import Stack, production_settings, unique
 
 
 async def test_a_window_lets_count_events_pass_then_refuses_until_it_ends(redis: Redis) -> None:
@@ -33,6 +33,33 @@ async def test_exhausted_reads_without_counting(redis: Redis) -> None:
     assert await rate_limits.exhausted(redis, "test", rate, subject) is None
     await rate_limits.hit(redis, "test", rate, subject)
     assert await rate_limits.exhausted(redis, "test", rate, subject) is not None
+
+
+async def test_the_services_redis_client_counts_reads_and_gives_back_alike(
+    stack: Stack, redis: Redis
+) -> None:
+    """Through the request path's auto-pipelined client (shared.redis_access), as the
+    services count, not only redis-py."""
+    client = redis_access.connect(stack.redis_url)
+    try:
+        subject, rate = unique("subject"), Rate(1, 60)
+        assert await rate_limits.hit(client, "test", rate, subject) is None
+        assert await rate_limits.exhausted(client, "test", rate, subject) is None
+        assert await rate_limits.hit(client, "test", rate, subject) is not None
+        assert await rate_limits.exhausted(client, "test", rate, subject) is not None
+        # A success given back: one fewer in the same window.
+        await rate_limits.give_back(client, "test", subject)
+        assert await rate_limits.exhausted(client, "test", rate, subject) is None
+        assert 0 < await redis.pttl(keys.rate_counter("test", subject)) <= 60_000
+    finally:
+        await client.aclose()
+
+
+async def test_nothing_is_given_back_to_an_ended_window(redis: Redis) -> None:
+    subject = unique("subject")
+    await rate_limits.give_back(redis, "test", subject)
+    # No counter of -1 without a TTL, which would stay for ever.
+    assert await redis.exists(keys.rate_counter("test", subject)) == 0
 
 
 async def test_an_ended_window_starts_afresh(redis: Redis) -> None:

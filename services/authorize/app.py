@@ -14,6 +14,7 @@ from services.authorize.metadata import METADATA_PATH, metadata
 from shared.browser_origins import browser_origins
 from shared.client_changes import follow_client_changes
 from shared.errors import OAuthError
+from shared.password_checks import password_checks_context
 from shared.settings import Settings
 from shared.web import create_base_app
 
@@ -62,6 +63,7 @@ def template_loader(settings: Settings) -> jinja2.BaseLoader:
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, _error_page, browser_routes=BROWSER_ROUTES)
     app.cleanup_ctx.append(follow_client_changes(browser_origins))
+    app.cleanup_ctx.append(password_checks_context)  # the login page
     aiohttp_jinja2.setup(
         app,
         loader=template_loader(settings),

@@ -33,13 +33,14 @@ from shared import (
     tokens,
 )
 from shared.address_limits import limit_address
-from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.app_keys import PASSWORD_CHECKS, REDIS, SETTINGS, SIGNING_KEYS
+from shared.client_address import limit_subject
 from shared.clients import Client
 from shared.codes import CodeRecord
 from shared.errors import OAuthError
 from shared.forms import collect, read_form, read_pairs, single_valued
-from shared.login_throttle import Refused
-from shared.logs import add_to_line, security_event
+from shared.login_throttle import BUSY, Refused
+from shared.logs import add_to_line
 from shared.redis_access.errors import is_unavailable
 from shared.settings import Settings
 from shared.tokens import Grant
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tessera.authorize")
 
 LOGIN_FAILED = "The username or password is incorrect."
-LOGIN_LOCKED = "Too many failed sign-ins for this username. Try again later."
+LOGIN_BUSY = "Many people are signing in right now. Try again in a moment."
 REVOKED = "Access removed. The application must ask you again before it can use your account."
 CONNECTED_APPS = "/connected-apps"
 # Where a sign-in that no application asked for may lead: a fixed list, never a URL from
@@ -297,6 +298,7 @@ def _render_login(
     next_page: str = "",
     error: str = "",
     username: str = "",
+    status: int = 200,
 ) -> web.Response:
     return render(
         request,
@@ -309,7 +311,14 @@ def _render_login(
             "error": error,
             "username": username,
         },
+        status=status,
     )
+
+
+def login_limited(seconds: int) -> str:
+    """What the sign-in page says when a sign-in limit refuses (shared.login_throttle)."""
+    wait = f"{seconds} seconds" if seconds < 120 else f"{-(-seconds // 60)} minutes"
+    return f"Too many sign-in attempts. Try again in {wait}."
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -352,21 +361,31 @@ async def login_submit(request: web.Request) -> web.Response:
         client = await enabled_client(redis, auth_request.client_id)
     again = {"interaction_id": interaction_id, "next_page": next_page if client is None else ""}
     username = form.get("username", "")
-    # A fingerprint: people type their password into the username field.
-    who = fingerprint.of(username)
-    client_id = client.client_id if client else None
-    user = await login_throttle.sign_in(redis, settings, username, form.get("password", ""))
-    if user is Refused.LOCKED:
-        security_event("login_locked", username=who, client_id=client_id)
-        return _render_login(
-            request, client, session, **again, error=LOGIN_LOCKED, username=username
+    address = limit_subject(request, settings)
+    user = await login_throttle.sign_in(
+        redis,
+        settings,
+        request.app[PASSWORD_CHECKS],
+        username=username,
+        password=form.get("password", ""),
+        address=address,
+    )
+    if isinstance(user, Refused):
+        login_throttle.log_refusal(
+            request, user, username, address, client_id=client.client_id if client else None
         )
-    if user is Refused.WRONG:
-        security_event("login_failed", username=who, client_id=client_id)
-        # One message for a wrong username and a wrong password alike.
-        return _render_login(
-            request, client, session, **again, error=LOGIN_FAILED, username=username
+        if not user.limited:
+            # One message for a wrong username and a wrong password alike.
+            return _render_login(
+                request, client, session, **again, error=LOGIN_FAILED, username=username
+            )
+        # RFC 6585 §4: 429 with Retry-After, on the sign-in page to try again from.
+        message = LOGIN_BUSY if user is BUSY else login_limited(user.retry_after)
+        page = _render_login(
+            request, client, session, **again, error=message, username=username, status=429
         )
+        page.headers["Retry-After"] = str(user.retry_after)
+        return page
     signed_in = await sessions.sign_in(request, session, user)
     log.info("user %s signed in", user.username)
     if auth_request is None:

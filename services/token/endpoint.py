@@ -95,7 +95,7 @@ async def token(request: web.Request) -> web.Response:
     key_set = request.app[SIGNING_KEYS]
     tokens.check_can_sign_for(client, settings, key_set)
     issued = await HANDLERS[grant_type](
-        TokenRequest(client, params, redis, settings, key_set, scope)
+        TokenRequest(client, params, redis, settings, key_set, scope, request)
     )
     logs.add_to_line(request, grant_type=grant_type, client_id=client.client_id)
     metrics.grant_issued(request, grant_type)
