@@ -43,13 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 # A grace window, so the tests see both sides of it (README: refresh races).
                 "TESSERA_REFRESH_REUSE_GRACE": str(REFRESH_REUSE_GRACE),
                 "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN,
-                # The whole suite comes from one address; the limits' own tests use stacks
-                # of their own (tests/test_anonymous_requests.py).
                 **GENEROUS_RATE_LIMITS,
-                # Every test signs in from loopback, so this limit would count the failed
-                # sign-ins of the whole run together; tests/test_login_throttle.py tries
-                # it on a stack of its own.
-                "TESSERA_LOGIN_ADDRESS_RATE": "off",
             },
         )
     finally:
