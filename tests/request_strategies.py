@@ -52,9 +52,8 @@ def routes_of(service: str, base_url: str, app: web.Application) -> list[Route]:
 
 @dataclass
 class Vocabulary:
-    """Values a fuzzed request draws on beside random ones: the names of the protocol's
-    parameters and the stack's real identifiers, so that requests reach past the first
-    check of a handler."""
+    """The stack's real identifiers and credentials, which a fuzzed request draws on
+    beside random values, so that some reach past the first check of a handler."""
 
     client_ids: list[str] = field(default_factory=list)
     # Authorization header values that authenticate (a client's Basic, the admin token).
@@ -64,35 +63,13 @@ class Vocabulary:
     scopes: list[str] = field(default_factory=list)
 
 
-PARAMETERS = [
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "nonce",
-    "prompt",
-    "code_challenge",
-    "code_challenge_method",
-    "grant_type",
-    "code",
-    "code_verifier",
-    "refresh_token",
-    "username",
-    "password",
-    "client_secret",
-    "token",
-    "token_type_hint",
-    "interaction",
-    "next",
-    "csrf_token",
-    "decision",
-    "revoked",
-    "client",
-    "user",
-    "access_token",
-    "response_mode",
-]
+# The parameter names of the protocol and of Tessera's forms.
+PARAMETERS = """
+    response_type client_id redirect_uri scope state nonce prompt code_challenge
+    code_challenge_method grant_type code code_verifier refresh_token username password
+    client_secret token token_type_hint interaction next csrf_token decision revoked
+    client user access_token response_mode
+""".split()
 WORDS = [
     "code",
     "token",

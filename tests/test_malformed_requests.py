@@ -246,8 +246,8 @@ def request_id() -> str:
 async def test_header_octets_that_are_no_utf8_are_a_refusal_not_a_500(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
-    """aiohttp keeps such octets as lone surrogates, which a digest of the admin token
-    or a session id could not encode: a 500 until digests took the octets as sent."""
+    """aiohttp keeps such octets as lone surrogates, which the digest of a bearer token
+    could not encode: the admin API answered 500 until digests took the octets as sent."""
     close = b"Connection: close\r\n\r\n"
     admin = b"GET /admin/tokens HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \xff\xfe\r\n"
     assert await raw_request(stack.token, admin + close) == b"HTTP/1.1 401 Unauthorized"
@@ -285,36 +285,36 @@ async def test_a_client_that_stops_within_its_body_is_logged_as_such(
 
 
 @pytest.mark.parametrize(
-    ("name", "request_bytes", "error"),
+    ("request_bytes", "error"),
     [
-        (
-            "a header line beyond aiohttp's 8190 octets",
+        pytest.param(
             b"GET /jwks.json HTTP/1.1\r\nHost: t\r\nX-Padding: " + b"p" * 9000 + b"\r\n\r\n",
             "LineTooLong",
+            id="a-header-line-beyond-8190-octets",
         ),
-        (
-            "a chunk size that is no number",
+        pytest.param(
             b"POST /token HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             "BadHttpMessage",
+            id="a-chunk-size-that-is-no-number",
         ),
-        (
-            "a NUL in a header",
+        pytest.param(
             b"GET /jwks.json HTTP/1.1\r\nHost: t\r\nX-Thing: a\x00b\r\n\r\n",
             "BadHttpMessage",
+            id="a-nul-in-a-header",
         ),
     ],
 )
 async def test_a_request_aiohttp_cannot_parse_is_400_and_logged_at_info(
-    stack: Stack, http: aiohttp.ClientSession, name: str, request_bytes: bytes, error: str
+    stack: Stack, http: aiohttp.ClientSession, request_bytes: bytes, error: str
 ) -> None:
     before = len(await logged_lines(http, stack.token, "token"))
     status_line = await raw_request(stack.token, request_bytes)
-    assert status_line.split(b" ")[1] == b"400", name
+    assert status_line.split(b" ")[1] == b"400", status_line
 
     new = (await logged_lines(http, stack.token, "token"))[before:]
     refused = [line for line in new if line["logger"] == "tessera.http"]
     assert [(line["level"], line["message"]) for line in refused] == [
         ("INFO", f"malformed or abandoned request: {error} (answered HTTP 400)")
-    ], name
+    ], new
     assert not [line for line in new if line["level"] in ("ERROR", "CRITICAL")], new
     assert all("exception" not in line for line in refused)
