@@ -43,7 +43,9 @@ def random_id(nbytes: int = 16) -> str:
 
 def digest(value: str) -> str:
     """The form under which a code, token, session id or client secret is stored."""
-    raw = hashlib.sha256(value.encode()).digest()
+    # surrogateescape: a value from a header holds the octets that were not UTF-8 as
+    # lone surrogates (aiohttp decodes headers so); they are hashed as the octets sent.
+    raw = hashlib.sha256(value.encode(errors="surrogateescape")).digest()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 

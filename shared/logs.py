@@ -146,6 +146,50 @@ class _Formatter(logging.Formatter):
         return super().formatException(ei)
 
 
+# What aiohttp's HTTP server logs through in the services (``shared.shutdown``,
+# ``services.example_api``), in place of its own ``aiohttp.server``.
+HTTP_SERVER_LOGGER = "tessera.http"
+
+
+def _client_fault(exc: BaseException | None) -> BaseException | None:
+    """The client's doing behind ``exc``, if that is what it is: a request aiohttp could
+    not parse (answered 400 before any handler), a body it could not read (broken
+    chunked framing), or a client that hung up within its request."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, HttpProcessingError | web.RequestPayloadError | ConnectionResetError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class _ClientFaults(logging.Filter):
+    """aiohttp logs a request it could not parse, and the rest of a body it could not
+    read after the answer, at ERROR with a traceback. Neither is a fault of the service:
+    the request was answered 400, or its sender has gone. They are logged at INFO, one
+    line that names the error and never the request (a parser's message quotes the
+    request line, query string included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = _client_fault(record.exc_info[1] if record.exc_info else None)
+        if fault is None:
+            return True
+        code = getattr(fault, "code", None)
+        if record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.msg = "malformed or abandoned request: %s" + (
+            f" (answered HTTP {code})" if isinstance(code, int) else ""
+        )
+        record.args = (type(fault).__name__,)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+http_server_log = logging.getLogger(HTTP_SERVER_LOGGER)
+http_server_log.addFilter(_ClientFaults())
+
+
 class _UtcSeconds:
     """ISO 8601 times in UTC to the millisecond, the date and time formatted once a second
     (formatting them is most of the cost of a time stamp)."""

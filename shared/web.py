@@ -25,6 +25,7 @@ from shared.app_keys import CLIENT_AUTH_REFUSALS, DRAIN, METRICS, REDIS, SETTING
 from shared.cors import add_preflight_routes, cors_middleware
 from shared.errors import OAuthError, server_error, temporarily_unavailable
 from shared.fingerprint import fingerprint_key_context
+from shared.forms import well_formed_query
 from shared.logs import TRACE_ATTRIBUTE, add_to_line, logged_method
 from shared.rate_limits import RecentRefusals
 from shared.redis_access.errors import is_unavailable
@@ -212,7 +213,8 @@ def create_base_app(
     HTTPS's included, which comes next so that nothing else looks at a plain-http
     request. ``browser_routes`` (path -> method) answer cross-origin requests from the
     allowed browser origins (``shared.cors``): the app must then follow client changes
-    with ``browser_origins.browser_origins``."""
+    with ``browser_origins.browser_origins``. A malformed query string is refused before
+    any handler reads it (``shared.forms``)."""
     app_metrics = metrics.Metrics.create()
     drain = Drain()
     in_flight = InFlight(settings.max_in_flight)
@@ -231,6 +233,7 @@ def create_base_app(
         *([cors_middleware(browser_routes)] if browser_routes else []),
         error_middleware(render),
         require_https,
+        well_formed_query,
         *extra,
     ]
     app = web.Application(middlewares=chain)
