@@ -33,6 +33,20 @@ def is_trusted_proxy(settings: Settings, address: str | None) -> bool:
     return any(ip in network for network in settings.trusted_proxies)
 
 
+def _address_of(entry: str) -> str | None:
+    """The address in one X-Forwarded-For entry: ``203.0.113.5``, or with the port some
+    proxies add, ``203.0.113.5:4711`` and ``[2001:db8::5]:4711``; None for anything else."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        entry = entry[1:].partition("]")[0]
+    elif entry.count(":") == 1:
+        entry = entry.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(entry))
+    except ValueError:
+        return None
+
+
 def client_address(request: web.Request, settings: Settings) -> str:
     """The address of the client that sent ``request`` ("unknown" when there is none,
     as for a Unix socket)."""
@@ -41,11 +55,9 @@ def client_address(request: web.Request, settings: Settings) -> str:
         return address
     # Several header lines are one comma-separated list (RFC 9110 §5.3).
     hops = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")
-    for hop in reversed(hops):
-        hop = hop.strip()
-        try:
-            hop = str(ipaddress.ip_address(hop))
-        except ValueError:
+    for entry in reversed(hops):
+        hop = _address_of(entry)
+        if hop is None:
             # Not an address a proxy of ours wrote: the last believable one stands.
             return address
         if not is_trusted_proxy(settings, hop):

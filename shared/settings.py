@@ -101,7 +101,8 @@ class Settings:
     insecure_loopback: bool = False
     # The seed's "Require HTTPS" (on by default): plain-http requests are refused.
     require_https: bool = True
-    # Proxies (a TLS-terminating ingress) whose X-Forwarded-Proto is believed.
+    # Proxies (a TLS-terminating ingress) whose X-Forwarded-Proto and X-Forwarded-For
+    # are believed.
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # A rotated-away refresh token presented again within this many seconds of its
     # rotation is refused without revoking the family (a client's own race, see README).

@@ -126,6 +126,16 @@ def test_behind_trusted_proxies_the_first_untrusted_hop_from_the_right_is_the_cl
     assert client_address(_request("10.0.0.2"), settings) == "10.0.0.2"
 
 
+def test_a_port_a_proxy_adds_to_the_address_is_no_other_address() -> None:
+    settings = production_settings("redis://127.0.0.1:1/0", TESSERA_TRUSTED_PROXIES="10.0.0.0/8")
+    # Some ingresses (Azure Application Gateway, IIS ARR) write the client's port too.
+    assert client_address(_request("10.0.0.2", ["203.0.113.5:4711"]), settings) == "203.0.113.5"
+    v6 = client_address(_request("10.0.0.2", ["[2001:db8::5]:4711"]), settings)
+    assert v6 == "2001:db8::5"
+    assert client_address(_request("10.0.0.2", ["2001:db8::6"]), settings) == "2001:db8::6"
+    assert client_address(_request("10.0.0.2", ["[junk]:1"]), settings) == "10.0.0.2"
+
+
 def test_limits_count_an_ipv6_client_by_its_64() -> None:
     settings = production_settings("redis://127.0.0.1:1/0", TESSERA_TRUSTED_PROXIES="10.0.0.0/8")
     one = limit_subject(_request("2001:db8:1:2::1"), settings)
