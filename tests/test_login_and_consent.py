@@ -987,6 +987,24 @@ async def test_an_anonymous_request_is_kept_briefly_until_someone_signs_in(
     assert 28790 <= await redis.ttl(anonymous) <= 28800
 
 
+async def test_signing_in_again_keeps_the_first_anonymous_id_retired(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    started = await start_authorization(http, stack, code_request(s.client, s.scope))
+    anonymous = keys.session(crypto.digest(session_cookie(http, stack)))
+    await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
+    await redis.expire(anonymous, 60)  # as if most of the first session's lifetime passed
+
+    # prompt=login: signed in again, and the session keeps the same browser value ...
+    again = await start_authorization(http, stack, code_request(s.client, s.scope, prompt="login"))
+    assert (await sign_in(http, stack, again.headers["Location"], s.user, PASSWORD)).status == 303
+
+    # ... so the id it was derived from stays retired as long as the new session lives.
+    assert await redis.get(anonymous) == sessions.RETIRED
+    assert 28790 <= await redis.ttl(anonymous) <= 28800
+
+
 async def test_a_consent_form_that_is_not_utf8_is_an_error_page(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:

@@ -7,10 +7,12 @@ to. Signing in replaces the session id and the CSRF token (no session fixation) 
 the ``browser`` value, so requests pending in other tabs carry on.
 
 An anonymous session is its cookie alone: its CSRF token and ``browser`` value are
-derived from the id, so a browser that has not signed in costs Redis nothing (README,
+hashes of the id, so a browser that has not signed in costs Redis nothing (README,
 "Rate limits and memory"). Only the browser knows the id, so a cross-site attacker can
-derive neither (the OWASP "signed double-submit cookie"; the __Host- prefix keeps a
-sibling site from planting a cookie whose id it knows).
+derive neither (a double-submit cookie). Nothing is signed: any well-formed id is an
+anonymous session, and whoever can plant a cookie knows its CSRF token. The __Host-
+prefix (outside development mode) keeps a sibling site from planting one; an id planted
+anyway is worth nothing once the person signs in (``_retire``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Session:
     browser: str
     username: str | None = None
     sub: str | None = None
+    # Signed in: the digest of the anonymous id the ``browser`` value was derived from.
+    origin: str | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -104,18 +108,23 @@ def start() -> Session:
     return anonymous(crypto.random_token(_ID_BYTES))
 
 
-async def sign_in(request: web.Request, anonymous: Session, user: User) -> Session:
-    """Replace the anonymous session by a signed-in one for the same browser."""
-    if anonymous.signed_in:
-        await end(request, anonymous)
+async def sign_in(request: web.Request, current: Session, user: User) -> Session:
+    """Replace the current session (anonymous, or signed in before prompt=login) by a
+    signed-in one for the same browser."""
+    if current.signed_in:
+        await end(request, current)
+        origin = current.origin
     else:
-        await _retire(request, anonymous)
+        origin = crypto.digest(current.session_id)
+    if origin is not None:
+        await _retire(request, origin)
     session = Session(
         session_id=crypto.random_token(_ID_BYTES),
         csrf_token=crypto.random_token(32),
-        browser=anonymous.browser,
+        browser=current.browser,
         username=user.username,
         sub=user.sub,
+        origin=origin,
     )
     await _store(request.app[REDIS], request.app[SETTINGS], session)
     return session
@@ -135,14 +144,12 @@ async def end(request: web.Request, session: Session) -> None:
         await request.app[REDIS].delete(keys.session(crypto.digest(session.session_id)))
 
 
-async def _retire(request: web.Request, anonymous: Session) -> None:
+async def _retire(request: web.Request, origin: str) -> None:
     """Signing in keeps the anonymous session's ``browser`` value, which its id derives:
     whoever kept the old id (planted it, even) must not derive it any more, for as long
-    as the signed-in session can live."""
+    as the new signed-in session can live (renewed by every sign-in that keeps it)."""
     settings = request.app[SETTINGS]
-    await request.app[REDIS].set(
-        keys.session(crypto.digest(anonymous.session_id)), RETIRED, ex=settings.session_lifetime
-    )
+    await request.app[REDIS].set(keys.session(origin), RETIRED, ex=settings.session_lifetime)
 
 
 def set_cookie(response: web.StreamResponse, settings: Settings, session: Session) -> None:
