@@ -1,0 +1,149 @@
+"""What durability costs: client_credentials issuance and authorization code redemption
+with Redis's append-only file fsynced once a second (``appendfsync everysec``, Redis's
+default) and after every write (``always``), side by side. Reported, never judged.
+
+The bench's Redis otherwise runs without an append-only file; this turns it on and
+switches the policy between runs with ``CONFIG SET appendfsync``. Each round measures
+both scenarios at each connection count under both policies, everysec first in odd
+rounds and always first in even ones, so a drift in the machine's load hurts both alike.
+The figure says as much about the disk as about Tessera: the disk that holds Redis's
+file is reported (device, file system) with the time one small write and fdatasync take
+there, as Redis does per event-loop turn under ``always``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench import outage, wrk
+from bench.scenarios import Scenario
+from shared.redis_store import RedisClient
+
+POLICIES = ("everysec", "always")
+SCENARIOS = ("client_credentials", "authorization_code (PKCE S256)")
+FSYNC_SAMPLES = 200
+
+# Measures one scenario at a connection count, given the req/s expected (for how many
+# fresh codes to make): bench.__main__.measure, bound to its arguments.
+Measure = Callable[[Scenario, int, float], Awaitable[wrk.Result]]
+
+
+def disk(directory: Path) -> dict[str, Any]:
+    """The device and file system holding ``directory``, and what one 4 KiB write and
+    fdatasync cost there (median and 99th percentile, in ms)."""
+    found = subprocess.run(
+        ["findmnt", "--noheadings", "--output", "SOURCE,FSTYPE", "--target", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    probe = directory / "fsync-probe"
+    took: list[float] = []
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(FSYNC_SAMPLES):
+            start = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fdatasync(fd)
+            took.append((time.perf_counter() - start) * 1000)
+    finally:
+        os.close(fd)
+        probe.unlink()
+    took.sort()
+    return {
+        "device": found[0] if found else "unknown",
+        "filesystem": found[1] if len(found) > 1 else "unknown",
+        "fdatasync_p50_ms": round(statistics.median(took), 3),
+        "fdatasync_p99_ms": round(took[int(len(took) * 0.99) - 1], 3),
+    }
+
+
+async def run(
+    redis: RedisClient,
+    scenarios: list[Scenario],
+    measure: Measure,
+    *,
+    rounds: int,
+    connections: list[int],
+    redis_dir: Path,
+) -> dict[str, Any]:
+    chosen = [s for s in scenarios if s.name in SCENARIOS and s.target == "tessera"]
+    await outage.append_only(redis)
+    runs: dict[tuple[str, str, int], list[wrk.Result]] = {
+        (s.name, policy, count): [] for s in chosen for policy in POLICIES for count in connections
+    }
+    try:
+        for number in range(1, rounds + 1):
+            order = POLICIES if number % 2 else POLICIES[::-1]
+            for count in connections:
+                for policy in order:
+                    await redis.config_set("appendfsync", policy)
+                    for scenario in chosen:
+                        done = runs[(scenario.name, "everysec", count)]
+                        expected = max((r.rps for r in done), default=8000)
+                        result = await measure(scenario, count, expected)
+                        runs[(scenario.name, policy, count)].append(result)
+                        print(
+                            f"run {number}  durability {policy:8} {scenario.name:32} "
+                            f"{count:3} conn {result.rps:8.0f} req/s  p99 {result.p99_ms:6.2f} ms"
+                            + ("" if result.valid else f"  INVALID {result.failures}")
+                        )
+    finally:
+        await redis.config_set("appendfsync", "everysec")
+    return figures(runs, disk(redis_dir), rounds)
+
+
+def figures(
+    runs: dict[tuple[str, str, int], list[wrk.Result]], on: dict[str, Any], rounds: int
+) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for name, count in dict.fromkeys((name, count) for name, _, count in runs):
+        everysec, always = runs[(name, "everysec", count)], runs[(name, "always", count)]
+        fast = statistics.median(r.rps for r in everysec)
+        safe = statistics.median(r.rps for r in always)
+        rows.append(
+            {
+                "scenario": name,
+                "connections": count,
+                "everysec_rps": fast,
+                "always_rps": safe,
+                "always_vs_everysec": safe / fast if fast else None,
+                "everysec_p99_ms": statistics.median(r.p99_ms for r in everysec),
+                "always_p99_ms": statistics.median(r.p99_ms for r in always),
+                "runs": {
+                    "everysec": [round(r.rps) for r in everysec],
+                    "always": [round(r.rps) for r in always],
+                },
+                "valid": all(r.valid for r in everysec + always),
+            }
+        )
+    return {"rounds": rounds, "disk": on, "rows": rows}
+
+
+def markdown(durability: dict[str, Any]) -> list[str]:
+    d = durability["disk"]
+    lines = [
+        "Durability: Redis with its append-only file, `appendfsync everysec` against "
+        f"`always`, interleaved, {durability['rounds']} round(s); medians. Disk: "
+        f"{d['device']} ({d['filesystem']}), one 4 KiB write and fdatasync "
+        f"{d['fdatasync_p50_ms']:.2f} ms median, {d['fdatasync_p99_ms']:.2f} ms p99.",
+        "",
+        "| scenario | conn | everysec req/s | always req/s | always / everysec "
+        "| p99 ms everysec | p99 ms always |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in durability["rows"]:
+        ratio = row["always_vs_everysec"]
+        lines.append(
+            f"| {row['scenario']}{'' if row['valid'] else ' INVALID'} | {row['connections']} "
+            f"| {row['everysec_rps']:.0f} | {row['always_rps']:.0f} "
+            f"| {'' if ratio is None else f'{ratio:.2f}x'} "
+            f"| {row['everysec_p99_ms']:.2f} | {row['always_p99_ms']:.2f} |"
+        )
+    return lines
