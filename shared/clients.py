@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from shared import crypto, keys, scopes
+from shared import crypto, keys, records, scopes
 from shared.settings import Settings, is_loopback_host
 
 if TYPE_CHECKING:
@@ -258,7 +258,7 @@ async def save(redis: RedisClient, client: Client) -> None:
 
 async def get(redis: RedisClient, client_id: str) -> Client | None:
     raw = await redis.get(keys.client(client_id))
-    return Client(**orjson.loads(raw)) if raw else None
+    return records.from_json(Client, raw) if raw else None
 
 
 async def list_all(redis: RedisClient) -> list[Client]:
@@ -266,7 +266,7 @@ async def list_all(redis: RedisClient) -> list[Client]:
         for client_id in await redis.smembers(keys.CLIENT_INDEX):
             pipe.get(keys.client(client_id))
         raws = await pipe.execute()
-    found = (Client(**orjson.loads(raw)) for raw in raws if raw)
+    found = (records.from_json(Client, raw) for raw in raws if raw)
     return sorted(found, key=lambda c: (c.name, c.client_id))
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shared import keys
+from shared import keys, records
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
@@ -72,8 +72,8 @@ class Scope:
 
     def view(self) -> dict[str, Any]:
         """The stored and shown form. ``resources`` only when there are some, so a scope
-        without them keeps the record older releases read (a replica of one during a
-        rolling upgrade would refuse a record with a field it does not know)."""
+        without them keeps the record older releases read (those before
+        ``records.from_json`` refused a record with a field they did not know)."""
         shown: dict[str, Any] = {"name": self.name, "description": self.description}
         if self.resources:
             shown["resources"] = list(self.resources)
@@ -112,7 +112,9 @@ async def get_many(redis: RedisClient, names: list[str]) -> dict[str, Scope]:
         for name in names:
             pipe.get(keys.scope(name))
         raws = await pipe.execute()
-    return {name: Scope(**orjson.loads(raw)) for name, raw in zip(names, raws, strict=True) if raw}
+    return {
+        name: records.from_json(Scope, raw) for name, raw in zip(names, raws, strict=True) if raw
+    }
 
 
 async def list_all(redis: RedisClient) -> list[Scope]:

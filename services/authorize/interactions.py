@@ -15,7 +15,7 @@ import orjson
 
 from services.authorize.authorization_request import AuthorizationRequest
 from services.authorize.sessions import Session
-from shared import crypto, keys, scripts
+from shared import crypto, keys, records, scripts
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ async def get(
     raw, browser = await redis.hmget(keys.interaction(interaction_id), ["request", "browser"])
     if raw is None or not crypto.same(browser or UNBOUND, _binding(session)):
         return None
-    return AuthorizationRequest(**orjson.loads(raw))
+    return records.from_json(AuthorizationRequest, raw)
 
 
 async def update(
@@ -87,4 +87,4 @@ async def take(
     raw = await scripts.run(
         redis, keys.TAKE_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
     )
-    return AuthorizationRequest(**orjson.loads(raw)) if raw else None
+    return records.from_json(AuthorizationRequest, raw) if raw else None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from shared import crypto, keys
+from shared import crypto, keys, records
 from shared.app_keys import REDIS, SETTINGS
 from shared.settings import Settings
 from shared.users import User
@@ -54,7 +54,7 @@ async def load(request: web.Request) -> Session | None:
     raw = await request.app[REDIS].get(keys.session(crypto.digest(session_id)))
     if raw is None:
         return None
-    return Session(session_id=session_id, **orjson.loads(raw))
+    return records.from_json(Session, raw, session_id=session_id)
 
 
 async def _store(redis: RedisClient, settings: Settings, session: Session) -> None:
