@@ -91,6 +91,16 @@ def parse_scope(value: str | None) -> list[str]:
     return list(dict.fromkeys(value.split(" ")))
 
 
+def parse_requested(value: str | None) -> list[str]:
+    """A request's scope parameter (RFC 6749 §3.3: scope-tokens, each separated by one
+    space) as ``parse_scope`` splits it; empty when absent. ValueError when a token is
+    malformed, so that a malformed name is refused before it is looked up anywhere."""
+    requested = parse_scope(value)
+    if not all(is_scope_token(name) for name in requested):
+        raise ValueError(f"malformed scope {value!r}")
+    return requested
+
+
 async def add(
     redis: RedisClient, name: str, description: str, resources: list[str] | None = None
 ) -> Scope:

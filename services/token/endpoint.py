@@ -40,9 +40,10 @@ def check_scope(client: Client, grant_type: str, params: dict[str, str]) -> list
     token (RFC 6749 §3.3) the client is registered for; empty when absent."""
     if grant_type not in TAKE_SCOPE:
         return []
-    requested = scopes.parse_scope(params.get("scope"))
-    if not all(scopes.is_scope_token(name) for name in requested):
-        raise invalid_scope(f"malformed scope {params.get('scope')!r}")
+    try:
+        requested = scopes.parse_requested(params.get("scope"))
+    except ValueError as exc:
+        raise invalid_scope(str(exc)) from None
     outside = [name for name in requested if name not in client.scopes]
     if outside:
         raise invalid_scope(f"client {client.client_id} is not registered for {outside}")
