@@ -8,7 +8,8 @@ both scenarios at each connection count under both policies, everysec first in o
 rounds and always first in even ones, so a drift in the machine's load hurts both alike.
 The figure says as much about the disk as about Tessera: the disk that holds Redis's
 file is reported (device, file system) with the time one small write and fdatasync take
-there, as Redis does per event-loop turn under ``always``.
+there, as Redis does per event-loop turn under ``always``, before and after the runs,
+since a neighbour's writes change it.
 """
 
 from __future__ import annotations
@@ -34,15 +35,23 @@ FSYNC_SAMPLES = 200
 Measure = Callable[[Scenario, int, float], Awaitable[wrk.Result]]
 
 
-def disk(directory: Path) -> dict[str, Any]:
-    """The device and file system holding ``directory``, and what one 4 KiB write and
-    fdatasync cost there (median and 99th percentile, in ms)."""
+def disk(directory: Path) -> dict[str, str]:
+    """The device and file system holding ``directory``."""
     found = subprocess.run(
         ["findmnt", "--noheadings", "--output", "SOURCE,FSTYPE", "--target", str(directory)],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.split()
+    return {
+        "device": found[0] if found else "unknown",
+        "filesystem": found[1] if len(found) > 1 else "unknown",
+    }
+
+
+def fdatasync_ms(directory: Path) -> dict[str, float]:
+    """What one 4 KiB append and fdatasync cost in ``directory`` now: median and 99th
+    percentile, in ms."""
     probe = directory / "fsync-probe"
     took: list[float] = []
     fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -57,10 +66,8 @@ def disk(directory: Path) -> dict[str, Any]:
         probe.unlink()
     took.sort()
     return {
-        "device": found[0] if found else "unknown",
-        "filesystem": found[1] if len(found) > 1 else "unknown",
-        "fdatasync_p50_ms": round(statistics.median(took), 3),
-        "fdatasync_p99_ms": round(took[int(len(took) * 0.99) - 1], 3),
+        "p50": round(statistics.median(took), 3),
+        "p99": round(took[int(len(took) * 0.99) - 1], 3),
     }
 
 
@@ -75,6 +82,7 @@ async def run(
 ) -> dict[str, Any]:
     chosen = [s for s in scenarios if s.name in SCENARIOS and s.target == "tessera"]
     await outage.append_only(redis)
+    on = {**disk(redis_dir), "fdatasync_ms_before": fdatasync_ms(redis_dir)}
     runs: dict[tuple[str, str, int], list[wrk.Result]] = {
         (s.name, policy, count): [] for s in chosen for policy in POLICIES for count in connections
     }
@@ -96,7 +104,8 @@ async def run(
                         )
     finally:
         await redis.config_set("appendfsync", "everysec")
-    return figures(runs, disk(redis_dir), rounds)
+    on["fdatasync_ms_after"] = fdatasync_ms(redis_dir)
+    return figures(runs, on, rounds)
 
 
 def figures(
@@ -128,11 +137,13 @@ def figures(
 
 def markdown(durability: dict[str, Any]) -> list[str]:
     d = durability["disk"]
+    before, after = d["fdatasync_ms_before"], d["fdatasync_ms_after"]
     lines = [
         "Durability: Redis with its append-only file, `appendfsync everysec` against "
         f"`always`, interleaved, {durability['rounds']} round(s); medians. Disk: "
-        f"{d['device']} ({d['filesystem']}), one 4 KiB write and fdatasync "
-        f"{d['fdatasync_p50_ms']:.2f} ms median, {d['fdatasync_p99_ms']:.2f} ms p99.",
+        f"{d['device']} ({d['filesystem']}); one 4 KiB write and fdatasync took "
+        f"{before['p50']:.2f} ms median, {before['p99']:.2f} ms p99 before the runs, "
+        f"{after['p50']:.2f} and {after['p99']:.2f} ms after.",
         "",
         "| scenario | conn | everysec req/s | always req/s | always / everysec "
         "| p99 ms everysec | p99 ms always |",
