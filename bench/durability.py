@@ -18,7 +18,7 @@ import os
 import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +93,10 @@ async def run(
                 for policy in order:
                     await redis.config_set("appendfsync", policy)
                     for scenario in chosen:
-                        done = runs[(scenario.name, "everysec", count)]
-                        expected = max((r.rps for r in done), default=8000)
+                        # Fresh codes for at least 8,000 req/s, or the fastest run yet
+                        # under either policy: a quieter minute must not run them out.
+                        done = [r for p in POLICIES for r in runs[(scenario.name, p, count)]]
+                        expected = max([8000.0, *(r.rps for r in done)])
                         result = await measure(scenario, count, expected)
                         runs[(scenario.name, policy, count)].append(result)
                         print(
@@ -108,28 +110,36 @@ async def run(
     return figures(runs, on, rounds)
 
 
+def _median(values: Iterable[float]) -> float | None:
+    found = list(values)
+    return statistics.median(found) if found else None
+
+
 def figures(
     runs: dict[tuple[str, str, int], list[wrk.Result]], on: dict[str, Any], rounds: int
 ) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for name, count in dict.fromkeys((name, count) for name, _, count in runs):
-        everysec, always = runs[(name, "everysec", count)], runs[(name, "always", count)]
-        fast = statistics.median(r.rps for r in everysec)
-        safe = statistics.median(r.rps for r in always)
+        # A run with a wrong answer says nothing about the cost; it is counted, not used.
+        everysec = [r for r in runs[(name, "everysec", count)] if r.valid]
+        always = [r for r in runs[(name, "always", count)] if r.valid]
+        fast, safe = _median(r.rps for r in everysec), _median(r.rps for r in always)
         rows.append(
             {
                 "scenario": name,
                 "connections": count,
                 "everysec_rps": fast,
                 "always_rps": safe,
-                "always_vs_everysec": safe / fast if fast else None,
-                "everysec_p99_ms": statistics.median(r.p99_ms for r in everysec),
-                "always_p99_ms": statistics.median(r.p99_ms for r in always),
+                "always_vs_everysec": safe / fast if fast and safe is not None else None,
+                "everysec_p99_ms": _median(r.p99_ms for r in everysec),
+                "always_p99_ms": _median(r.p99_ms for r in always),
                 "runs": {
                     "everysec": [round(r.rps) for r in everysec],
                     "always": [round(r.rps) for r in always],
                 },
-                "valid": all(r.valid for r in everysec + always),
+                "invalid_runs": sum(
+                    1 for p in POLICIES for r in runs[(name, p, count)] if not r.valid
+                ),
             }
         )
     return {"rounds": rounds, "disk": on, "rows": rows}
@@ -145,16 +155,20 @@ def markdown(durability: dict[str, Any]) -> list[str]:
         f"{before['p50']:.2f} ms median, {before['p99']:.2f} ms p99 before the runs, "
         f"{after['p50']:.2f} and {after['p99']:.2f} ms after.",
         "",
-        "| scenario | conn | everysec req/s | always req/s | always / everysec "
-        "| p99 ms everysec | p99 ms always |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | conn | everysec req/s | always req/s | always / everysec (x) "
+        "| p99 ms everysec | p99 ms always | runs left out (a wrong answer) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+
+    def shown(value: float | None, form: str) -> str:
+        return "none valid" if value is None else format(value, form)
+
     for row in durability["rows"]:
-        ratio = row["always_vs_everysec"]
         lines.append(
-            f"| {row['scenario']}{'' if row['valid'] else ' INVALID'} | {row['connections']} "
-            f"| {row['everysec_rps']:.0f} | {row['always_rps']:.0f} "
-            f"| {'' if ratio is None else f'{ratio:.2f}x'} "
-            f"| {row['everysec_p99_ms']:.2f} | {row['always_p99_ms']:.2f} |"
+            f"| {row['scenario']} | {row['connections']} "
+            f"| {shown(row['everysec_rps'], '.0f')} | {shown(row['always_rps'], '.0f')} "
+            f"| {shown(row['always_vs_everysec'], '.2f')} "
+            f"| {shown(row['everysec_p99_ms'], '.2f')} | {shown(row['always_p99_ms'], '.2f')} "
+            f"| {row['invalid_runs']} |"
         )
     return lines
