@@ -1,4 +1,5 @@
-"""``tessera``: the administrator's command line (scopes, users, clients, tokens).
+"""``tessera``: the administrator's command line (scopes, users, clients, tokens, and the
+fingerprint a value has in the logs).
 
 It talks to the Redis named by ``REDIS_URL``. Bad input is refused with a message on
 stderr and exit status 1, before anything is written.
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from redis.exceptions import RedisError
 
-from shared import admin, clients, scopes, users
+from shared import admin, clients, fingerprint, login_throttle, scopes, users
 from shared.clients import CLIENT_TYPES, GRANT_TYPES, NEVER_EXPIRES, REQUIRE_PKCE_CHOICES
 from shared.redis_store import RedisClient, connect
 from shared.settings import redis_url_from_env
@@ -82,6 +83,13 @@ async def user_add(redis: RedisClient, args: argparse.Namespace) -> None:
     password = sys.stdin.readline().rstrip("\r\n")
     user = await users.add(redis, args.username, password)
     print(f"user {user.username} added")
+
+
+async def user_unlock(redis: RedisClient, args: argparse.Namespace) -> None:
+    # A name nobody has is limited like any other, so its limits are cleared all the same.
+    await login_throttle.unlock(redis, args.username)
+    note = "" if await users.get(redis, args.username) else " (no user has that name)"
+    print(f"sign-in limits of {args.username} cleared{note}")
 
 
 async def client_create(redis: RedisClient, args: argparse.Namespace) -> None:
@@ -175,6 +183,13 @@ async def token_revoke(redis: RedisClient, args: argparse.Namespace) -> None:
         print(f"{count} grant(s) of user {args.user} revoked")
 
 
+async def log_fingerprint(redis: RedisClient, args: argparse.Namespace) -> None:
+    """What the services log for a value they must not show (shared.fingerprint): to find
+    where a credential that may have been misplaced was sent."""
+    value = sys.stdin.readline().rstrip("\r\n")
+    print(fingerprint.with_key(await fingerprint.shared_key(redis), value))
+
+
 def _lifetime(value: str) -> int:
     if value == "never":
         return NEVER_EXPIRES
@@ -226,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(run=user_add)
+    unlock = user.add_parser(
+        "unlock", help="clear a username's sign-in limits (its failures from every address)"
+    )
+    unlock.add_argument("username")
+    unlock.set_defaults(run=user_unlock)
 
     client = nouns.add_parser("client", help="client registrations").add_subparsers(
         dest="verb", required=True
@@ -300,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--client", metavar="ID")
     which.add_argument("--user", metavar="NAME")
     revoke.set_defaults(run=token_revoke)
+
+    log = nouns.add_parser("log", help="the services' logs").add_subparsers(
+        dest="verb", required=True
+    )
+    find = log.add_parser(
+        "fingerprint", help="the fingerprint the logs show for a value read from stdin"
+    )
+    find.set_defaults(run=log_fingerprint)
     return parser
 
 

@@ -3,6 +3,9 @@
 ``client_secret_basic`` (HTTP Basic, RFC 6749 §2.3.1), ``client_secret_post`` (the
 credentials in the form), or ``none`` for a public client identified by ``client_id``
 alone. A client must use one method only.
+
+A client id that names no client is logged as its fingerprint: it may be the secret, sent
+as the id (in the form, or in Basic with the two swapped).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from shared.app_keys import CLIENTS
+from shared import address_limits, fingerprint
+from shared.app_keys import CLIENT_AUTH_REFUSALS, CLIENTS, SETTINGS
+from shared.client_address import limit_subject
 from shared.clients import Client
 from shared.errors import OAuthError, invalid_client, invalid_request
 from shared.logs import security_event
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
 
 # What /token and /introspect accept from confidential clients; public clients use "none".
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+CLIENT_AUTH_LIMIT = "client-auth"
 
 
 def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
@@ -46,13 +52,28 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
 
 async def authenticate_client(request: web.Request, form: dict[str, str]) -> Client:
     """The authenticated client, or OAuthError ``invalid_client`` (401), logged as a
-    security event."""
+    security event. An address that failed ``client_auth_failure_rate`` times is refused
+    with 429 until the window ends, without a secret compared (README, "Rate limits")."""
+    refusals = request.app[CLIENT_AUTH_REFUSALS]
+    # Only when this process refused someone lately: clients that authenticate pay nothing.
+    if refusals.any_held() and (left := refusals.refused(_subject(request))) is not None:
+        raise address_limits.refusal(request, CLIENT_AUTH_LIMIT, left)
     try:
         return await _authenticate(request, form, request.app[CLIENTS])
     except OAuthError as exc:
-        if exc.error == "invalid_client":
-            security_event("client_auth_failed", reason=exc.cause)
-        raise
+        if exc.error != "invalid_client":
+            raise
+        security_event("client_auth_failed", reason=exc.cause)
+        rate = request.app[SETTINGS].client_auth_failure_rate
+        retry_after = await address_limits.count_address(request, CLIENT_AUTH_LIMIT, rate)
+        if retry_after is None:
+            raise
+        refusals.refuse(_subject(request), retry_after)
+        raise address_limits.refusal(request, CLIENT_AUTH_LIMIT, retry_after) from None
+
+
+def _subject(request: web.Request) -> str:
+    return limit_subject(request, request.app[SETTINGS])
 
 
 async def _authenticate(request: web.Request, form: dict[str, str], cache: ClientCache) -> Client:
@@ -71,7 +92,7 @@ async def _authenticate(request: web.Request, form: dict[str, str], cache: Clien
         raise invalid_client("no client identification")
     client = await cache.get(client_id)
     if client is None:
-        raise invalid_client(f"unknown client {client_id!r}")
+        raise invalid_client(f"unknown client {fingerprint.of(client_id)}")
     if not client.enabled:
         raise invalid_client(f"client {client_id!r} is disabled")
     if client.is_public:

@@ -2,26 +2,21 @@
 
 DESIGN: never store a secret in clear. Codes, tokens, session ids and client secrets are
 high-entropy random values, so one SHA-256 is enough to make a leaked store useless;
-user passwords are low-entropy and get argon2id, run in a thread so the event loop never
-blocks on it.
+user passwords are low-entropy and get argon2id, checked in a thread
+(``shared.password_checks``) so the event loop never blocks on it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _password_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory: 64 MiB, 3 passes
-# Each check holds 64 MiB; a pool of its own bounds how many run at once (and so memory
-# under a flood of logins) and keeps them from starving the loop's default executor.
-_PASSWORD_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
 # Verified against when the user does not exist, so a wrong username costs what a wrong
@@ -48,7 +43,9 @@ def random_id(nbytes: int = 16) -> str:
 
 def digest(value: str) -> str:
     """The form under which a code, token, session id or client secret is stored."""
-    raw = hashlib.sha256(value.encode()).digest()
+    # surrogateescape: a value from a header holds the octets that were not UTF-8 as
+    # lone surrogates (aiohttp decodes headers so); they are hashed as the octets sent.
+    raw = hashlib.sha256(value.encode(errors="surrogateescape")).digest()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -61,13 +58,10 @@ def hash_password(password: str) -> str:
     return _password_hasher.hash(password)
 
 
-async def verify_password(password_hash: str | None, password: str) -> bool:
-    """Check a password against its argon2id hash, off the event loop."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_PASSWORD_CHECKS, _verify, password_hash, password)
-
-
-def _verify(password_hash: str | None, password: str) -> bool:
+def check_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches its argon2id hash (None: a user that does not exist,
+    checked against the dummy hash all the same). Blocks for 64 MiB and about a tenth of
+    a second: services run it through ``shared.password_checks``, never on the loop."""
     try:
         return _password_hasher.verify(password_hash or DUMMY_PASSWORD_HASH, password)
     except (VerificationError, InvalidHashError):

@@ -2,10 +2,22 @@
 resource server (the notes API of ``services.example_api``), on loopback.
 
 Data lives in ``var/redis`` with the append-only file on, so a restart keeps clients,
-users and tokens. Set ``REDIS_URL`` to use a Redis of your own instead. Ctrl-C stops
-everything this started. ``TESSERA_DEV_DIR`` and ``TESSERA_DEV_PORTS`` (authorize, token,
-introspect, demo app, Redis and, optionally, the example API; comma-separated) move it
-elsewhere.
+users and tokens. Set ``REDIS_URL`` to use a Redis of your own instead. ``TESSERA_DEV_DIR``
+and ``TESSERA_DEV_PORTS`` (authorize, token, introspect, demo app, Redis and, optionally,
+the example API; comma-separated) move it elsewhere.
+
+It runs whole or not at all:
+
+- It starts nothing while any port it needs is taken: whatever answers there is someone
+  else's, and its demo clients must not land in someone else's Redis.
+- Ctrl-C, SIGTERM or a hangup stops everything it started, services before Redis, and a
+  second signal does not cut that short. Signals are blocked and taken with sigwait (see
+  ``main``): start-up looks for one while it waits for a child to be ready, and nothing
+  looks during the shutdown.
+- Its children stop when it dies, even by SIGKILL (``shared.stop_with_parent``).
+- A child that dies is reported with its exit status and the end of its log, and the
+  whole run stops (exit status 1): a crash in development is a bug to look at, and a
+  restart would hide it.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import contextlib
 import html
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -22,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
@@ -33,16 +47,25 @@ from shared import clients, crypto, pkce, scopes, users
 from shared.local_processes import (
     SERVICES,
     ProcessGroup,
+    StartInterrupted,
+    cannot_listen_on,
     ensure_signing_key,
+    exit_status,
     service_env,
     start_redis,
     start_service,
 )
 from shared.redis_store import RedisClient, connect
+from shared.shutdown import FINISH_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS = "9000,9001,9002,9009,6390,9003"
 DEFAULT_EXAMPLE_API_PORT = 9003
+# What each port of TESSERA_DEV_PORTS is for, in its order.
+PORT_NAMES = ("authorize", "token", "introspect", "demo app", "Redis", "example API")
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+# How many lines of a dead child's log to show.
+LOG_TAIL_LINES = 10
 # Defined by earlier releases of make run; kept so their demo clients stay valid.
 DEMO_SCOPE = "api:read"
 # The example API's scopes: the walkthrough asks for NOTES_READ only, so that
@@ -62,14 +85,41 @@ class Layout:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Layout:
-        ports = [int(p) for p in env.get("TESSERA_DEV_PORTS", DEFAULT_PORTS).split(",")]
+        """Raises ValueError with a message for the person who set TESSERA_DEV_PORTS."""
+        setting = env.get("TESSERA_DEV_PORTS", DEFAULT_PORTS)
+        try:
+            ports = [int(p) for p in setting.split(",")]
+        except ValueError:
+            ports = []
+        if not 5 <= len(ports) <= 6 or not all(0 < p < 65536 for p in ports):
+            raise ValueError(
+                f"TESSERA_DEV_PORTS={setting!r}: expected 5 or 6 port numbers, "
+                f"comma-separated: {', '.join(PORT_NAMES)} (optional)"
+            )
+        if len(ports) == 5:
+            ports.append(DEFAULT_EXAMPLE_API_PORT)
+        if len(set(ports)) < len(ports):
+            raise ValueError(
+                f"TESSERA_DEV_PORTS={setting!r}: a port is named twice "
+                f"(the example API's is {ports[5]})"
+            )
         return cls(
             var=Path(env.get("TESSERA_DEV_DIR", ROOT / "var")),
             ports=dict(zip(SERVICES, ports[:3], strict=True)),
             callback_port=ports[3],
             redis_port=ports[4],
-            example_api_port=ports[5] if len(ports) > 5 else DEFAULT_EXAMPLE_API_PORT,
+            example_api_port=ports[5],
         )
+
+    def needed_ports(self, *, redis: bool) -> dict[int, str]:
+        """Every port make run listens on, with what it is for (Redis's only when it
+        starts one)."""
+        ports = [*self.ports.values(), self.callback_port, self.redis_port, self.example_api_port]
+        return {
+            port: name
+            for port, name in zip(ports, PORT_NAMES, strict=True)
+            if redis or name != "Redis"
+        }
 
     @property
     def redirect_uri(self) -> str:
@@ -245,39 +295,111 @@ def example_api_env(urls: dict[str, str], demo: dict[str, str]) -> dict[str, str
     }
 
 
-def _stop_on_signal(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def ports_in_use(ports: dict[int, str]) -> list[str]:
+    """One line for each port another program holds (or that cannot be listened on)."""
+    return [
+        f"port {port} ({name}): {reason}"
+        for port, name in ports.items()
+        if (reason := cannot_listen_on(port)) is not None
+    ]
+
+
+def stop_requested() -> bool:
+    """Whether a stop signal waits (blocked, see ``main``)."""
+    return bool(signal.sigpending() & STOP_SIGNALS)
+
+
+def stop_seconds(drain: str) -> float:
+    """How long a service may take to stop before it is killed: its drain, then the time
+    requests in flight have to finish (shared.shutdown)."""
+    return (int(drain) if drain.isdecimal() else 0) + FINISH_SECONDS
+
+
+def supervise(groups: list[ProcessGroup]) -> int:
+    """Run until a stop signal (0) or until a child dies (reported; 1)."""
+    while True:
+        for group in groups:
+            if (dead := group.first_exited()) is not None:
+                report_death(group, dead)
+                return 1
+        # SIGCHLD wakes us when a child dies; blocked, it waits here if that came first.
+        if signal.sigwait(STOP_SIGNALS | {signal.SIGCHLD}) in STOP_SIGNALS:
+            return 0
+
+
+def report_death(group: ProcessGroup, process: subprocess.Popen[bytes]) -> None:
+    name, log = group.names[process.pid], group.logs.get(process.pid)
+    lines = [f"make run: {name} {exit_status(process.returncode)}; stopping everything."]
+    if log is not None:
+        lines.append(f"The end of its log, {log}:")
+        lines += (f"  {line}" for line in tail(log, LOG_TAIL_LINES))
+    _say("\n".join(lines), sys.stderr)
+
+
+def tail(path: Path, count: int) -> list[str]:
+    with open(path, "rb") as file:
+        file.seek(max(0, file.seek(0, os.SEEK_END) - 200 * count))
+        return file.read().decode(errors="replace").splitlines()[-count:]
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    # Whoever started us may be gone (a closed terminal or pipe): carry on all the same.
+    with contextlib.suppress(OSError):
+        print(text, file=stream, flush=True)
 
 
 def main() -> int:
-    # The walkthrough promises Ctrl-C. A shell without job control starts a background
-    # command with SIGINT ignored (POSIX, Shell Command Language §2.11), and Python then
-    # keeps it ignored: take it back, so that `kill -INT` stops `make run` there too.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    # The children run in sessions of their own (shared.local_processes), out of reach of
-    # a closed terminal's SIGHUP: stop them on it, as on SIGTERM.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _stop_on_signal)
-    layout = Layout.from_env(os.environ)
-    layout.var.mkdir(parents=True, exist_ok=True)
-    group = ProcessGroup()
+    # Ctrl-C, SIGTERM and a hangup (a closed terminal: the children run in sessions of
+    # their own, out of its reach) are blocked here, before any thread starts, so every
+    # thread inherits the mask; only sigwait and sigpending below take them. So a signal
+    # never lands in the middle of a step: start-up looks for one between readiness
+    # probes, the shutdown never does, and one arriving during it waits, unseen, until
+    # the process exits. SIG_DFL, because a shell without job control starts a
+    # background command with SIGINT ignored (POSIX, Shell Command Language §2.11), and
+    # POSIX leaves open whether an ignored signal stays pending.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS | {signal.SIGCHLD})
     try:
-        redis_url = os.environ.get("REDIS_URL") or start_redis(
-            group, layout.redis_port, layout.var / "redis", persistent=True
+        layout = Layout.from_env(os.environ)
+    except ValueError as exc:
+        _say(f"make run: {exc}", sys.stderr)
+        return 1
+    redis_url = os.environ.get("REDIS_URL")
+    # To watch a drain; otherwise service_env's 0.
+    drain = os.environ.get("TESSERA_DRAIN_SECONDS", "0")
+    taken = ports_in_use(layout.needed_ports(redis=not redis_url))
+    if taken:
+        _say(
+            "make run: not starting; every port it needs must be free:\n  "
+            + "\n  ".join(taken)
+            + "\nStop what holds them, or choose other ports with TESSERA_DEV_PORTS "
+            + f"(comma-separated: {', '.join(PORT_NAMES)}).",
+            sys.stderr,
+        )
+        return 1
+    layout.var.mkdir(parents=True, exist_ok=True)
+    # Two groups, so that the services stop before the Redis they use.
+    databases = ProcessGroup(stop_with_parent=True, interrupted=stop_requested)
+    services = ProcessGroup(stop_with_parent=True, interrupted=stop_requested)
+    try:
+        redis_url = redis_url or start_redis(
+            databases, layout.redis_port, layout.var / "redis", persistent=True
         )
         demo = asyncio.run(seed_demo(redis_url, layout))
         # Logs in var/ are read by a person: plain text rather than production's JSON.
         env = service_env(redis_url, layout.ports, ensure_signing_key(layout.var / "keys")) | {
             "TESSERA_LOG_FORMAT": "text"
         }
+        env["TESSERA_DRAIN_SECONDS"] = drain
         urls = {
             name: start_service(
-                group, name, layout.ports[name], env, log=layout.var / f"{name}.log"
+                services, name, layout.ports[name], env, log=layout.var / f"{name}.log"
             )
             for name in SERVICES
         }
         urls["example_api"] = start_service(
-            group,
+            services,
             "example_api",
             layout.example_api_port,
             example_api_env(urls, demo),
@@ -285,21 +407,17 @@ def main() -> int:
         )
         verifier = crypto.random_token(32)
         serve_demo_callback(layout, urls["token"], demo["app_id"], verifier)
-        print(walkthrough(urls, layout, demo, verifier), flush=True)
-        while True:
-            signal.pause()
-    except KeyboardInterrupt:
-        pass
+        _say(walkthrough(urls, layout, demo, verifier))
+        return supervise([services, databases])
+    except StartInterrupted:
+        return 0
     except (RuntimeError, OSError) as exc:
-        print(f"make run: {exc}", file=sys.stderr)
+        _say(f"make run: {exc}", sys.stderr)
         return 1
     finally:
-        # Whoever started us may be gone (a closed terminal or pipe): stop the children
-        # all the same.
-        with contextlib.suppress(OSError):
-            print("\nStopping...", flush=True)
-        group.stop()
-    return 0
+        _say("\nStopping...")
+        services.stop(timeout=stop_seconds(drain))
+        databases.stop()
 
 
 if __name__ == "__main__":

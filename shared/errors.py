@@ -26,7 +26,7 @@ class OAuthError(Exception):
         self.cause = cause or description
         # The WWW-Authenticate value sent with a 401 (RFC 6749 §5.2, RFC 7235 §4.1).
         self.challenge = challenge
-        # Seconds for the Retry-After header of a 503 (RFC 9110 §10.2.3).
+        # Seconds for the Retry-After header of a 503 or 429 (RFC 9110 §10.2.3).
         self.retry_after = retry_after
 
     def body(self) -> dict[str, str]:
@@ -81,4 +81,16 @@ def temporarily_unavailable(cause: str) -> OAuthError:
         status=503,
         cause=cause,
         retry_after=1,
+    )
+
+
+def too_many_requests(retry_after: int, cause: str) -> OAuthError:
+    """A rate limit refused the caller: 429 with Retry-After (RFC 6585 §4). The code is
+    RFC 6749 §4.1.2.1's temporarily_unavailable, which clients already retry later."""
+    return OAuthError(
+        "temporarily_unavailable",
+        f"Too many requests; try again in {retry_after} seconds.",
+        status=429,
+        cause=cause,
+        retry_after=retry_after,
     )

@@ -4,6 +4,9 @@ A token is a JWS (RFC 7515) signed with the key set's signing key, with the head
 ``typ: at+jwt`` (RFC 9068 §2.1) and the claims of RFC 9068 §2.2. Verification follows
 RFC 9068 §4 and the JWT BCP (RFC 8725): the key is picked by ``kid`` from our own key set
 only, and the algorithm is that key's own, never the one the token names.
+
+Why a token was refused goes to the log, never the token; header values that name no key,
+algorithm or type Tessera knows show there as fingerprints (``shared.fingerprint``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import jwt
 
+from shared import fingerprint
 from shared.signing_keys import KeySet
 
 log = logging.getLogger("tessera.jwt")
@@ -31,6 +35,10 @@ VERIFY_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
 # Far above any token we issue (an RS256 signature of 4096 bits is 683 characters), and
 # small enough that nothing is decoded from a huge input.
 MAX_TOKEN_LENGTH = 8192
+
+# The "alg" and "typ" values a refusal names as they are (RFC 7518 §3.1, RFC 9068 §4).
+KNOWN_ALGS = frozenset(jwt.algorithms.get_default_algorithms())
+KNOWN_TYPS = ACCEPTED_TYPS | {"jwt", "application/jwt"}
 
 # Compact JWS (RFC 7515 §7.1): three base64url segments. The signature segment may be
 # empty (an unsecured JWT, RFC 7519 §6): still a JWT, so verify() gets to reject it.
@@ -90,14 +98,16 @@ def verify(
         return _refused("no kid")
     key = key_set.by_kid(kid)
     if key is None:
-        return _refused("unknown kid", kid)
+        return _refused(f"unknown kid {fingerprint.of(kid)}")
     # RFC 8725 §3.1: the algorithm is fixed by the key, so "none" and HS256 with the public
     # key as the HMAC secret (RFC 8725 §2.1) never reach a verifier.
-    if header.get("alg") != key.alg:
-        return _refused(f"alg {header.get('alg')!r:.20} is not the key's {key.alg}", kid)
+    alg = header.get("alg")
+    if alg != key.alg:
+        return _refused(f"alg {_named(alg, KNOWN_ALGS)} is not the key's {key.alg}", kid)
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPS:
-        return _refused(f"typ {typ!r:.40} is not at+jwt (RFC 9068 §4)", kid)
+        named = _named(typ.lower() if isinstance(typ, str) else typ, KNOWN_TYPS)
+        return _refused(f"typ {named} is not at+jwt (RFC 9068 §4)", kid)
 
     try:
         claims: dict[str, Any] = jwt.decode(
@@ -116,10 +126,14 @@ def verify(
     return claims
 
 
+def _named(value: object, known: frozenset[str]) -> str:
+    return repr(value) if isinstance(value, str) and value in known else fingerprint.of(str(value))
+
+
 def _refused(reason: str, kid: str | None = None, *, level: int = logging.INFO) -> None:
-    # Only the reason and the kid (a public key id) are logged: a token is a bearer
-    # credential (RFC 6750 §5.3) and never goes to a log.
-    log.log(level, "JWT access token refused: %s (kid %.80r)", reason, kid)
+    # Only the reason and the kid of one of our keys (public) are logged: a token is a
+    # bearer credential (RFC 6750 §5.3) and never goes to a log.
+    log.log(level, "JWT access token refused: %s (kid %r)", reason, kid)
     return None
 
 

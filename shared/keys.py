@@ -20,6 +20,8 @@ SCOPE_INDEX = f"{PREFIX}:scopes"
 USER_INDEX = f"{PREFIX}:users"
 # Pub/sub channel: the id of every client whose record changed, for the services' caches.
 CLIENT_CHANGES = f"{PREFIX}:client-changes"
+# The key of the log fingerprints (shared.fingerprint): random, made once, never expires.
+LOG_FINGERPRINT_KEY = f"{PREFIX}:log-fingerprint-key"
 
 
 def _named(name: str) -> str:
@@ -55,8 +57,22 @@ def interaction(interaction_id: str) -> str:
     return f"{PREFIX}:interaction:{_named(interaction_id)}"
 
 
-def login_failures(username_digest: str) -> str:
-    return f"{PREFIX}:login-failures:{username_digest}"
+def login_known_address(username_digest: str, address: str) -> str:
+    """Set when the username signs in from ``address`` (as limits count addresses,
+    ``shared.client_address.limit_subject``): for a while that address is the owner's,
+    exempt from the per-username and per-address sign-in limits (``login_throttle``)."""
+    return f"{PREFIX}:login-known:{username_digest}:{_named(address)}"
+
+
+def login_addresses(username_digest: str) -> str:
+    """Set of the addresses holding a per-(username, address) failure count in the
+    current window, so ``tessera user unlock`` clears them without scanning Redis."""
+    return f"{PREFIX}:login-addresses:{username_digest}"
+
+
+def rate_counter(limit: str, subject: str) -> str:
+    """The count of one rate limit's window for one subject (``shared.rate_limits``)."""
+    return f"{PREFIX}:rate:{limit}:{_named(subject)}"
 
 
 def client_families(client_id: str) -> str:
@@ -243,10 +259,15 @@ return 1
 # its own client it revokes the family, unless within the grace window of its rotation
 # (the client's own race; see README); presented by another client it is only unknown,
 # as a live token of another client is. Time is Redis's own, one clock for all replicas.
-# KEYS: old refresh token, the family's keys, new token keys (none: only handle a reuse).
+# The chain's last refresh (the client's refresh count reached) issues no new refresh
+# token, so RFC 6749 §6 lets the client keep the old one, and Authlib does: that marker
+# ends in ":last", and the token presented again by its client is 'exhausted', refused
+# without revoking anything, since no newer token exists that a thief could be using.
+# KEYS: old refresh token, the family's keys, new token keys: the access token's, then
+# the refresh token's unless this is the chain's last refresh (none: only handle a reuse).
 # ARGV: the presenting client, grace in milliseconds, tombstone TTL, then (record, ttl,
 # listed) per new token key.
-# Returns 'rotated', 'raced', 'reused', 'revoked' or 'unknown'.
+# Returns 'rotated', 'raced', 'reused', 'exhausted', 'revoked' or 'unknown'.
 ROTATE_REFRESH_TOKEN = (
     _REVOKE_FAMILY
     + _STORE_TOKENS
@@ -260,10 +281,13 @@ if not current then
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local rotated_at, owner = string.match(current, '^rotated:(%d+):(.*)$')
+local rotated_at, owner, last = string.match(current, '^rotated:(%d+):([^:]*)(.*)$')
 if rotated_at then
   if owner ~= ARGV[1] then
     return 'unknown'
+  end
+  if last == ':last' then
+    return 'exhausted'
   end
   local grace = tonumber(ARGV[2])
   if grace > 0 and now - tonumber(rotated_at) < grace then
@@ -275,45 +299,78 @@ end
 if #KEYS < 6 then
   return 'unknown'
 end
-redis.call('SET', KEYS[1], 'rotated:' .. now .. ':' .. ARGV[1], 'KEEPTTL')
+local marker = 'rotated:' .. now .. ':' .. ARGV[1]
+if #KEYS == 6 then
+  marker = marker .. ':last'
+end
+redis.call('SET', KEYS[1], marker, 'KEEPTTL')
 store_tokens(KEYS[2], 6, 4)
 return 'rotated'
 """
 )
 ROTATED_MARKER = "rotated:"
 
-# An interaction is a hash {request, browser}; browser is "" until claimed (POST /authorize).
-# KEYS: interaction.  ARGV: the browser binding.  Returns 1 when it is this browser's.
+# An interaction is one string: the browser binding, then the request. The binding is a
+# digest, or as many dots until claimed (POST /authorize); ARGV[1], a binding, gives the
+# length. KEYS: interaction.  ARGV: the browser binding.  Returns 1 when it is this
+# browser's.
 CLAIM_INTERACTION = """
-local owner = redis.call('HGET', KEYS[1], 'browser')
-if owner == '' then
-  redis.call('HSET', KEYS[1], 'browser', ARGV[1])
+local owner = redis.call('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
+if owner == string.rep('.', #ARGV[1]) then
+  redis.call('SETRANGE', KEYS[1], 0, ARGV[1])
   return 1
 end
 return owner == ARGV[1] and 1 or 0
 """
 
+# One more event in a rate limit's window, which the first event opens.
+# KEYS: the counter.  ARGV: the window in milliseconds.  Returns {count, ms left}.
+COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {count, left}
+"""
+
+# One event given back to its window (a sign-in that succeeded after all), unless the
+# window has ended meanwhile: a DECR then would leave a key without a TTL.
+# KEYS: the counter.  Returns the count left, or nil.
+UNCOUNT_IN_WINDOW = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECR', KEYS[1])
+end
+return nil
+"""
+
 # The decision consumes the interaction only if it is this browser's.
 # KEYS: interaction.  ARGV: the browser binding.  Returns the request, or nil.
 TAKE_INTERACTION = """
-local found = redis.call('HMGET', KEYS[1], 'request', 'browser')
-if not found[1] or found[2] ~= ARGV[1] then
+local found = redis.call('GET', KEYS[1])
+if not found or string.sub(found, 1, #ARGV[1]) ~= ARGV[1] then
   return false
 end
 redis.call('DEL', KEYS[1])
-return found[1]
+return string.sub(found, #ARGV[1] + 1)
 """
 
-# Replace the stored request of a pending interaction (after the person signed in again
-# for prompt=login), only if it is this browser's; a key expired meanwhile is not
-# brought back without its TTL. KEYS: interaction.  ARGV: the browser binding, the request.
-# Returns 1 when replaced.
-UPDATE_INTERACTION = """
-local owner = redis.call('HGET', KEYS[1], 'browser')
-if not owner or owner ~= ARGV[1] then
+# Once the person signed in: a pending interaction lives on for the given time, its
+# request replaced if one is given (prompt=login satisfied), only if it is this
+# browser's; a key expired meanwhile is not brought back. KEYS: interaction.
+# ARGV: the browser binding, milliseconds to live, the new request or "".
+# Returns 1 when kept.
+KEEP_INTERACTION = """
+local owner = redis.call('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
+if owner ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'request', ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[1] .. ARGV[3], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 1
 """
 

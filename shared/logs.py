@@ -7,9 +7,13 @@ otherwise. It is sent back in ``X-Request-ID`` and held in a context variable fo
 request's task, so every line logged while serving it names it, whichever logger wrote it.
 
 What is never logged: a query string (redirects and some clients put codes and tokens in
-it), a code, token, secret, password, cookie or Authorization header. The request line
-carries the path only; structured fields whose names say they hold such values are
-replaced by ``[redacted]`` as a safety net.
+it), a code, token, secret, password, cookie or Authorization header, nor any value a
+caller sent that did not turn out to name something Tessera knows, for it may be a
+credential sent in the wrong place: such a value is logged as its keyed fingerprint
+(``shared.fingerprint``). So the request line carries the path only, and only when it is
+one Tessera serves (a fixed route, or a request answered without error); else its
+fingerprint. Structured fields whose names say they hold credentials are replaced by
+``[redacted]`` as a safety net.
 """
 
 from __future__ import annotations
@@ -27,12 +31,20 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from shared import fingerprint
+from shared.app_keys import SETTINGS
+from shared.client_address import client_address
+
 REQUEST_ID_HEADER = "X-Request-ID"
-# Short and safe to print anywhere: letters, digits and ._:+/=- (UUIDs, hex, base64).
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,64}")
+# Every line of a request names its id, so a caller's is kept only in the forms proxies
+# and tracers make, which no credential of Tessera's has: a UUID (Envoy, Istio, Kong,
+# Heroku) or 32 hex digits (ingress-nginx's $req_id, a W3C trace id, Tessera's own).
+_VALID_REQUEST_ID = re.compile(
+    r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+)
 LOG_FORMATS = ("json", "text")
 DEFAULT_LOG_FORMAT = "json"
 # Paths are cut at this length; a request line is not the place for a whole URL-sized blob.
@@ -62,6 +74,9 @@ REDACTED = "[redacted]"
 
 # The LogRecord attribute that carries structured fields (set through ``extra``).
 FIELDS_ATTRIBUTE = "tessera_fields"
+# The LogRecord attribute that carries a stack trace already made fit for the log (values
+# the caller sent replaced by fingerprints, shared.web): written instead of exc_info's.
+TRACE_ATTRIBUTE = "tessera_trace"
 
 request_id_var: ContextVar[str | None] = ContextVar("tessera_request_id", default=None)
 
@@ -131,6 +146,50 @@ class _Formatter(logging.Formatter):
         return super().formatException(ei)
 
 
+# What aiohttp's HTTP server logs through in the services (``shared.shutdown``,
+# ``services.example_api``), in place of its own ``aiohttp.server``.
+HTTP_SERVER_LOGGER = "tessera.http"
+
+
+def _client_fault(exc: BaseException | None) -> BaseException | None:
+    """The client's doing behind ``exc``, if that is what it is: a request aiohttp could
+    not parse (answered 400 before any handler), a body it could not read (broken
+    chunked framing), or a client that hung up within its request."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, HttpProcessingError | web.RequestPayloadError | ConnectionResetError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class _ClientFaults(logging.Filter):
+    """aiohttp logs a request it could not parse, and the rest of a body it could not
+    read after the answer, at ERROR with a traceback. Neither is a fault of the service:
+    the request was answered 400, or its sender has gone. They are logged at INFO, one
+    line that names the error and never the request (a parser's message quotes the
+    request line, query string included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = _client_fault(record.exc_info[1] if record.exc_info else None)
+        if fault is None:
+            return True
+        code = getattr(fault, "code", None)
+        if record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.msg = "malformed or abandoned request: %s" + (
+            f" (answered HTTP {code})" if isinstance(code, int) else ""
+        )
+        record.args = (type(fault).__name__,)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+http_server_log = logging.getLogger(HTTP_SERVER_LOGGER)
+http_server_log.addFilter(_ClientFaults())
+
+
 class _UtcSeconds:
     """ISO 8601 times in UTC to the millisecond, the date and time formatted once a second
     (formatting them is most of the cost of a time stamp)."""
@@ -171,7 +230,8 @@ class JsonFormatter(_Formatter):
             _fields_of(record),
         )
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            trace = getattr(record, TRACE_ATTRIBUTE, None)
+            entry["exception"] = trace or self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode()
@@ -225,6 +285,9 @@ class TextFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
         request_id = _request_id_of(record)
         record.rid = f" [{request_id}]" if request_id else ""
+        trace = getattr(record, TRACE_ATTRIBUTE, None)
+        if trace:
+            record.exc_text = trace  # what logging.Formatter writes for exc_info
         line = super().format(record)
         fields = _fields_of(record)
         if fields:
@@ -358,9 +421,21 @@ def _only_installed_handler(level: int) -> _SinkHandler | None:
     return None
 
 
-def _path_of(request: web.Request) -> str:
-    # The path as sent (percent-encoded, so no control characters), without the query.
+def logged_method(request: web.Request) -> str:
+    """The method when it is a standard one (RFC 9110 §9, RFC 5789), else its fingerprint:
+    a method is any token the caller chose."""
+    method = request.method
+    return method if method in hdrs.METH_ALL else fingerprint.of(method)
+
+
+def logged_path(request: web.Request, status: int) -> str:
+    """The path as sent (percent-encoded, so no control characters), without the query,
+    when it is one Tessera serves: a fixed route's, or any answered without error (an
+    admin URL naming a client that exists). Else, say a secret pasted into the URL, its
+    fingerprint: the route (``unmatched``, ``/admin/clients/{client_id}``) says the rest."""
     path = request.rel_url.raw_path
+    if status >= 400 and not isinstance(request.match_info.route.resource, web.PlainResource):
+        return fingerprint.of(path)
     return path if len(path) <= MAX_PATH_CHARS else path[:MAX_PATH_CHARS] + "..."
 
 
@@ -368,26 +443,32 @@ def log_request(
     request: web.Request, request_id: str, route: str, status: int, seconds: float
 ) -> None:
     """The request's one line on ``tessera.access``: what a handler added to it
-    (``add_to_line``), method, route, path, status, duration_ms and remote."""
+    (``add_to_line``), method, route, path, status, duration_ms, remote and, behind a
+    trusted proxy, the client's address (``shared.client_address``)."""
     level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
     if not access_log.isEnabledFor(level):
         return
+    method = logged_method(request)
     fields: dict[str, object] = {
         **redact(request.get(LINE_FIELDS, {})),
-        "method": request.method,
+        "method": method,
         "route": route,
-        "path": _path_of(request),
+        "path": logged_path(request, status),
         "status": status,
         "duration_ms": round(seconds * 1000, 2),
         "remote": request.remote,
     }
+    settings = request.app[SETTINGS]
+    if settings.trusted_proxies:
+        # Behind the ingress: the address it saw, as rate limits count it.
+        client = client_address(request, settings)
+        if client != request.remote:
+            fields["client"] = client
     handler = _only_installed_handler(level)
     if handler is None:
-        access_log.log(
-            level, "%s %s %d", request.method, route, status, extra={FIELDS_ATTRIBUTE: fields}
-        )
+        access_log.log(level, "%s %s %d", method, route, status, extra={FIELDS_ATTRIBUTE: fields})
         return
-    message = f"{request.method} {route} {status}"
+    message = f"{method} {route} {status}"
     try:
         line = handler.line_formatter.access_line(level, message, request_id, fields)
     except Exception:

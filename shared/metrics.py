@@ -62,6 +62,7 @@ class Metrics:
     request_duration: Histogram
     requests_in_flight: Gauge
     overload_refusals: Counter
+    rate_limit_refusals: Counter
     grants_issued: Counter
     oauth_errors: Counter
     redis_errors: Counter
@@ -103,6 +104,12 @@ class Metrics:
             overload_refusals=Counter(
                 "tessera_overload_refusals",
                 "Requests answered 503 at once because TESSERA_MAX_IN_FLIGHT were in flight.",
+                registry=registry,
+            ),
+            rate_limit_refusals=Counter(
+                "tessera_rate_limit_refusals",
+                "Requests answered 429 by a per-client-address rate limit, by limit.",
+                ["limit"],
                 registry=registry,
             ),
             grants_issued=Counter(
@@ -176,6 +183,11 @@ def grant_issued(request: web.Request, grant_type: str) -> None:
 def oauth_error(request: web.Request, error: str) -> None:
     """Count an OAuth error answered to a client; ``error`` is the RFC error code."""
     request.app[METRICS].oauth_errors.labels(error).inc()
+
+
+def rate_limited(request: web.Request, limit: str) -> None:
+    """Count a refusal by the rate limit named ``limit`` (a fixed name, never input)."""
+    request.app[METRICS].rate_limit_refusals.labels(limit).inc()
 
 
 def redis_error(request: web.Request, exc: BaseException) -> None:

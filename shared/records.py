@@ -6,7 +6,8 @@ release knows: a field it does not know (added by a newer release) is ignored, a
 field the record lacks (written by an older one) takes its default. A release that adds
 a field therefore gives it a default; one that changes what a field means, or removes
 one that older releases require, says so in its upgrade notes (README, "Rolling
-updates").
+updates"). This is for the records stored as named JSON; the compact ones (tokens,
+pending requests) are read by position, and a newer release only appends to them.
 """
 
 from __future__ import annotations

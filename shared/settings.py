@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from shared import redis_urls
+from shared.rate_limits import OFF, Rate
 
 log = logging.getLogger("tessera.settings")
 
@@ -22,6 +23,18 @@ log = logging.getLogger("tessera.settings")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ACCESS_TOKEN_FORMATS = ("opaque", "jwt")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+AUTHORIZE_RATE = Rate(300, 60)
+LOGIN_PAGE_RATE = Rate(120, 60)
+CLIENT_AUTH_FAILURE_RATE = Rate(30, 60)
+# Failed sign-ins (shared/login_throttle.py, README "Sign-in limits").
+LOGIN_PAIR_RATE = Rate(5, 900)
+LOGIN_ADDRESS_RATE = Rate(30, 900)
+LOGIN_USERNAME_RATE = Rate(10, 900)
+# Settings no longer read, and what replaced them: a start-up warning names them.
+REPLACED = {
+    "TESSERA_LOGIN_MAX_FAILURES": "TESSERA_LOGIN_PAIR_RATE and TESSERA_LOGIN_USERNAME_RATE",
+    "TESSERA_LOGIN_FAILURE_WINDOW": "the SECONDS of the TESSERA_LOGIN_*_RATE settings",
+}
 
 
 def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
@@ -59,10 +72,28 @@ class Settings:
     access_token_lifetime: int = 3600
     refresh_token_lifetime: int = 30 * 24 * 3600
     interaction_lifetime: int = 600
+    # How long a pending request nobody has signed in to lives: anyone can make one.
+    anonymous_interaction_lifetime: int = 300
     session_lifetime: int = 8 * 3600
-    # Failed sign-ins allowed per username within the window, before it is refused.
-    login_max_failures: int = 10
-    login_failure_window: int = 900
+    # Per client address (shared/rate_limits.py, README "Rate limits"): /authorize
+    # requests, sign-in page requests, and failed client authentications at /token,
+    # /revoke and /introspect.
+    authorize_rate: Rate = AUTHORIZE_RATE
+    login_page_rate: Rate = LOGIN_PAGE_RATE
+    client_auth_failure_rate: Rate = CLIENT_AUTH_FAILURE_RATE
+    # Failed sign-ins (shared/login_throttle.py): per (username, address) and per address,
+    # refused beyond; per username from addresses it never signed in from, slowed beyond
+    # to one attempt every login_username_pace seconds. A successful sign-in makes its
+    # address known to the username for login_known_address_lifetime seconds.
+    login_pair_rate: Rate = LOGIN_PAIR_RATE
+    login_address_rate: Rate = LOGIN_ADDRESS_RATE
+    login_username_rate: Rate = LOGIN_USERNAME_RATE
+    login_username_pace: int = 60
+    login_known_address_lifetime: int = 30 * 24 * 3600
+    # argon2 checks a process runs at once, and how many may wait in each of its two
+    # lines (shared/password_checks.py); one more is answered 429 at once.
+    password_check_threads: int = 2
+    password_check_queue: int = 8
     # The seed leaves PKCE optional; we require it of public clients by default
     # (RFC 9700 §2.1.1). A client may override it either way.
     require_pkce_public: bool = True
@@ -133,9 +164,24 @@ class Settings:
             access_token_lifetime=reader.seconds("TESSERA_ACCESS_TOKEN_LIFETIME", 3600),
             refresh_token_lifetime=reader.seconds("TESSERA_REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
             interaction_lifetime=reader.seconds("TESSERA_INTERACTION_LIFETIME", 600),
+            anonymous_interaction_lifetime=reader.seconds(
+                "TESSERA_ANONYMOUS_INTERACTION_LIFETIME", 300
+            ),
             session_lifetime=reader.seconds("TESSERA_SESSION_LIFETIME", 8 * 3600),
-            login_max_failures=reader.positive("TESSERA_LOGIN_MAX_FAILURES", 10, "attempts"),
-            login_failure_window=reader.seconds("TESSERA_LOGIN_FAILURE_WINDOW", 900),
+            authorize_rate=reader.rate("TESSERA_AUTHORIZE_RATE", AUTHORIZE_RATE),
+            login_page_rate=reader.rate("TESSERA_LOGIN_PAGE_RATE", LOGIN_PAGE_RATE),
+            client_auth_failure_rate=reader.rate(
+                "TESSERA_CLIENT_AUTH_FAILURE_RATE", CLIENT_AUTH_FAILURE_RATE
+            ),
+            login_pair_rate=reader.rate("TESSERA_LOGIN_PAIR_RATE", LOGIN_PAIR_RATE),
+            login_address_rate=reader.rate("TESSERA_LOGIN_ADDRESS_RATE", LOGIN_ADDRESS_RATE),
+            login_username_rate=reader.rate("TESSERA_LOGIN_USERNAME_RATE", LOGIN_USERNAME_RATE),
+            login_username_pace=reader.seconds("TESSERA_LOGIN_USERNAME_PACE", 60),
+            login_known_address_lifetime=reader.seconds(
+                "TESSERA_LOGIN_KNOWN_ADDRESS_LIFETIME", 30 * 24 * 3600
+            ),
+            password_check_threads=reader.positive("TESSERA_PASSWORD_CHECK_THREADS", 2, "threads"),
+            password_check_queue=reader.non_negative("TESSERA_PASSWORD_CHECK_QUEUE", 8, "checks"),
             require_pkce_public=reader.boolean("TESSERA_REQUIRE_PKCE_PUBLIC", True),
             insecure_loopback=insecure,
             require_https=reader.boolean("TESSERA_REQUIRE_HTTPS", True),
@@ -164,6 +210,8 @@ class Settings:
         )
         settings._check_https()
         settings._check_tokens()
+        for name in REPLACED.keys() & env.keys():
+            log.warning("%s is no longer read; see %s", name, REPLACED[name])
         return settings
 
     def _check_tokens(self) -> None:
@@ -282,6 +330,22 @@ class _Reader:
             # The message names the problem, never the URL: it may hold a password.
             raise SettingsError(f"{name}: {exc}") from None
         return value
+
+    def rate(self, name: str, default: Rate) -> Rate:
+        """``COUNT/SECONDS`` (such as ``300/60``), or ``off``."""
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        if raw.strip().lower() == "off":
+            return OFF
+        count, slash, seconds = raw.partition("/")
+        try:
+            rate = Rate(int(count), int(seconds))
+        except ValueError:
+            rate = None
+        if not slash or rate is None or rate.count < 1 or rate.seconds < 1:
+            raise SettingsError(f"{name}={raw!r}: expected COUNT/SECONDS, such as 300/60, or off")
+        return rate
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.env.get(name)

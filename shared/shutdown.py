@@ -24,10 +24,12 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from shared.app_keys import DRAIN
+from shared.logs import http_server_log
 
 log = logging.getLogger("tessera.shutdown")
 
@@ -39,6 +41,13 @@ FINISH_SECONDS = 15.0
 # drops the SYNs of a burst beyond it, and each dropped client waits a second to retry;
 # the kernel caps it at net.core.somaxconn (4096 on current Linux).
 LISTEN_BACKLOG = 4096
+
+
+# How aiohttp's HTTP server runs a service. Request bodies are read as sent: a body with
+# a content coding is refused (shared.forms), so aiohttp need not inflate one, not even
+# the rest of a refused body that it reads to keep the connection. What it refuses
+# before any handler (a request it cannot parse) is logged as the client's doing.
+SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "logger": http_server_log}
 
 
 @dataclass(slots=True)
@@ -98,7 +107,7 @@ async def serve_until_stopped(
     stop = _StopRequest()
     # Before anything else: a SIGTERM during start-up must not kill the process half-way.
     stop.install(loop)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=finish_seconds)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=finish_seconds, **SERVER_OPTIONS)
     try:
         await runner.setup()
         await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()

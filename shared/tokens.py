@@ -91,6 +91,8 @@ class Rotation(Enum):
     ROTATED = "rotated"
     RACED = "raced"
     REUSED = "reused"
+    # The spent last token of a chain whose refresh count is reached, presented again.
+    EXHAUSTED = "exhausted"
     REVOKED = "revoked"
     UNKNOWN = "unknown"
 

@@ -10,13 +10,13 @@ http and are exempt: they carry no credentials.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from shared.app_keys import SETTINGS
+from shared.client_address import is_trusted_proxy
 from shared.errors import OAuthError
 from shared.settings import Settings, is_loopback_host
 
@@ -25,22 +25,12 @@ log = logging.getLogger("tessera.transport")
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-def _from_trusted_proxy(settings: Settings, peer: str | None) -> bool:
-    if not peer or not settings.trusted_proxies:
-        return False
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(address in network for network in settings.trusted_proxies)
-
-
 def is_https(request: web.Request, settings: Settings) -> bool:
     """Whether the client's request reached us over TLS, directly or through a trusted
     TLS-terminating proxy."""
     if request.secure:
         return True
-    if _from_trusted_proxy(settings, request.remote):
+    if is_trusted_proxy(settings, request.remote):
         # A proxy appends to the header; the last value is the one the nearest (trusted)
         # proxy saw. Several header lines are one comma-separated list (RFC 9110 §5.3).
         forwarded = ",".join(request.headers.getall("X-Forwarded-Proto", []))

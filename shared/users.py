@@ -42,10 +42,3 @@ async def add(redis: RedisClient, username: str, password: str) -> User:
 async def get(redis: RedisClient, username: str) -> User | None:
     raw = await redis.get(keys.user(username))
     return records.from_json(User, raw) if raw else None
-
-
-async def authenticate(redis: RedisClient, username: str, password: str) -> User | None:
-    """The user when the password matches; None for a wrong username or password alike."""
-    user = await get(redis, username)
-    ok = await crypto.verify_password(user.password_hash if user else None, password)
-    return user if ok and user else None

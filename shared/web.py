@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from aiohttp import web
@@ -18,10 +20,14 @@ from aiohttp.typedefs import Handler
 from redis import exceptions as redis_exceptions
 from redis.exceptions import RedisError
 
-from shared import metrics
-from shared.app_keys import DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
+from shared import fingerprint, metrics
+from shared.app_keys import CLIENT_AUTH_REFUSALS, DRAIN, METRICS, REDIS, SETTINGS, SIGNING_KEYS
+from shared.cors import add_preflight_routes, cors_middleware
 from shared.errors import OAuthError, server_error, temporarily_unavailable
-from shared.logs import add_to_line
+from shared.fingerprint import fingerprint_key_context
+from shared.forms import well_formed_query
+from shared.logs import TRACE_ATTRIBUTE, add_to_line, logged_method
+from shared.rate_limits import RecentRefusals
 from shared.redis_access.errors import is_unavailable
 from shared.redis_store import redis_context
 from shared.request_middleware import InFlight, request_middleware
@@ -107,10 +113,43 @@ def render_error(request: web.Request, render: ErrorRenderer, exc: OAuthError) -
     return response
 
 
+async def _sent_values(request: web.Request) -> list[str]:
+    """What the caller sent: the path's segments, the query, headers, cookies and the
+    form fields of the body (aiohttp's copy of it; none if reading it fails again)."""
+    sent = [*request.rel_url.raw_path.split("/"), *request.path.split("/")]
+    sent += [*request.query.keys(), *request.query.values(), *request.headers.values()]
+    sent += request.cookies.values()
+    try:
+        body = (await request.read()).decode(errors="replace")
+    except Exception:  # whatever made the request fail may fail again
+        body = ""
+    for name, value in parse_qsl(body, keep_blank_values=True):
+        sent += (name, value)
+    return sent + [unquote(value) for value in sent]
+
+
+async def log_failure(request: web.Request, exc: Exception) -> None:
+    """Log an unexpected exception with its stack trace. Its frames are code; its
+    messages may quote what the caller sent, which shows there as its fingerprint."""
+    sent = await _sent_values(request)
+    trace = "".join(
+        chunk if chunk.startswith('  File "') else fingerprint.scrub(chunk, sent)
+        for chunk in traceback.format_exception(exc)
+    )
+    log.error(
+        "%s %s failed",
+        logged_method(request),
+        metrics.route_template(request),
+        exc_info=exc,
+        extra={TRACE_ATTRIBUTE: trace.rstrip()},
+    )
+
+
 def error_middleware(render: ErrorRenderer) -> Middleware:
     """Render OAuthError with ``render``; Redis being unavailable becomes 503
     temporarily_unavailable without a stack trace; anything else unexpected becomes
-    server_error, with the stack trace in the log and never in the response."""
+    server_error, with the stack trace in the log and never in the response. Lines name
+    the route, never the path (which may hold a credential pasted into the URL)."""
     warn_unavailable = _Every(UNAVAILABLE_LOG_SECONDS)
 
     @web.middleware
@@ -118,7 +157,9 @@ def error_middleware(render: ErrorRenderer) -> Middleware:
         try:
             return await handler(request)
         except OAuthError as exc:
-            log.info("%s %s refused: %s (%s)", request.method, request.path, exc.error, exc.cause)
+            route = metrics.route_template(request)
+            method = logged_method(request)
+            log.info("%s %s refused: %s (%s)", method, route, exc.error, exc.cause)
             return render_error(request, render, exc)
         except web.HTTPException:
             raise
@@ -126,7 +167,7 @@ def error_middleware(render: ErrorRenderer) -> Middleware:
             if isinstance(exc, RedisError):
                 metrics.redis_error(request, exc)
             if not redis_unavailable(exc):
-                log.exception("%s %s failed", request.method, request.path)
+                await log_failure(request, exc)
                 return render_error(request, render, server_error())
             add_to_line(request, redis_error=type(exc).__name__)
             if not logged_by_the_redis_client(exc) and warn_unavailable.due():
@@ -163,11 +204,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_base_app(
-    settings: Settings, render: ErrorRenderer, extra: Sequence[Middleware] = ()
+    settings: Settings,
+    render: ErrorRenderer,
+    extra: Sequence[Middleware] = (),
+    browser_routes: Mapping[str, str] | None = None,
 ) -> web.Application:
     """``render`` answers every refusal (JSON, or the authorize service's page), Require
     HTTPS's included, which comes next so that nothing else looks at a plain-http
-    request."""
+    request. ``browser_routes`` (path -> method) answer cross-origin requests from the
+    allowed browser origins (``shared.cors``): the app must then follow client changes
+    with ``browser_origins.browser_origins``. A malformed query string is refused before
+    any handler reads it (``shared.forms``)."""
     app_metrics = metrics.Metrics.create()
     drain = Drain()
     in_flight = InFlight(settings.max_in_flight)
@@ -179,23 +226,30 @@ def create_base_app(
         return render_error(request, render, temporarily_unavailable("too many in flight"))
 
     # Outermost first: the request middleware sees the final status (what the error
-    # middleware rendered) and gives every log line of the request its id.
+    # middleware rendered) and gives every log line of the request its id; CORS adds its
+    # headers to what the error middleware rendered too.
     chain: list[Middleware] = [
         request_middleware(app_metrics, drain, in_flight, overloaded),
+        *([cors_middleware(browser_routes)] if browser_routes else []),
         error_middleware(render),
         require_https,
+        well_formed_query,
         *extra,
     ]
     app = web.Application(middlewares=chain)
     app[SETTINGS] = settings
     app[METRICS] = app_metrics
     app[DRAIN] = drain
+    app[CLIENT_AUTH_REFUSALS] = RecentRefusals()
     # Loaded at start, so a bad key file stops the service with a clear message.
     app[SIGNING_KEYS] = (
         load_key_set(settings.signing_keys, settings.signing_key) if settings.signing_keys else None
     )
     app.cleanup_ctx.append(redis_context)
+    app.cleanup_ctx.append(fingerprint_key_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics.metrics_endpoint)
+    if browser_routes:
+        add_preflight_routes(app.router, browser_routes)
     return app

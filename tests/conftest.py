@@ -18,7 +18,13 @@ from services.example_api.app import create_app as notes_app
 from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.redis_store import connect
 from shared.resource_server import ResourceServerSettings
-from tests.oauth import ADMIN_TOKEN, REFRESH_REUSE_GRACE, Stack, start_stack
+from tests.oauth import (
+    ADMIN_TOKEN,
+    GENEROUS_RATE_LIMITS,
+    REFRESH_REUSE_GRACE,
+    Stack,
+    start_stack,
+)
 from tests.resource_servers import ApiClient, Start
 
 
@@ -37,6 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 # A grace window, so the tests see both sides of it (README: refresh races).
                 "TESSERA_REFRESH_REUSE_GRACE": str(REFRESH_REUSE_GRACE),
                 "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN,
+                **GENEROUS_RATE_LIMITS,
             },
         )
     finally:

@@ -3,6 +3,7 @@ the answers."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import re
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import aiohttp
+import orjson
 from redis.asyncio import Redis
 from yarl import URL
 
@@ -67,8 +69,13 @@ class Stack:
     def revoke(self) -> str:
         return f"{self.token}/revoke"
 
+    @property
+    def metadata(self) -> str:
+        return f"{self.authorize}/.well-known/oauth-authorization-server"
+
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+LOGS = ARTIFACTS / "logs"
 
 
 def start_stack(
@@ -81,12 +88,11 @@ def start_stack(
 ) -> Stack:
     """The three services as processes on free loopback ports, against ``redis_url``,
     as ``make run`` starts them; their logs in test-artifacts/logs/."""
-    logs = ARTIFACTS / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in SERVICES}
     env = {**service_env(redis_url, ports, signing_keys), **(extra_env or {})}
     urls = {
-        name: start_service(group, name, ports[name], env, log=logs / f"{log_prefix}{name}.log")
+        name: start_service(group, name, ports[name], env, log=LOGS / f"{log_prefix}{name}.log")
         for name in SERVICES
     }
     return Stack(
@@ -151,6 +157,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
+def new_request_id() -> str:
+    """An X-Request-ID of a form Tessera keeps (32 hex digits, as ingress-nginx makes)."""
+    return secrets.token_hex(16)
+
+
 async def make_scope(redis: Redis, description: str = "Read things") -> str:
     name = unique("read")
     await scopes.add(redis, name, description)
@@ -203,6 +214,16 @@ async def make_setup(redis: Redis, **client_options: Any) -> Setup:
 # A service in this process is reached as behind a TLS-terminating ingress on loopback:
 # its settings trust the loopback proxy, its test clients send this header.
 FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
+# The whole suite comes from one address: per-address limits it never reaches. The
+# limits' own tests run stacks of their own (tests/test_anonymous_requests.py,
+# tests/test_login_throttle.py).
+GENEROUS_RATE_LIMITS = {
+    "TESSERA_AUTHORIZE_RATE": "1000000/60",
+    "TESSERA_LOGIN_PAGE_RATE": "1000000/60",
+    "TESSERA_CLIENT_AUTH_FAILURE_RATE": "1000000/60",
+    # Failed sign-ins of the whole run would count together.
+    "TESSERA_LOGIN_ADDRESS_RATE": "off",
+}
 
 
 def production_settings(redis_url: str, **env: str) -> Settings:
@@ -212,6 +233,8 @@ def production_settings(redis_url: str, **env: str) -> Settings:
             "TESSERA_ISSUER": "https://id.example.com",
             "REDIS_URL": redis_url,
             "TESSERA_TRUSTED_PROXIES": "127.0.0.1,::1",
+            # In-process services share the suite's Redis and its loopback address.
+            **GENEROUS_RATE_LIMITS,
             **env,
         }
     )
@@ -588,3 +611,51 @@ async def verify_with_jwks(
         options={"require": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope"]},
     )
     return header, claims
+
+
+async def logged_lines(http: aiohttp.ClientSession, url: str, name: str) -> list[dict[str, Any]]:
+    """The JSON lines the session stack's service ``name``, at ``url``, has logged so far.
+    A service writes a request's lines once it has answered, before it reads another
+    request: after one more, they are surely in the file (appended to across runs)."""
+    async with http.get(f"{url}/healthz") as r:
+        assert r.status == 200
+    text = (LOGS / f"{name}.log").read_text()
+    return [orjson.loads(line) for line in text.splitlines() if line[:1] == "{"]
+
+
+async def cors_preflight(
+    http: aiohttp.ClientSession,
+    url: str,
+    origin: str,
+    method: str = "POST",
+    headers: str | None = "content-type",
+) -> tuple[int, Any]:
+    """The OPTIONS request a browser sends before a cross-origin request it may not
+    send unasked (Fetch standard, CORS-preflight request); status and headers."""
+    asked = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers is not None:
+        asked["Access-Control-Request-Headers"] = headers
+    async with http.options(url, headers=asked) as r:
+        return r.status, r.headers
+
+
+async def origin_allowed(http: aiohttp.ClientSession, stack: Stack, origin: str) -> bool:
+    """Whether the token and authorize services both let a browser app on ``origin``
+    call them now."""
+    for url in (f"{stack.token}/token", stack.metadata):
+        status, headers = await cors_preflight(http, url, origin, headers=None)
+        if status != 204 or headers.get("Access-Control-Allow-Origin") != origin:
+            return False
+    return True
+
+
+async def until_origin(
+    http: aiohttp.ClientSession, stack: Stack, origin: str, *, allowed: bool
+) -> None:
+    """Wait until the services allow (or refuse) ``origin``: they hear of a client's
+    change a few milliseconds after it is published."""
+    for _ in range(250):
+        if await origin_allowed(http, stack, origin) is allowed:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{origin} still {'refused' if allowed else 'allowed'}")

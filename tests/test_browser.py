@@ -3,9 +3,10 @@ driven by Playwright, against the three services running as separate processes.
 
 What only a browser can show: the forms work with a mouse and with the keyboard alone
 (focus visible), the approval and connected-applications pages escape what a client
-registered (RFC 6749 §10.14, no script runs), and no page can be framed (RFC 6749
-§10.13). The test also saves screenshots of every page at desktop and phone size into
-``test-artifacts/screenshots/``.
+registered (RFC 6749 §10.14, no script runs), no page can be framed (RFC 6749
+§10.13), and a single-page app on another origin runs the code flow with fetch() (CORS),
+while one on an origin no client registered is blocked. The test also saves screenshots
+of every page at desktop and phone size into ``test-artifacts/screenshots/``.
 
 One browser serves the whole module, so the module's tests and async fixtures share one
 event loop (pytest-asyncio ``loop_scope="module"``); each test gets a fresh browser
@@ -18,12 +19,14 @@ import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from playwright.async_api import (
     Browser,
     Dialog,
@@ -38,10 +41,12 @@ from redis.asyncio import Redis
 
 from services.authorize.pages import LOGIN_FAILED, REVOKED
 from shared import scopes
+from shared.local_processes import free_port
 from shared.redis_store import connect
 from tests.oauth import (
     PASSWORD,
     REDIRECT_URI,
+    Registered,
     Stack,
     assert_access_denied,
     code_request,
@@ -54,9 +59,12 @@ from tests.oauth import (
     make_user,
     new_verifier,
     query_of,
+    remember_secrets,
     s256,
     unique,
+    until_origin,
 )
+from tests.test_cli import tessera
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -413,6 +421,34 @@ async def test_wrong_password_shows_an_alert(stack: Stack, redis: Redis, tab: Ta
     await expect(page.get_by_role("alert")).to_have_count(0)
 
 
+async def test_a_limited_sign_in_says_when_to_try_again_and_unlock_lifts_it(
+    stack: Stack, redis: Redis, tab: Tab
+) -> None:
+    """Five wrong passwords from this address (README "Sign-in limits"): the page says
+    when to try again, even to the right password, with 429 and Retry-After; after
+    `tessera user unlock` the same form signs in."""
+    page = tab.page
+    s = await make_setup(redis)
+    await open_login_page(page, stack, code_request(s.client, s.scope))
+    for i in range(5):
+        await sign_in(page, s.user, f"guess {i}")
+        await expect(page.get_by_role("alert")).to_have_text(LOGIN_FAILED)
+
+    async with page.expect_response(f"{stack.authorize}/login") as answer:
+        await sign_in(page, s.user)
+    limited = await answer.value
+    assert limited.status == 429
+    assert 1 <= int(await limited.header_value("retry-after") or 0) <= 900
+    alert = page.get_by_role("alert")
+    await expect(alert).to_have_text(re.compile(r"^Too many sign-in attempts\. Try again in "))
+    await expect(alert).to_be_visible()
+    await expect(page.get_by_label("Username")).to_have_value(s.user)
+
+    assert (await tessera(stack, "user", "unlock", s.user)).status == 0
+    await sign_in(page, s.user)
+    await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
+
+
 async def test_deny_in_the_browser_returns_access_denied(
     stack: Stack, redis: Redis, tab: Tab
 ) -> None:
@@ -645,3 +681,152 @@ async def test_screenshots_of_every_page(
             "error",
         )
     ]
+
+
+# --- a single-page app on another origin (CORS) -------------------------------------------
+
+SPA_PAGE = Path(__file__).resolve().parent / "spa" / "app.html"
+
+
+@dataclass(frozen=True)
+class SpaSites:
+    """The app's page served on two origins: one its client registered, one nobody did."""
+
+    registered: str
+    unregistered: str
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def spa_sites() -> AsyncIterator[SpaSites]:
+    async def page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(SPA_PAGE, headers={"Cache-Control": "no-store"})
+
+    app = web.Application()
+    app.router.add_get("/app", page)
+    app.router.add_get("/callback", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ports = free_port(), free_port()
+    for port in ports:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield SpaSites(*(f"http://127.0.0.1:{port}" for port in ports))
+    finally:
+        await runner.cleanup()
+
+
+async def spa_client(redis: Redis, sites: SpaSites) -> tuple[Registered, str]:
+    """A public client for the app, its redirect URI on the registered site; its scope."""
+    scope = await make_scope(redis, "Read your calendar")
+    client = await make_client(
+        redis,
+        [scope],
+        client_type="public",
+        redirect_uris=[f"{sites.registered}/callback"],
+        refresh_count=5,
+    )
+    return client, scope
+
+
+async def open_spa(page: Page, stack: Stack, site: str, client: Registered, scope: str) -> None:
+    await page.goto(f"{site}/app")
+    await page.evaluate(
+        "([issuer, clientId, scope]) => configure(issuer, clientId, scope)",
+        [stack.issuer, client.client_id, scope],
+    )
+
+
+async def test_a_single_page_app_runs_the_code_flow_with_fetch_from_its_own_origin(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    tab: Tab,
+    spa_sites: SpaSites,
+) -> None:
+    page = tab.page
+    client, scope = await spa_client(redis, spa_sites)
+    user = await make_user(redis)
+    api = await make_resource_server(redis, [scope])
+    await until_origin(http, stack, spa_sites.registered, allowed=True)
+
+    # The app reads the metadata (CORS on the authorize service) and sends the browser
+    # to sign in; Tessera's pages then run on Tessera's origin, as always.
+    await open_spa(page, stack, spa_sites.registered, client, scope)
+    await page.get_by_role("button", name="Sign in with Tessera").click()
+    await page.wait_for_url(f"{stack.authorize}/login?interaction=*")
+    await sign_in(page, user)
+    await page.wait_for_url(f"{stack.authorize}/consent?interaction=*")
+    await page.get_by_role("button", name="Approve").click()
+    await page.wait_for_url(f"{spa_sites.registered}/callback?*")
+
+    # Back in the app, on its origin: the code redeemed with fetch().
+    redeemed = await page.evaluate("redeem()")
+    remember_secrets(redeemed["body"])
+    assert redeemed["status"] == 200, redeemed
+    assert redeemed["body"]["token_type"] == "Bearer"
+    assert redeemed["body"]["scope"] == scope
+    assert await is_active(http, stack, api, redeemed["body"]["access_token"])
+    assert await page.evaluate("signingKeys()") >= 1
+
+    refreshed = await page.evaluate("refresh()")
+    remember_secrets(refreshed["body"])
+    assert refreshed["status"] == 200, refreshed
+    assert refreshed["body"]["refresh_token"] != redeemed["body"]["refresh_token"]
+    access_token = refreshed["body"]["access_token"]
+    assert await is_active(http, stack, api, access_token)
+
+    # A request only a preflight lets through (its Content-Type): passed, and the app
+    # can read the error, as it can every error Tessera answers.
+    wrong = await page.evaluate("sendJson()")
+    assert wrong["status"] == 400
+    assert wrong["body"]["error"] == "invalid_request"
+
+    signed_out = await page.evaluate("signOut()")
+    assert signed_out == {"status": 200, "body": None}
+    assert not await is_active(http, stack, api, access_token)
+    again = await page.evaluate("refresh()")
+    assert again["status"] == 400
+    assert again["body"]["error"] == "invalid_grant"
+    assert tab.dialogs == []
+
+
+async def test_a_page_on_an_origin_no_client_registered_is_blocked_by_the_browser(
+    stack: Stack,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    tab: Tab,
+    spa_sites: SpaSites,
+) -> None:
+    """The same page, served from another port (another origin), calls the same
+    endpoints; the browser lets it read nothing. As a control, the page on the
+    registered origin reads the same URLs, so the refusal is CORS, not the network."""
+    page = tab.page
+    client, scope = await spa_client(redis, spa_sites)
+    await until_origin(http, stack, spa_sites.registered, allowed=True)
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    attempts = """([urls, clientId]) => Promise.all([
+        fetch(urls.metadata),
+        fetch(urls.jwks),
+        post(urls.token, {grant_type: "refresh_token", refresh_token: "x.y", client_id: clientId}),
+        post(urls.revoke, {token: "x.y", client_id: clientId}),
+      ].map(call => call.then(() => "read", e => `${e.name}: ${e.message}`)))"""
+    urls = {
+        "metadata": stack.metadata,
+        "jwks": f"{stack.token}/jwks.json",
+        "token": f"{stack.token}/token",
+        "revoke": stack.revoke,
+    }
+
+    await open_spa(page, stack, spa_sites.registered, client, scope)
+    assert await page.evaluate(attempts, [urls, client.client_id]) == ["read"] * 4
+
+    await open_spa(page, stack, spa_sites.unregistered, client, scope)
+    blocked = await page.evaluate(attempts, [urls, client.client_id])
+
+    assert blocked == ["TypeError: Failed to fetch"] * 4
+    refusals = [text for text in console if "blocked by CORS policy" in text]
+    assert len(refusals) == 4, console
+    for text in refusals:
+        assert f"from origin '{spa_sites.unregistered}'" in text
+        assert "No 'Access-Control-Allow-Origin' header" in text

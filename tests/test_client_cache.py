@@ -1,8 +1,9 @@
 """The token and introspection services' client cache (shared/client_cache.py), on the
 real Redis: what it keeps, and that a change, published by ``clients.save`` or
-``clients.delete``, reaches it. That the services refuse a disabled or deleted client on
-the very next request is tested with each endpoint (tests/test_client_credentials_grant,
-test_introspection, test_revocation, test_refresh_token_grant)."""
+``clients.delete``, reaches it through the listener (shared/client_changes.py). That the
+services refuse a disabled or deleted client on the very next request is tested with
+each endpoint (tests/test_client_credentials_grant, test_introspection, test_revocation,
+test_refresh_token_grant)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from shared import client_cache, clients, keys
-from shared.client_cache import RESUBSCRIBE_SECONDS, ClientCache
+from shared.client_cache import ClientCache
+from shared.client_changes import RESUBSCRIBE_SECONDS, ClientChanges
 from shared.local_processes import free_port
 from tests.oauth import make_client, make_scope
 
@@ -32,11 +34,12 @@ async def eventually(check: Callable[[], bool], seconds: float = 3) -> None:
 
 @pytest.fixture
 async def cache(redis: Redis) -> AsyncIterator[ClientCache]:
-    found = ClientCache(redis, redis)
-    found.start()
+    found = ClientCache(redis)
+    changes = ClientChanges(redis, [found])
+    changes.start()
     await eventually(lambda: found.listening)
     yield found
-    await found.stop()
+    await changes.stop()
 
 
 async def _rename_behind_its_back(redis: Redis, client_id: str, name: str) -> None:
@@ -81,7 +84,7 @@ async def test_a_published_change_is_seen_at_once(redis: Redis, cache: ClientCac
 
 async def test_nothing_is_kept_before_the_subscription_is_confirmed(redis: Redis) -> None:
     registered = await make_client(redis, [await make_scope(redis)])
-    idle = ClientCache(redis, redis)  # never started: not listening
+    idle = ClientCache(redis)  # followed by no listener: not listening
     await idle.get(registered.client_id)
     await _rename_behind_its_back(redis, registered.client_id, "renamed quietly")
     found = await idle.get(registered.client_id)
@@ -132,13 +135,15 @@ async def test_a_listener_that_cannot_subscribe_says_so_once(
     """Redis away: the listener tries again every second, and logs the loss once."""
     # No retries of redis-py's own, so each attempt of the listener fails at once.
     away = Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    idle = ClientCache(redis, away)
+    idle = ClientCache(redis)
+    changes = ClientChanges(away, [idle])
     with caplog.at_level(logging.WARNING, logger="tessera.clients"):
-        idle.start()
+        changes.start()
         await asyncio.sleep(RESUBSCRIBE_SECONDS * 2.5)  # three attempts
-        await idle.stop()
+        await changes.stop()
     await away.aclose()
     lines = [r.getMessage() for r in caplog.records if r.name == "tessera.clients"]
     assert len(lines) == 1, lines
     assert lines[0].startswith("client cache off until Redis answers again")
     assert not idle.listening
+    assert not changes.listening

@@ -47,28 +47,31 @@ ELIDED = [None, None, 0]
 
 def _newer_json(value: str) -> str | None:
     """The record as a newer release would write it, or None for a value that is not a
-    JSON record (a digest, a counter, a rotated refresh token's marker)."""
+    JSON record (a digest, a counter)."""
     try:
         found: Any = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
     if isinstance(found, dict):
         return orjson.dumps({**found, NEWER: {"any": ["shape"]}}).decode()
-    if isinstance(found, list) and 4 <= len(found) <= TOKEN_FIELDS:
-        padded = found + ELIDED[len(found) - 4 :]
-        return orjson.dumps([*padded, {"any": ["shape"]}]).decode()
+    if isinstance(found, list) and len(found) >= 4:
+        if len(found) <= TOKEN_FIELDS:  # a compact token record
+            found = found + ELIDED[len(found) - 4 :]
+        return orjson.dumps([*found, {"any": ["shape"]}]).decode()
     return None
 
 
 def _newer(value: str) -> str | None:
+    """Also for a record after a prefix of Tessera's: a family's first token is
+    "<digest> <record>", a pending request "<binding><record>"."""
     if value.startswith(keys.ROTATED_MARKER):
         return None
-    if not value.startswith(("{", "[")) and " " in value:
-        # A family's first token: "<digest> <record>".
-        digest, record = value.split(" ", 1)
-        newer = _newer_json(record)
-        return None if newer is None else f"{digest} {newer}"
-    return _newer_json(value)
+    starts = [at for at in (value.find("{"), value.find("[")) if at >= 0]
+    if not starts:
+        return None
+    at = min(starts)
+    newer = _newer_json(value[at:])
+    return None if newer is None else value[:at] + newer
 
 
 async def from_a_newer_release(redis: Redis, *names: str) -> int:

@@ -31,6 +31,8 @@ from tests.oauth import (
 )
 
 DRAIN_SECONDS = 1
+# The request id of the request in flight (a UUID: a form a caller's id is kept in).
+IN_FLIGHT_ID = "5f0c7d2e-9a41-4b8e-b1a6-0d3c2e7f9a10"
 # Longer than the drain, so a request waiting on Redis is in flight when it ends; shorter
 # than this test's Redis deadline (REDIS_TIMEOUT_MS), so that request then succeeds.
 REDIS_PAUSE_MS = 3500
@@ -118,7 +120,7 @@ async def test_sigterm_drains_then_finishes_the_request_in_flight(
         "Content-Type: application/x-www-form-urlencoded\r\n"
         f"Content-Length: {len(body)}\r\n"
         f"Authorization: {basic_auth_for(setup.client)['Authorization']}\r\n"
-        "X-Request-ID: in-flight-1\r\n\r\n"
+        f"X-Request-ID: {IN_FLIGHT_ID}\r\n\r\n"
     ).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -156,7 +158,7 @@ async def test_sigterm_drains_then_finishes_the_request_in_flight(
 
     assert status == 200, payload
     assert headers["connection"] == "close"
-    assert headers["x-request-id"] == "in-flight-1"
+    assert headers["x-request-id"] == IN_FLIGHT_ID
     token = orjson.loads(payload)["access_token"]
     assert await asyncio.to_thread(process.wait, 10) == 0
     info = await introspect(http, stack, api, token)
@@ -164,7 +166,7 @@ async def test_sigterm_drains_then_finishes_the_request_in_flight(
 
     text = log.read_text()
     lines = [orjson.loads(line) for line in text.splitlines()]
-    served = [line for line in lines if line.get("request_id") == "in-flight-1"]
+    served = [line for line in lines if line.get("request_id") == IN_FLIGHT_ID]
     assert [(line["route"], line["status"]) for line in served if "route" in line] == [
         ("/token", 200)
     ]

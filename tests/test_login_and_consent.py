@@ -18,6 +18,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
+from services.authorize import sessions
 from services.authorize.app import create_app
 from shared import crypto, keys
 from tests.oauth import (
@@ -254,8 +255,8 @@ async def test_signing_in_replaces_the_session_id(
     new = signed_in.cookies[SESSION_COOKIE].value
     assert new != old
     assert session_cookie(http, stack) == new
-    # The old id is gone from the store, and with it its CSRF token.
-    assert await redis.exists(keys.session(crypto.digest(old))) == 0
+    # The old id is retired, and with it its CSRF token and browser value.
+    assert await redis.get(keys.session(crypto.digest(old))) == sessions.RETIRED
     assert await redis.exists(keys.session(crypto.digest(new))) == 1
     consent = await fetch(http, "GET", f"{stack.authorize}{signed_in.headers['Location']}")
     assert consent.status == 200
@@ -965,17 +966,25 @@ async def test_a_resumed_request_belongs_to_the_first_browser_that_resumes_it(
     assert_error_page(unknown, EXPIRED)
 
 
-async def test_an_anonymous_session_lives_only_as_long_as_an_interaction(
+async def test_an_anonymous_request_is_kept_briefly_until_someone_signs_in(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     s = await make_setup(redis)
     started = await start_authorization(http, stack, code_request(s.client, s.scope))
+    interaction = keys.interaction(query_of(started.headers["Location"])["interaction"])
     anonymous = keys.session(crypto.digest(session_cookie(http, stack)))
-    assert 590 <= await redis.ttl(anonymous) <= 600
+    # The anonymous session is its cookie alone; the pending request lives
+    # TESSERA_ANONYMOUS_INTERACTION_LIFETIME (300 s) ...
+    assert await redis.exists(anonymous) == 0
+    assert 290 <= await redis.ttl(interaction) <= 300
 
     await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
+    # ... and, once someone signed in, TESSERA_INTERACTION_LIFETIME (600 s).
+    assert 590 <= await redis.ttl(interaction) <= 600
     signed_in = keys.session(crypto.digest(session_cookie(http, stack)))
     assert 28790 <= await redis.ttl(signed_in) <= 28800
+    # The anonymous id is retired for as long as the signed-in session may live.
+    assert 28790 <= await redis.ttl(anonymous) <= 28800
 
 
 async def test_a_consent_form_that_is_not_utf8_is_an_error_page(

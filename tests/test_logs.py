@@ -21,7 +21,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from services.token.app import create_app as token_app
-from shared import logs
+from shared import fingerprint, logs
 from shared.errors import invalid_request
 from shared.settings import Settings, SettingsError
 from tests.oauth import (
@@ -30,13 +30,15 @@ from tests.oauth import (
     Stack,
     basic_auth_for,
     make_setup,
+    new_request_id,
     new_verifier,
-    unique,
     unreachable_redis,
 )
 
 TOKEN_LOG = ARTIFACTS / "logs" / "token.log"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+# A caller's request id as ingress-nginx makes them (32 hex digits).
+TWICE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
 @pytest.fixture
@@ -97,7 +99,7 @@ async def refused_twice(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) ->
     app.router.add_get("/lined", lined)
     client = await aiohttp_client(app, headers=FORWARDED_HTTPS)
     for made in (0, 1):
-        response = await client.get("/lined?code=in-query", headers={"X-Request-ID": "twice"})
+        response = await client.get("/lined?code=in-query", headers={"X-Request-ID": TWICE})
         assert response.status == 400
         assert len(records) == made
         logging.getLogger().addHandler(logging.NullHandler())
@@ -110,7 +112,7 @@ async def test_a_request_line_without_its_record_is_the_same_json(
 
     await refused_twice(aiohttp_client, monkeypatch)
 
-    lines = [line for line in json_lines(out) if line.get("request_id") == "twice"]
+    lines = [line for line in json_lines(out) if line.get("request_id") == TWICE]
     refused, fast, _, slow = lines
     # Each request's lines in the order they were logged, every one naming the request.
     assert (refused["logger"], fast["logger"]) == ("tessera.web", "tessera.access")
@@ -125,7 +127,7 @@ async def test_a_request_line_without_its_record_is_the_same_json(
         "logger": "tessera.access",
         "service": "token",
         "message": "GET /lined 400",
-        "request_id": "twice",
+        "request_id": TWICE,
         "client_id": "c1",
         "code": "[redacted]",
         "method": "GET",
@@ -146,9 +148,9 @@ async def test_a_request_line_without_its_record_is_the_same_text(
 
     await refused_twice(aiohttp_client, monkeypatch)
 
-    lines = [line for line in out.getvalue().splitlines() if "[twice]" in line]
+    lines = [line for line in out.getvalue().splitlines() if f"[{TWICE}]" in line]
     refused, fast, _, slow = lines
-    assert " token INFO tessera.web [twice]: GET /lined refused: invalid_request" in refused
+    assert f" token INFO tessera.web [{TWICE}]: GET /lined refused: invalid_request" in refused
 
     def timeless(line: str) -> str:
         return re.sub(r" duration_ms=[0-9.]+", "", line.split(" ", 2)[2])
@@ -157,7 +159,7 @@ async def test_a_request_line_without_its_record_is_the_same_text(
         timeless(fast)
         == timeless(slow)
         == (
-            "token INFO tessera.access [twice]: GET /lined 400 client_id=c1 code=[redacted] "
+            f"token INFO tessera.access [{TWICE}]: GET /lined 400 client_id=c1 code=[redacted] "
             "method=GET route=/lined path=/lined status=400 remote=127.0.0.1"
         )
     )
@@ -287,7 +289,14 @@ def test_text_format_quotes_values_that_could_forge_a_line(captured) -> None:
     ("header", "kept"),
     [
         ("7f3c2a9e-1b4d-4c5e-9f00-123456789abc", True),
-        ("abc.DEF_123:x+y/z=", True),
+        ("7F3C2A9E-1B4D-4C5E-9F00-123456789ABC", True),
+        ("0f1e2d3c4b5a69788796a5b4c3d2e1f0", True),
+        # Only those two forms: every line names the id, and a credential sent in the
+        # header by mistake (a client secret, a code, a password) has neither.
+        ("abc.DEF_123:x+y/z=", False),
+        ("trace-1a2b3c4d", False),
+        ("0f1e2d3c4b5a69788796a5b4c3d2e1f0a", False),
+        ("IamGw9Uw4gKHxGrJNoEN-ii_msdy9WpLHMtO-03fgWA", False),  # a client secret's shape
         ("", False),
         ("x" * 65, False),
         ("has space", False),
@@ -348,7 +357,7 @@ async def test_every_line_of_a_request_carries_its_id_and_never_the_query(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     setup = await make_setup(redis)
-    trace = unique("trace")
+    trace = new_request_id()
     in_query, in_body = f"fam.{new_verifier()}", f"fam.{new_verifier()}"
     auth = basic_auth_for(setup.client)
 
@@ -387,7 +396,7 @@ async def test_an_issuing_request_is_one_line_naming_the_grant_and_the_client(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     setup = await make_setup(redis, grants=["client_credentials"], redirect_uris=[])
-    trace = unique("trace")
+    trace = new_request_id()
     async with http.post(
         f"{stack.token}/token",
         data={"grant_type": "client_credentials", "scope": setup.scope},
@@ -404,10 +413,10 @@ async def test_an_issuing_request_is_one_line_naming_the_grant_and_the_client(
     assert token not in TOKEN_LOG.read_text()
 
 
-async def test_unmatched_paths_are_logged_by_a_fixed_route(
-    stack: Stack, http: aiohttp.ClientSession
+async def test_unmatched_paths_are_logged_by_a_fixed_route_and_a_fingerprint(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
-    trace = unique("trace")
+    trace = new_request_id()
     async with http.get(f"{stack.token}/nope/x%0Ay", headers={"X-Request-ID": trace}) as r:
         assert r.status == 404
         assert r.headers["X-Request-ID"] == trace
@@ -415,4 +424,27 @@ async def test_unmatched_paths_are_logged_by_a_fixed_route(
     await one_more_request(http, stack.token)
     (line,) = request_lines(TOKEN_LOG, trace)
     assert (line["route"], line["status"]) == ("unmatched", 404)
-    assert line["path"] == "/nope/x%0Ay"  # as sent: an encoded newline stays encoded
+    # The path a caller made up may be a credential pasted into the URL: a fingerprint
+    # of it as sent (percent-encoded), under the key all services share.
+    key = await fingerprint.shared_key(redis)
+    assert line["path"] == fingerprint.with_key(key, "/nope/x%0Ay")
+
+
+async def test_behind_a_trusted_proxy_the_request_line_names_the_client(
+    aiohttp_client, configured: Callable[[str], io.StringIO]
+) -> None:
+    out = configured("json")
+    client = await aiohttp_client(token_app(unreachable_redis()), headers=FORWARDED_HTTPS)
+    forwarded = {"X-Forwarded-For": "not-an-address-a-secret, 203.0.113.9"}
+    other = new_request_id()
+    async with client.get("/nowhere", headers={"X-Request-ID": TWICE, **forwarded}) as r:
+        assert r.status == 404
+    async with client.get("/nowhere", headers={"X-Request-ID": other}) as r:
+        assert r.status == 404
+
+    lines = {line["request_id"]: line for line in json_lines(out) if "request_id" in line}
+    # The address the trusted proxy (loopback here) saw; never the caller's own text.
+    assert lines[TWICE]["remote"] == "127.0.0.1"
+    assert lines[TWICE]["client"] == "203.0.113.9"
+    assert "client" not in lines[other]
+    assert "not-an-address" not in out.getvalue()

@@ -1,6 +1,7 @@
 """POST /token with grant_type=password (RFC 6749 §4.3): every error of RFC 6749 §5.2 this
 grant can produce, with status, body and headers; the brute-force limit it shares with
-the login page (RFC 6749 §10.7); a client not allowed the grant gets nothing."""
+the login page (RFC 6749 §10.7); a client not allowed the grant gets nothing. (The
+sign-in limits themselves, from many addresses: tests/test_login_throttle.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import crypto, keys, users
+from shared import keys, login_throttle, users
 from tests.oauth import (
     PASSWORD,
     Registered,
@@ -38,14 +39,14 @@ from tests.oauth import (
 )
 
 FORM = "application/x-www-form-urlencoded"
-MAX_FAILURES = 10  # the default TESSERA_LOGIN_MAX_FAILURES
+PAIR_LIMIT = 5  # the default TESSERA_LOGIN_PAIR_RATE: failures per username and address
 # The one public description of invalid_grant (shared.errors.invalid_grant).
 INVALID_GRANT_DESCRIPTION = (
     "The authorization grant is invalid, expired, revoked, or was issued to another "
     "client or redirect URI."
 )
 INVALID_SCOPE_DESCRIPTION = "The requested scope is invalid, unknown, or not allowed."
-LOCKED_PAGE = "Too many failed sign-ins for this username. Try again later."
+LIMITED_PAGE = "Too many sign-in attempts. Try again in "
 
 
 def assert_invalid_grant(reply: Reply) -> None:
@@ -83,9 +84,20 @@ async def password_grant(
     return await token_request(http, stack, client, form, auth=auth)
 
 
+def pair_counter(username: str) -> str:
+    """The key counting ``username``'s sign-ins from this test's address, loopback."""
+    name = login_throttle.username_digest(username)
+    return keys.rate_counter(login_throttle.PAIR, f"{name}:127.0.0.1")
+
+
 async def failures(redis: Redis, username: str) -> int:
-    """The failed sign-ins counted for ``username`` (shared.login_throttle)."""
-    return int(await redis.get(keys.login_failures(crypto.digest(username.casefold()))) or 0)
+    """The failed sign-ins counted for ``username`` from here (shared.login_throttle)."""
+    return int(await redis.get(pair_counter(username)) or 0)
+
+
+def assert_too_many_requests(reply: Reply) -> None:
+    assert_error(reply, 429, "temporarily_unavailable")
+    assert 1 <= int(reply.headers["Retry-After"]) <= 900
 
 
 # --- success ---------------------------------------------------------------------------
@@ -233,22 +245,20 @@ async def test_after_too_many_failures_the_right_password_is_refused_here_and_at
     wrong = await asyncio.gather(
         *(
             password_grant(http, stack, client, user, f"guess {i}", scope=read)
-            for i in range(MAX_FAILURES)
+            for i in range(PAIR_LIMIT)
         )
     )
     for reply in wrong:
         assert_invalid_grant(reply)
-    assert await failures(redis, user) == MAX_FAILURES
+    assert await failures(redis, user) == PAIR_LIMIT
 
-    locked = await password_grant(http, stack, client, user, scope=read)
+    limited = await password_grant(http, stack, client, user, scope=read)
 
-    # RFC 6749 §10.7: the same answer as a wrong password, so the lock tells nothing.
-    assert_invalid_grant(locked)
-    assert locked.body == wrong[0].body
+    # Refused without a check, with 429 and Retry-After (RFC 6585 §4): the right
+    # password included, from this address, until the window ends.
+    assert_too_many_requests(limited)
     assert not await redis.exists(keys.client_families(client.client_id))
-    # A refused attempt still takes from the allowance; the count keeps its window.
-    assert await failures(redis, user) == MAX_FAILURES + 1
-    window = await redis.ttl(keys.login_failures(crypto.digest(user.casefold())))
+    window = await redis.ttl(pair_counter(user))
     assert 0 < window <= 900
 
     # One limit for both doors: the login page now refuses the right password too.
@@ -266,9 +276,10 @@ async def test_after_too_many_failures_the_right_password_is_refused_here_and_at
             "password": PASSWORD,
         },
     )
-    assert answer.status == 200
+    assert answer.status == 429
+    assert 1 <= int(answer.headers["Retry-After"]) <= 900
     assert "Location" not in answer.headers
-    assert page_message(answer.text) == LOCKED_PAGE
+    assert page_message(answer.text).startswith(LIMITED_PAGE)
 
 
 async def test_concurrent_guesses_cannot_outrun_the_failure_limit(
@@ -278,25 +289,27 @@ async def test_concurrent_guesses_cannot_outrun_the_failure_limit(
     user = await make_user(redis)
     client = await password_client(redis, [read])
 
-    # Three times the limit in wrong guesses at once; the right password a moment later,
-    # when they have all arrived (and wait for their argon2 checks, two at a time).
-    async def right_one_later() -> Reply:
-        await asyncio.sleep(0.2)
-        return await password_grant(http, stack, client, user, scope=read)
-
-    *wrong, right = await asyncio.gather(
+    # Three times the limit in wrong guesses at once; the right password once they have
+    # all been answered.
+    wrong = await asyncio.gather(
         *(
             password_grant(http, stack, client, user, f"guess {i}", scope=read)
-            for i in range(3 * MAX_FAILURES)
-        ),
-        right_one_later(),
+            for i in range(3 * PAIR_LIMIT)
+        )
     )
+    right = await password_grant(http, stack, client, user, scope=read)
 
-    for reply in wrong:
+    # RFC 6749 §10.7: each attempt is counted before its check, so however they are
+    # timed no more than the limit's worth of passwords is tried; the others, and the
+    # right password after them, are refused unchecked.
+    checked = [reply for reply in wrong if reply.status == 400]
+    assert len(checked) == PAIR_LIMIT
+    for reply in checked:
         assert_invalid_grant(reply)
-    # RFC 6749 §10.7: once the limit's worth of guesses is in, no further password may be
-    # tried in the window, however the attempts are timed.
-    assert_invalid_grant(right)
+    for reply in wrong:
+        if reply.status != 400:
+            assert_too_many_requests(reply)
+    assert_too_many_requests(right)
     assert not await redis.exists(keys.client_families(client.client_id))
 
 

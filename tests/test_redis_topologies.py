@@ -17,6 +17,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 
 from shared import clients, families, keys, scopes, users
 from shared.client_cache import ClientCache
+from shared.client_changes import ClientChanges
 from shared.local_processes import (
     ProcessGroup,
     ensure_signing_key,
@@ -38,6 +39,8 @@ from tests.oauth import (
     obtain_code,
     s256,
     start_stack,
+    unique,
+    until_origin,
 )
 from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
 
@@ -176,12 +179,33 @@ async def test_a_client_change_reaches_the_services_caches(
     assert_error(refused, 401, "invalid_client")
 
 
+async def test_browser_origins_follow_client_changes_on_the_topology(
+    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+) -> None:
+    """The token and authorize services read every client when they start listening (a
+    pipeline across slots on a cluster), then each one whose change is announced."""
+    origin = f"https://{unique('spa')}.example.com"
+    setup = await make_setup(store, client_type="public", redirect_uris=[f"{origin}/callback"])
+    await until_origin(http, topology.stack, origin, allowed=True)
+
+    # The subscriptions dropped: no origin until the services listen again and read all.
+    for port in topology.data_ports:
+        with sync_redis.Redis(port=port) as node:
+            node.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await until_origin(http, topology.stack, origin, allowed=False)
+    await until_origin(http, topology.stack, origin, allowed=True)
+
+    await clients.set_enabled(store, setup.client.client_id, False)
+    await until_origin(http, topology.stack, origin, allowed=False)
+
+
 async def test_the_client_cache_hears_changes_on_the_topology(
     topology: Topology, store: RedisClient
 ) -> None:
     setup = await make_setup(store)
-    cache = ClientCache(store, store)
-    cache.start()
+    cache = ClientCache(store)
+    changes = ClientChanges(store, [cache])
+    changes.start()
     try:
         for _ in range(100):
             if cache.listening:
@@ -197,7 +221,7 @@ async def test_the_client_cache_hears_changes_on_the_topology(
             await asyncio.sleep(0.02)
         assert len(cache) == 0  # the published change reached it
     finally:
-        await cache.stop()
+        await changes.stop()
 
 
 async def test_names_holding_a_hash_tag_work_and_choose_no_slot(

@@ -204,6 +204,19 @@ async def test_a_bug_is_still_server_error_with_its_stack_trace_in_the_log(
             ),
             True,
         ),
+        (
+            redis_exceptions.ResponseError(
+                "ERR Error running script (call to f_0): @user_script:2: @user_script: 2: "
+                "-OOM command not allowed when used memory > 'maxmemory'."
+            ),
+            True,
+        ),
+        (
+            redis_exceptions.ResponseError(
+                "ERR Error running script (call to f_0): @user_script:1: -WRONGTYPE Operation"
+            ),
+            False,
+        ),
         # Cluster redirections still unsettled after the retry, or too many of them.
         (redis_exceptions.MovedError("3999 127.0.0.1:6381"), True),
         (redis_exceptions.AskError("3999 127.0.0.1:6381"), True),

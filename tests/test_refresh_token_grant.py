@@ -14,11 +14,14 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 from redis.asyncio import Redis
 
 from shared import clients, crypto, families, keys, users
 from tests.oauth import (
     PASSWORD,
+    REDIRECT_URI,
     REFRESH_REUSE_GRACE,
     Registered,
     Reply,
@@ -33,10 +36,12 @@ from tests.oauth import (
     grant_family,
     introspect,
     is_active,
+    logged_lines,
     make_client,
     make_resource_server,
     make_scope,
     make_user,
+    new_request_id,
     new_verifier,
     obtain_code,
     post_form,
@@ -496,6 +501,95 @@ async def test_concurrent_refreshes_of_one_token_exactly_one_succeeds(
     assert_token_response(
         await refresh(http, stack, chain.client, winner.body["refresh_token"]), refresh=True
     )
+
+
+# --- the end of a chain: the spent last token is not a stolen one -------------------------
+
+
+def security_events_of(lines: list[dict[str, Any]], family: str) -> list[str]:
+    return [
+        line["event"]
+        for line in lines
+        if line.get("logger") == "tessera.security" and line.get("family") == family
+    ]
+
+
+async def test_the_spent_last_token_an_authlib_client_keeps_is_refused_without_revoking(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """RFC 6749 §6: when the answer carries no new refresh token the client may keep the
+    old one, and Authlib does. The chain's last refresh (refresh count 1) answers without
+    one; Authlib, asked to refresh again later, presents the spent token. That is no
+    reuse (no newer token exists for a thief to hold): invalid_grant, nothing revoked."""
+    scope = await make_scope(redis)
+    client = await make_client(redis, [scope], client_type="public", refresh_count=1)
+    setup = Setup(scope, await make_user(redis), client)
+    api = await make_resource_server(redis, [scope])
+    verifier = new_verifier()
+    code = await obtain_code(
+        http, stack, setup, code_challenge=s256(verifier), code_challenge_method="S256"
+    )
+    token_url = f"{stack.token}/token"
+    trace = new_request_id()
+    async with AsyncOAuth2Client(
+        client_id=client.client_id,
+        token_endpoint_auth_method="none",
+        redirect_uri=REDIRECT_URI,
+        scope=scope,
+    ) as oauth:
+        first = await oauth.fetch_token(token_url, code=code, code_verifier=verifier)
+        spent = first["refresh_token"]
+        family = grant_family(spent)
+
+        last = await oauth.refresh_token(token_url)
+        assert "refresh_token" not in last or last["refresh_token"] == spent
+        # Authlib kept the spent token, as RFC 6749 §6 allows.
+        assert oauth.token["refresh_token"] == spent
+        access_token = oauth.token["access_token"]
+        assert access_token != first["access_token"]
+        assert await is_active(http, stack, api, access_token)
+        # Past the grace window: a real reuse would revoke the family now.
+        await asyncio.sleep(REFRESH_REUSE_GRACE + 0.3)
+
+        with pytest.raises(OAuthError) as refused:
+            await oauth.refresh_token(token_url, headers={"X-Request-ID": trace})
+
+    assert refused.value.error == "invalid_grant"
+    assert refused.value.description == INVALID_GRANT_DESCRIPTION
+    # Nothing was revoked: the access token of the last refresh is still good.
+    assert await is_active(http, stack, api, access_token)
+    assert await redis.exists(keys.family_revoked(family)) == 0
+    lines = await logged_lines(http, stack.token, "token")
+    assert security_events_of(lines, family) == []
+    (why,) = [
+        line
+        for line in lines
+        if line.get("request_id") == trace and line["logger"] == "tessera.web"
+    ]
+    assert "invalid_grant (refresh token exhausted" in why["message"]
+    assert spent not in "\n".join(str(line) for line in lines)
+
+
+async def test_a_token_rotated_away_still_revokes_the_family_at_the_end_of_the_chain(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """The contrast: in the same exhausted chain, a token that was replaced by a newer
+    one (RFC 9700 §4.14.2) comes back: one of its two holders is an attacker."""
+    chain = await start_chain(http, stack, redis, refresh_count=2)
+    middle = await refresh(http, stack, chain.client, chain.refresh_token)
+    assert_token_response(middle, refresh=True)
+    last = await refresh(http, stack, chain.client, middle.body["refresh_token"])
+    assert_token_response(last, refresh=False)
+    assert await is_active(http, stack, chain.api, last.body["access_token"])
+    await asyncio.sleep(REFRESH_REUSE_GRACE + 0.3)
+
+    assert_invalid_grant(await refresh(http, stack, chain.client, chain.refresh_token))
+
+    info = await introspect(http, stack, chain.api, last.body["access_token"])
+    assert info.body == {"active": False}
+    assert await redis.get(keys.family_revoked(chain.family)) == "1"
+    lines = await logged_lines(http, stack.token, "token")
+    assert security_events_of(lines, chain.family) == ["refresh_token_reused"]
 
 
 # --- invalid_client (401) ----------------------------------------------------------------

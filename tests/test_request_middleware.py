@@ -14,7 +14,7 @@ from aiohttp import web
 from services.token.app import create_app as token_app
 from shared.app_keys import DRAIN, METRICS
 from shared.logs import QUIET_ROUTES
-from tests.oauth import FORWARDED_HTTPS, unreachable_redis
+from tests.oauth import FORWARDED_HTTPS, new_request_id, unreachable_redis
 from tests.test_metrics import samples, value
 
 
@@ -61,15 +61,16 @@ async def test_while_draining_every_answer_closes_its_connection(
 ) -> None:
     app = token_app(unreachable_redis())
     client = await aiohttp_client(app, headers=FORWARDED_HTTPS)
-    before = await client.get(path, headers={"X-Request-ID": "before-drain"})
+    before = await client.get(path, headers={"X-Request-ID": new_request_id()})
     app[DRAIN].draining = True
 
-    during = await client.get(path, headers={"X-Request-ID": "during-drain"})
+    during_id = new_request_id()
+    during = await client.get(path, headers={"X-Request-ID": during_id})
 
     assert (before.status, during.status) == (status, status)
     assert before.headers.get("Connection") != "close"
     assert during.headers["Connection"] == "close"
-    assert during.headers["X-Request-ID"] == "during-drain"
+    assert during.headers["X-Request-ID"] == during_id
 
 
 async def test_probe_lines_are_debug_unless_the_probe_fails(

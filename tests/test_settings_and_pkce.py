@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared import pkce
+from shared.rate_limits import OFF, Rate
 from shared.settings import Settings, SettingsError
 
 HTTPS = {"TESSERA_ISSUER": "https://id.example.com"}
@@ -182,6 +183,53 @@ def test_bad_log_level() -> None:
     message = refused({**HTTPS, "TESSERA_LOG_LEVEL": "LOUD"})
     assert message.startswith("TESSERA_LOG_LEVEL=")
     assert "DEBUG" in message
+
+
+def test_sign_in_limits() -> None:
+    """README "Sign-in limits": the defaults, and each read from the environment."""
+    defaults = Settings.from_env(HTTPS)
+    assert (defaults.login_pair_rate, defaults.login_address_rate) == (
+        Rate(5, 900),
+        Rate(30, 900),
+    )
+    assert defaults.login_username_rate == Rate(10, 900)
+    assert defaults.login_username_pace == 60
+    assert defaults.login_known_address_lifetime == 30 * 24 * 3600
+    assert (defaults.password_check_threads, defaults.password_check_queue) == (2, 8)
+
+    settings = Settings.from_env(
+        {
+            **HTTPS,
+            "TESSERA_LOGIN_PAIR_RATE": "3/600",
+            "TESSERA_LOGIN_ADDRESS_RATE": "off",
+            "TESSERA_LOGIN_USERNAME_RATE": "20/3600",
+            "TESSERA_LOGIN_USERNAME_PACE": "120",
+            "TESSERA_LOGIN_KNOWN_ADDRESS_LIFETIME": "86400",
+            "TESSERA_PASSWORD_CHECK_THREADS": "4",
+            "TESSERA_PASSWORD_CHECK_QUEUE": "0",
+        }
+    )
+    assert (settings.login_pair_rate, settings.login_address_rate) == (Rate(3, 600), OFF)
+    assert (settings.login_username_rate, settings.login_username_pace) == (Rate(20, 3600), 120)
+    assert settings.login_known_address_lifetime == 86400
+    assert (settings.password_check_threads, settings.password_check_queue) == (4, 0)
+
+    assert "TESSERA_LOGIN_PAIR_RATE" in refused({**HTTPS, "TESSERA_LOGIN_PAIR_RATE": "5"})
+    assert "TESSERA_LOGIN_USERNAME_PACE" in refused({**HTTPS, "TESSERA_LOGIN_USERNAME_PACE": "0"})
+    assert "TESSERA_PASSWORD_CHECK_THREADS" in refused(
+        {**HTTPS, "TESSERA_PASSWORD_CHECK_THREADS": "0"}
+    )
+
+
+def test_the_replaced_login_failure_settings_are_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Still set from an older release's configuration, they would silently do nothing."""
+    with caplog.at_level(logging.WARNING, logger="tessera.settings"):
+        Settings.from_env({**HTTPS, "TESSERA_LOGIN_MAX_FAILURES": "10"})
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("TESSERA_LOGIN_MAX_FAILURES is no longer read; see ")
+    assert "TESSERA_LOGIN_PAIR_RATE" in warning
 
 
 def test_settings_error_is_a_value_error() -> None:

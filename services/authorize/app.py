@@ -10,14 +10,21 @@ import jinja2
 from aiohttp import web
 
 from services.authorize import pages
-from services.authorize.metadata import metadata
+from services.authorize.metadata import METADATA_PATH, metadata
+from shared.browser_origins import browser_origins
+from shared.client_changes import follow_client_changes
 from shared.errors import OAuthError
+from shared.password_checks import password_checks_context
 from shared.settings import Settings
 from shared.web import create_base_app
 
 log = logging.getLogger("tessera.authorize")
 
 HERE = Path(__file__).parent
+
+# What browser-based clients call themselves (shared.cors): the metadata only. Never the
+# pages: a browser is sent to them, and RFC 9700 §2.6 forbids CORS at /authorize.
+BROWSER_ROUTES = {METADATA_PATH: "GET"}
 
 # Pages are never framed (clickjacking of the approval page, RFC 6749 §10.13) and load
 # nothing but our own stylesheet and, over https, the configured logo.
@@ -54,7 +61,9 @@ def template_loader(settings: Settings) -> jinja2.BaseLoader:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, _error_page)
+    app = create_base_app(settings, _error_page, browser_routes=BROWSER_ROUTES)
+    app.cleanup_ctx.append(follow_client_changes(browser_origins))
+    app.cleanup_ctx.append(password_checks_context)  # the login page
     aiohttp_jinja2.setup(
         app,
         loader=template_loader(settings),
@@ -74,6 +83,18 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(pages.CONNECTED_APPS, pages.connected_apps_revoke)
     app.router.add_get("/logout", pages.logout_page)
     app.router.add_post("/logout", pages.logout_submit)
-    app.router.add_get("/.well-known/oauth-authorization-server", metadata)
-    app.router.add_static("/static/", HERE / "static")
+    app.router.add_get(METADATA_PATH, metadata)
+    add_static_files(app)
     return app
+
+
+def add_static_files(app: web.Application) -> None:
+    """A fixed route for each file of ``static/`` (the stylesheet): no path a caller
+    makes up reaches the file system, where a name too long for it was a server error
+    (and the traceback quoted the name, which might be a credential)."""
+    for path in sorted((HERE / "static").iterdir()):
+
+        async def serve(request: web.Request, path: Path = path) -> web.FileResponse:
+            return web.FileResponse(path)
+
+        app.router.add_get(f"/static/{path.name}", serve)

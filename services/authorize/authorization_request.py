@@ -4,6 +4,9 @@ Two phases, as RFC 6749 §4.1.2.1 requires. While the client or the redirect URI
 doubt the person sees an error page and is never redirected (``OAuthError`` with the page
 status). After that, every error is reported to the client by redirect
 (``RedirectableError``).
+
+A client id that names no client, and a redirect URI not registered, are logged as
+fingerprints (``shared.fingerprint``): either may be a credential sent in the wrong place.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared import clients, pkce, scopes
+from shared import clients, fingerprint, pkce, scopes
 from shared.clients import Client
 from shared.errors import OAuthError
+from shared.forms import logged_names
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
 
-# The seed answers these with invalid_request rather than unsupported_response_type.
+# webMethods Integration Server answers these with invalid_request rather than
+# unsupported_response_type.
 _GRANT_NAMES_AS_RESPONSE_TYPE = ("password", "client_credentials")
 # Each response type and the grant a client must be allowed for it.
 RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
@@ -28,6 +33,17 @@ SUPPORTED_RESPONSE_TYPES = tuple(RESPONSE_TYPE_GRANTS)
 # select_account: there is one account per browser) are ignored, as RFC 6749 §3.1 says
 # of anything unrecognised.
 PROMPTS = ("none", "login", "consent")
+# The parameters whose text the client chooses freely and Tessera stores with the pending
+# request; each is bounded, so that no request can make Redis hold much (README, "Rate
+# limits and memory"). RFC 6749 Appendix A.5 makes state 1*VSCHAR (%x20-7E).
+MAX_FREE_TEXT = 1024
+FREE_TEXT_PARAMETERS = ("state", "nonce")
+
+
+def _free_text_within_bounds(params: dict[str, str]) -> bool:
+    if any(len(params.get(name) or "") > MAX_FREE_TEXT for name in FREE_TEXT_PARAMETERS):
+        return False
+    return all(" " <= ch <= "~" for ch in params.get("state") or "")
 
 
 @dataclass(slots=True)
@@ -91,10 +107,12 @@ def _page_error(description: str, cause: str) -> OAuthError:
 async def enabled_client(redis: RedisClient, client_id: str) -> Client:
     """The client, when it exists and is enabled; else the error page."""
     client = await clients.get(redis, client_id)
-    if client is None or not client.enabled:
+    if client is None:
         raise _page_error(
-            "The application is not known here.", f"unknown or disabled client {client_id!r}"
+            "The application is not known here.", f"unknown client {fingerprint.of(client_id)}"
         )
+    if not client.enabled:
+        raise _page_error("The application is not known here.", f"client {client_id} is disabled")
     return client
 
 
@@ -103,7 +121,7 @@ async def resolve_client(
 ) -> tuple[Client, str]:
     """The client and the redirect URI to use, or an error page."""
     if repeated & {"client_id", "redirect_uri"}:
-        raise _page_error("The request is ambiguous.", f"repeated: {sorted(repeated)}")
+        raise _page_error("The request is ambiguous.", f"repeated: {logged_names(repeated)}")
     client_id = params.get("client_id")
     if client_id is None:
         raise _page_error("The request names no client.", "client_id missing")
@@ -121,7 +139,7 @@ async def resolve_client(
     if given not in client.redirect_uris:
         raise _page_error(
             "The return address does not belong to the application.",
-            f"redirect_uri {given!r} not registered for client {client_id}",
+            f"redirect_uri {fingerprint.of(given)} not registered for client {client_id}",
         )
     return client, given
 
@@ -142,6 +160,16 @@ async def validate(
             error, description, redirect_uri, state, in_fragment=response_type == "token"
         )
 
+    if not _free_text_within_bounds(params):
+        # Not echoed back: the state may be what is wrong (and would make the URL huge).
+        raise RedirectableError(
+            "invalid_request",
+            f"state and nonce may have at most {MAX_FREE_TEXT} characters, "
+            "state only visible ASCII (RFC 6749, Appendix A.5).",
+            redirect_uri,
+            None,
+            in_fragment=response_type == "token",
+        )
     if repeated:
         # RFC 6749 §4.1.2.1: "includes a parameter more than once" is invalid_request.
         raise fail("invalid_request", "A request parameter is repeated.")

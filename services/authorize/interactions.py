@@ -1,10 +1,16 @@
 """Pending authorization requests between ``/authorize`` and the person's decision.
 
-This is the seed system's "PKCE cache": the validated request, PKCE challenge included,
-stored under a random interaction id with a short TTL. It is bound to the browser that
-started it (the session's server-side ``browser`` value), so an interaction id learned by
-someone else is worth nothing in their browser. The decision takes it with a script that
-checks the binding and deletes in one step, so one approval yields at most one code.
+This is webMethods Integration Server's "PKCE cache": the validated request, PKCE
+challenge included, stored under a random interaction id with a short TTL. It is bound to
+the browser that started it (the session's server-side ``browser`` value), so an
+interaction id learned by someone else is worth nothing in their browser. The decision
+takes it with a script that checks the binding and deletes in one step, so one approval
+yields at most one code.
+
+Anyone can start one without signing in, so each is small and brief: one string, the
+binding followed by the request as a JSON array (``state`` alone may be 1,024
+characters), living ``anonymous_interaction_lifetime`` until the person signs in, then
+``interaction_lifetime`` (README, "Rate limits and memory").
 """
 
 from __future__ import annotations
@@ -15,35 +21,71 @@ import orjson
 
 from services.authorize.authorization_request import AuthorizationRequest
 from services.authorize.sessions import Session
-from shared import crypto, keys, records, scripts
+from shared import crypto, keys, scripts
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
 
-UNBOUND = ""
+
+# The stored value begins with the binding: 128 bits of the browser value's digest,
+# always this long. Not bound yet (a request that arrived by POST, until ``claim``):
+# dots, which no digest contains.
+_BINDING_LENGTH = 22
+UNBOUND = "." * _BINDING_LENGTH
 
 
 def _binding(session: Session) -> str:
-    return crypto.digest(session.browser)
+    return crypto.digest(session.browser)[:_BINDING_LENGTH]
+
+
+def _encode(request: AuthorizationRequest) -> str:
+    """The request by position, each value once: a field's name would cost more than
+    most values. A newer release appends fields; ``_decode`` ignores what it does not
+    know, so replicas of both can share pending requests during a rolling update."""
+    fields = [
+        request.client_id,
+        request.redirect_uri,
+        request.redirect_uri_param is not None,
+        request.scope,
+        request.state,
+        request.code_challenge,
+        request.code_challenge_method,
+        request.response_type,
+        request.prompt,
+    ]
+    return orjson.dumps(fields).decode()
+
+
+def _decode(stored: str) -> AuthorizationRequest:
+    client_id, redirect_uri, given, scope, state, challenge, method, response_type, prompt = (
+        orjson.loads(stored)[:9]
+    )
+    return AuthorizationRequest(
+        client_id=client_id,
+        redirect_uri_param=redirect_uri if given else None,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        state=state,
+        code_challenge=challenge,
+        code_challenge_method=method,
+        response_type=response_type,
+        prompt=prompt,
+    )
 
 
 async def create(
     redis: RedisClient, settings: Settings, request: AuthorizationRequest, session: Session | None
 ) -> str:
-    """Store the request, bound to ``session``'s browser, or unbound until ``claim``."""
+    """Store the request, bound to ``session``'s browser, or unbound until ``claim``;
+    brief until someone signed in has it (``keep``)."""
     interaction_id = crypto.random_token(16)
-    key = keys.interaction(interaction_id)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(
-            key,
-            mapping={
-                "request": orjson.dumps(request),
-                "browser": _binding(session) if session else UNBOUND,
-            },
-        )
-        pipe.expire(key, settings.interaction_lifetime)
-        await pipe.execute()
+    signed_in = session is not None and session.signed_in
+    await redis.set(
+        keys.interaction(interaction_id),
+        (_binding(session) if session else UNBOUND) + _encode(request),
+        ex=settings.interaction_lifetime if signed_in else settings.anonymous_interaction_lifetime,
+    )
     return interaction_id
 
 
@@ -60,22 +102,32 @@ async def get(
     redis: RedisClient, interaction_id: str, session: Session
 ) -> AuthorizationRequest | None:
     """The pending request, when it exists and belongs to this browser."""
-    raw, browser = await redis.hmget(keys.interaction(interaction_id), ["request", "browser"])
-    if raw is None or not crypto.same(browser or UNBOUND, _binding(session)):
+    stored = await redis.get(keys.interaction(interaction_id))
+    binding = _binding(session)
+    if stored is None or not crypto.same(stored[:_BINDING_LENGTH], binding):
         return None
-    return records.from_json(AuthorizationRequest, raw)
+    return _decode(stored[_BINDING_LENGTH:])
 
 
-async def update(
-    redis: RedisClient, interaction_id: str, session: Session, request: AuthorizationRequest
+async def keep(
+    redis: RedisClient,
+    settings: Settings,
+    interaction_id: str,
+    session: Session,
+    request: AuthorizationRequest | None = None,
 ) -> bool:
-    """Replace the pending request, if it still exists and belongs to this browser."""
+    """Once the person signed in: keep the pending request ``interaction_lifetime``, and
+    replace it by ``request`` if given; if it still exists and belongs to this browser."""
     return bool(
         await scripts.run(
             redis,
-            keys.UPDATE_INTERACTION,
+            keys.KEEP_INTERACTION,
             [keys.interaction(interaction_id)],
-            [_binding(session), orjson.dumps(request)],
+            [
+                _binding(session),
+                settings.interaction_lifetime * 1000,
+                _encode(request) if request is not None else "",
+            ],
         )
     )
 
@@ -87,4 +139,4 @@ async def take(
     raw = await scripts.run(
         redis, keys.TAKE_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
     )
-    return records.from_json(AuthorizationRequest, raw) if raw else None
+    return _decode(raw) if raw else None

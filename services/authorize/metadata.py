@@ -9,7 +9,10 @@ from shared import keys, pkce
 from shared.app_keys import REDIS, SETTINGS
 from shared.client_auth import SECRET_AUTH_METHODS
 from shared.clients import GRANT_TYPES, REFRESH_GRANT
+from shared.cors import vary_on_origin
 from shared.web import json_response
+
+METADATA_PATH = "/.well-known/oauth-authorization-server"  # RFC 8414 §3
 
 
 async def metadata(request: web.Request) -> web.Response:
@@ -35,5 +38,5 @@ async def metadata(request: web.Request) -> web.Response:
             "code_challenge_methods_supported": list(pkce.METHODS),
             "authorization_response_iss_parameter_supported": True,
         },
-        headers={"Cache-Control": "no-cache"},
+        headers=vary_on_origin({"Cache-Control": "no-cache"}),
     )

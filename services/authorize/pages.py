@@ -25,20 +25,22 @@ from shared import (
     clients,
     codes,
     consents,
-    crypto,
     families,
+    fingerprint,
     login_throttle,
     metrics,
     scopes,
     tokens,
 )
-from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.address_limits import limit_address
+from shared.app_keys import PASSWORD_CHECKS, REDIS, SETTINGS, SIGNING_KEYS
+from shared.client_address import limit_subject
 from shared.clients import Client
 from shared.codes import CodeRecord
 from shared.errors import OAuthError
 from shared.forms import collect, read_form, read_pairs, single_valued
-from shared.login_throttle import Refused
-from shared.logs import add_to_line, security_event
+from shared.login_throttle import BUSY, Refused
+from shared.logs import add_to_line
 from shared.redis_access.errors import is_unavailable
 from shared.settings import Settings
 from shared.tokens import Grant
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tessera.authorize")
 
 LOGIN_FAILED = "The username or password is incorrect."
-LOGIN_LOCKED = "Too many failed sign-ins for this username. Try again later."
+LOGIN_BUSY = "Many people are signing in right now. Try again in a moment."
 REVOKED = "Access removed. The application must ask you again before it can use your account."
 CONNECTED_APPS = "/connected-apps"
 # Where a sign-in that no application asked for may lead: a fixed list, never a URL from
@@ -219,6 +221,8 @@ async def _answer_silently(
 async def authorize(request: web.Request) -> web.Response:
     """RFC 6749 §4.1.1 (GET and POST, RFC 6749 §3.1)."""
     redis, settings = request.app[REDIS], request.app[SETTINGS]
+    # Before anything is read or stored: a refused request costs one counter.
+    await limit_address(request, "authorize", settings.authorize_rate)
     pairs = await read_pairs(request) if request.method == "POST" else request.query.items()
     params, repeated = collect(pairs)
     client, redirect_uri = await resolve_client(redis, params, repeated)
@@ -278,6 +282,9 @@ async def resume(request: web.Request) -> web.Response:
     session, is_new = await sessions.load_or_start(request)
     if not interaction_id or not await interactions.claim(redis, interaction_id, session):
         raise _expired()
+    if session.signed_in:
+        # Stored unbound and brief, as anyone's; someone signed in has it now.
+        await interactions.keep(redis, request.app[SETTINGS], interaction_id, session)
     auth_request = await _pending(redis, interaction_id, session)
     return await _proceed(request, session, is_new, interaction_id, auth_request)
 
@@ -291,6 +298,7 @@ def _render_login(
     next_page: str = "",
     error: str = "",
     username: str = "",
+    status: int = 200,
 ) -> web.Response:
     return render(
         request,
@@ -303,11 +311,19 @@ def _render_login(
             "error": error,
             "username": username,
         },
+        status=status,
     )
+
+
+def login_limited(seconds: int) -> str:
+    """What the sign-in page says when a sign-in limit refuses (shared.login_throttle)."""
+    wait = f"{seconds} seconds" if seconds < 120 else f"{-(-seconds // 60)} minutes"
+    return f"Too many sign-in attempts. Try again in {wait}."
 
 
 async def login_page(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
+    await limit_address(request, "login", settings.login_page_rate)
     interaction_id = request.query.get("interaction", "")
     next_page = request.query.get("next", "")
     if not interaction_id and next_page in SIGN_IN_TARGETS:
@@ -331,6 +347,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login_submit(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
+    await limit_address(request, "login", settings.login_page_rate)
     form = await read_form(request)
     session = await sessions.load(request)
     if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
@@ -344,31 +361,44 @@ async def login_submit(request: web.Request) -> web.Response:
         client = await enabled_client(redis, auth_request.client_id)
     again = {"interaction_id": interaction_id, "next_page": next_page if client is None else ""}
     username = form.get("username", "")
-    # Logged as a digest: people type their password into the username field.
-    who = crypto.digest(username)[:12]
-    client_id = client.client_id if client else None
-    user = await login_throttle.sign_in(redis, settings, username, form.get("password", ""))
-    if user is Refused.LOCKED:
-        security_event("login_locked", username_digest=who, client_id=client_id)
-        return _render_login(
-            request, client, session, **again, error=LOGIN_LOCKED, username=username
+    address = limit_subject(request, settings)
+    user = await login_throttle.sign_in(
+        redis,
+        settings,
+        request.app[PASSWORD_CHECKS],
+        username=username,
+        password=form.get("password", ""),
+        address=address,
+    )
+    if isinstance(user, Refused):
+        login_throttle.log_refusal(
+            request, user, username, address, client_id=client.client_id if client else None
         )
-    if user is Refused.WRONG:
-        security_event("login_failed", username_digest=who, client_id=client_id)
-        # One message for a wrong username and a wrong password alike.
-        return _render_login(
-            request, client, session, **again, error=LOGIN_FAILED, username=username
+        if not user.limited:
+            # One message for a wrong username and a wrong password alike.
+            return _render_login(
+                request, client, session, **again, error=LOGIN_FAILED, username=username
+            )
+        # RFC 6585 §4: 429 with Retry-After, on the sign-in page to try again from.
+        message = LOGIN_BUSY if user is BUSY else login_limited(user.retry_after)
+        page = _render_login(
+            request, client, session, **again, error=message, username=username, status=429
         )
+        page.headers["Retry-After"] = str(user.retry_after)
+        return page
     signed_in = await sessions.sign_in(request, session, user)
     log.info("user %s signed in", user.username)
     if auth_request is None:
         response = see_other(next_page)
     else:
+        changed = None
         if auth_request.must_sign_in:
             # prompt=login is satisfied by this sign-in; the request goes on without it.
             auth_request.prompt = [p for p in auth_request.prompt if p != "login"]
-            if not await interactions.update(redis, interaction_id, signed_in, auth_request):
-                raise _expired()
+            changed = auth_request
+        # Kept from now on as long as a signed-in person's request.
+        if not await interactions.keep(redis, settings, interaction_id, signed_in, changed):
+            raise _expired()
         response = see_other(_with_interaction("/consent", interaction_id))
     sessions.set_cookie(response, settings, signed_in)
     return response
@@ -570,7 +600,9 @@ async def connected_apps_revoke(request: web.Request) -> web.Response:
         return see_other(f"/login?{urlencode({'next': CONNECTED_APPS})}")
     client_id = form.get("client_id", "")
     revoked = await admin.revoke_user_client(redis, session.username, client_id)
-    log.info("user %s revoked client %s (%d grant(s))", session.username, client_id, revoked)
+    # The form's client id is the caller's: named in the log only if it names a client.
+    named = client_id if await clients.get(redis, client_id) else fingerprint.of(client_id)
+    log.info("user %s revoked client %s (%d grant(s))", session.username, named, revoked)
     # 303: reloading the list never posts the form again (RFC 9700 §4.12).
     return see_other(f"{CONNECTED_APPS}?revoked=1")
 

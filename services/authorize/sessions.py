@@ -1,9 +1,16 @@
-"""Browser sessions: an opaque cookie whose state lives in Redis under the id's digest.
+"""Browser sessions: an opaque cookie; a signed-in session's state lives in Redis under
+the id's digest.
 
 Every session carries a CSRF token that the login, approval and logout forms must echo,
 and a ``browser`` value, never sent to the browser, that pending interactions are bound
 to. Signing in replaces the session id and the CSRF token (no session fixation) and keeps
 the ``browser`` value, so requests pending in other tabs carry on.
+
+An anonymous session is its cookie alone: its CSRF token and ``browser`` value are
+derived from the id, so a browser that has not signed in costs Redis nothing (README,
+"Rate limits and memory"). Only the browser knows the id, so a cross-site attacker can
+derive neither (the OWASP "signed double-submit cookie"; the __Host- prefix keeps a
+sibling site from planting a cookie whose id it knows).
 """
 
 from __future__ import annotations
@@ -21,6 +28,12 @@ from shared.users import User
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
+
+
+_ID_BYTES = 32
+# Stored under an anonymous id that signed in (``_retire``); never valid JSON.
+RETIRED = "retired"
+_ID_LENGTH = len(crypto.random_token(_ID_BYTES))
 
 
 @dataclass(slots=True)
@@ -41,6 +54,20 @@ def cookie_name(settings: Settings) -> str:
     return "__Host-tessera_session" if settings.cookie_secure else "tessera_session"
 
 
+def _well_formed(session_id: str) -> bool:
+    # What random_token(32) makes: anything else (huge, odd bytes) is no session of ours.
+    return len(session_id) == _ID_LENGTH and session_id.isascii() and session_id.isprintable()
+
+
+def anonymous(session_id: str) -> Session:
+    """The anonymous session of a cookie id."""
+    return Session(
+        session_id=session_id,
+        csrf_token=crypto.digest(f"csrf:{session_id}"),
+        browser=crypto.digest(f"browser:{session_id}"),
+    )
+
+
 def lifetime(settings: Settings, session: Session) -> int:
     """Anonymous sessions exist only to carry an interaction and its CSRF token, so they
     live as long as an interaction; signed-in ones the configured session lifetime."""
@@ -48,11 +75,16 @@ def lifetime(settings: Settings, session: Session) -> int:
 
 
 async def load(request: web.Request) -> Session | None:
-    session_id = request.cookies.get(cookie_name(request.app[SETTINGS]))
-    if not session_id:
+    """The browser's session: signed in when Redis holds it, else anonymous; None when
+    the browser sent no (well-formed) session cookie."""
+    session_id = request.cookies.get(cookie_name(request.app[SETTINGS]), "")
+    if not _well_formed(session_id):
         return None
     raw = await request.app[REDIS].get(keys.session(crypto.digest(session_id)))
     if raw is None:
+        # Never signed in, or its signed-in session ended: anonymous either way.
+        return anonymous(session_id)
+    if raw == RETIRED:
         return None
     return records.from_json(Session, raw, session_id=session_id)
 
@@ -67,22 +99,19 @@ async def _store(redis: RedisClient, settings: Settings, session: Session) -> No
     )
 
 
-async def start(request: web.Request) -> Session:
-    """A new anonymous session; the caller sets its cookie."""
-    session = Session(
-        session_id=crypto.random_token(32),
-        csrf_token=crypto.random_token(32),
-        browser=crypto.random_token(16),
-    )
-    await _store(request.app[REDIS], request.app[SETTINGS], session)
-    return session
+def start() -> Session:
+    """A new anonymous session; the caller sets its cookie. Nothing is stored."""
+    return anonymous(crypto.random_token(_ID_BYTES))
 
 
 async def sign_in(request: web.Request, anonymous: Session, user: User) -> Session:
     """Replace the anonymous session by a signed-in one for the same browser."""
-    await end(request, anonymous)
+    if anonymous.signed_in:
+        await end(request, anonymous)
+    else:
+        await _retire(request, anonymous)
     session = Session(
-        session_id=crypto.random_token(32),
+        session_id=crypto.random_token(_ID_BYTES),
         csrf_token=crypto.random_token(32),
         browser=anonymous.browser,
         username=user.username,
@@ -97,11 +126,23 @@ async def load_or_start(request: web.Request) -> tuple[Session, bool]:
     session = await load(request)
     if session is not None:
         return session, False
-    return await start(request), True
+    return start(), True
 
 
 async def end(request: web.Request, session: Session) -> None:
-    await request.app[REDIS].delete(keys.session(crypto.digest(session.session_id)))
+    """Sign out: the id becomes an anonymous session's, of a browser value nothing uses."""
+    if session.signed_in:
+        await request.app[REDIS].delete(keys.session(crypto.digest(session.session_id)))
+
+
+async def _retire(request: web.Request, anonymous: Session) -> None:
+    """Signing in keeps the anonymous session's ``browser`` value, which its id derives:
+    whoever kept the old id (planted it, even) must not derive it any more, for as long
+    as the signed-in session can live."""
+    settings = request.app[SETTINGS]
+    await request.app[REDIS].set(
+        keys.session(crypto.digest(anonymous.session_id)), RETIRED, ex=settings.session_lifetime
+    )
 
 
 def set_cookie(response: web.StreamResponse, settings: Settings, session: Session) -> None:

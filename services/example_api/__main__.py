@@ -12,6 +12,7 @@ from aiohttp import web
 from services.example_api.app import create_app
 from shared import logs
 from shared.resource_server import ResourceServerSettings
+from shared.shutdown import SERVER_OPTIONS
 
 
 def main() -> None:
@@ -26,7 +27,14 @@ def main() -> None:
         sys.exit(f"example_api: bad configuration: {exc}")
     # aiohttp's access log writes the request line with its query string, where a
     # misguided client may have put a token (RFC 6750 §2.3): no access log here.
-    web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+        **SERVER_OPTIONS,
+    )
 
 
 main()

@@ -10,7 +10,8 @@ from aiohttp import web
 from shared import scopes, tokens
 from shared.app_keys import CLIENTS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
-from shared.client_cache import client_cache_context
+from shared.client_cache import client_cache
+from shared.client_changes import follow_client_changes
 from shared.clients import NEVER_EXPIRES, Client
 from shared.errors import invalid_client, invalid_request
 from shared.forms import read_form
@@ -82,7 +83,7 @@ async def scope_definitions(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, json_error)
-    app.cleanup_ctx.append(client_cache_context)
+    app.cleanup_ctx.append(follow_client_changes(client_cache))
     app.router.add_post("/introspect", introspect)
     app.router.add_get("/scopes", scope_definitions)
     return app

@@ -3,6 +3,9 @@
 Off unless TESSERA_ADMIN_TOKEN is set; every request then carries it as a bearer token
 (RFC 6750 §2.1). The Ingress does not route ``/admin/``: it is for operators inside the
 cluster. Each handler calls the same ``shared.admin`` function as the CLI.
+
+A name in the URL that names nothing is logged as its fingerprint (``shared.fingerprint``):
+it may be a credential pasted in the wrong place.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from shared import admin, clients, scopes
+from shared import admin, clients, fingerprint, scopes
 from shared.app_keys import REDIS, SETTINGS
 from shared.crypto import digest, same
 from shared.errors import OAuthError, invalid_request
@@ -31,8 +34,11 @@ def _unauthorized(cause: str) -> OAuthError:
     )
 
 
-def _not_found(exc: ValueError) -> OAuthError:
-    return OAuthError("not_found", str(exc), status=404)
+def _not_found(kind: str, name: str) -> OAuthError:
+    # The administrator learns which name; the log only its fingerprint.
+    return OAuthError(
+        "not_found", f"no {kind} {name!r}", status=404, cause=f"no {kind} {fingerprint.of(name)}"
+    )
 
 
 @web.middleware
@@ -84,7 +90,7 @@ async def show_scope(request: web.Request) -> web.Response:
     redis, name = request.app[REDIS], request.match_info["name"]
     found = (await scopes.get_many(redis, [name])).get(name)
     if found is None:
-        raise _not_found(ValueError(f"no scope {name!r}"))
+        raise _not_found("scope", name)
     users_of = [c.client_id for c in await clients.list_all(redis) if name in c.scopes]
     return json_response({**found.view(), "clients": users_of})
 
@@ -92,7 +98,7 @@ async def show_scope(request: web.Request) -> web.Response:
 async def delete_scope(request: web.Request) -> web.Response:
     redis, name = request.app[REDIS], request.match_info["name"]
     if not (await scopes.get_many(redis, [name])):
-        raise _not_found(ValueError(f"no scope {name!r}"))
+        raise _not_found("scope", name)
     try:
         await admin.delete_scope(redis, name)
     except ValueError as exc:
@@ -102,20 +108,20 @@ async def delete_scope(request: web.Request) -> web.Response:
 
 async def set_client_enabled(request: web.Request) -> web.Response:
     enabled = request.match_info["action"] == "enable"
+    client_id = request.match_info["client_id"]
     try:
-        client = await clients.set_enabled(
-            request.app[REDIS], request.match_info["client_id"], enabled
-        )
-    except ValueError as exc:
-        raise _not_found(exc) from None
+        client = await clients.set_enabled(request.app[REDIS], client_id, enabled)
+    except ValueError:
+        raise _not_found("client", client_id) from None
     return json_response(client.public_view())
 
 
 async def delete_client(request: web.Request) -> web.Response:
+    client_id = request.match_info["client_id"]
     try:
-        revoked = await admin.delete_client(request.app[REDIS], request.match_info["client_id"])
-    except ValueError as exc:
-        raise _not_found(exc) from None
+        revoked = await admin.delete_client(request.app[REDIS], client_id)
+    except ValueError:
+        raise _not_found("client", client_id) from None
     return json_response({"revoked_grants": revoked})
 
 

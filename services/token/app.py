@@ -8,15 +8,22 @@ from services.token import admin_api
 from services.token.endpoint import token
 from services.token.jwks import jwks
 from services.token.revocation import revoke
-from shared.client_cache import client_cache_context
+from shared.browser_origins import browser_origins
+from shared.client_cache import client_cache
+from shared.client_changes import follow_client_changes
+from shared.password_checks import password_checks_context
 from shared.settings import Settings
 from shared.web import create_base_app, json_error
+
+# What browser-based clients call themselves (shared.cors); the admin API never.
+BROWSER_ROUTES = {"/token": "POST", "/revoke": "POST", "/jwks.json": "GET"}
 
 
 def create_app(settings: Settings) -> web.Application:
     admin = [admin_api.require_admin_token] if settings.admin_token else []
-    app = create_base_app(settings, json_error, admin)
-    app.cleanup_ctx.append(client_cache_context)
+    app = create_base_app(settings, json_error, admin, BROWSER_ROUTES)
+    app.cleanup_ctx.append(follow_client_changes(client_cache, browser_origins))
+    app.cleanup_ctx.append(password_checks_context)  # the password grant
     app.router.add_post("/token", token)
     app.router.add_post("/revoke", revoke)
     app.router.add_get("/jwks.json", jwks)

@@ -1,12 +1,18 @@
-"""``POST /token`` as a list of small named steps (RFC 6749 §3.2, §5)."""
+"""``POST /token`` as a list of small named steps (RFC 6749 §3.2, §5).
+
+A grant type or scope name the server does not know is logged as its fingerprint
+(``shared.fingerprint``): it may be a credential sent in the wrong field.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from services.token.grants import HANDLERS, TAKE_SCOPE
 from services.token.grants.base import TokenRequest
-from shared import logs, metrics, scopes, tokens
+from shared import fingerprint, logs, metrics, scopes, tokens
 from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_auth import authenticate_client
 from shared.clients import Client
@@ -14,6 +20,22 @@ from shared.errors import OAuthError, invalid_request, invalid_scope
 from shared.forms import read_form
 from shared.tokens import IssuedTokens
 from shared.web import json_response
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
+
+# Grant types defined elsewhere that Tessera does not support, named in the log as they
+# are (RFC 8628, RFC 7523, RFC 7522, RFC 8693, OpenID Connect CIBA).
+OTHER_GRANT_TYPES = frozenset(
+    {
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "urn:ietf:params:oauth:grant-type:saml2-bearer",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:openid:params:grant-type:ciba",
+    }
+)
 
 
 def check_grant_type(client: Client, params: dict[str, str]) -> str:
@@ -24,7 +46,7 @@ def check_grant_type(client: Client, params: dict[str, str]) -> str:
         raise OAuthError(
             "unsupported_grant_type",
             "The grant type is not supported by this server.",
-            cause=f"grant_type {grant_type!r}",
+            cause=f"grant_type {fingerprint.shown(grant_type, OTHER_GRANT_TYPES)}",
         )
     if not client.allows_grant(grant_type):
         raise OAuthError(
@@ -35,18 +57,22 @@ def check_grant_type(client: Client, params: dict[str, str]) -> str:
     return grant_type
 
 
-def check_scope(client: Client, grant_type: str, params: dict[str, str]) -> list[str]:
+async def check_scope(
+    redis: RedisClient, client: Client, grant_type: str, params: dict[str, str]
+) -> list[str]:
     """The scope parameter of the grants that take one, each value a well-formed scope
     token (RFC 6749 §3.3) the client is registered for; empty when absent."""
     if grant_type not in TAKE_SCOPE:
         return []
     try:
         requested = scopes.parse_requested(params.get("scope"))
-    except ValueError as exc:
-        raise invalid_scope(str(exc)) from None
+    except ValueError:
+        raise invalid_scope(f"malformed scope {fingerprint.of(params.get('scope', ''))}") from None
     outside = [name for name in requested if name not in client.scopes]
     if outside:
-        raise invalid_scope(f"client {client.client_id} is not registered for {outside}")
+        defined = await scopes.get_many(redis, outside)
+        named = [fingerprint.shown(name, defined) for name in outside]
+        raise invalid_scope(f"client {client.client_id} is not registered for {named}")
     return requested
 
 
@@ -66,11 +92,11 @@ async def token(request: web.Request) -> web.Response:
     params = await read_form(request)
     client = await authenticate_client(request, params)
     grant_type = check_grant_type(client, params)
-    scope = check_scope(client, grant_type, params)
+    scope = await check_scope(redis, client, grant_type, params)
     key_set = request.app[SIGNING_KEYS]
     tokens.check_can_sign_for(client, settings, key_set)
     issued = await HANDLERS[grant_type](
-        TokenRequest(client, params, redis, settings, key_set, scope)
+        TokenRequest(client, params, redis, settings, key_set, scope, request)
     )
     logs.add_to_line(request, grant_type=grant_type, client_id=client.client_id)
     metrics.grant_issued(request, grant_type)

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from shared.app_keys import SIGNING_KEYS
+from shared.cors import vary_on_origin
 
 # Short enough that a resource server sees a new key soon after it is added; resource
 # servers should also refetch on a kid they do not know.
@@ -22,5 +23,5 @@ async def jwks(request: web.Request) -> web.Response:
     return web.Response(
         body=orjson.dumps(body),
         content_type="application/json",
-        headers={"Cache-Control": f"public, max-age={CACHE_SECONDS}"},
+        headers=vary_on_origin({"Cache-Control": f"public, max-age={CACHE_SECONDS}"}),
     )

@@ -98,6 +98,9 @@ class Commands:
     def ttl(self, name: str) -> Any:
         return self._command(("TTL", name))
 
+    def pttl(self, name: str) -> Any:
+        return self._command(("PTTL", name))
+
     # Hashes
     def hget(self, name: str, key: str) -> Any:
         return self._command(("HGET", name, key))

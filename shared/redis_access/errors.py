@@ -42,6 +42,7 @@ _UNAVAILABLE_PREFIXES = frozenset(
     {"OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "LOADING"}
     | {"BUSY", "MISCONF", "NOREPLICAS"}
 )
+_SCRIPT_ERROR = "Error running script"
 _UNAVAILABLE_TYPES = (
     exceptions.ConnectionError,  # AuthenticationError and BusyLoadingError are ones
     exceptions.TimeoutError,
@@ -69,5 +70,9 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, exceptions.ResponseError):
         return False
+    message = str(exc)
+    if _SCRIPT_ERROR in message:
+        # Redis 6 wraps a refusal a script met ("...: -OOM command not allowed ...").
+        return any(f"-{prefix} " in message for prefix in _UNAVAILABLE_PREFIXES)
     # A redis-py client (pub/sub, administration) keeps the prefix in the message.
-    return str(exc).split(" ", 1)[0] in _UNAVAILABLE_PREFIXES
+    return message.split(" ", 1)[0] in _UNAVAILABLE_PREFIXES

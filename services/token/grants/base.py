@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aiohttp import web
+
 from shared import tokens
 from shared.clients import Client
 from shared.errors import invalid_scope
@@ -28,6 +30,9 @@ class TokenRequest:
     key_set: KeySet | None
     # The scope parameter, parsed and within the client's scopes; empty when absent.
     scope: list[str]
+    # The HTTP request, for what few grants need of it (the password grant: the client's
+    # address, the process's password checks).
+    http: web.Request
 
     async def issue(self, grant: Grant, *, refreshable: bool) -> IssuedTokens | None:
         """Tokens for ``grant`` to this request's client; None when its family was revoked

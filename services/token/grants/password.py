@@ -1,17 +1,19 @@
 """The resource owner password credentials grant (RFC 6749 §4.3).
 
 Only for clients explicitly allowed it (off by default). The password check is the login
-page's: argon2id off the event loop, and the same per-username failure limit, which
-RFC 6749 §10.7 asks for ("protect the endpoint against brute force attacks").
+page's (``shared.login_throttle``): argon2id off the event loop, and the same sign-in
+limits, which RFC 6749 §10.7 asks for ("protect the endpoint against brute force
+attacks"). A limit refuses with 429 and Retry-After (RFC 6585 §4), without a check.
 """
 
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared import crypto, families, login_throttle
-from shared.errors import invalid_grant, invalid_request
+from shared import families, login_throttle
+from shared.app_keys import PASSWORD_CHECKS
+from shared.client_address import limit_subject
+from shared.errors import invalid_grant, invalid_request, too_many_requests
 from shared.login_throttle import Refused
-from shared.logs import security_event
 from shared.tokens import Grant, IssuedTokens
 
 GRANT_TYPE = "password"
@@ -23,17 +25,28 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     if username is None or password is None:
         raise invalid_request("The username and password parameters are required.")
     scope = request.scope_or_default()
-    user = await login_throttle.sign_in(request.redis, request.settings, username, password)
+    address = limit_subject(request.http, request.settings)
+    user = await login_throttle.sign_in(
+        request.redis,
+        request.settings,
+        request.http.app[PASSWORD_CHECKS],
+        username=username,
+        password=password,
+        address=address,
+    )
     if isinstance(user, Refused):
-        # Logged as a digest: people type their password into the username field.
-        security_event(
-            "login_locked" if user is Refused.LOCKED else "login_failed",
+        login_throttle.log_refusal(
+            request.http,
+            user,
+            username,
+            address,
             via="password_grant",
-            username_digest=crypto.digest(username)[:12],
             client_id=request.client.client_id,
         )
-        # One answer for a wrong username, a wrong password and a locked username.
-        raise invalid_grant(user.value)
+        if user.limited:
+            raise too_many_requests(user.retry_after, user.reason.value)
+        # One answer for a wrong username and a wrong password.
+        raise invalid_grant(user.reason.value)
     grant = Grant(
         family=families.new_family(),
         client_id=request.client.client_id,

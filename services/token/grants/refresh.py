@@ -3,7 +3,9 @@
 Every use returns a new refresh token and retires the one presented; presenting a
 retired one again revokes the whole grant family. Of two concurrent uses of one refresh
 token exactly one succeeds (one Lua script marks the token and stores the new ones). The
-client's refresh count bounds how many times a chain may be refreshed.
+client's refresh count bounds how many times a chain may be refreshed: the last refresh
+returns no new refresh token, and the spent one, which RFC 6749 §6 lets the client keep,
+is then merely refused if presented again (no newer token exists for a thief to hold).
 """
 
 from __future__ import annotations
@@ -64,4 +66,10 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     elif outcome is Rotation.RACED:
         # Most likely the client's own retry, but an attacker's too: logged as such.
         security_event("refresh_token_raced", client_id=client.client_id, family=family)
+    elif outcome is Rotation.EXHAUSTED:
+        # Not a reuse: the client kept the token the chain's last refresh did not replace.
+        raise invalid_grant(
+            f"refresh token exhausted: the chain's last refresh (count {client.refresh_count}) "
+            "was made; the client must start a new grant"
+        )
     raise invalid_grant(f"refresh token {outcome.value}")

@@ -1,0 +1,142 @@
+"""Keyed fingerprints: how a log line names a value a caller sent that may be a credential.
+
+The cause of a refusal goes to the log, never a credential, even a misplaced one
+(DESIGN). A value that did not turn out to name something Tessera knows (a client secret
+sent as ``client_id``, a password typed as the username, a token pasted into the URL) is
+logged as its fingerprint: ``fp:`` and 12 characters (72 bits) of the base64url
+HMAC-SHA256 of the value. Client ids, usernames and scope names that a lookup found are
+logged as they are.
+
+- Keyed, so that a reader of the logs cannot test guesses against a fingerprint: an
+  unkeyed digest of a short password is found by hashing a dictionary.
+- The same on every replica and after restarts, so an operator can see one bad value
+  arriving from many addresses. The key is 32 random bytes kept in Redis
+  (``keys.LOG_FINGERPRINT_KEY``, no TTL): the first service to start makes it (SET NX),
+  and every service reads it at start-up into memory. A fingerprint then costs one HMAC,
+  a few microseconds, and never a Redis round trip. A setting could hold the key too,
+  but would be one more secret for operators to make and keep the same everywhere;
+  whoever can read Redis can read far more than this key.
+- While Redis cannot be read at start-up a process uses a random key of its own, and
+  says so with the prefix ``fp-local:`` (such a fingerprint matches no other process's).
+  It keeps trying in the background and takes the shared key once Redis answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import AsyncIterator, Container, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from shared import keys
+from shared.app_keys import REDIS
+
+if TYPE_CHECKING:
+    from shared.redis_store import RedisClient
+
+log = logging.getLogger("tessera.fingerprint")
+
+PREFIX = "fp:"
+LOCAL_PREFIX = "fp-local:"
+KEY_BYTES = 32
+# 9 bytes are 12 base64url characters without padding: plenty to tell values apart.
+FINGERPRINT_BYTES = 9
+# Start-up waits this long for the shared key at most; then retries run in the background.
+LOAD_SECONDS = 2.0
+RETRY_SECONDS = 5.0
+# scrub() leaves shorter values alone: every credential Tessera takes is at least this
+# long (a password's minimum), and replacing "1" or "GET" would make a text unreadable.
+MIN_SCRUBBED_CHARS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    secret: bytes
+    prefix: str
+
+
+# This process's key: its own random one until the shared one is read from Redis.
+_key = _Key(secrets.token_bytes(KEY_BYTES), LOCAL_PREFIX)
+
+
+def with_key(key: bytes, value: str, prefix: str = PREFIX) -> str:
+    """The fingerprint of ``value`` under ``key``."""
+    # surrogatepass: a fingerprint never fails, whatever a decoder let through.
+    mac = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+    return prefix + base64.urlsafe_b64encode(mac[:FINGERPRINT_BYTES]).decode()
+
+
+def of(value: str) -> str:
+    """The fingerprint of ``value`` under this process's key."""
+    key = _key
+    return with_key(key.secret, value, key.prefix)
+
+
+def shown(value: str, known: Container[str]) -> str:
+    """``value`` itself when it is one of ``known`` (a word of the protocol, a name that
+    exists), else its fingerprint."""
+    return value if value in known else of(value)
+
+
+def scrub(text: str, values: Iterable[str]) -> str:
+    """``text`` with every occurrence of each of ``values`` (of at least
+    MIN_SCRUBBED_CHARS) replaced by its fingerprint."""
+    for value in sorted(set(values), key=len, reverse=True):  # a longer value first
+        if len(value) >= MIN_SCRUBBED_CHARS and value in text:
+            text = text.replace(value, of(value))
+    return text
+
+
+async def shared_key(redis: RedisClient) -> bytes:
+    """The key every process uses, made by whichever asks first."""
+    made = secrets.token_urlsafe(KEY_BYTES)
+    await redis.set(keys.LOG_FINGERPRINT_KEY, made, nx=True)
+    stored = await redis.get(keys.LOG_FINGERPRINT_KEY)
+    if not stored:  # removed between the two commands: try again later
+        raise RedisError("the log fingerprint key vanished")
+    return str(stored).encode()
+
+
+async def _load(redis: RedisClient) -> None:
+    global _key
+    _key = _Key(await shared_key(redis), PREFIX)
+
+
+async def _retry(redis: RedisClient) -> None:
+    while True:
+        await asyncio.sleep(RETRY_SECONDS)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await _load(redis)
+            log.info("log fingerprints use the shared key from now on")
+            return
+
+
+async def fingerprint_key_context(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context, after the Redis one: the shared key read before the service
+    serves, or read in the background once Redis answers."""
+    redis = app[REDIS]
+    retrying: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(LOAD_SECONDS):
+            await _load(redis)
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning(
+            "log fingerprints are this process's own (%s) until Redis answers: %s",
+            LOCAL_PREFIX,
+            type(exc).__name__,
+        )
+        retrying = asyncio.create_task(_retry(redis))
+    yield
+    if retrying is not None:
+        retrying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retrying

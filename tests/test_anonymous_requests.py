@@ -1,0 +1,243 @@
+"""Anonymous callers cannot grow Redis: what a cookie-less /authorize costs, the bounds
+on what it stores, and the per-address rate limits (README, "Rate limits and memory")."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from services.authorize.authorization_request import MAX_FREE_TEXT
+from shared import keys
+from shared.local_processes import ProcessGroup
+from tests.oauth import (
+    Stack,
+    assert_error,
+    assert_invalid_client,
+    basic_auth,
+    basic_auth_for,
+    code_request,
+    fetch,
+    make_client,
+    make_resource_server,
+    make_scope,
+    make_setup,
+    post_form,
+    query_of,
+    start_stack,
+)
+
+REQUESTS = 5_000
+# Visible ASCII (RFC 6749 Appendix A.5), random so that nothing compresses it.
+VSCHAR = "".join(chr(c) for c in range(0x20, 0x7F))
+LIMIT = 5
+
+
+@pytest.fixture(scope="module")
+def limited(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The services again, on the same Redis, with low limits and the loopback address
+    as a trusted proxy, so that tests speak for many client addresses."""
+    group = ProcessGroup()
+    try:
+        yield start_stack(
+            group,
+            stack.redis_url,
+            stack.signing_keys,
+            log_prefix="limited-",
+            extra_env={
+                "TESSERA_TRUSTED_PROXIES": "127.0.0.1",
+                "TESSERA_AUTHORIZE_RATE": f"{LIMIT}/60",
+                "TESSERA_LOGIN_PAGE_RATE": f"{LIMIT}/60",
+                "TESSERA_CLIENT_AUTH_FAILURE_RATE": f"{LIMIT}/60",
+            },
+        )
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+async def cookieless() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        yield session
+
+
+def address() -> str:
+    return f"198.51.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
+def random_state(length: int = 1000) -> str:
+    return "".join(random.choices(VSCHAR, k=length))
+
+
+async def stored_keys(redis: Redis) -> set[str]:
+    return {key async for key in redis.scan_iter(count=1000)}
+
+
+async def test_an_anonymous_authorization_request_holds_at_most_1_5_kb(
+    stack: Stack, redis: Redis, cookieless: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis, client_type="public")
+    pending = asyncio.Semaphore(16)
+
+    async def one() -> None:
+        params = code_request(s.client, s.scope, state=random_state())
+        params.update(code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        params.update(code_challenge_method="S256")
+        async with pending:
+            answer = await fetch(cookieless, "GET", f"{stack.authorize}/authorize", params=params)
+        assert answer.status == 303 and answer.location.startswith("/login?interaction=")
+
+    await redis.execute_command("MEMORY", "PURGE")
+    before = (await redis.info("memory"))["used_memory"]
+    await asyncio.gather(*(one() for _ in range(REQUESTS)))
+    held = ((await redis.info("memory"))["used_memory"] - before) / REQUESTS
+
+    print(f"{held:.0f} bytes held per anonymous request")  # the README's figure, with -s
+    assert held <= 1536, f"{held:.0f} bytes held per anonymous request"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"state": "x" * (MAX_FREE_TEXT + 1)},
+        {"nonce": "x" * (MAX_FREE_TEXT + 1)},
+        {"state": "caf\u00e9"},
+        {"state": "tab\there"},
+    ],
+    ids=["state-too-long", "nonce-too-long", "state-not-ascii", "state-control-character"],
+)
+async def test_free_text_beyond_its_bounds_is_refused_and_nothing_stored(
+    stack: Stack, redis: Redis, cookieless: aiohttp.ClientSession, change: dict[str, str]
+) -> None:
+    s = await make_setup(redis)
+    before = await stored_keys(redis)
+
+    answer = await fetch(
+        cookieless,
+        "GET",
+        f"{stack.authorize}/authorize",
+        params={**code_request(s.client, s.scope), **change},
+    )
+
+    assert answer.status == 303
+    back = query_of(answer.location)
+    assert back["error"] == "invalid_request"
+    assert "state" not in back  # the state may be what is wrong: never echoed
+    assert "Set-Cookie" not in answer.headers
+    assert await stored_keys(redis) == before
+
+
+async def test_free_text_at_its_bound_is_accepted(
+    stack: Stack, redis: Redis, cookieless: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    state = random_state(MAX_FREE_TEXT)
+    params = {**code_request(s.client, s.scope), "state": state, "nonce": "n" * MAX_FREE_TEXT}
+    answer = await fetch(cookieless, "GET", f"{stack.authorize}/authorize", params=params)
+    assert answer.status == 303 and answer.location.startswith("/login?interaction=")
+
+
+async def test_a_request_that_fails_validation_stores_nothing(
+    stack: Stack, redis: Redis, cookieless: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    before = await stored_keys(redis)
+    for params in (
+        {**code_request(s.client, s.scope), "scope": "never-defined"},
+        {**code_request(s.client, s.scope), "response_type": "id_token"},
+        {**code_request(s.client, s.scope), "client_id": "nobody"},
+    ):
+        answer = await fetch(cookieless, "GET", f"{stack.authorize}/authorize", params=params)
+        assert answer.status in (303, 400)
+    assert await stored_keys(redis) == before
+
+
+async def test_authorize_is_limited_per_address_and_a_refusal_stores_nothing(
+    limited: Stack, redis: Redis, cookieless: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    mine, other = {"X-Forwarded-For": address()}, {"X-Forwarded-For": address()}
+    url = f"{limited.authorize}/authorize"
+    for _ in range(LIMIT):
+        params = code_request(s.client, s.scope)
+        passed = await fetch(cookieless, "GET", url, params=params, headers=mine)
+        assert passed.status == 303
+    before = await stored_keys(redis)
+
+    refused = await fetch(
+        cookieless, "GET", url, params=code_request(s.client, s.scope), headers=mine
+    )
+    posted = await fetch(
+        cookieless, "POST", url, data=code_request(s.client, s.scope), headers=mine
+    )
+
+    for answer in (refused, posted):
+        assert answer.status == 429
+        assert 1 <= int(answer.headers["Retry-After"]) <= 60
+        assert "Too many requests" in answer.text
+        assert "Set-Cookie" not in answer.headers
+    assert await stored_keys(redis) == before
+    # Another address is counted apart; the one that forwarded the header is the proxy.
+    elsewhere = await fetch(
+        cookieless, "GET", url, params=code_request(s.client, s.scope), headers=other
+    )
+    assert elsewhere.status == 303
+
+
+async def test_the_sign_in_page_is_limited_per_address(
+    limited: Stack, cookieless: aiohttp.ClientSession
+) -> None:
+    mine = {"X-Forwarded-For": address()}
+    url = f"{limited.authorize}/login?next=/connected-apps"
+    statuses = [(await fetch(cookieless, "GET", url, headers=mine)).status for _ in range(LIMIT)]
+    refused = await fetch(cookieless, "GET", url, headers=mine)
+    posted = await fetch(cookieless, "POST", f"{limited.authorize}/login", data={}, headers=mine)
+    assert statuses == [200] * LIMIT
+    assert refused.status == posted.status == 429
+    assert refused.headers["Retry-After"]
+
+
+@pytest.mark.parametrize("endpoint", ["token", "revoke", "introspect"])
+async def test_failed_client_authentication_is_limited_per_address(
+    limited: Stack, redis: Redis, http: aiohttp.ClientSession, endpoint: str
+) -> None:
+    scope = await make_scope(redis)
+    client = await make_resource_server(redis, [scope])
+    assert client.secret
+    mine = {"X-Forwarded-For": address()}
+    url = {
+        "token": f"{limited.token}/token",
+        "revoke": f"{limited.token}/revoke",
+        "introspect": f"{limited.introspect}/introspect",
+    }[endpoint]
+    form = {"grant_type": "client_credentials", "token": "anything"}
+    wrong = {**mine, **basic_auth(client.client_id, "not-the-secret")}
+    for _ in range(LIMIT):
+        assert_invalid_client(await post_form(http, url, form, wrong))
+
+    refused = await post_form(http, url, form, wrong)
+    # Refused before the secret is looked at: the right one fares no better from there.
+    right = await post_form(http, url, form, {**mine, **basic_auth_for(client)})
+
+    for reply in (refused, right):
+        assert_error(reply, 429, "temporarily_unavailable")
+        assert 1 <= int(reply.headers["Retry-After"]) <= 60
+    elsewhere = {"X-Forwarded-For": address(), **basic_auth_for(client)}
+    assert (await post_form(http, url, form, elsewhere)).status != 429
+
+
+async def test_clients_that_authenticate_are_never_counted(
+    limited: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    scope = await make_scope(redis)
+    client = await make_client(redis, [scope], grants=["client_credentials"])
+    where = address()
+    mine = {"X-Forwarded-For": where, **basic_auth_for(client)}
+    form = {"grant_type": "client_credentials", "scope": scope}
+    for _ in range(LIMIT * 3):
+        assert (await post_form(http, f"{limited.token}/token", form, mine)).status == 200
+    assert await redis.exists(keys.rate_counter("client-auth", where)) == 0
