@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench import burst, fixtures, flow, machine, outage, report, stack, wrk
+from bench import burst, durability, fixtures, flow, machine, outage, report, stack, wrk
 from bench.scenarios import Scenario, floor_scenarios, reference_scenarios, tessera_scenarios
 from shared import users
 from shared.redis_store import RedisClient, connect
@@ -136,8 +136,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )[0],
         }
-        scenarios = tessera_scenarios(redis, settings, made, tessera.urls, active)
-        scenarios += floor_scenarios(tessera.floor_url)
+        ours = tessera_scenarios(redis, settings, made, tessera.urls, active)
+        scenarios = ours + floor_scenarios(tessera.floor_url)
         if reference:
             scenarios += await reference_setup(reference)
         scenarios = [s for s in scenarios if args.only in s.name]
@@ -181,6 +181,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if reference:
             rss["reference"] = stack.peak_rss_mib(reference.process.pid)
         bursts = await burst.run(tessera, made, active["opaque"]) if args.only in "burst" else None
+        fsync = None
+        if args.only in "durability":  # turns the append-only file on
+            fsync = await durability.run(
+                redis,
+                ours,
+                lambda scenario, count, rps: measure(scenario, args, work, count, rps),
+                rounds=args.runs,
+                connections=args.connections,
+                redis_dir=tessera.redis_dir,
+            )
         # Last: it kills the bench's Redis.
         outages = (
             await outage.run(tessera, redis, made, active["opaque"])
@@ -196,6 +206,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             argon2=user.password_hash.split("$")[3],
             reference=reference.label if reference else None,
             burst=bursts,
+            durability=fsync,
             outage=outages,
         )
     finally:

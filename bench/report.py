@@ -8,6 +8,7 @@ from typing import Any
 
 from bench import stack, wrk
 from bench.burst import markdown as burst_markdown
+from bench.durability import markdown as durability_markdown
 from bench.flow import FlowResult
 from bench.outage import markdown as outage_markdown
 from bench.scenarios import Scenario
@@ -71,6 +72,7 @@ def results(
     argon2: str,
     reference: str | None,
     burst: dict[str, Any] | None = None,
+    durability: dict[str, Any] | None = None,
     outage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``runs``: each measured run by (scenario, target, connections)."""
@@ -109,6 +111,7 @@ def results(
         "peak_rss_mib": rss,
         # Reported, never judged: they count for nothing in "valid" or "targets".
         "burst": burst,
+        "durability": durability,
         "outage": outage,
     }
     document["targets"] = targets(document)
@@ -221,6 +224,8 @@ def table(document: dict[str, Any]) -> str:
     ]
     if document["burst"]:
         lines += ["", *burst_markdown(document["burst"])]
+    if document["durability"]:
+        lines += ["", *durability_markdown(document["durability"])]
     if document["outage"]:
         lines += ["", *outage_markdown(document["outage"])]
     return "\n".join(lines) + "\n"

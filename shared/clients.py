@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import orjson
+from rfc3986_validator import validate_rfc3986
 
-from shared import crypto, keys, scopes
+from shared import crypto, keys, records, scopes
 from shared.settings import Settings, is_loopback_host
 
 if TYPE_CHECKING:
@@ -104,20 +105,51 @@ class Client:
         return view
 
 
+# A redirect URI longer than this is refused: every answer to the client carries it.
+MAX_REDIRECT_URI = 2048
+
+
 def _check_redirect_uri(uri: str) -> None:
-    parts = urlsplit(uri)
-    # RFC 6749 §3.1.2: absolute URI, no fragment component.
-    if not parts.scheme or not (parts.netloc or parts.path):
-        raise ValueError(f"redirect URI {uri!r} is not an absolute URI")
-    if parts.fragment or uri.endswith("#"):
+    """A redirection endpoint as RFC 6749 §3.1.2 and RFC 8252 §7 allow one; ValueError
+    naming what is wrong. Every registration passes here (``create``)."""
+    if len(uri) > MAX_REDIRECT_URI:
+        raise ValueError(f"redirect URI is longer than {MAX_REDIRECT_URI} characters")
+    if any(ch.isspace() or not ch.isprintable() for ch in uri):
+        raise ValueError(f"redirect URI {uri!r} must not contain spaces or control characters")
+    # RFC 6749 §3.1.2: an absolute URI (RFC 3986 §4.3), which has a scheme; every
+    # character allowed where it stands, "%" only in escapes, nothing beyond ASCII.
+    # (The validator's pattern ends in "$", which matches before a final newline too:
+    # the check above has refused every newline already.)
+    if validate_rfc3986(uri, rule="URI") is None:
+        raise ValueError(f"redirect URI {uri!r} is not a valid absolute URI (RFC 3986 §4.3)")
+    if "#" in uri:
         raise ValueError(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+    parts = urlsplit(uri)
+    try:
+        parts.port  # noqa: B018 - raises for a port beyond 65535
+    except ValueError:
+        raise ValueError(f"redirect URI {uri!r} has an invalid port") from None
+    if parts.username is not None or parts.password is not None:
+        # RFC 3986 §3.2.1 deprecates credentials in a URI, and one such as
+        # https://app.example.com@evil.example/ misleads whoever reads it.
+        raise ValueError(f"redirect URI {uri!r} must not carry a user name or password")
     scheme = parts.scheme.lower()
-    if scheme in ("javascript", "data", "vbscript", "file"):
-        raise ValueError(f"redirect URI {uri!r} uses a forbidden scheme")
-    # RFC 6749 §3.1.2.1 and RFC 9700 §4.1: TLS for codes in transit; plain http only
-    # back to the same machine (RFC 8252 §7.3). Private-use schemes (RFC 8252 §7.1) pass.
-    if scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ValueError(f"redirect URI {uri!r} must use https (http only on loopback)")
+    if scheme in ("https", "http"):
+        if not parts.hostname:
+            raise ValueError(f"redirect URI {uri!r} must name a host")
+        # RFC 6749 §3.1.2.1 and RFC 9700 §4.1: TLS for codes in transit; plain http only
+        # back to the same machine (RFC 8252 §7.3).
+        if scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError(f"redirect URI {uri!r} must use https (http only on loopback)")
+    elif "." not in scheme:
+        # RFC 8252 §7.1: a native app's private-use scheme is a domain name it controls,
+        # reversed (com.example.app). That also leaves out javascript:, data:, file: and
+        # every other scheme a browser or the system itself acts on.
+        raise ValueError(
+            f"redirect URI {uri!r}: a scheme other than https (or http on loopback) must be "
+            "a private-use scheme named by a reversed domain, such as com.example.app "
+            "(RFC 8252 §7.1)"
+        )
 
 
 # A logo URI longer than this is refused: it is shown in every approval page.
@@ -217,6 +249,10 @@ async def create(
         raise ValueError("JWT access tokens always expire (RFC 9068 §2.2); choose a lifetime")
     scope_names = list(dict.fromkeys(scope_names))
     default_scopes = list(dict.fromkeys(default_scopes or []))
+    malformed = [name for name in scope_names if not scopes.is_scope_token(name)]
+    if malformed:
+        # RFC 6749 §3.3; checked before any lookup, whatever Redis may hold.
+        raise ValueError(f"not valid scope tokens (RFC 6749 §3.3): {malformed!r}")
     if not set(default_scopes) <= set(scope_names):
         raise ValueError("default scopes must be among the client's scopes")
     defined = await scopes.get_many(redis, scope_names)
@@ -258,7 +294,7 @@ async def save(redis: RedisClient, client: Client) -> None:
 
 async def get(redis: RedisClient, client_id: str) -> Client | None:
     raw = await redis.get(keys.client(client_id))
-    return Client(**orjson.loads(raw)) if raw else None
+    return records.from_json(Client, raw) if raw else None
 
 
 async def list_all(redis: RedisClient) -> list[Client]:
@@ -266,7 +302,7 @@ async def list_all(redis: RedisClient) -> list[Client]:
         for client_id in await redis.smembers(keys.CLIENT_INDEX):
             pipe.get(keys.client(client_id))
         raws = await pipe.execute()
-    found = (Client(**orjson.loads(raw)) for raw in raws if raw)
+    found = (records.from_json(Client, raw) for raw in raws if raw)
     return sorted(found, key=lambda c: (c.name, c.client_id))
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from shared import crypto, families, keys, scripts, tokens
+from shared import crypto, families, keys, records, scripts, tokens
 from shared.settings import Settings
 from shared.tokens import Grant
 
@@ -71,4 +71,4 @@ async def redeem(
     if not result:
         return None
     status, raw = result
-    return Redemption(status), CodeRecord(**orjson.loads(raw))
+    return Redemption(status), records.from_json(CodeRecord, raw)

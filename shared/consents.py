@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from shared import keys, scripts
+from shared import keys, records, scripts
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
@@ -41,13 +41,8 @@ class Consent:
 
 
 def _parse(client_id: str, raw: str) -> Consent:
-    data = orjson.loads(raw)
-    return Consent(
-        client_id=client_id,
-        scope=list(data["scope"]),
-        first_approved=int(data["first_approved"]),
-        last_used=int(data["last_used"]),
-    )
+    # The client id is the hash field's name, not part of the record.
+    return records.from_json(Consent, raw, client_id=client_id)
 
 
 async def get(redis: RedisClient, username: str, client_id: str) -> Consent | None:

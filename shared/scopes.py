@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shared import keys
+from shared import keys, records
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
@@ -72,8 +72,8 @@ class Scope:
 
     def view(self) -> dict[str, Any]:
         """The stored and shown form. ``resources`` only when there are some, so a scope
-        without them keeps the record older releases read (a replica of one during a
-        rolling upgrade would refuse a record with a field it does not know)."""
+        without them keeps the record older releases read (those before
+        ``records.from_json`` refused a record with a field they did not know)."""
         shown: dict[str, Any] = {"name": self.name, "description": self.description}
         if self.resources:
             shown["resources"] = list(self.resources)
@@ -89,6 +89,17 @@ def parse_scope(value: str | None) -> list[str]:
     if not value:
         return []
     return list(dict.fromkeys(value.split(" ")))
+
+
+def parse_requested(value: str | None) -> list[str]:
+    """A request's scope parameter (RFC 6749 §3.3: scope-tokens, each separated by one
+    space) as ``parse_scope`` splits it; empty when absent. ValueError when a token is
+    malformed, so that a malformed name is refused before it is looked up anywhere."""
+    requested = parse_scope(value)
+    if not all(is_scope_token(name) for name in requested):
+        # Not the value: a caller may have put anything there (README, "Logs").
+        raise ValueError("malformed scope parameter")
+    return requested
 
 
 async def add(
@@ -112,7 +123,9 @@ async def get_many(redis: RedisClient, names: list[str]) -> dict[str, Scope]:
         for name in names:
             pipe.get(keys.scope(name))
         raws = await pipe.execute()
-    return {name: Scope(**orjson.loads(raw)) for name, raw in zip(names, raws, strict=True) if raw}
+    return {
+        name: records.from_json(Scope, raw) for name, raw in zip(names, raws, strict=True) if raw
+    }
 
 
 async def list_all(redis: RedisClient) -> list[Scope]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shared import crypto, families, jwt_access_tokens, keys, scripts
+from shared import crypto, families, jwt_access_tokens, keys, records, scripts
 from shared.clients import NEVER_EXPIRES, Client
 from shared.errors import server_error
 from shared.settings import Settings
@@ -311,7 +311,9 @@ def parse_record(raw: str | None, family: str) -> TokenRecord | None:
     if raw is None or raw.startswith(keys.ROTATED_MARKER):
         return None
     found = orjson.loads(raw)
-    record = TokenRecord(**found) if isinstance(found, dict) else _decode(found, family)
+    record = (
+        records.from_dict(TokenRecord, found) if isinstance(found, dict) else _decode(found, family)
+    )
     # Redis expires the key; the check covers clock skew between Redis and us.
     if record.exp != NEVER_EXPIRES and record.exp <= time.time():
         return None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from shared import crypto, keys
+from shared import crypto, keys, records
 
 if TYPE_CHECKING:
     from shared.redis_store import RedisClient
@@ -41,4 +41,4 @@ async def add(redis: RedisClient, username: str, password: str) -> User:
 
 async def get(redis: RedisClient, username: str) -> User | None:
     raw = await redis.get(keys.user(username))
-    return User(**orjson.loads(raw)) if raw else None
+    return records.from_json(User, raw) if raw else None

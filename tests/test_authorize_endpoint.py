@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 import pytest
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
@@ -35,6 +36,7 @@ from tests.oauth import (
     production_settings,
     query_of,
     s256,
+    unique,
 )
 
 Params = dict[str, str] | list[tuple[str, str]]
@@ -269,6 +271,8 @@ REDIRECTED_ERRORS = [
     pytest.param({"scope": "{other}"}, "invalid_scope", id="scope-not-the-clients"),
     pytest.param({"scope": "{undefined}"}, "invalid_scope", id="scope-undefined"),
     pytest.param({"scope": "{read} {undefined}"}, "invalid_scope", id="scope-one-bad-of-two"),
+    pytest.param({"scope": "{read}  {read}"}, "invalid_scope", id="scope-two-spaces"),
+    pytest.param({"scope": '{read}"'}, "invalid_scope", id="scope-malformed-token"),
     pytest.param(
         {"code_challenge_method": "S256"}, "invalid_request", id="method-without-challenge"
     ),
@@ -325,6 +329,29 @@ async def test_an_invalid_request_from_a_valid_client_is_redirected_back(
     assert await interaction_count(redis) == before
     # The session cookie is for people who will sign in; an error sets none.
     assert "Set-Cookie" not in answer.headers
+
+
+async def test_a_malformed_scope_is_refused_before_it_is_looked_up(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """RFC 6749 §3.3: a malformed scope-token is invalid_scope even when Redis holds a
+    definition of it and the client's record lists it (written around the CLI's checks,
+    or by an older release): the request never reaches the lookup."""
+    read = await make_scope(redis)
+    client = await make_client(redis, [read])
+    malformed = unique('quo"te')
+    await redis.set(keys.scope(malformed), orjson.dumps({"name": malformed, "description": ""}))
+    record = orjson.loads(await redis.get(keys.client(client.client_id)) or "{}")
+    record["scopes"].append(malformed)
+    await redis.set(keys.client(client.client_id), orjson.dumps(record))
+    await redis.publish(keys.CLIENT_CHANGES, client.client_id)
+    params = code_request(client, malformed)
+    try:
+        answer = await get_authorize(http, stack, params)
+    finally:
+        await redis.delete(keys.scope(malformed))
+
+    assert_error_redirect(answer, stack, "invalid_scope", params["state"])
 
 
 async def test_an_error_redirect_without_state_has_no_state(

@@ -291,6 +291,19 @@ async def test_unknown_scope(stack: Stack, redis: Redis) -> None:
     await assert_refused(stack, redis, create_args(missing), f"scope(s) not defined: {missing}")
 
 
+async def test_a_malformed_scope_name_is_refused_even_if_redis_holds_it(
+    stack: Stack, redis: Redis
+) -> None:
+    """RFC 6749 §3.3 at registration too: a definition written around ``scope add`` (or
+    by a release before the check) does not make a malformed name registrable."""
+    malformed = unique('quo"te')
+    await redis.set(keys.scope(malformed), orjson.dumps({"name": malformed, "description": ""}))
+    try:
+        await assert_refused(stack, redis, create_args(malformed), "not valid scope tokens")
+    finally:
+        await redis.delete(keys.scope(malformed))
+
+
 @pytest.mark.parametrize(
     ("uris", "message"),
     [
@@ -300,21 +313,75 @@ async def test_unknown_scope(stack: Stack, redis: Redis) -> None:
             id="with-a-fragment",
         ),
         pytest.param(
-            ("/callback", "callback", "//app.example.com/cb"),
-            "is not an absolute URI",
-            id="relative",
+            ("/callback", "callback", "//app.example.com/cb", "1app:/cb"),
+            "is not a valid absolute URI",
+            id="relative-or-no-scheme",
         ),
-        pytest.param(("javascript:alert(1)",), "forbidden scheme", id="forbidden-scheme"),
         pytest.param(
-            ("http://app.example.com/cb", "http://10.0.0.5/cb"),
+            (
+                "https://app.example.com/c b",
+                "https://app.example.com/cb\n",
+                "https://app.example.com/\tcb",
+                "https://app.example.com/cb\x7f",
+                "https://app.example.com/cb\u2028",
+                " https://app.example.com/cb",
+            ),
+            "must not contain spaces or control characters",
+            id="whitespace-or-control",
+        ),
+        pytest.param(
+            (
+                "https://app.example.com/%zz",
+                "https://app.example.com/cb?q=%",
+                "https://app.example.com/caf\u00e9",
+                "https://app.example.com/a<b>",
+                'https://app.example.com/cb?q="x"',
+                "https://app.example.com/a\\b",
+                "https://[::1/cb",
+                "https://app.example.com:port/cb",
+            ),
+            "is not a valid absolute URI (RFC 3986",
+            id="not-rfc-3986",
+        ),
+        pytest.param(
+            ("https://app.example.com:65536/cb",), "has an invalid port", id="port-out-of-range"
+        ),
+        pytest.param(("https:/cb", "https:///cb"), "must name a host", id="https-without-host"),
+        pytest.param(
+            (
+                "https://app.example.com@evil.example.net/cb",
+                "https://user:secret@app.example.com/cb",
+            ),
+            "must not carry a user name or password",
+            id="credentials",
+        ),
+        pytest.param(
+            (
+                "javascript:alert(1)",
+                "data:text/html,hi",
+                "file:///etc/passwd",
+                "vbscript:msgbox",
+                "myapp:/callback",
+            ),
+            "private-use scheme named by a reversed domain",
+            id="not-a-private-use-scheme",
+        ),
+        pytest.param(
+            ("http://app.example.com/cb", "http://10.0.0.5/cb", "http://127.0.0.1.evil.example/"),
             "must use https (http only on loopback)",
             id="plain-http-off-loopback",
+        ),
+        pytest.param(
+            ("https://app.example.com/" + "a" * 2030,),
+            "longer than 2048 characters",
+            id="too-long",
         ),
     ],
 )
 async def test_a_bad_redirect_uri(
     stack: Stack, redis: Redis, uris: tuple[str, ...], message: str
 ) -> None:
+    """RFC 6749 §3.1.2, RFC 3986, RFC 8252 §7: every one is refused, and nothing stored."""
     scope = await make_scope(redis)
     for uri in uris:
         args = create_args(scope)
@@ -464,10 +531,19 @@ async def test_unreachable_redis(stack: Stack) -> None:
     assert out == b""
 
 
-async def test_redirect_uris_allowed_besides_https(stack: Stack, redis: Redis) -> None:
-    """RFC 8252 §7.3 loopback http and §7.1 private-use schemes, for native apps."""
+async def test_redirect_uris_allowed(stack: Stack, redis: Redis) -> None:
+    """RFC 8252 §7.3 loopback http and §7.1 private-use schemes for native apps, and https
+    URIs with a query (RFC 6749 §3.1.2), a port and percent-escapes, stored as given."""
     scope = await make_scope(redis)
-    for uri in ("http://127.0.0.1:8765/cb", "http://[::1]/cb", "com.example.app:/oauth2redirect"):
+    for uri in (
+        "http://127.0.0.1:8765/cb",
+        "http://[::1]/cb",
+        "http://localhost:8765/cb",
+        "com.example.app:/oauth2redirect",
+        "com.example.app://callback",
+        "https://app.example.com/cb?tenant=blue&lang=en",
+        "https://app.example.com:8443/o%20auth/cb",
+    ):
         args = create_args(scope, "--json")
         args[args.index(REDIRECT_URI)] = uri
         run = await tessera(stack, *args)

@@ -512,6 +512,31 @@ def test_disruption_budget_keeps_one_pod_of_its_service(component: str) -> None:
     assert covered == [f"tessera-{component}"]
 
 
+# Rolling updates
+
+
+def readme_section(title: str) -> str:
+    """The text under a heading of the top-level README, up to the next heading."""
+    readme = (REPO / "README.md").read_text()
+    match = re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^#)", readme, re.MULTILINE | re.DOTALL)
+    assert match, f"the README has no section {title!r}"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_an_update_rolls_in_one_ready_pod_at_a_time_as_the_readme_says(component: str) -> None:
+    """Old and new releases serve side by side while a Deployment rolls, which the
+    records allow (shared/records.py); the README states the same strategy."""
+    strategy = deployment(component)["spec"]["strategy"]
+    assert strategy == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    section = readme_section("Rolling updates")
+    assert "`maxUnavailable: 0`" in section
+    assert "`maxSurge: 1`" in section
+
+
 # Dockerfile
 
 

@@ -5,14 +5,17 @@ and one Redis Cluster hash slot per grant family. Read from the real Redis serve
 from __future__ import annotations
 
 import time
+from binascii import crc_hqx
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 import orjson
+import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from shared import crypto, families, keys
+from shared import crypto, families, keys, scopes
 from tests.oauth import (
     PASSWORD,
     REDIRECT_URI,
@@ -271,6 +274,59 @@ async def test_a_grant_family_shares_one_cluster_hash_slot(
     # The hash tag is what pins the slot: without it the keys would scatter.
     untagged = {key_slot(key.replace("{", "").replace("}", "").encode()) for key in family_keys}
     assert len(untagged) > 1
+
+
+# Names that callers and administrators choose, each holding what Redis Cluster would
+# read as a hash tag. All but the last are valid scope tokens (RFC 6749 §3.3).
+TAGGED_NAMES = ["a{g:x}b", "{g:x}", "{}x{y}", "x{", "}{y}", "{y}z", "a{b}c{d}", "u {v}"]
+NAMED_KEYS = [
+    pytest.param(key_of, id=key_of.__name__)
+    for key_of in (
+        keys.client,
+        keys.scope,
+        keys.user,
+        keys.interaction,
+        keys.client_families,
+        keys.user_families,
+        keys.consents,
+        keys.client_consents,
+    )
+] + [
+    # Addresses and limit subjects are Tessera's own spelling today; the rule holds anyway.
+    pytest.param(lambda name: keys.login_known_address("digest", name), id="login_known_address"),
+    pytest.param(lambda name: keys.rate_counter("limit", name), id="rate_counter"),
+]
+SLOTS = 16384
+
+
+def whole_key_slot(key: str) -> int:
+    """Redis Cluster's slot of a key without a hash tag: CRC16 (XMODEM) of all of it."""
+    return crc_hqx(key.encode(), 0) % SLOTS
+
+
+@pytest.mark.parametrize("key_of", NAMED_KEYS)
+def test_no_name_chooses_the_slot_of_its_key(key_of: Callable[[str], str]) -> None:
+    """DESIGN: no caller-chosen string decides a slot. redis-py computes the slot as a
+    Redis Cluster node does; for every named key it is the whole key's."""
+    for name in TAGGED_NAMES:
+        key = key_of(name)
+        assert key.endswith(name)
+        assert key_slot(key.encode()) == whole_key_slot(key), key
+    # Names without a "{" keep the keys earlier releases wrote, so none moves on upgrade.
+    assert key_of("orders:read") == key_of("x").removesuffix("x") + "orders:read"
+    # Different names, different keys, even one spelled as another's guarded form.
+    names = TAGGED_NAMES + ["{}" + name for name in TAGGED_NAMES] + ["orders:read"]
+    assert len({key_of(name) for name in names}) == len(names)
+
+
+def test_a_scope_name_cannot_join_a_grant_familys_slot() -> None:
+    family = "8OB1yr2fEVLT6SdQbGTsKw"  # fixed, so that the test is deterministic
+    name = f"a{{g:{family}}}b"
+    assert scopes.is_scope_token(name)
+    family_slot = key_slot(keys.family_revoked(family).encode())
+    # Spelled as earlier releases did, the scope's key would share the family's slot.
+    assert key_slot(f"tessera:scope:{name}".encode()) == family_slot
+    assert key_slot(keys.scope(name).encode()) != family_slot
 
 
 async def test_two_grant_families_are_independent(

@@ -184,8 +184,11 @@ async def validate(
         raise fail("unauthorized_client", "The client is not allowed this response type.")
 
     # RFC 6749 §3.3: without a scope the client's default scopes apply; without those
-    # the request fails with invalid_scope.
-    requested = scopes.parse_scope(params.get("scope")) or client.default_scopes
+    # the request fails with invalid_scope, as does a malformed one.
+    try:
+        requested = scopes.parse_requested(params.get("scope")) or client.default_scopes
+    except ValueError:
+        raise fail("invalid_scope", "The requested scope is malformed.") from None
     if not requested:
         raise fail("invalid_scope", "The scope parameter is required.")
     defined = await scopes.get_many(redis, requested)

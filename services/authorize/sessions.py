@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from shared import crypto, keys
+from shared import crypto, keys, records
 from shared.app_keys import REDIS, SETTINGS
 from shared.settings import Settings
 from shared.users import User
@@ -90,7 +90,7 @@ async def load(request: web.Request) -> Session | None:
         return anonymous(session_id)
     if raw == RETIRED:
         return None
-    return Session(session_id=session_id, **orjson.loads(raw))
+    return records.from_json(Session, raw, session_id=session_id)
 
 
 async def _store(redis: RedisClient, settings: Settings, session: Session) -> None:

@@ -64,9 +64,10 @@ async def check_scope(
     token (RFC 6749 §3.3) the client is registered for; empty when absent."""
     if grant_type not in TAKE_SCOPE:
         return []
-    requested = scopes.parse_scope(params.get("scope"))
-    if not all(scopes.is_scope_token(name) for name in requested):
-        raise invalid_scope(f"malformed scope {fingerprint.of(params.get('scope', ''))}")
+    try:
+        requested = scopes.parse_requested(params.get("scope"))
+    except ValueError:
+        raise invalid_scope(f"malformed scope {fingerprint.of(params.get('scope', ''))}") from None
     outside = [name for name in requested if name not in client.scopes]
     if outside:
         defined = await scopes.get_many(redis, outside)
