@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from yarl import URL
 
 from services.authorize.authorization_request import MAX_FREE_TEXT
 from shared import keys
@@ -29,6 +30,7 @@ from tests.oauth import (
     post_form,
     query_of,
     start_stack,
+    unique,
 )
 
 REQUESTS = 5_000
@@ -77,16 +79,35 @@ async def stored_keys(redis: Redis) -> set[str]:
     return {key async for key in redis.scan_iter(count=1000)}
 
 
+S256_CHALLENGE = {
+    "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    "code_challenge_method": "S256",
+}
+# The longest challenge (RFC 7636 §4.2), sent as the plain method.
+PLAIN_CHALLENGE = {"code_challenge": "A" * 128, "code_challenge_method": "plain"}
+
+
+@pytest.mark.parametrize(
+    ("state", "challenge"),
+    [
+        (lambda: random_state(1000), S256_CHALLENGE),
+        # What JSON would escape, and the longest plain challenge.
+        (lambda: '"' * 1000, PLAIN_CHALLENGE),
+    ],
+    ids=["random-state", "quoted-state-plain-challenge"],
+)
 async def test_an_anonymous_authorization_request_holds_at_most_1_5_kb(
-    stack: Stack, redis: Redis, cookieless: aiohttp.ClientSession
+    stack: Stack,
+    redis: Redis,
+    cookieless: aiohttp.ClientSession,
+    state: Callable[[], str],
+    challenge: dict[str, str],
 ) -> None:
     s = await make_setup(redis, client_type="public")
     pending = asyncio.Semaphore(16)
 
     async def one() -> None:
-        params = code_request(s.client, s.scope, state=random_state())
-        params.update(code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
-        params.update(code_challenge_method="S256")
+        params = {**code_request(s.client, s.scope, state=state()), **challenge}
         async with pending:
             answer = await fetch(cookieless, "GET", f"{stack.authorize}/authorize", params=params)
         assert answer.status == 303 and answer.location.startswith("/login?interaction=")
@@ -98,6 +119,22 @@ async def test_an_anonymous_authorization_request_holds_at_most_1_5_kb(
 
     print(f"{held:.0f} bytes held per anonymous request")  # the README's figure, with -s
     assert held <= 1536, f"{held:.0f} bytes held per anonymous request"
+
+
+async def test_a_pending_request_an_older_release_stored_reads_as_expired(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """The release before stored a hash {request, browser}; a rolling update may meet one."""
+    s = await make_setup(redis)
+    await fetch(http, "GET", f"{stack.authorize}/authorize", params=code_request(s.client, s.scope))
+    assert http.cookie_jar.filter_cookies(URL(stack.authorize))  # a session, so pages read it
+    interaction = unique("older")
+    await redis.hset(keys.interaction(interaction), mapping={"request": "{}", "browser": ""})
+    await redis.expire(keys.interaction(interaction), 60)
+    for page in ("/authorize/resume", "/login", "/consent"):
+        answer = await fetch(http, "GET", f"{stack.authorize}{page}?interaction={interaction}")
+        assert answer.status == 400, (page, answer.status)
+        assert "expired or is unknown" in answer.text
 
 
 @pytest.mark.parametrize(

@@ -8,16 +8,18 @@ takes it with a script that checks the binding and deletes in one step, so one a
 yields at most one code.
 
 Anyone can start one without signing in, so each is small and brief: one string, the
-binding followed by the request as a JSON array (``state`` alone may be 1,024
+binding, the request as a JSON array, then the state as sent (it alone may be 1,024
 characters), living ``anonymous_interaction_lifetime`` until the person signs in, then
 ``interaction_lifetime`` (README, "Rate limits and memory").
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
+from redis.exceptions import ResponseError
 
 from services.authorize.authorization_request import AuthorizationRequest
 from services.authorize.sessions import Session
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 # dots, which no digest contains.
 _BINDING_LENGTH = 22
 UNBOUND = "." * _BINDING_LENGTH
+T = TypeVar("T")
 
 
 def _binding(session: Session) -> str:
@@ -40,38 +43,53 @@ def _binding(session: Session) -> str:
 
 
 def _encode(request: AuthorizationRequest) -> str:
-    """The request by position, each value once: a field's name would cost more than
-    most values. A newer release appends fields; ``_decode`` ignores what it does not
-    know, so replicas of both can share pending requests during a rolling update."""
+    """The request by position, each value once (a field's name would cost more than most
+    values), then the state as sent: in JSON a state of quotes would take twice its
+    length. A newer release appends fields to the array; ``_decode`` ignores what it does
+    not know, so replicas of this release and later ones share pending requests during a
+    rolling update."""
     fields = [
         request.client_id,
         request.redirect_uri,
         request.redirect_uri_param is not None,
         request.scope,
-        request.state,
+        request.state is not None,
         request.code_challenge,
         request.code_challenge_method,
         request.response_type,
         request.prompt,
     ]
-    return orjson.dumps(fields).decode()
+    # JSON from orjson holds no raw newline, and a state holds visible ASCII only.
+    return f"{orjson.dumps(fields).decode()}\n{request.state or ''}"
 
 
 def _decode(stored: str) -> AuthorizationRequest:
-    client_id, redirect_uri, given, scope, state, challenge, method, response_type, prompt = (
-        orjson.loads(stored)[:9]
+    array, _, state = stored.partition("\n")
+    client_id, redirect_uri, given, scope, has_state, challenge, method, response_type, prompt = (
+        orjson.loads(array)[:9]
     )
     return AuthorizationRequest(
         client_id=client_id,
         redirect_uri_param=redirect_uri if given else None,
         redirect_uri=redirect_uri,
         scope=scope,
-        state=state,
+        state=state if has_state else None,
         code_challenge=challenge,
         code_challenge_method=method,
         response_type=response_type,
         prompt=prompt,
     )
+
+
+async def _unless_older(call: Awaitable[T], expired: T) -> T:
+    """An interaction stored by a release before this one (a hash, not a string) reads
+    as expired: it lives minutes, and the person starts again from the application."""
+    try:
+        return await call
+    except ResponseError as exc:
+        if "WRONGTYPE" not in str(exc):
+            raise
+        return expired
 
 
 async def create(
@@ -91,18 +109,17 @@ async def create(
 
 async def claim(redis: RedisClient, interaction_id: str, session: Session) -> bool:
     """Bind an unbound interaction to this browser; true when it is (now) this browser's."""
-    return bool(
-        await scripts.run(
-            redis, keys.CLAIM_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
-        )
+    claimed = scripts.run(
+        redis, keys.CLAIM_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
     )
+    return bool(await _unless_older(claimed, 0))
 
 
 async def get(
     redis: RedisClient, interaction_id: str, session: Session
 ) -> AuthorizationRequest | None:
     """The pending request, when it exists and belongs to this browser."""
-    stored = await redis.get(keys.interaction(interaction_id))
+    stored = await _unless_older(redis.get(keys.interaction(interaction_id)), None)
     binding = _binding(session)
     if stored is None or not crypto.same(stored[:_BINDING_LENGTH], binding):
         return None
@@ -118,25 +135,25 @@ async def keep(
 ) -> bool:
     """Once the person signed in: keep the pending request ``interaction_lifetime``, and
     replace it by ``request`` if given; if it still exists and belongs to this browser."""
-    return bool(
-        await scripts.run(
-            redis,
-            keys.KEEP_INTERACTION,
-            [keys.interaction(interaction_id)],
-            [
-                _binding(session),
-                settings.interaction_lifetime * 1000,
-                _encode(request) if request is not None else "",
-            ],
-        )
+    kept = scripts.run(
+        redis,
+        keys.KEEP_INTERACTION,
+        [keys.interaction(interaction_id)],
+        [
+            _binding(session),
+            settings.interaction_lifetime * 1000,
+            _encode(request) if request is not None else "",
+        ],
     )
+    return bool(await _unless_older(kept, 0))
 
 
 async def take(
     redis: RedisClient, interaction_id: str, session: Session
 ) -> AuthorizationRequest | None:
     """Consume the pending request for the decision, if it belongs to this browser."""
-    raw = await scripts.run(
+    taken = scripts.run(
         redis, keys.TAKE_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
     )
+    raw = await _unless_older(taken, None)
     return _decode(raw) if raw else None
