@@ -91,11 +91,18 @@ def parse_scope(value: str | None) -> list[str]:
     return list(dict.fromkeys(value.split(" ")))
 
 
+# More scopes than any client is registered for: a request naming more is refused before
+# any name is looked up, so that one request cannot cost a command per name it carries.
+MAX_REQUESTED = 100
+
+
 def parse_requested(value: str | None) -> list[str]:
     """A request's scope parameter (RFC 6749 §3.3: scope-tokens, each separated by one
     space) as ``parse_scope`` splits it; empty when absent. ValueError when a token is
     malformed, so that a malformed name is refused before it is looked up anywhere."""
     requested = parse_scope(value)
+    if len(requested) > MAX_REQUESTED:
+        raise ValueError(f"more than {MAX_REQUESTED} scopes requested")
     if not all(is_scope_token(name) for name in requested):
         # Not the value: a caller may have put anything there (README, "Logs").
         raise ValueError("malformed scope parameter")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
 import pytest
@@ -278,3 +278,33 @@ async def test_clients_that_authenticate_are_never_counted(
     for _ in range(LIMIT * 3):
         assert (await post_form(http, f"{limited.token}/token", form, mine)).status == 200
     assert await redis.exists(keys.rate_counter("client-auth", where)) == 0
+
+
+async def commands_for(redis: Redis, request: Awaitable[object]) -> int:
+    """Redis commands served while ``request`` ran (the suite runs one test at a time)."""
+    before = (await redis.info("stats"))["total_commands_processed"]
+    await request
+    return (await redis.info("stats"))["total_commands_processed"] - before - 1
+
+
+@pytest.mark.parametrize("count", [100, 101, 5_000])
+async def test_many_scope_names_cost_a_few_redis_commands_at_most(
+    stack: Stack, redis: Redis, cookieless: aiohttp.ClientSession, count: int
+) -> None:
+    s = await make_setup(redis, client_type="public", grants=["authorization_code", "password"])
+    names = " ".join(f"never-defined-{n}" for n in range(count))
+    form = {**code_request(s.client, s.scope), "scope": names}
+    authorize = await commands_for(
+        redis, fetch(cookieless, "POST", f"{stack.authorize}/authorize", data=form)
+    )
+    token = await commands_for(
+        redis,
+        post_form(
+            cookieless,
+            f"{stack.token}/token",
+            {"grant_type": "password", "client_id": s.client.client_id, "scope": names},
+        ),
+    )
+    # Refused on the client's registration, held in memory; a few names for the log.
+    assert authorize <= 10, authorize
+    assert token <= 10, token

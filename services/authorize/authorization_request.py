@@ -191,8 +191,10 @@ async def validate(
         raise fail("invalid_scope", "The requested scope is malformed.") from None
     if not requested:
         raise fail("invalid_scope", "The scope parameter is required.")
-    defined = await scopes.get_many(redis, requested)
-    if any(name not in defined or name not in client.scopes for name in requested):
+    # The client's own scopes first, in memory: Redis is asked only about those.
+    if any(name not in client.scopes for name in requested) or len(
+        await scopes.get_many(redis, requested)
+    ) < len(requested):
         raise fail("invalid_scope", "The requested scope is invalid, unknown, or not allowed.")
 
     prompt = [value for value in dict.fromkeys((params.get("prompt") or "").split()) if value]

@@ -36,6 +36,8 @@ OTHER_GRANT_TYPES = frozenset(
         "urn:openid:params:grant-type:ciba",
     }
 )
+# Scope names a refusal's log line names at most (each looked up to tell a defined one).
+LOGGED_SCOPES = 3
 
 
 def check_grant_type(client: Client, params: dict[str, str]) -> str:
@@ -66,13 +68,17 @@ async def check_scope(
         return []
     try:
         requested = scopes.parse_requested(params.get("scope"))
-    except ValueError:
-        raise invalid_scope(f"malformed scope {fingerprint.of(params.get('scope', ''))}") from None
+    except ValueError as exc:
+        raise invalid_scope(f"{exc}: {fingerprint.of(params.get('scope', ''))}") from None
     outside = [name for name in requested if name not in client.scopes]
     if outside:
-        defined = await scopes.get_many(redis, outside)
-        named = [fingerprint.shown(name, defined) for name in outside]
-        raise invalid_scope(f"client {client.client_id} is not registered for {named}")
+        # A few names for the log, in clear when they are defined scopes (a client
+        # misconfigured) and as fingerprints when not (anything a caller sent).
+        shown = outside[:LOGGED_SCOPES]
+        defined = await scopes.get_many(redis, shown)
+        named = [fingerprint.shown(name, defined) for name in shown]
+        more = f" and {len(outside) - len(shown)} more" if len(outside) > len(shown) else ""
+        raise invalid_scope(f"client {client.client_id} is not registered for {named}{more}")
     return requested
 
 
