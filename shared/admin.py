@@ -1,4 +1,5 @@
-"""Token, scope and client management: the seed's Tokens page and admin services.
+"""Token, scope and client management: webMethods Integration Server's Tokens page and
+admin services.
 
 One implementation behind both the ``tessera`` CLI and the token service's ``/admin/``
 API. Tokens are found through the per-client and per-user family indexes that issuing
@@ -136,8 +137,8 @@ async def delete_client(redis: RedisClient, client_id: str) -> int:
 
 
 async def delete_scope(redis: RedisClient, name: str) -> None:
-    """Delete a scope definition, refused while a client is registered for it (as in the
-    seed)."""
+    """Delete a scope definition, refused while a client is registered for it (as in
+    webMethods Integration Server)."""
     users_of = [c.client_id for c in await clients.list_all(redis) if name in c.scopes]
     if users_of:
         raise ValueError(f"scope {name!r} is still associated with client(s) {', '.join(users_of)}")

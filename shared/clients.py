@@ -23,13 +23,15 @@ if TYPE_CHECKING:
 ClientType = Literal["confidential", "public"]
 CLIENT_TYPES: tuple[ClientType, ...] = ("confidential", "public")
 # The grants a client may be allowed. The refresh_token grant is not among them: as in
-# the seed, a client's refresh count decides it (0 = no refresh token is ever issued).
+# webMethods Integration Server, a client's refresh count decides it (0 = no refresh
+# token is ever issued).
 GRANT_TYPES = ("authorization_code", "implicit", "client_credentials", "password")
 REFRESH_GRANT = "refresh_token"
 # Grants that send the person's browser back to a redirect URI.
 REDIRECTING_GRANTS = ("authorization_code", "implicit")
 REQUIRE_PKCE_CHOICES = ("yes", "no", "global")
-# access_token_lifetime: None = the global default; NEVER_EXPIRES as in the seed.
+# access_token_lifetime: None = the global default; NEVER_EXPIRES as in webMethods
+# Integration Server.
 NEVER_EXPIRES = 0
 
 
@@ -50,7 +52,8 @@ class Client:
     remember_consent: bool = False
     # May call the introspection endpoint (RFC 7662 §2.1 requires caller authorization).
     introspect: bool = False
-    # How many times a token chain may be refreshed; 0 = no refresh token (seed semantics).
+    # How many times a token chain may be refreshed; 0 = no refresh token (as in
+    # webMethods Integration Server).
     refresh_count: int = 0
     require_pkce: str = "global"
     # Granted when a request names no scope (RFC 6749 §3.3); a subset of ``scopes``.

@@ -177,8 +177,9 @@ end
 """
 
 # Stores token records; a TTL of 0 means no expiry (an access token that never expires,
-# as the seed allows). KEYS from index 'first' on, with ARGV triples (record, ttl, listed)
-# from index 'argv' on: a listed key goes into the member set, whose TTL then covers it;
+# as webMethods Integration Server allows). KEYS from index 'first' on, with ARGV triples
+# (record, ttl, listed) from index 'argv' on: a listed key goes into the member set, whose
+# TTL then covers it;
 # the first access token is found by its name and is not listed.
 _STORE_TOKENS = """
 local function store_tokens(members, first, argv)

@@ -1,11 +1,11 @@
 """Scope definitions (RFC 6749 §3.3): a name, the description shown on the approval page,
 and optionally the resources the scope covers.
 
-Resources follow the seed system, whose scope definitions list the folders and services
-(URL templates) a scope grants: here each is an HTTP method and an aiohttp path template,
-``GET /notes/{note_id}``. Tessera itself never enforces them; resource servers fetch the
-definitions from the introspection service (``GET /scopes``) and may enforce them with
-``shared.resource_server``. A template is compared as a string with the route's
+Resources follow webMethods Integration Server, whose scope definitions list the folders
+and services (URL templates) a scope grants: here each is an HTTP method and an aiohttp
+path template, ``GET /notes/{note_id}``. Tessera itself never enforces them; resource
+servers fetch the definitions from the introspection service (``GET /scopes``) and may
+enforce them with ``shared.resource_server``. A template is compared as a string with the route's
 canonical template (``/notes/{note_id}``, aiohttp's ``resource.canonical``), so variables
 are written ``{name}`` without a regular expression, and no pattern is ever evaluated.
 """

@@ -67,7 +67,7 @@ class Settings:
     introspection_endpoint: str
     revocation_endpoint: str
     jwks_uri: str
-    # Lifetimes in seconds; the seed system's defaults.
+    # Lifetimes in seconds; webMethods Integration Server's defaults.
     code_lifetime: int = 600
     access_token_lifetime: int = 3600
     refresh_token_lifetime: int = 30 * 24 * 3600
@@ -94,12 +94,13 @@ class Settings:
     # lines (shared/password_checks.py); one more is answered 429 at once.
     password_check_threads: int = 2
     password_check_queue: int = 8
-    # The seed leaves PKCE optional; we require it of public clients by default
+    # webMethods Integration Server leaves PKCE optional; we require it of public clients by default
     # (RFC 9700 §2.1.1). A client may override it either way.
     require_pkce_public: bool = True
     # Development only: allow plain http on loopback addresses (no Secure cookies).
     insecure_loopback: bool = False
-    # The seed's "Require HTTPS" (on by default): plain-http requests are refused.
+    # webMethods Integration Server's "Require HTTPS" (on by default): plain-http
+    # requests are refused.
     require_https: bool = True
     # Proxies (a TLS-terminating ingress) whose X-Forwarded-Proto and X-Forwarded-For
     # are believed.
@@ -118,7 +119,7 @@ class Settings:
     access_token_audience: str = ""
     # Bearer credential of the admin API under /admin/; the API is off when empty.
     admin_token: str = ""
-    # The approval page, as the seed's approvalpage.* parameters.
+    # The approval page, as webMethods Integration Server's approvalpage.* parameters.
     approval_title: str = "Tessera"
     approval_header: str = "Authorize access"
     approval_logo_url: str = ""
@@ -228,7 +229,8 @@ class Settings:
             )
 
     def _check_https(self) -> None:
-        """Require HTTPS (seed default: on); the development switch allows loopback only."""
+        """Require HTTPS (webMethods Integration Server's default: on); the development
+        switch allows loopback only."""
         for name, url in (
             ("TESSERA_ISSUER", self.issuer),
             ("TESSERA_TOKEN_ENDPOINT", self.token_endpoint),

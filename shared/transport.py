@@ -1,5 +1,5 @@
-"""Require HTTPS: the seed's setting, on by default (RFC 6749 §3.1, §3.2, §10.9: tokens,
-codes and credentials travel only over TLS).
+"""Require HTTPS: webMethods Integration Server's setting, on by default (RFC 6749 §3.1,
+§3.2, §10.9: tokens, codes and credentials travel only over TLS).
 
 Behind a TLS-terminating ingress the service sees plain http; the ingress says the
 original scheme in ``X-Forwarded-Proto``, which is believed only from the proxies listed

@@ -561,7 +561,7 @@ async def test_client_logo_uri_and_remember_consent(stack: Stack, redis: Redis) 
     plain = await create_client(stack, scope)
     chosen = await create_client(stack, scope, "--logo-uri", logo, "--remember-consent", "yes")
 
-    # Off by default: the approval page is shown every time, as in the seed.
+    # Off by default: the approval page is shown every time, as in webMethods Integration Server.
     assert plain["logo_uri"] == ""
     assert plain["remember_consent"] is False
     assert chosen["logo_uri"] == logo

@@ -1,5 +1,5 @@
-"""Require HTTPS (the seed's setting, on by default; RFC 6749 §3.1, §3.2, §10.9): a
-plain-http request to any endpoint is refused with 400 invalid_request; behind a
+"""Require HTTPS (webMethods Integration Server's setting, on by default; RFC 6749 §3.1,
+§3.2, §10.9): a plain-http request to any endpoint is refused with 400 invalid_request; behind a
 TLS-terminating ingress, X-Forwarded-Proto is believed only from the trusted proxies;
 probes are exempt; a development switch serves plain http on loopback only.
 

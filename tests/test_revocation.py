@@ -2,9 +2,9 @@
 services.
 
 Revoking either token of a grant revokes the whole grant family, access and refresh token
-together, as the seed does (RFC 7009 §2.1 allows it). A client may revoke only its own
-tokens; anything else, unknown or another client's, is answered 200 and changes nothing
-(RFC 7009 §2.2).
+together, as webMethods Integration Server does (RFC 7009 §2.1 allows it). A client may
+revoke only its own tokens; anything else, unknown or another client's, is answered 200
+and changes nothing (RFC 7009 §2.2).
 """
 
 from __future__ import annotations

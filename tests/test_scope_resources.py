@@ -1,7 +1,8 @@
-"""Scope definitions that list the resources they cover ("METHOD /path/{var}", as the
-seed's scopes list folders and services): defined with ``tessera scope add --resource``,
-shown by ``scope show``, and served to resource servers at the introspection service's
-``GET /scopes`` with the same client authentication and permission as /introspect."""
+"""Scope definitions that list the resources they cover ("METHOD /path/{var}", as
+webMethods Integration Server's scopes list folders and services): defined with
+``tessera scope add --resource``, shown by ``scope show``, and served to resource servers
+at the introspection service's ``GET /scopes`` with the same client authentication and
+permission as /introspect."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Token management: the seed's Tokens page as ``tessera token|scope|client`` and as the
-admin API under /admin/ on the token service, both over the same shared/admin.py."""
+"""Token management: webMethods Integration Server's Tokens page as ``tessera
+token|scope|client`` and as the admin API under /admin/ on the token service, both over
+the same shared/admin.py."""
 
 from __future__ import annotations
 
@@ -138,7 +139,7 @@ async def test_revoke_by_token_read_from_stdin_revokes_its_grant(
     assert "revoked" in run.stdout
 
     assert not await is_active(http, stack, rs, tokens["access_token"])
-    # The refresh token of the pair went with it (as the seed revokes both).
+    # The refresh token of the pair went with it (as webMethods Integration Server revokes both).
     assert (await refresh(http, stack, s.client, tokens["refresh_token"])).status == 400
     # Another approval of the same client and user is untouched.
     assert await is_active(http, stack, rs, kept["access_token"])

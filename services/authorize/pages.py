@@ -626,7 +626,8 @@ async def logout_submit(request: web.Request) -> web.Response:
 def render(
     request: web.Request, template: str, context: dict[str, object], status: int = 200
 ) -> web.Response:
-    """A page with the approval page branding (the seed's approvalpage.* settings)."""
+    """A page with the approval page branding (webMethods Integration Server's
+    approvalpage.* settings)."""
     settings = request.app[SETTINGS]
     branding = {
         "title": settings.approval_title,

@@ -6,7 +6,7 @@
 - ``/healthz`` and ``/readyz`` are public.
 
 Scopes say what a client may do; which notes are whose is this API's own rule, the
-resource-owner check of the seed system: a note belongs to the token's subject, and
+resource-owner check of webMethods Integration Server: a note belongs to the token's subject, and
 another subject's note is "not found" rather than "forbidden", so its existence stays
 private. Notes live in memory: this is a demonstration, not a store.
 """

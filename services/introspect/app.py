@@ -63,7 +63,8 @@ async def introspect(request: web.Request) -> web.Response:
         body["exp"] = record.exp
     if record.username is not None:
         body["username"] = record.username
-        body["owner_id"] = record.username  # the seed's name for the approving user
+        # webMethods Integration Server's name for the approving user.
+        body["owner_id"] = record.username
     return json_response(body)
 
 

@@ -1,10 +1,10 @@
 """``POST /revoke``: token revocation (RFC 7009).
 
 Revoking either token of a grant revokes the grant's whole family, the access token and
-the refresh token together, as the seed does (RFC 7009 §2.1 lets a server do so). A
-client may revoke only its own tokens. Another client's token gets the same 200 and no
-effect as an unknown one: RFC 7009 §2.1 asks for an error there, which would confirm the
-value is a live token, so Tessera differs on purpose (README).
+the refresh token together, as webMethods Integration Server does (RFC 7009 §2.1 lets a
+server do so). A client may revoke only its own tokens. Another client's token gets the
+same 200 and no effect as an unknown one: RFC 7009 §2.1 asks for an error there, which
+would confirm the value is a live token, so Tessera differs on purpose (README).
 """
 
 from __future__ import annotations

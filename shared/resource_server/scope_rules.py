@@ -1,6 +1,6 @@
 """Which scope covers which resource: Tessera's scope definitions, enforced.
 
-The seed system's scope definitions name the folders, services and URL templates a
+webMethods Integration Server's scope definitions name the folders, services and URL templates a
 scope grants, and its resource server checks the requested service is within the
 token's scope. Here a scope may list resources as ``METHOD /path/{var}``
 (``shared.scopes.parse_resource``); the resource server fetches the definitions from
