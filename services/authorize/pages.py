@@ -12,7 +12,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from services.authorize import interactions, sessions
+from services.authorize import devices, interactions, sessions
 from services.authorize.authorization_request import (
     AuthorizationRequest,
     RedirectableError,
@@ -369,6 +369,7 @@ async def login_submit(request: web.Request) -> web.Response:
         username=username,
         password=form.get("password", ""),
         address=address,
+        known_device=devices.known(request, settings, username),
     )
     if isinstance(user, Refused):
         login_throttle.log_refusal(
@@ -401,6 +402,7 @@ async def login_submit(request: web.Request) -> web.Response:
             raise _expired()
         response = see_other(_with_interaction("/consent", interaction_id))
     sessions.set_cookie(response, settings, signed_in)
+    devices.set_cookie(response, settings, user.username)
     return response
 
 
