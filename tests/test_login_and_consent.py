@@ -49,6 +49,7 @@ from tests.oauth import (
 )
 
 SECURE_COOKIE = "__Host-tessera_session"
+SECURE_DEVICE_COOKIE = "__Host-tessera_device"
 LOGIN_FAILED = "The username or password is incorrect."
 CSRF_FAILED = "The form has expired. Go back to the application and start again."
 EXPIRED = (
@@ -364,8 +365,12 @@ async def test_outside_development_mode_with_branding_and_escaping(
     )
     assert signed_in.status == 303
     session = signed_in.cookies()
-    assert set(session) == {SECURE_COOKIE}
+    assert set(session) == {SECURE_COOKIE, SECURE_DEVICE_COOKIE}
     assert_cookie_attributes(session[SECURE_COOKIE], secure=True, signed_in=True)
+    # The browser is known to the user from now on (README "Sign-in limits").
+    device = session[SECURE_DEVICE_COOKIE]
+    assert (device["secure"], device["httponly"], device["samesite"]) == (True, True, "Lax")
+    assert (device["path"], device["domain"], device["max-age"]) == ("/", "", "2592000")
     with_session = {"Cookie": f"{SECURE_COOKIE}={session[SECURE_COOKIE].value}"}
 
     consent = await fetch(browser, "GET", signed_in.location, headers=with_session)
