@@ -235,7 +235,7 @@ async def test_the_session_cookie_in_development_mode(
 
     signed_in = await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
     after = Answer(signed_in.status, signed_in.headers, "").cookies()
-    assert set(after) == {SESSION_COOKIE}
+    assert set(after) == {SESSION_COOKIE, "tessera_device"}  # device: test_login_throttle
     assert_cookie_attributes(after[SESSION_COOKIE], secure=False, signed_in=True)
 
 
