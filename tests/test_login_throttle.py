@@ -1,8 +1,8 @@
 """Sign-in limits (shared/login_throttle.py, README "Sign-in limits"), each tried as an
 attacker would: guessing one person's password from one address, from one address over
 many usernames, from many addresses at once, and from a whole IPv6 /64; none of it keeps
-the owner out. Also ``tessera user unlock``, and that failures leave no username or
-password in the logs.
+the owner out, at home nor, with the browser's device cookie, on a new network. Also
+``tessera user unlock``, and that failures leave no username or password in the logs.
 
 The services here are behind a trusted proxy on loopback, so ``X-Forwarded-For`` says
 which address each attempt comes from (shared/client_address.py).

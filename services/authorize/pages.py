@@ -362,6 +362,9 @@ async def login_submit(request: web.Request) -> web.Response:
     again = {"interaction_id": interaction_id, "next_page": next_page if client is None else ""}
     username = form.get("username", "")
     address = limit_subject(request, settings)
+    known_device = devices.known(request, settings, username)
+    if known_device:
+        add_to_line(request, device="known")  # why the attempt was not paced
     user = await login_throttle.sign_in(
         redis,
         settings,
@@ -369,7 +372,7 @@ async def login_submit(request: web.Request) -> web.Response:
         username=username,
         password=form.get("password", ""),
         address=address,
-        known_device=devices.known(request, settings, username),
+        known_device=known_device,
     )
     if isinstance(user, Refused):
         login_throttle.log_refusal(
