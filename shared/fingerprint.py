@@ -19,6 +19,10 @@ logged as they are.
 - While Redis cannot be read at start-up a process uses a random key of its own, and
   says so with the prefix ``fp-local:`` (such a fingerprint matches no other process's).
   It keeps trying in the background and takes the shared key once Redis answers.
+
+The same key signs what one replica issues and another checks (``shared_mac``: the
+sign-in page's device cookies), under a purpose label and never while the key is the
+process's own.
 """
 
 from __future__ import annotations
@@ -73,6 +77,20 @@ def with_key(key: bytes, value: str, prefix: str = PREFIX) -> str:
     # surrogatepass: a fingerprint never fails, whatever a decoder let through.
     mac = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return prefix + base64.urlsafe_b64encode(mac[:FINGERPRINT_BYTES]).decode()
+
+
+def shared_mac(purpose: str, message: str) -> bytes | None:
+    """HMAC-SHA256 of ``message`` for ``purpose`` under the key every process shares;
+    None while this process has only its own (a value it signed would be refused by
+    every other replica, and one they signed by it)."""
+    key = _key
+    if key.prefix == LOCAL_PREFIX:
+        return None
+    # 0xFF never occurs in UTF-8: no value fingerprinted (anything anyone sends, in the
+    # logs by its fingerprint) is ever a message signed here, so no fingerprint gives
+    # away part of a MAC.
+    signed = b"\xff" + purpose.encode() + b"\x00" + message.encode()
+    return hmac.new(key.secret, signed, hashlib.sha256).digest()
 
 
 def of(value: str) -> str:

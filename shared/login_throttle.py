@@ -19,7 +19,9 @@ the per-username pace and the per-address limit (the per-pair limit still holds)
 their password checks go first (``shared.password_checks``). So guesses from elsewhere,
 however many and from however many addresses, neither keep the owner out nor make them
 wait: OWASP's "device cookie" scheme, keyed by the address so that it works for the
-password grant too.
+password grant too. The sign-in page adds the scheme's cookie
+(``services.authorize.devices``): an attempt carrying it is known in the same way, from
+any address (``known_device``).
 
 Every attempt is counted before its password is checked, so a burst sent at once cannot
 outrun a limit, and given back when it succeeds, so the limits count failures. Refusals
@@ -97,9 +99,11 @@ async def sign_in(
     username: str,
     password: str,
     address: str,
+    known_device: bool = False,
 ) -> User | Refused:
     """The user when ``password`` is theirs and no limit refuses the attempt from
-    ``address`` (``limit_subject`` of the request)."""
+    ``address`` (``limit_subject`` of the request). ``known_device``: the attempt carries
+    a device cookie of the username, so it counts as from a known address."""
     name = username_digest(username)
     found, pair_refused, user = await asyncio.gather(
         redis.exists(keys.login_known_address(name, address)),
@@ -108,7 +112,7 @@ async def sign_in(
     )
     if pair_refused is not None:
         return Refused(Reason.PAIR, pair_refused)
-    known = bool(found)
+    known = known_device or bool(found)
     place = checks.reserve(priority=known)
     if place is None:
         return BUSY  # before anything is counted: for the limits, no attempt was made

@@ -49,6 +49,7 @@ from tests.oauth import (
 )
 
 SECURE_COOKIE = "__Host-tessera_session"
+SECURE_DEVICE_COOKIE = "__Host-tessera_device"
 LOGIN_FAILED = "The username or password is incorrect."
 CSRF_FAILED = "The form has expired. Go back to the application and start again."
 EXPIRED = (
@@ -234,7 +235,7 @@ async def test_the_session_cookie_in_development_mode(
 
     signed_in = await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
     after = Answer(signed_in.status, signed_in.headers, "").cookies()
-    assert set(after) == {SESSION_COOKIE}
+    assert set(after) == {SESSION_COOKIE, "tessera_device"}  # device: test_login_throttle
     assert_cookie_attributes(after[SESSION_COOKIE], secure=False, signed_in=True)
 
 
@@ -364,8 +365,12 @@ async def test_outside_development_mode_with_branding_and_escaping(
     )
     assert signed_in.status == 303
     session = signed_in.cookies()
-    assert set(session) == {SECURE_COOKIE}
+    assert set(session) == {SECURE_COOKIE, SECURE_DEVICE_COOKIE}
     assert_cookie_attributes(session[SECURE_COOKIE], secure=True, signed_in=True)
+    # The browser is known to the user from now on (README "Sign-in limits").
+    device = session[SECURE_DEVICE_COOKIE]
+    assert (device["secure"], device["httponly"], device["samesite"]) == (True, True, "Lax")
+    assert (device["path"], device["domain"], device["max-age"]) == ("/", "", "2592000")
     with_session = {"Cookie": f"{SECURE_COOKIE}={session[SECURE_COOKIE].value}"}
 
     consent = await fetch(browser, "GET", signed_in.location, headers=with_session)

@@ -1,8 +1,8 @@
 """Sign-in limits (shared/login_throttle.py, README "Sign-in limits"), each tried as an
 attacker would: guessing one person's password from one address, from one address over
 many usernames, from many addresses at once, and from a whole IPv6 /64; none of it keeps
-the owner out. Also ``tessera user unlock``, and that failures leave no username or
-password in the logs.
+the owner out, at home nor, with the browser's device cookie, on a new network. Also
+``tessera user unlock``, and that failures leave no username or password in the logs.
 
 The services here are behind a trusted proxy on loopback, so ``X-Forwarded-For`` says
 which address each attempt comes from (shared/client_address.py).
@@ -15,18 +15,23 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.cookies import Morsel
 from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from redis.asyncio import Redis
 
+from services.authorize import devices
 from shared import crypto, fingerprint, keys, login_throttle
 from shared.local_processes import ProcessGroup
 from tests.oauth import (
     ARTIFACTS,
     PASSWORD,
+    Answer,
     Registered,
     Stack,
     code_request,
@@ -37,6 +42,7 @@ from tests.oauth import (
     make_user,
     page_message,
     post_form,
+    production_settings,
     query_of,
     start_stack,
     unique,
@@ -50,6 +56,8 @@ ADDRESS_LIMIT = 30
 USERNAME_LIMIT = 10
 WINDOW = 900
 PACE = 8
+KNOWN_LIFETIME = 30 * 24 * 3600
+DEVICE_COOKIE = "tessera_device"  # development mode (TESSERA_INSECURE_LOOPBACK=1)
 FAILED = "The username or password is incorrect."
 LIMITED_MESSAGE = "Too many sign-in attempts. Try again in "
 PREFIX = "sign-in-limits-"
@@ -129,15 +137,26 @@ class PasswordGrant(Door):
 
 
 class LoginPage(Door):
-    """The sign-in page, opened anew (in a new browser) for every attempt."""
+    """The sign-in page, opened anew (in a new browser) for every attempt; the browser
+    holds ``device`` as its device cookie when it is set (its session long ended)."""
 
-    def __init__(self, stack: Stack, client: Registered, scope: str) -> None:
+    def __init__(
+        self, stack: Stack, client: Registered, scope: str, device: str | None = None
+    ) -> None:
         self.stack, self.client, self.scope = stack, client, scope
+        self.device = device
+        self.last: Answer | None = None
+
+    def device_cookie(self) -> Morsel[str]:
+        """The device cookie the last attempt's answer set."""
+        assert self.last is not None
+        return self.last.cookies()[DEVICE_COOKIE]
 
     async def attempt(self, username: str, password: str, address: str) -> str:
         from_there = {"X-Forwarded-For": address}
+        held = {DEVICE_COOKIE: self.device} if self.device is not None else None
         async with aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True), headers=from_there
+            cookie_jar=aiohttp.CookieJar(unsafe=True), cookies=held, headers=from_there
         ) as browser:
             started = await fetch(
                 browser,
@@ -157,6 +176,7 @@ class LoginPage(Door):
                     "password": password,
                 },
             )
+        self.last = answer
         if answer.status == 303:
             assert answer.location.startswith("/consent?")
             return SIGNED_IN
@@ -333,6 +353,124 @@ async def test_an_unknown_username_is_limited_exactly_like_a_real_one(
     mine, nobodys = answers.values()
     assert mine == nobodys
     assert mine[0] == [WRONG] * PAIR_LIMIT + [LIMITED]
+
+
+# --- the owner's browser, wherever it is (device cookie) ------------------------------
+
+
+async def hold_the_pace(grant: Door, redis: Redis, username: str) -> None:
+    """Push the username past its threshold from new addresses and take its pace, as an
+    attacker who reads Retry-After and takes every next pace the moment it begins."""
+    guesses = [(username, f"guess {i}", new_address()) for i in range(USERNAME_LIMIT + 1)]
+    assert await attempts(grant, guesses) == [WRONG] * len(guesses)  # the last one paced
+    pace = keys.rate_counter(login_throttle.PACE, login_throttle.username_digest(username))
+    # That attacker holds every pace: as if this one lasted the window (and the test need
+    # not race it).
+    assert await redis.expire(pace, WINDOW)
+
+
+async def test_the_owners_browser_signs_in_from_a_new_address_while_the_pace_is_held(
+    grant: Door, proxied: Stack, account: Account, redis: Redis
+) -> None:
+    """The hole a known address leaves: the owner on a new network (a phone, a hotel)
+    would wait for a pace the attacker always takes first. Their browser signed in
+    before, so its device cookie makes the attempt known."""
+    owners = LoginPage(proxied, account.client, account.scope)
+    assert await owners.attempt(account.user, PASSWORD, new_address()) == SIGNED_IN
+    owners.device = owners.device_cookie().value
+    await hold_the_pace(grant, redis, account.user)
+
+    assert await owners.attempt(account.user, PASSWORD, new_address()) == SIGNED_IN
+    # Known, not trusted: a wrong password is still checked and wrong.
+    assert await owners.attempt(account.user, "typo", new_address()) == WRONG
+    # The same browser with its cookies cleared waits like anyone, on either door.
+    cleared = LoginPage(proxied, account.client, account.scope)
+    assert await cleared.attempt(account.user, PASSWORD, new_address()) == LIMITED
+    assert await grant.attempt(account.user, PASSWORD, new_address()) == LIMITED
+
+
+async def test_a_device_cookie_of_another_user_tampered_moved_or_expired_is_no_exemption(
+    grant: Door,
+    proxied: Stack,
+    account: Account,
+    redis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = await make_user(redis)
+    others = LoginPage(proxied, account.client, account.scope)
+    assert await others.attempt(other, PASSWORD, new_address()) == SIGNED_IN
+    owners = LoginPage(proxied, account.client, account.scope)
+    assert await owners.attempt(account.user, PASSWORD, new_address()) == SIGNED_IN
+    mine = owners.device_cookie().value
+    expiry, mac = mine.split(".")
+    # Signed as the services sign, with the key they share: an hour past its end, and
+    # (to show the signing is right) one that is not.
+    shared = fingerprint._Key((await fingerprint.shared_key(redis)), fingerprint.PREFIX)
+    monkeypatch.setattr(fingerprint, "_key", shared)
+    expired = devices._value(account.user, int(time.time()) - 3600)
+    signed_here = devices._value(account.user, int(time.time()) + 3600)
+    await hold_the_pace(grant, redis, account.user)
+
+    refused = {
+        "another user's": others.device_cookie().value,
+        "tampered": f"{expiry}.{'B' if mac[0] == 'A' else 'A'}{mac[1:]}",
+        "moved on a year": f"{int(expiry) + 365 * 24 * 3600}.{mac}",
+        "expired": expired,
+        "without its MAC": expiry,
+    }
+    for kind, cookie in refused.items():
+        page = LoginPage(proxied, account.client, account.scope, device=cookie)
+        assert await page.attempt(account.user, PASSWORD, new_address()) == LIMITED, kind
+    for cookie in (mine, signed_here):
+        page = LoginPage(proxied, account.client, account.scope, device=cookie)
+        assert await page.attempt(account.user, PASSWORD, new_address()) == SIGNED_IN
+
+
+async def test_the_device_cookie_is_http_only_lax_host_wide_and_lasts_as_a_known_address(
+    proxied: Stack, account: Account
+) -> None:
+    page = LoginPage(proxied, account.client, account.scope)
+    assert await page.attempt(account.user, PASSWORD, new_address()) == SIGNED_IN
+
+    cookie = page.device_cookie()
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Lax"
+    assert cookie["path"] == "/"
+    assert cookie["domain"] == ""  # host-only
+    assert cookie["secure"] == ""  # development mode; __Host- and Secure: test_login_and_consent
+    assert cookie["max-age"] == str(KNOWN_LIFETIME)
+    expiry, mac = cookie.value.split(".")
+    assert abs(int(expiry) - (time.time() + KNOWN_LIFETIME)) < 60
+    assert len(mac) == 43  # HMAC-SHA256, base64url
+
+    # A wrong password sets none.
+    assert await page.attempt(account.user, "typo", new_address()) == WRONG
+    assert page.last is not None
+    assert DEVICE_COOKIE not in page.last.cookies()
+
+
+async def test_a_process_with_only_its_own_key_neither_sets_nor_accepts_device_cookies(
+    stack: Stack, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis away at its start: a cookie it set would be refused by every other replica,
+    and one they set, accepted by it alone if it trusted its own key."""
+    settings = production_settings(stack.redis_url)
+    shared = fingerprint._Key((await fingerprint.shared_key(redis)), fingerprint.PREFIX)
+    monkeypatch.setattr(fingerprint, "_key", shared)
+    issued = web.Response()
+    devices.set_cookie(issued, settings, "alice")
+    cookie = issued.cookies[devices.cookie_name(settings)]
+    sent = make_mocked_request("POST", "/login", headers={"Cookie": f"{cookie.key}={cookie.value}"})
+    assert devices.known(sent, settings, "alice")
+    assert devices.known(sent, settings, "ALICE")  # usernames are case-folded
+    assert not devices.known(sent, settings, "bob")
+
+    local = fingerprint._Key(secrets.token_bytes(32), fingerprint.LOCAL_PREFIX)
+    monkeypatch.setattr(fingerprint, "_key", local)
+    assert not devices.known(sent, settings, "alice")
+    not_issued = web.Response()
+    devices.set_cookie(not_issued, settings, "alice")
+    assert not not_issued.cookies
 
 
 # --- tessera user unlock --------------------------------------------------------------

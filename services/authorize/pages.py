@@ -12,7 +12,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from services.authorize import interactions, sessions
+from services.authorize import devices, interactions, sessions
 from services.authorize.authorization_request import (
     AuthorizationRequest,
     RedirectableError,
@@ -362,6 +362,9 @@ async def login_submit(request: web.Request) -> web.Response:
     again = {"interaction_id": interaction_id, "next_page": next_page if client is None else ""}
     username = form.get("username", "")
     address = limit_subject(request, settings)
+    known_device = devices.known(request, settings, username)
+    if known_device:
+        add_to_line(request, device="known")  # why the attempt was not paced
     user = await login_throttle.sign_in(
         redis,
         settings,
@@ -369,6 +372,7 @@ async def login_submit(request: web.Request) -> web.Response:
         username=username,
         password=form.get("password", ""),
         address=address,
+        known_device=known_device,
     )
     if isinstance(user, Refused):
         login_throttle.log_refusal(
@@ -401,6 +405,7 @@ async def login_submit(request: web.Request) -> web.Response:
             raise _expired()
         response = see_other(_with_interaction("/consent", interaction_id))
     sessions.set_cookie(response, settings, signed_in)
+    devices.set_cookie(response, settings, user.username)
     return response
 
 
