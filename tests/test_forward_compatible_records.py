@@ -62,16 +62,17 @@ def _newer_json(value: str) -> str | None:
 
 
 def _newer(value: str) -> str | None:
-    """Also for a record after a prefix of Tessera's: a family's first token is
-    "<digest> <record>", a pending request "<binding><record>"."""
+    """Also for a record between parts of Tessera's: a family's first token is
+    "<digest> <record>", a pending request "<binding><record>\n<state>"."""
     if value.startswith(keys.ROTATED_MARKER):
         return None
     starts = [at for at in (value.find("{"), value.find("[")) if at >= 0]
     if not starts:
         return None
     at = min(starts)
-    newer = _newer_json(value[at:])
-    return None if newer is None else value[:at] + newer
+    record, newline, state = value[at:].partition("\n")
+    newer = _newer_json(record)
+    return None if newer is None else value[:at] + newer + newline + state
 
 
 async def from_a_newer_release(redis: Redis, *names: str) -> int:
