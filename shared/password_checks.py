@@ -5,8 +5,9 @@ A check holds 64 MiB and a core for about a tenth of a second. A process runs at
 ``queue`` more wait in each of two lines, so no caller waits seconds behind a flood: one
 more is refused at once (the caller answers 429 with Retry-After, RFC 6585 §4).
 
-The first line is for a username signing in from an address it signed in from before
-(``shared.login_throttle``); nobody gets into it without the password. It is served
+The first line is for a username signing in from an address it signed in from before,
+or from a browser holding its device cookie (``shared.login_throttle``): only a correct
+password for that username, earlier, puts an address or a browser there. It is served
 first, one thread is kept for it alone (when there are two or more), and its checks run
 at the process's own CPU priority while everyone else's run niced: under a flood of
 guesses the owner neither waits for a guess's check to end nor shares the CPU with them
