@@ -22,7 +22,7 @@ it can answer a bad one by redirect once client and redirect URI are known (§4.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from urllib.parse import parse_qsl
 
 from aiohttp import hdrs, web
@@ -159,12 +159,14 @@ async def read_form(request: web.Request) -> dict[str, str]:
     return single_valued(pairs)
 
 
+# Not a coroutine function: every request passes here, and one without a query (each
+# POST to /token and /introspect) is handed on without a frame of its own to await.
 @web.middleware
-async def well_formed_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+def well_formed_query(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     """Refuse a query string ``parse`` cannot decode, before any handler reads
     ``request.query``: yarl decodes a well-formed query as ``parse`` does, but would
     quietly turn a broken escape or an octet that is no UTF-8 into other characters."""
     query = request.rel_url.raw_query_string
     if query:
         parse(query, "query")
-    return await handler(request)
+    return handler(request)

@@ -289,6 +289,7 @@ async def test_origins_are_refused_while_client_changes_go_unheard(
 
     await until_origin(http, stack, origin, allowed=False)
     await until_origin(http, stack, origin, allowed=True)
+    assert await origin_allowed(http, stack, origin)
 
 
 async def test_the_origin_check_costs_no_redis_round_trip(

@@ -37,6 +37,7 @@ from tests.oauth import (
     make_setup,
     new_verifier,
     obtain_code,
+    origin_allowed,
     s256,
     start_stack,
     unique,
@@ -197,6 +198,7 @@ async def test_browser_origins_follow_client_changes_on_the_topology(
 
     await clients.set_enabled(store, setup.client.client_id, False)
     await until_origin(http, topology.stack, origin, allowed=False)
+    assert not await origin_allowed(http, topology.stack, origin)
 
 
 async def test_the_client_cache_hears_changes_on_the_topology(
