@@ -56,6 +56,7 @@ from tests.manifests import DEPLOY, render
 from tests.nginx import NOT_INSTALLED, Nginx, ingress_routes, local_service, nginx_binary
 from tests.oauth import (
     ARTIFACTS,
+    GENEROUS_RATE_LIMITS,
     Registered,
     Setup,
     Stack,
@@ -412,6 +413,8 @@ async def test_replicas_behind_nginx(processes: Processes) -> None:
         # Public URLs are nginx's; introspection's that of the in-cluster Service.
         "TESSERA_INTROSPECTION_ENDPOINT": f"{internal}/introspect",
         "TESSERA_DRAIN_SECONDS": str(DRAIN_SECONDS),
+        # Every flow comes through nginx from one address.
+        **GENEROUS_RATE_LIMITS,
     }
     assert env["TESSERA_ISSUER"] == public
     assert env["TESSERA_TOKEN_ENDPOINT"] == f"{public}/token"
