@@ -8,10 +8,11 @@ import base64
 import html
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import aiohttp
@@ -647,6 +648,24 @@ async def origin_allowed(http: aiohttp.ClientSession, stack: Stack, origin: str)
         if status != 204 or headers.get("Access-Control-Allow-Origin") != origin:
             return False
     return True
+
+
+Heard = TypeVar("Heard")
+
+
+async def until_heard(
+    attempt: Callable[[], Awaitable[Heard]], heard: Callable[[Heard], bool]
+) -> Heard:
+    """The last answer of ``attempt``, repeated until ``heard`` says it follows a client's
+    change (for 5 s at most): the token and introspection services hear of a change a few
+    milliseconds after it is saved (``shared/client_changes.py``), and until then answer
+    from the record they read before. The caller asserts on what is returned."""
+    for _ in range(250):
+        answer = await attempt()
+        if heard(answer):
+            break
+        await asyncio.sleep(0.02)
+    return answer
 
 
 async def until_origin(

@@ -30,6 +30,7 @@ from tests.oauth import (
     obtain_code,
     post_form,
     post_json,
+    until_heard,
 )
 
 INACTIVE = {"active": False}
@@ -153,7 +154,11 @@ async def test_disabled_caller(stack: Stack, redis: Redis, http: aiohttp.ClientS
     issued = await _issue(http, stack, redis)
     await clients.set_enabled(redis, issued.api.client_id, False)
 
-    assert_invalid_client(await introspect(http, stack, issued.api, issued.access_token))
+    refused = await until_heard(
+        lambda: introspect(http, stack, issued.api, issued.access_token),
+        lambda reply: reply.status == 401,
+    )
+    assert_invalid_client(refused)
 
 
 async def test_caller_may_use_client_secret_post(
@@ -296,12 +301,15 @@ async def test_token_of_a_client_that_is_withdrawn(
     issued = await _issue(http, stack, redis)
     assert_active(await introspect(http, stack, issued.api, issued.access_token), issued)
 
+    def ask() -> Awaitable[Reply]:
+        return introspect(http, stack, issued.api, issued.access_token)
+
     await withdraw(redis, issued.client.client_id)
-    assert_inactive(await introspect(http, stack, issued.api, issued.access_token))
+    assert_inactive(await until_heard(ask, lambda reply: reply.body["active"] is False))
 
     if restore is not None:
         await restore(redis, issued.client.client_id)
-        assert_active(await introspect(http, stack, issued.api, issued.access_token), issued)
+        assert_active(await until_heard(ask, lambda reply: reply.body["active"] is True), issued)
 
 
 async def test_token_type_hint_does_not_change_the_answer(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ from tests.oauth import (
     s256,
     token_request,
     unique,
+    until_heard,
 )
 
 FORM = "application/x-www-form-urlencoded"
@@ -220,6 +222,21 @@ async def test_the_refresh_count_bounds_the_chain(
     assert await is_active(http, stack, chain.api, reply.body["access_token"])
 
 
+def refreshing(
+    http: aiohttp.ClientSession, stack: Stack, chain: Chain, token: str
+) -> Callable[[], Awaitable[Reply]]:
+    """A refresh to repeat with ``until_heard`` after a change to the chain's client."""
+    return lambda: refresh(http, stack, chain.client, token)
+
+
+def refused(reply: Reply) -> bool:
+    return reply.status >= 400
+
+
+def answered(reply: Reply) -> bool:
+    return reply.status == 200
+
+
 async def test_a_refresh_count_lowered_later_is_honoured(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
@@ -233,13 +250,13 @@ async def test_a_refresh_count_lowered_later_is_honoured(
     # Once is all the client may now do.
     record.refresh_count = 1
     await clients.save(redis, record)
-    assert_invalid_grant(await refresh(http, stack, chain.client, token))
+    assert_invalid_grant(await until_heard(refreshing(http, stack, chain, token), refused))
 
     # The refused request did not use the token up: with the count raised again it works,
     # and the answer follows the new count (2: this is the last refresh).
     record.refresh_count = 2
     await clients.save(redis, record)
-    again = await refresh(http, stack, chain.client, token)
+    again = await until_heard(refreshing(http, stack, chain, token), answered)
     assert_token_response(again, refresh=False, scope=chain.setup.scope)
 
 
@@ -252,14 +269,15 @@ async def test_a_client_whose_refresh_count_dropped_to_zero_is_unauthorized_clie
     record.refresh_count = 0
     await clients.save(redis, record)
 
-    reply = await refresh(http, stack, chain.client, chain.refresh_token)
+    reply = await until_heard(refreshing(http, stack, chain, chain.refresh_token), refused)
 
     # A refresh count of 0 means the client may not use the refresh_token grant at all.
     assert_error(reply, 400, "unauthorized_client")
     record.refresh_count = 3
     await clients.save(redis, record)
     assert_token_response(
-        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True
+        await until_heard(refreshing(http, stack, chain, chain.refresh_token), answered),
+        refresh=True,
     )
 
 
@@ -323,7 +341,9 @@ async def test_a_scope_the_client_lost_is_invalid_scope_unless_narrowed_away(
     record.scopes = [read]
     await clients.save(redis, record)
 
-    assert_invalid_scope(await refresh(http, stack, chain.client, chain.refresh_token))
+    assert_invalid_scope(
+        await until_heard(refreshing(http, stack, chain, chain.refresh_token), refused)
+    )
 
     reply = await refresh(http, stack, chain.client, chain.refresh_token, scope=read)
     assert_token_response(reply, refresh=True, scope=read)
@@ -605,13 +625,14 @@ async def test_client_authentication_failures_do_not_use_the_token_up(
     for auth in ("basic", "post", "none"):
         assert_invalid_client(await token_request(http, stack, wrong, form, auth=auth))
     await clients.set_enabled(redis, chain.client.client_id, False)
-    disabled = await refresh(http, stack, chain.client, chain.refresh_token)
+    disabled = await until_heard(refreshing(http, stack, chain, chain.refresh_token), refused)
     assert_invalid_client(disabled)
     assert disabled.headers["WWW-Authenticate"] == 'Basic realm="tessera", charset="UTF-8"'
 
     await clients.set_enabled(redis, chain.client.client_id, True)
     assert_token_response(
-        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True
+        await until_heard(refreshing(http, stack, chain, chain.refresh_token), answered),
+        refresh=True,
     )
 
 

@@ -31,7 +31,7 @@ from shared.resource_server import (
 from shared.resource_server.access_token import AccessToken
 from shared.resource_server.middleware import logged_path
 from shared.resource_server.token_cache import TokenCache
-from tests.oauth import Stack, production_settings, revoke
+from tests.oauth import Stack, production_settings, revoke, until_heard
 from tests.resource_servers import (
     Start,
     assert_challenge,
@@ -157,7 +157,10 @@ async def test_a_disabled_client_s_token_is_refused(
     api = await notes_api(rs_settings(stack, holder.api, cache_seconds=0))
     await clients.set_enabled(redis, holder.setup.client.client_id, False)
 
-    assert_challenge(await call(api, "GET", "/notes", holder.token), 401, "invalid_token")
+    refused = await until_heard(
+        lambda: call(api, "GET", "/notes", holder.token), lambda reply: reply.status == 401
+    )
+    assert_challenge(refused, 401, "invalid_token")
 
 
 # --- RFC 6750 §3: what a request without a good token gets ---------------------------------
