@@ -22,7 +22,7 @@ from services.token.app import create_app as token_app
 from shared.security import fingerprint
 from shared.storage import keys, log_fingerprint_key
 from shared.storage.redis_store import connect
-from shared.web import logs
+from shared.web import log_fingerprints, logs
 from tests.oauth import FORWARDED_HTTPS, production_settings, unreachable_redis
 
 FINGERPRINT = re.compile(r"fp:[A-Za-z0-9_-]{12}")
@@ -95,7 +95,7 @@ async def test_without_redis_at_start_a_process_uses_its_own_key_until_redis_ans
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(fingerprint, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(log_fingerprints, "RETRY_SECONDS", 0.05)
     port = free_port()
     redis_url = f"redis://127.0.0.1:{port}/0"
     client = await aiohttp_client(
