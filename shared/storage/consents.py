@@ -41,7 +41,7 @@ class Consent:
         return bool(requested) and set(requested) <= set(self.scope)
 
 
-def _parse(client_id: str, raw: str) -> Consent:
+def _parse(client_id: str, raw: str | bytes) -> Consent:
     # The client id is the hash field's name, not part of the record.
     return records.from_json(Consent, raw, client_id=client_id)
 
@@ -54,7 +54,7 @@ async def get(redis: RedisClient, username: str, client_id: str) -> Consent | No
 async def list_for(redis: RedisClient, username: str) -> list[Consent]:
     """The person's remembered approvals, most recently used first."""
     found = await redis.hgetall(keys.consents(username))
-    listed = [_parse(client_id, raw) for client_id, raw in found.items()]
+    listed = [_parse(str(client_id), raw) for client_id, raw in found.items()]
     return sorted(listed, key=lambda c: (-c.last_used, c.client_id))
 
 
@@ -111,6 +111,6 @@ async def forget_scope(redis: RedisClient, name: str) -> int:
     changed = 0
     for username in await redis.smembers(keys.USER_INDEX):
         changed += await scripts.run(
-            redis, keys.FORGET_CONSENTED_SCOPE, [keys.consents(username)], [name]
+            redis, keys.FORGET_CONSENTED_SCOPE, [keys.consents(str(username))], [name]
         )
     return changed

@@ -54,9 +54,9 @@ async def exhausted(redis: RedisClient, limit: str, rate: Rate, subject: str) ->
         pipe.get(key)
         pipe.pttl(key)
         count, left_ms = await pipe.execute()
-    if count is None or int(count) <= rate.count or left_ms < 0:
+    if count is None or int(count) <= rate.count or int(left_ms) < 0:
         return None
-    return max(1, math.ceil(left_ms / 1000))
+    return max(1, math.ceil(int(left_ms) / 1000))
 
 
 class RecentRefusals:

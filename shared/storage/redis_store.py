@@ -9,7 +9,7 @@ one operation touches together share a hash tag, so on a Cluster they share a sl
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
@@ -86,4 +86,4 @@ def _sentinel_master(target: RedisTarget) -> SentinelMaster:
         **options,
     )
     master.sentinel_manager = sentinel
-    return master
+    return cast(SentinelMaster, master)

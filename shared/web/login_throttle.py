@@ -199,7 +199,7 @@ async def unlock(redis: RedisClient, username: str) -> None:
     count from every address (``tessera user unlock``). Known addresses stay known."""
     name = username_digest(username)
     addresses = await redis.smembers(keys.login_addresses(name))
-    counters = [keys.rate_counter(PAIR, _pair(name, address)) for address in addresses]
+    counters = [keys.rate_counter(PAIR, _pair(name, str(address))) for address in addresses]
     # One key per DEL: on a Cluster they live in different slots.
     for key in (
         *counters,

@@ -37,7 +37,7 @@ TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
 # No ``*_created`` series beside each counter: Prometheus does not need them, and they
 # would double the series a scrape carries. (A process-wide switch of the library.)
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it unannotated
 
 UNMATCHED = "unmatched"
 OTHER_METHOD = "OTHER"

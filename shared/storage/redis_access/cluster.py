@@ -15,12 +15,11 @@ import functools
 import logging
 from collections import defaultdict
 
-import hiredis
 from redis import exceptions
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from shared.storage.redis_access.commands import Command, Reply
-from shared.storage.redis_access.connection import Address
+from shared.storage.redis_access.connection import Address, pack_command
 from shared.storage.redis_access.node import Node, Options, Outages, await_shared
 from shared.storage.redis_access.server import ASKING, batch_on, replies_of
 
@@ -99,7 +98,7 @@ class ClusterRouter:
             if node.down:
                 continue
             try:
-                ranges = await node.call(hiredis.pack_command(("CLUSTER", "SLOTS")))
+                ranges = await node.call(pack_command(("CLUSTER", "SLOTS")))
             except exceptions.RedisError as exc:
                 errors.append(f"{node.address}: {exc}")
                 continue
@@ -148,7 +147,7 @@ class ClusterRouter:
 
     async def call(self, command: Command) -> Reply:
         node = await self._owner(command)
-        packed = hiredis.pack_command(command)
+        packed = pack_command(command)
         asking = False
         for _ in range(MAX_REDIRECTS):
             try:

@@ -38,7 +38,7 @@ def _ok(reply: Reply) -> bool | None:
 
 
 def _pong(reply: Reply) -> bool:
-    return reply == "PONG"
+    return bool(reply == "PONG")
 
 
 def _pairs(reply: list[Any]) -> dict[Any, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,6 +41,12 @@ class Address:
 
     def __str__(self) -> str:
         return self.path or f"{self.host}:{self.port}"
+
+
+# hiredis's stub types the argument as a 1-tuple; it packs a command of any length.
+pack_command = cast(
+    "Callable[[tuple[str | bytes | int | float, ...]], bytes]", hiredis.pack_command
+)
 
 
 class Connection(asyncio.Protocol):

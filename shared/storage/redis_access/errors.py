@@ -6,7 +6,7 @@ from __future__ import annotations
 from redis import exceptions
 
 # The first word of an error reply names its kind (Redis's "error prefix").
-_BY_PREFIX: dict[str, type[exceptions.ResponseError]] = {
+_BY_PREFIX: dict[str, type[exceptions.RedisError]] = {
     "NOSCRIPT": exceptions.NoScriptError,
     "MOVED": exceptions.MovedError,
     "ASK": exceptions.AskError,

@@ -16,12 +16,11 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
-import hiredis
 from redis import exceptions
 
-from shared.storage.redis_access.connection import Address, Connection, Reply
+from shared.storage.redis_access.connection import Address, Connection, Reply, pack_command
 
 log = logging.getLogger("tessera.redis")
 
@@ -178,15 +177,17 @@ class Node:
         if options.db:
             commands.append(("SELECT", options.db))
         commands.append(("ROLE",) if options.require_master else ("PING",))
-        futures = connection.send_many([hiredis.pack_command(c) for c in commands])
+        futures = connection.send_many([pack_command(c) for c in commands])
         replies = await asyncio.gather(*futures, return_exceptions=True)
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
-        if options.require_master and replies[-1][0] != "master":
-            raise exceptions.ConnectionError(
-                f"Redis at {self.address} is a {replies[-1][0]}, not the master"
-            )
+        if options.require_master:
+            role = cast(list[str], replies[-1])[0]  # ROLE's answer: none of them failed
+            if role != "master":
+                raise exceptions.ConnectionError(
+                    f"Redis at {self.address} is a {role}, not the master"
+                )
 
     def _go_down(self, reason: str) -> None:
         state = self._state

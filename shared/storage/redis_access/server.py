@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import hiredis
 from redis import exceptions
 
 from shared.storage.redis_access.commands import Command, Reply
+from shared.storage.redis_access.connection import pack_command
 from shared.storage.redis_access.errors import from_reply, is_read_only
 from shared.storage.redis_access.node import Node
 
-MULTI = hiredis.pack_command(("MULTI",))
-EXEC = hiredis.pack_command(("EXEC",))
-ASKING = hiredis.pack_command(("ASKING",))
+MULTI = pack_command(("MULTI",))
+EXEC = pack_command(("EXEC",))
+ASKING = pack_command(("ASKING",))
 
 
 async def batch_on(
@@ -22,7 +24,7 @@ async def batch_on(
     """Send ``commands`` to ``node`` back to back, in a ``MULTI``/``EXEC`` block when
     ``transaction``; each reply, or the error in its place. ``asking`` puts ``ASKING``
     before the block (a Cluster's importing node; it holds until ``EXEC``)."""
-    packed = [hiredis.pack_command(command) for command in commands]
+    packed = [pack_command(command) for command in commands]
     if not transaction:
         return await replies_of(await node.send_many(packed))
     block = [ASKING, MULTI, *packed, EXEC] if asking else [MULTI, *packed, EXEC]
@@ -32,7 +34,7 @@ async def batch_on(
         # connection lost) means EXEC ran nothing, or never ran.
         if isinstance(reply, BaseException):
             raise reply
-    executed = replies[-1]
+    executed = cast(list[Reply] | None, replies[-1])  # EXEC's: each command's reply
     if executed is None:
         raise exceptions.ExecAbortError("the transaction was aborted")
     return [from_reply(str(r)) if type(r) is hiredis.ReplyError else r for r in executed]
@@ -67,7 +69,7 @@ class ServerRouter:
 
     async def call(self, command: Command) -> Reply:
         try:
-            return await self.node.call(hiredis.pack_command(command))
+            return await self.node.call(pack_command(command))
         except exceptions.ResponseError as exc:
             if is_read_only(exc):
                 self._demoted()
