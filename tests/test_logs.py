@@ -197,7 +197,7 @@ def test_no_line_is_lost_when_the_process_stops(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import asyncio, logging, os
-        from shared import logs
+        from shared.web import logs
 
         logs.configure("token", "json")
         loop = asyncio.new_event_loop()
