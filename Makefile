@@ -22,7 +22,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
-	$(BIN)/python -m shared.devrun
+	$(BIN)/python -m devtools.devrun
 
 # Headless Chromium for the browser tests, from Debian's packages.
 chromium:
@@ -46,8 +46,10 @@ wrk:
 bench: $(VENV)/.run-installed wrk
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Style (ruff) and structure: the import contracts of pyproject.toml (lint-imports).
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: $(VENV)/.test-installed chromium nginx lint
 	$(BIN)/pytest

@@ -17,9 +17,9 @@ import orjson
 
 from bench import burst, durability, fixtures, flow, machine, outage, report, stack, wrk
 from bench.scenarios import Scenario, floor_scenarios, reference_scenarios, tessera_scenarios
-from shared import users
-from shared.redis_store import RedisClient, connect
-from shared.signing_keys import load_key_set
+from shared.security.signing_keys import load_key_set
+from shared.storage import users
+from shared.storage.redis_store import RedisClient, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "bench"

@@ -30,7 +30,7 @@ from bench.answers import (
     summary,
 )
 from bench.fixtures import Fixtures
-from shared.redis_store import RedisClient
+from shared.storage.redis_store import RedisClient
 
 WORKERS = 8  # per kind of request: a bounded load that leaves the services headroom
 BEFORE = 3.0  # seconds of steady load before the kill

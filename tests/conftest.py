@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from services.example_api.app import create_app as notes_app
-from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
-from shared.redis_store import connect
 from shared.resource_server import ResourceServerSettings
+from shared.storage.redis_store import connect
 from tests.oauth import (
     ADMIN_TOKEN,
     GENEROUS_RATE_LIMITS,

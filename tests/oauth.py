@@ -20,16 +20,17 @@ import orjson
 from redis.asyncio import Redis
 from yarl import URL
 
-from shared import clients, families, pkce, scopes, users
-from shared.clients import Client
-from shared.local_processes import (
+from devtools.local_processes import (
     SERVICES,
     ProcessGroup,
     free_port,
     service_env,
     start_service,
 )
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.security import pkce
+from shared.storage import clients, families, scopes, users
+from shared.storage.clients import Client
 
 REDIRECT_URI = "https://app.example.com/callback"
 PASSWORD = "correct horse battery"
@@ -658,7 +659,7 @@ async def until_heard(
 ) -> Heard:
     """The last answer of ``attempt``, repeated until ``heard`` says it follows a client's
     change (for 5 s at most): the token and introspection services hear of a change a few
-    milliseconds after it is saved (``shared/client_changes.py``), and until then answer
+    milliseconds after it is saved (``shared/web/client_changes.py``), and until then answer
     from the record they read before. The caller asserts on what is returned."""
     for _ in range(250):
         answer = await attempt()

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 from redis.asyncio import Redis
 
+from devtools.local_processes import free_port
 from services.example_api.app import READ, WRITE
-from shared import scopes
-from shared.local_processes import free_port
 from shared.resource_server import ResourceServerSettings
+from shared.storage import scopes
 from tests.oauth import (
     Registered,
     Setup,

@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from yarl import URL
 
+from devtools.local_processes import ProcessGroup
 from services.authorize.authorization_request import MAX_FREE_TEXT
-from shared import keys
-from shared.local_processes import ProcessGroup
+from shared.storage import keys
 from tests.oauth import (
     Stack,
     assert_error,

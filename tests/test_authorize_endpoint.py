@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from yarl import URL
 
 from services.authorize.app import create_app
-from shared import clients, keys
+from shared.storage import clients, keys
 from tests import oauth
 from tests.oauth import (
     FORWARDED_HTTPS,

@@ -39,10 +39,10 @@ from playwright.async_api import (
 )
 from redis.asyncio import Redis
 
+from devtools.local_processes import free_port
 from services.authorize.pages import LOGIN_FAILED, REVOKED
-from shared import scopes
-from shared.local_processes import free_port
-from shared.redis_store import connect
+from shared.storage import scopes
+from shared.storage.redis_store import connect
 from tests.oauth import (
     PASSWORD,
     REDIRECT_URI,

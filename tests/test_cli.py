@@ -17,8 +17,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared import crypto, keys
-from shared.clients import Client
+from shared.security import crypto
+from shared.storage import keys
+from shared.storage.clients import Client
 from tests.oauth import (
     REDIRECT_URI,
     Registered,

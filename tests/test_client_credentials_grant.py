@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import clients, keys
+from shared.storage import clients, keys
 from tests.oauth import (
     REDIRECT_URI,
     Registered,

@@ -20,7 +20,7 @@ from aiohttp import web
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.manifests import (
     DEPLOY,
     REPO,
@@ -75,7 +75,9 @@ def known_settings() -> set[str]:
     readme = (REPO / "README.md").read_text()
     table = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, re.MULTILINE))
     code = set(
-        re.findall(r'"((?:TESSERA|REDIS)_[A-Z_]+)"', (REPO / "shared/settings.py").read_text())
+        re.findall(
+            r'"((?:TESSERA|REDIS)_[A-Z_]+)"', (REPO / "shared/config/settings.py").read_text()
+        )
     )
     assert {"TESSERA_ISSUER", "REDIS_URL"} <= table & code  # the parsing still works
     return table | code
@@ -526,7 +528,7 @@ def readme_section(title: str) -> str:
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_an_update_rolls_in_one_ready_pod_at_a_time_as_the_readme_says(component: str) -> None:
     """Old and new releases serve side by side while a Deployment rolls, which the
-    records allow (shared/records.py); the README states the same strategy."""
+    records allow (shared/domain/records.py); the README states the same strategy."""
     strategy = deployment(component)["spec"]["strategy"]
     assert strategy == {
         "type": "RollingUpdate",

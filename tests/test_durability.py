@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
-from shared.redis_store import connect
+from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
+from shared.storage.redis_store import connect
 from tests.oauth import (
     Stack,
     assert_error,

@@ -36,13 +36,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from redis.asyncio import Redis
 from yarl import URL
 
-from services.authorize.app import create_app as authorize_app
-from services.example_api.app import create_app as notes_app
-from services.introspect.app import create_app as introspect_app
-from services.token.app import create_app as token_app
-from shared import keys
-from shared.devrun import example_api_env
-from shared.local_processes import (
+from devtools.devrun import example_api_env
+from devtools.local_processes import (
     ProcessGroup,
     ensure_signing_key,
     free_port,
@@ -50,8 +45,13 @@ from shared.local_processes import (
     start_module,
     start_redis,
 )
+from services.authorize.app import create_app as authorize_app
+from services.example_api.app import create_app as notes_app
+from services.introspect.app import create_app as introspect_app
+from services.token.app import create_app as token_app
+from shared.config.settings import Settings
 from shared.resource_server import ResourceServerSettings
-from shared.settings import Settings
+from shared.storage import keys
 from tests.oauth import (
     ADMIN_TOKEN,
     ARTIFACTS,

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared.local_processes import ProcessGroup, free_port, start_service
-from shared.settings import Settings, SettingsError
+from devtools.local_processes import ProcessGroup, free_port, start_service
+from shared.config.settings import Settings, SettingsError
 from tests.oauth import (
     ARTIFACTS,
     REDIRECT_URI,

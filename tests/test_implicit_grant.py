@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from redis.asyncio import Redis
 
-from shared import families, jwt_access_tokens, keys
+from shared.security import jwt_access_tokens
+from shared.storage import families, keys
 from tests.oauth import (
     REDIRECT_URI,
     Registered,

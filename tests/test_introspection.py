@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import clients, families
+from shared.storage import clients, families
 from tests.oauth import (
     Registered,
     Reply,

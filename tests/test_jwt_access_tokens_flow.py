@@ -26,17 +26,17 @@ from redis.asyncio import Redis
 
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared import clients, families, tokens
-from shared.clients import NEVER_EXPIRES
-from shared.jwt_access_tokens import looks_like_jwt
-from shared.signing_keys import (
+from shared.security.jwt_access_tokens import looks_like_jwt
+from shared.security.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,
     SigningKey,
     generate_key_file,
     load_key_set,
 )
-from shared.tokens import Grant
+from shared.storage import clients, families, tokens
+from shared.storage.clients import NEVER_EXPIRES
+from shared.storage.tokens import Grant
 from tests.oauth import (
     FORWARDED_HTTPS,
     REDIRECT_URI,
@@ -437,7 +437,7 @@ async def test_the_jti_of_a_jwt_is_not_itself_an_access_token(
     assert await is_active(http, stack, api, genuine)
 
 
-# --- key rotation (shared/signing_keys.py) ----------------------------------------------
+# --- key rotation (shared/security/signing_keys.py) ----------------------------------------------
 
 
 async def test_a_token_signed_by_an_older_key_of_the_directory_still_verifies(

@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 
 from services.authorize import sessions
 from services.authorize.app import create_app
-from shared import crypto, keys
+from shared.security import crypto
+from shared.storage import keys
 from tests.oauth import (
     FORWARDED_HTTPS,
     PASSWORD,

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 import redis
 
-from shared.local_processes import SERVICES, ProcessGroup, free_port, start_redis
+from devtools.local_processes import SERVICES, ProcessGroup, free_port, start_redis
 from tests.oauth import Reply, Stack, basic_auth, decide, post_form, query_of, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ async def launch(env: dict[str, str]) -> RunningDemo:
     read_end, write_end = os.pipe()
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shared.devrun", cwd=ROOT, env=env,
+            sys.executable, "-m", "devtools.devrun", cwd=ROOT, env=env,
             stdout=write_end, stderr=asyncio.subprocess.STDOUT, preexec_fn=ignore_sigint,
         )  # fmt: skip
     finally:

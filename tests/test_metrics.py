@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared import metrics
-from shared.app_keys import METRICS
+from shared.web import metrics
+from shared.web.metrics import METRICS
 from tests.oauth import FORWARDED_HTTPS, Stack, exchange, make_setup, unreachable_redis
 
 

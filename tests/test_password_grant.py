@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import keys, login_throttle, users
+from shared.storage import keys, users
+from shared.web import login_throttle
 from tests.oauth import (
     PASSWORD,
     Registered,
@@ -40,7 +41,7 @@ from tests.oauth import (
 
 FORM = "application/x-www-form-urlencoded"
 PAIR_LIMIT = 5  # the default TESSERA_LOGIN_PAIR_RATE: failures per username and address
-# The one public description of invalid_grant (shared.errors.invalid_grant).
+# The one public description of invalid_grant (shared.domain.errors.invalid_grant).
 INVALID_GRANT_DESCRIPTION = (
     "The authorization grant is invalid, expired, revoked, or was issued to another "
     "client or redirect URI."
@@ -91,7 +92,7 @@ def pair_counter(username: str) -> str:
 
 
 async def failures(redis: Redis, username: str) -> int:
-    """The failed sign-ins counted for ``username`` from here (shared.login_throttle)."""
+    """The failed sign-ins counted for ``username`` from here (shared.web.login_throttle)."""
     return int(await redis.get(pair_counter(username)) or 0)
 
 

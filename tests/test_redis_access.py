@@ -16,12 +16,12 @@ import pytest
 from redis import exceptions
 from redis.asyncio import Redis
 
-from shared import keys, scripts
-from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_access import Address, Client, Options, Outages, connect
-from shared.redis_access.connection import Connection
-from shared.redis_access.node import Node
-from shared.redis_access.server import ServerRouter
+from devtools.local_processes import ProcessGroup, free_port, start_redis
+from shared.storage import keys, scripts
+from shared.storage.redis_access import Address, Client, Options, Outages, connect
+from shared.storage.redis_access.connection import Connection
+from shared.storage.redis_access.node import Node
+from shared.storage.redis_access.server import ServerRouter
 
 
 class Server:

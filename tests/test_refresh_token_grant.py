@@ -19,7 +19,8 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from redis.asyncio import Redis
 
-from shared import clients, crypto, families, keys, users
+from shared.security import crypto
+from shared.storage import clients, families, keys, users
 from tests.oauth import (
     PASSWORD,
     REDIRECT_URI,
@@ -54,7 +55,7 @@ from tests.oauth import (
 )
 
 FORM = "application/x-www-form-urlencoded"
-# The one public description of invalid_grant (shared.errors.invalid_grant).
+# The one public description of invalid_grant (shared.domain.errors.invalid_grant).
 INVALID_GRANT_DESCRIPTION = (
     "The authorization grant is invalid, expired, revoked, or was issued to another "
     "client or redirect URI."
@@ -205,7 +206,7 @@ async def test_the_refresh_count_bounds_the_chain(
     presented = [chain.refresh_token]
 
     # Exactly refresh_count refreshes succeed; the last answer carries no refresh token,
-    # since nothing could be done with it (shared.tokens._new_batch).
+    # since nothing could be done with it (shared.storage.tokens._new_batch).
     for n in range(1, refresh_count + 1):
         reply = await refresh(http, stack, chain.client, presented[-1])
         last = n == refresh_count

@@ -18,10 +18,9 @@ from aiohttp.test_utils import TestServer, make_mocked_request
 from redis.asyncio import Redis
 from yarl import URL
 
+from devtools.local_processes import free_port
 from services.example_api.app import READ, WRITE, create_app
 from services.introspect.app import create_app as introspect_app
-from shared import clients, logs
-from shared.local_processes import free_port
 from shared.resource_server import (
     RESOURCE_SERVER,
     ResourceServer,
@@ -31,6 +30,8 @@ from shared.resource_server import (
 from shared.resource_server.access_token import AccessToken
 from shared.resource_server.middleware import logged_path
 from shared.resource_server.token_cache import TokenCache
+from shared.storage import clients
+from shared.web import logs
 from tests.oauth import Stack, production_settings, revoke, until_heard
 from tests.resource_servers import (
     Start,

@@ -19,7 +19,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from shared import scopes
 from shared.resource_server import (
     ACCESS_TOKEN,
     RESOURCE_SERVER,
@@ -28,6 +27,7 @@ from shared.resource_server import (
     public,
     requires_scope,
 )
+from shared.storage import scopes
 from tests.oauth import (
     Registered,
     Stack,

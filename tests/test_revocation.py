@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from shared import clients, families, jwt_access_tokens, keys
+from shared.security import jwt_access_tokens
+from shared.storage import clients, families, keys
 from tests.oauth import (
     Registered,
     Reply,
@@ -44,7 +45,7 @@ from tests.oauth import (
     until_heard,
 )
 
-# The one public description of invalid_grant (shared.errors.invalid_grant).
+# The one public description of invalid_grant (shared.domain.errors.invalid_grant).
 INVALID_GRANT_DESCRIPTION = (
     "The authorization grant is invalid, expired, revoked, or was issued to another "
     "client or redirect URI."

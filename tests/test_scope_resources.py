@@ -11,7 +11,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared import keys, scopes
+from shared.storage import keys, scopes
 from tests.oauth import (
     Reply,
     Stack,

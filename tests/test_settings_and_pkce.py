@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import pkce
-from shared.rate_limits import OFF, Rate
-from shared.settings import Settings, SettingsError
+from shared.config.settings import Settings, SettingsError
+from shared.domain.rates import OFF, Rate
+from shared.security import pkce
 
 HTTPS = {"TESSERA_ISSUER": "https://id.example.com"}
 

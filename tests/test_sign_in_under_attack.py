@@ -26,13 +26,13 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared.local_processes import (
+from devtools.local_processes import (
     ProcessGroup,
     ensure_signing_key,
     free_port,
     start_redis,
 )
-from shared.redis_store import connect
+from shared.storage.redis_store import connect
 from tests.oauth import (
     ARTIFACTS,
     PASSWORD,

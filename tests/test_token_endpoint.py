@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import clients, crypto, families, keys
+from shared.security import crypto
+from shared.storage import clients, families, keys
 from tests.oauth import (
     REDIRECT_URI,
     Registered,
@@ -43,7 +44,7 @@ from tests.oauth import (
 FORM = "application/x-www-form-urlencoded"
 LOGS = Path(__file__).resolve().parent.parent / "test-artifacts/logs"
 OTHER_URI = "https://app.example.com/other"
-# The one public description of invalid_grant (shared.errors.invalid_grant).
+# The one public description of invalid_grant (shared.domain.errors.invalid_grant).
 INVALID_GRANT_DESCRIPTION = (
     "The authorization grant is invalid, expired, revoked, or was issued to another "
     "client or redirect URI."

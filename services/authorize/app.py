@@ -11,18 +11,18 @@ from aiohttp import web
 
 from services.authorize import pages
 from services.authorize.metadata import METADATA_PATH, metadata
-from shared.browser_origins import browser_origins
-from shared.client_changes import follow_client_changes
-from shared.errors import OAuthError
-from shared.password_checks import password_checks_context
-from shared.settings import Settings
-from shared.web import create_base_app
+from shared.config.settings import Settings
+from shared.domain.errors import OAuthError
+from shared.web.base_app import create_base_app
+from shared.web.browser_origins import browser_origins
+from shared.web.client_changes import follow_client_changes
+from shared.web.password_checks import password_checks_context
 
 log = logging.getLogger("tessera.authorize")
 
 HERE = Path(__file__).parent
 
-# What browser-based clients call themselves (shared.cors): the metadata only. Never the
+# What browser-based clients call themselves (shared.web.cors): the metadata only. Never the
 # pages: a browser is sent to them, and RFC 9700 §2.6 forbids CORS at /authorize.
 BROWSER_ROUTES = {METADATA_PATH: "GET"}
 

@@ -23,11 +23,12 @@ from redis.exceptions import ResponseError
 
 from services.authorize.authorization_request import AuthorizationRequest
 from services.authorize.sessions import Session
-from shared import crypto, keys, scripts
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.security import crypto
+from shared.storage import keys, scripts
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.storage.redis_store import RedisClient
 
 
 # The stored value begins with the binding: 128 bits of the browser value's digest,

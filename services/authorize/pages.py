@@ -20,33 +20,25 @@ from services.authorize.authorization_request import (
     resolve_client,
     validate,
 )
-from shared import (
-    admin,
-    clients,
-    codes,
-    consents,
-    families,
-    fingerprint,
-    login_throttle,
-    metrics,
-    scopes,
-    tokens,
-)
-from shared.address_limits import limit_address
-from shared.app_keys import PASSWORD_CHECKS, REDIS, SETTINGS, SIGNING_KEYS
-from shared.client_address import limit_subject
-from shared.clients import Client
-from shared.codes import CodeRecord
-from shared.errors import OAuthError
-from shared.forms import collect, read_form, read_pairs, single_valued
-from shared.login_throttle import BUSY, Refused
-from shared.logs import add_to_line
-from shared.redis_access.errors import is_unavailable
-from shared.settings import Settings
-from shared.tokens import Grant
+from shared.config.settings import Settings
+from shared.domain.errors import OAuthError
+from shared.security import fingerprint
+from shared.storage import clients, codes, consents, families, management, scopes, tokens
+from shared.storage.clients import Client
+from shared.storage.codes import CodeRecord
+from shared.storage.redis_access.errors import is_unavailable
+from shared.storage.tokens import Grant
+from shared.web import login_throttle, metrics
+from shared.web.address_limits import limit_address
+from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.web.client_address import limit_subject
+from shared.web.forms import collect, read_form, read_pairs, single_valued
+from shared.web.login_throttle import BUSY, Refused
+from shared.web.logs import add_to_line
+from shared.web.password_checks import PASSWORD_CHECKS
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.storage.redis_store import RedisClient
 
 log = logging.getLogger("tessera.authorize")
 
@@ -316,7 +308,7 @@ def _render_login(
 
 
 def login_limited(seconds: int) -> str:
-    """What the sign-in page says when a sign-in limit refuses (shared.login_throttle)."""
+    """What the sign-in page says when a sign-in limit refuses (shared.web.login_throttle)."""
     wait = f"{seconds} seconds" if seconds < 120 else f"{-(-seconds // 60)} minutes"
     return f"Too many sign-in attempts. Try again in {wait}."
 
@@ -604,7 +596,7 @@ async def connected_apps_revoke(request: web.Request) -> web.Response:
     if not session.signed_in or session.username is None:
         return see_other(f"/login?{urlencode({'next': CONNECTED_APPS})}")
     client_id = form.get("client_id", "")
-    revoked = await admin.revoke_user_client(redis, session.username, client_id)
+    revoked = await management.revoke_user_client(redis, session.username, client_id)
     # The form's client id is the caller's: named in the log only if it names a client.
     named = client_id if await clients.get(redis, client_id) else fingerprint.of(client_id)
     log.info("user %s revoked client %s (%d grant(s))", session.username, named, revoked)

@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from shared import crypto, keys, records
-from shared.app_keys import REDIS, SETTINGS
-from shared.settings import Settings
-from shared.users import User
+from shared.config.settings import Settings
+from shared.domain import records
+from shared.security import crypto
+from shared.storage import keys
+from shared.storage.users import User
+from shared.web.app_keys import REDIS, SETTINGS
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.storage.redis_store import RedisClient
 
 
 _ID_BYTES = 32

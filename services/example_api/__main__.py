@@ -10,9 +10,9 @@ import sys
 from aiohttp import web
 
 from services.example_api.app import create_app
-from shared import logs
 from shared.resource_server import ResourceServerSettings
-from shared.shutdown import SERVER_OPTIONS
+from shared.web import logs
+from shared.web.shutdown import SERVER_OPTIONS
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 import orjson
 from aiohttp import web
 
-from shared import crypto
 from shared.resource_server import (
     ACCESS_TOKEN,
     RESOURCE_SERVER,
@@ -28,6 +27,7 @@ from shared.resource_server import (
     public,
     requires_scope,
 )
+from shared.security import crypto
 
 READ, WRITE = "notes:read", "notes:write"
 # The resources each scope covers, as `tessera scope add --resource` takes them: what

@@ -2,9 +2,9 @@
 
 Off unless TESSERA_ADMIN_TOKEN is set; every request then carries it as a bearer token
 (RFC 6750 §2.1). The Ingress does not route ``/admin/``: it is for operators inside the
-cluster. Each handler calls the same ``shared.admin`` function as the CLI.
+cluster. Each handler calls the same ``shared.storage.management`` function as the CLI.
 
-A name in the URL that names nothing is logged as its fingerprint (``shared.fingerprint``):
+A name in the URL that names nothing is logged as its fingerprint (``shared.security.fingerprint``):
 it may be a credential pasted in the wrong place.
 """
 
@@ -13,13 +13,14 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from shared import admin, clients, fingerprint, scopes
-from shared.app_keys import REDIS, SETTINGS
-from shared.crypto import digest, same
-from shared.errors import OAuthError, invalid_request
-from shared.forms import read_form
-from shared.logs import security_event
-from shared.web import json_response
+from shared.domain.errors import OAuthError, invalid_request
+from shared.security import fingerprint
+from shared.security.crypto import digest, same
+from shared.storage import clients, management, scopes
+from shared.web.app_keys import REDIS, SETTINGS
+from shared.web.base_app import json_response
+from shared.web.forms import read_form
+from shared.web.logs import security_event
 
 PREFIX = "/admin/"
 
@@ -57,7 +58,7 @@ async def require_admin_token(request: web.Request, handler: Handler) -> web.Str
 
 
 async def list_tokens(request: web.Request) -> web.Response:
-    found = await admin.list_tokens(
+    found = await management.list_tokens(
         request.app[REDIS],
         client_id=request.query.get("client"),
         username=request.query.get("user"),
@@ -73,11 +74,11 @@ async def revoke_tokens(request: web.Request) -> web.Response:
     if len(given) != 1:
         raise invalid_request("Give exactly one of token, client or user.")
     if "token" in form:
-        revoked = int(await admin.revoke_token(redis, form["token"]))
+        revoked = int(await management.revoke_token(redis, form["token"]))
     elif "client" in form:
-        revoked = await admin.revoke_client_tokens(redis, form["client"])
+        revoked = await management.revoke_client_tokens(redis, form["client"])
     else:
-        revoked = await admin.revoke_user_tokens(redis, form["user"])
+        revoked = await management.revoke_user_tokens(redis, form["user"])
     return json_response({"revoked_grants": revoked})
 
 
@@ -100,7 +101,7 @@ async def delete_scope(request: web.Request) -> web.Response:
     if not (await scopes.get_many(redis, [name])):
         raise _not_found("scope", name)
     try:
-        await admin.delete_scope(redis, name)
+        await management.delete_scope(redis, name)
     except ValueError as exc:
         raise OAuthError("conflict", str(exc), status=409) from None
     return web.Response(status=204)
@@ -119,7 +120,7 @@ async def set_client_enabled(request: web.Request) -> web.Response:
 async def delete_client(request: web.Request) -> web.Response:
     client_id = request.match_info["client_id"]
     try:
-        revoked = await admin.delete_client(request.app[REDIS], client_id)
+        revoked = await management.delete_client(request.app[REDIS], client_id)
     except ValueError:
         raise _not_found("client", client_id) from None
     return json_response({"revoked_grants": revoked})

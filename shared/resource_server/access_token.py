@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shared.scopes import parse_scope
+from shared.storage.scopes import parse_scope
 
 Source = Literal["introspection", "jwt"]
 

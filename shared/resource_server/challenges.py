@@ -9,7 +9,7 @@ Bearer`` challenge and a JSON body, never cached.
 | token without the needed scope | 403 | ``error="insufficient_scope"``, ``scope="..."`` |
 | Tessera cannot be asked | 503 | none: the token may well be good |
 
-These are Tessera's one error type (``shared.errors.OAuthError``) with the scope that
+These are Tessera's one error type (``shared.domain.errors.OAuthError``) with the scope that
 §3 may name; the specific cause goes to the log, never into the response.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from shared.errors import OAuthError
-from shared.web import json_response
+from shared.domain.errors import OAuthError
+from shared.web.base_app import json_response
 
 
 class BearerError(OAuthError):

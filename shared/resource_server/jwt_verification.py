@@ -11,7 +11,7 @@
 
 The JWK Set is fetched with the application's aiohttp session (never pyjwt's blocking
 PyJWKClient), parsed with ``jwt.PyJWK``, kept ``jwks_cache_seconds``, and refetched
-early when a token names a kid it lacks (a key rotated in, see shared.signing_keys),
+early when a token names a kid it lacks (a key rotated in, see shared.security.signing_keys),
 but at most every ``jwks_min_refresh_seconds``: made-up kids do not reach /jwks.json.
 
 A kid is "unknown" (401) only when the last fetch succeeded without it. While no fetch has
@@ -31,16 +31,16 @@ from typing import Any
 import aiohttp
 import jwt
 
-from shared.jwt_access_tokens import (
+from shared.resource_server.access_token import AccessToken, MalformedClaims
+from shared.resource_server.challenges import BearerError, TesseraUnavailable, invalid_token
+from shared.resource_server.introspection_client import call_tessera
+from shared.security.jwt_access_tokens import (
     ACCEPTED_TYPS,
     MAX_TOKEN_LENGTH,
     VERIFY_CLAIMS,
     looks_like_jwt,
 )
-from shared.resource_server.access_token import AccessToken, MalformedClaims
-from shared.resource_server.challenges import BearerError, TesseraUnavailable, invalid_token
-from shared.resource_server.introspection_client import call_tessera
-from shared.signing_keys import MIN_RSA_BITS
+from shared.security.signing_keys import MIN_RSA_BITS
 
 log = logging.getLogger("tessera.resource_server")
 

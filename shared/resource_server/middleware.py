@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from shared.jwt_access_tokens import looks_like_jwt
 from shared.resource_server import introspection_client
 from shared.resource_server.access_token import AccessToken, MalformedClaims
 from shared.resource_server.bearer import bearer_token
@@ -49,6 +48,7 @@ from shared.resource_server.jwt_verification import JwksKeys, verify_jwt
 from shared.resource_server.scope_rules import ScopeRules
 from shared.resource_server.settings import ResourceServerSettings
 from shared.resource_server.token_cache import TokenCache
+from shared.security.jwt_access_tokens import looks_like_jwt
 
 log = logging.getLogger("tessera.resource_server")
 

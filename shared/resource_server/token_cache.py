@@ -3,7 +3,7 @@ protected resource MAY cache the response", and must weigh that against revocati
 
 An entry lives ``cache_seconds`` at most and never past the token's ``exp``; the cache
 holds ``cache_size`` entries at most, dropping the least recently used. It is keyed by
-the token's SHA-256 digest (``shared.crypto.digest``, as Tessera stores tokens), so a
+the token's SHA-256 digest (``shared.security.crypto.digest``, as Tessera stores tokens), so a
 memory dump of the resource server gives away no token. Inactive answers are never
 cached: a token that is not valid yet must not be refused for a while once it is, and
 a refusal costs the attacker, not us, a round trip.
@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from shared.crypto import digest
 from shared.resource_server.access_token import AccessToken
+from shared.security.crypto import digest
 
 
 class TokenCache:
