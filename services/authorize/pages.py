@@ -20,6 +20,7 @@ from services.authorize.authorization_request import (
     resolve_client,
     validate,
 )
+from services.authorize.sessions import SignedIn
 from shared import (
     admin,
     clients,
@@ -37,7 +38,6 @@ from shared.app_keys import PASSWORD_CHECKS, REDIS, SETTINGS, SIGNING_KEYS
 from shared.client_address import limit_subject
 from shared.clients import Client
 from shared.codes import CodeRecord
-from shared.errors import OAuthError
 from shared.forms import collect, read_form, read_pairs, single_valued
 from shared.login_throttle import BUSY, Refused
 from shared.logs import add_to_line
@@ -93,33 +93,6 @@ def error_redirect(settings: Settings, exc: RedirectableError) -> web.Response:
     )
 
 
-def _expired() -> OAuthError:
-    return OAuthError(
-        "invalid_request",
-        "This sign-in request has expired or is unknown. "
-        "Go back to the application and start again.",
-        cause="interaction unknown, expired, or started by another browser session",
-    )
-
-
-def _csrf_failed() -> OAuthError:
-    return OAuthError(
-        "invalid_request",
-        "The form has expired. Go back to the application and start again.",
-        status=403,
-        cause="missing or wrong CSRF token",
-    )
-
-
-async def _pending(
-    redis: RedisClient, interaction_id: str | None, session: sessions.Session
-) -> AuthorizationRequest:
-    request = await interactions.get(redis, interaction_id, session) if interaction_id else None
-    if request is None:
-        raise _expired()
-    return request
-
-
 def _with_interaction(page: str, interaction_id: str) -> str:
     return f"{page}?{urlencode({'interaction': interaction_id})}"
 
@@ -133,11 +106,12 @@ async def _proceed(
 ) -> web.Response:
     """After /authorize: answer at once (prompt=none, or a remembered approval), or on to
     the login or approval page."""
+    signed_in = sessions.who_is_signed_in(session)
     if auth_request.silent:
         response = await _answer_silently(request, session, interaction_id)
-    elif session.signed_in and not auth_request.must_sign_in:
+    elif signed_in is not None and not auth_request.must_sign_in:
         response = await _answer_if_remembered(
-            request, session, interaction_id, auth_request
+            request, signed_in, interaction_id, auth_request
         ) or see_other(_with_interaction("/consent", interaction_id))
     else:
         response = see_other(_with_interaction("/login", interaction_id))
@@ -149,7 +123,7 @@ async def _proceed(
 async def _remembered(
     redis: RedisClient,
     client: Client,
-    session: sessions.Session,
+    signed_in: SignedIn,
     auth_request: AuthorizationRequest,
 ) -> bool:
     """The approval page may be skipped: the client remembers consent, the request does
@@ -158,37 +132,34 @@ async def _remembered(
     accepted only one registered for the client, by exact match (RFC 9700 §4.1.3)."""
     if not client.remember_consent or auth_request.must_ask or auth_request.must_sign_in:
         return False
-    if not session.signed_in or session.username is None:
-        return False
-    consent = await consents.get(redis, session.username, client.client_id)
+    consent = await consents.get(redis, signed_in.username, client.client_id)
     return consent is not None and consent.covers(auth_request.scope)
 
 
 async def _answer_if_remembered(
     request: web.Request,
-    session: sessions.Session,
+    signed_in: SignedIn,
     interaction_id: str,
     auth_request: AuthorizationRequest,
 ) -> web.Response | None:
     """The code (or implicit token) for a remembered approval, or None to ask."""
     redis = request.app[REDIS]
     client = await enabled_client(redis, auth_request.client_id)
-    if not await _remembered(redis, client, session, auth_request):
+    if not await _remembered(redis, client, signed_in, auth_request):
         return None
     # Consumed as a decision on the page would be: one answer per request.
-    taken = await interactions.take(redis, interaction_id, session)
+    taken = await interactions.take(redis, interaction_id, signed_in)
     if taken is None:
-        raise _expired()
-    assert session.username is not None
-    await consents.touch(redis, session.username, client.client_id)
+        raise interactions.expired()
+    await consents.touch(redis, signed_in.username, client.client_id)
     log.info(
         "user %s: remembered approval of %s for client %s",
-        session.username,
+        signed_in.username,
         taken.scope,
         client.client_id,
     )
     # Exactly what was requested, which the remembered approval covers: never more.
-    return await _issue(request, client, taken, session, taken.scope)
+    return await _issue(request, client, taken, signed_in, taken.scope)
 
 
 async def _answer_silently(
@@ -200,13 +171,14 @@ async def _answer_silently(
     redis, settings = request.app[REDIS], request.app[SETTINGS]
     taken = await interactions.take(redis, interaction_id, session)
     if taken is None:
-        raise _expired()
+        raise interactions.expired()
     client = await enabled_client(redis, taken.client_id)
-    if not session.signed_in:
+    signed_in = sessions.who_is_signed_in(session)
+    if signed_in is None:
         error, description = "login_required", "The resource owner is not signed in."
-    elif await _remembered(redis, client, session, taken):
-        await consents.touch(redis, session.username or "", client.client_id)
-        return await _issue(request, client, taken, session, taken.scope)
+    elif await _remembered(redis, client, signed_in, taken):
+        await consents.touch(redis, signed_in.username, client.client_id)
+        return await _issue(request, client, taken, signed_in, taken.scope)
     else:
         error, description = "consent_required", "The resource owner has not approved this."
     metrics.oauth_error(request, error)
@@ -269,7 +241,7 @@ async def _authorize_valid_client(
         # A cross-site POST carries no SameSite=Lax cookie; answering it with a new session
         # would sign the person out. Carry on in a GET, which does carry the cookie.
         interaction_id = await interactions.create(redis, settings, auth_request, None)
-        return see_other(f"/authorize/resume?{urlencode({'interaction': interaction_id})}")
+        return see_other(_with_interaction("/authorize/resume", interaction_id))
     session, is_new = await sessions.load_or_start(request)
     interaction_id = await interactions.create(redis, settings, auth_request, session)
     return await _proceed(request, session, is_new, interaction_id, auth_request)
@@ -281,11 +253,12 @@ async def resume(request: web.Request) -> web.Response:
     interaction_id = request.query.get("interaction", "")
     session, is_new = await sessions.load_or_start(request)
     if not interaction_id or not await interactions.claim(redis, interaction_id, session):
-        raise _expired()
-    if session.signed_in:
+        raise interactions.expired()
+    signed_in = sessions.who_is_signed_in(session)
+    if signed_in is not None:
         # Stored unbound and brief, as anyone's; someone signed in has it now.
-        await interactions.keep(redis, request.app[SETTINGS], interaction_id, session)
-    auth_request = await _pending(redis, interaction_id, session)
+        await interactions.keep(redis, request.app[SETTINGS], interaction_id, signed_in)
+    auth_request = await interactions.pending(redis, interaction_id, session)
     return await _proceed(request, session, is_new, interaction_id, auth_request)
 
 
@@ -328,19 +301,19 @@ async def login_page(request: web.Request) -> web.Response:
     next_page = request.query.get("next", "")
     if not interaction_id and next_page in SIGN_IN_TARGETS:
         # A sign-in no application asked for (the connected applications page).
-        session, is_new = await sessions.load_or_start(request)
-        if session.signed_in:
+        current, is_new = await sessions.load_or_start(request)
+        if sessions.who_is_signed_in(current) is not None:
             return see_other(next_page)
-        response = _render_login(request, None, session, next_page=next_page)
+        response = _render_login(request, None, current, next_page=next_page)
         if is_new:
-            sessions.set_cookie(response, settings, session)
+            sessions.set_cookie(response, settings, current)
         return response
     session = await sessions.load(request)
     if session is None:
-        raise _expired()  # the browser that started the interaction has a session
-    auth_request = await _pending(redis, interaction_id, session)
+        raise interactions.expired()  # the browser that started the interaction has a session
+    auth_request = await interactions.pending(redis, interaction_id, session)
     client = await enabled_client(redis, auth_request.client_id)
-    if session.signed_in and not auth_request.must_sign_in:
+    if sessions.who_is_signed_in(session) is not None and not auth_request.must_sign_in:
         return see_other(_with_interaction("/consent", interaction_id))
     return _render_login(request, client, session, interaction_id=interaction_id)
 
@@ -349,18 +322,29 @@ async def login_submit(request: web.Request) -> web.Response:
     redis, settings = request.app[REDIS], request.app[SETTINGS]
     await limit_address(request, "login", settings.login_page_rate)
     form = await read_form(request)
-    session = await sessions.load(request)
-    if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
-        raise _csrf_failed()
+    session = await sessions.load_for_form(request, form.get("csrf_token"))
     interaction_id = form.get("interaction", "")
     next_page = form.get("next", "")
     client: Client | None = None
     auth_request: AuthorizationRequest | None = None
     if interaction_id or next_page not in SIGN_IN_TARGETS:
-        auth_request = await _pending(redis, interaction_id, session)
+        auth_request = await interactions.pending(redis, interaction_id, session)
         client = await enabled_client(redis, auth_request.client_id)
-    again = {"interaction_id": interaction_id, "next_page": next_page if client is None else ""}
     username = form.get("username", "")
+
+    def again(error: str, status: int = 200) -> web.Response:
+        # The sign-in page once more, for the same request, with the name as typed.
+        return _render_login(
+            request,
+            client,
+            session,
+            interaction_id=interaction_id,
+            next_page=next_page if client is None else "",
+            error=error,
+            username=username,
+            status=status,
+        )
+
     address = limit_subject(request, settings)
     known_device = devices.known(request, settings, username)
     if known_device:
@@ -380,14 +364,10 @@ async def login_submit(request: web.Request) -> web.Response:
         )
         if not user.limited:
             # One message for a wrong username and a wrong password alike.
-            return _render_login(
-                request, client, session, **again, error=LOGIN_FAILED, username=username
-            )
+            return again(LOGIN_FAILED)
         # RFC 6585 §4: 429 with Retry-After, on the sign-in page to try again from.
         message = LOGIN_BUSY if user is BUSY else login_limited(user.retry_after)
-        page = _render_login(
-            request, client, session, **again, error=message, username=username, status=429
-        )
+        page = again(message, status=429)
         page.headers["Retry-After"] = str(user.retry_after)
         return page
     signed_in = await sessions.sign_in(request, session, user)
@@ -402,7 +382,7 @@ async def login_submit(request: web.Request) -> web.Response:
             changed = auth_request
         # Kept from now on as long as a signed-in person's request.
         if not await interactions.keep(redis, settings, interaction_id, signed_in, changed):
-            raise _expired()
+            raise interactions.expired()
         response = see_other(_with_interaction("/consent", interaction_id))
     sessions.set_cookie(response, settings, signed_in)
     devices.set_cookie(response, settings, user.username)
@@ -414,14 +394,15 @@ async def consent_page(request: web.Request) -> web.Response:
     interaction_id = request.query.get("interaction", "")
     session = await sessions.load(request)
     if session is None:
-        raise _expired()
-    auth_request = await _pending(redis, interaction_id, session)
-    if not session.signed_in or auth_request.must_sign_in:
+        raise interactions.expired()
+    auth_request = await interactions.pending(redis, interaction_id, session)
+    signed_in = sessions.who_is_signed_in(session)
+    if signed_in is None or auth_request.must_sign_in:
         return see_other(_with_interaction("/login", interaction_id))
     # Signed in on another tab's login page since: a remembered approval answers now.
-    remembered = await _answer_if_remembered(request, session, interaction_id, auth_request)
-    if remembered is not None:
-        return remembered
+    answer = await _answer_if_remembered(request, signed_in, interaction_id, auth_request)
+    if answer is not None:
+        return answer
     client = await enabled_client(redis, auth_request.client_id)
     defined = await scopes.get_many(redis, auth_request.scope)
     return render(
@@ -431,8 +412,8 @@ async def consent_page(request: web.Request) -> web.Response:
             "client": client,
             "scopes": [defined.get(name) or scopes.Scope(name) for name in auth_request.scope],
             "interaction": interaction_id,
-            "csrf_token": session.csrf_token,
-            "username": session.username,
+            "csrf_token": signed_in.csrf_token,
+            "username": signed_in.username,
         },
     )
 
@@ -443,19 +424,18 @@ async def consent_submit(request: web.Request) -> web.Response:
     # One "scope" field per ticked checkbox; every other field once.
     ticked = {value for name, value in pairs if name == "scope"}
     form = single_valued((name, value) for name, value in pairs if name != "scope")
-    session = await sessions.load(request)
-    if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
-        raise _csrf_failed()
-    if not session.signed_in or session.username is None or session.sub is None:
-        raise _expired()
+    session = await sessions.load_for_form(request, form.get("csrf_token"))
+    signed_in = sessions.who_is_signed_in(session)
+    if signed_in is None:
+        raise interactions.expired()
     interaction_id = form.get("interaction")
     # Consumed here, whatever the decision: one decision per request.
     auth_request = (
-        await interactions.take(redis, interaction_id, session) if interaction_id else None
+        await interactions.take(redis, interaction_id, signed_in) if interaction_id else None
     )
     if auth_request is None or auth_request.must_sign_in:
         # prompt=login and not signed in again: a form posted past the login page.
-        raise _expired()
+        raise interactions.expired()
     client = await enabled_client(redis, auth_request.client_id)
     approved = (
         [name for name in auth_request.scope if name in ticked]
@@ -464,10 +444,10 @@ async def consent_submit(request: web.Request) -> web.Response:
     )
     # The page showed the requested scopes: for those the person's decision now stands,
     # ticked ones remembered and unticked (or denied) ones forgotten (shared/consents).
-    await consents.record(redis, session.username, client.client_id, auth_request.scope, approved)
+    await consents.record(redis, signed_in.username, client.client_id, auth_request.scope, approved)
 
     def deny(description: str) -> web.Response:
-        log.info("user %s denied client %s", session.username, client.client_id)
+        log.info("user %s denied client %s", signed_in.username, client.client_id)
         metrics.oauth_error(request, "access_denied")
         return error_redirect(
             settings,
@@ -484,23 +464,22 @@ async def consent_submit(request: web.Request) -> web.Response:
         return deny("The resource owner denied the request.")
     if not approved:
         return deny("The resource owner approved none of the requested scopes.")
-    log.info("user %s approved %s for client %s", session.username, approved, client.client_id)
-    return await _issue(request, client, auth_request, session, approved)
+    log.info("user %s approved %s for client %s", signed_in.username, approved, client.client_id)
+    return await _issue(request, client, auth_request, signed_in, approved)
 
 
 async def _issue(
     request: web.Request,
     client: Client,
     auth_request: AuthorizationRequest,
-    session: sessions.Session,
+    signed_in: SignedIn,
     approved: list[str],
 ) -> web.Response:
     """The answer to an approved request: a code (RFC 6749 §4.1.2) or, for the implicit
     grant, a token (§4.2.2)."""
     redis, settings = request.app[REDIS], request.app[SETTINGS]
-    assert session.username is not None and session.sub is not None
     if auth_request.implicit:
-        return await _implicit_response(request, client, auth_request, session, approved)
+        return await _implicit_response(request, client, auth_request, signed_in, approved)
     code = await codes.create(
         redis,
         settings,
@@ -508,8 +487,8 @@ async def _issue(
             family=families.new_family(),
             client_id=client.client_id,
             redirect_uri=auth_request.redirect_uri_param,
-            username=session.username,
-            sub=session.sub,
+            username=signed_in.username,
+            sub=signed_in.sub,
             scope=approved,
             code_challenge=auth_request.code_challenge,
             code_challenge_method=auth_request.code_challenge_method,
@@ -524,13 +503,14 @@ async def _implicit_response(
     request: web.Request,
     client: Client,
     auth_request: AuthorizationRequest,
-    session: sessions.Session,
+    signed_in: SignedIn,
     approved: list[str],
 ) -> web.Response:
     """RFC 6749 §4.2.2: the access token in the fragment, never a refresh token."""
     redis, settings = request.app[REDIS], request.app[SETTINGS]
-    assert session.username is not None and session.sub is not None
-    grant = Grant(families.new_family(), client.client_id, approved, session.username, session.sub)
+    grant = Grant(
+        families.new_family(), client.client_id, approved, signed_in.username, signed_in.sub
+    )
     issued = await tokens.issue(
         redis, settings, client, grant, key_set=request.app[SIGNING_KEYS], refreshable=False
     )
@@ -551,6 +531,10 @@ async def _implicit_response(
     )
 
 
+def _sign_in_first() -> web.Response:
+    return see_other(f"/login?{urlencode({'next': CONNECTED_APPS})}")
+
+
 def _when(timestamp: int) -> dict[str, str]:
     """A time as people read it (UTC, stated) and as ``<time datetime>`` carries it."""
     t = time.gmtime(timestamp)
@@ -563,10 +547,10 @@ def _when(timestamp: int) -> dict[str, str]:
 async def connected_apps_page(request: web.Request) -> web.Response:
     """The applications the signed-in person has approved, and a way to revoke each."""
     redis = request.app[REDIS]
-    session = await sessions.load(request)
-    if session is None or not session.signed_in or session.username is None:
-        return see_other(f"/login?{urlencode({'next': CONNECTED_APPS})}")
-    approvals = await consents.list_for(redis, session.username)
+    signed_in = sessions.who_is_signed_in(await sessions.load(request))
+    if signed_in is None:
+        return _sign_in_first()
+    approvals = await consents.list_for(redis, signed_in.username)
     found = [(await clients.get(redis, c.client_id), c) for c in approvals]
     defined = await scopes.get_many(redis, sorted({n for c in approvals for n in c.scope}))
     apps = [
@@ -585,8 +569,8 @@ async def connected_apps_page(request: web.Request) -> web.Response:
         "connected_apps.html",
         {
             "apps": apps,
-            "username": session.username,
-            "csrf_token": session.csrf_token,
+            "username": signed_in.username,
+            "csrf_token": signed_in.csrf_token,
             "revoked": REVOKED if request.query.get("revoked") == "1" else "",
         },
     )
@@ -598,16 +582,15 @@ async def connected_apps_revoke(request: web.Request) -> web.Response:
     are touched, whatever client id the form names; an unknown one changes nothing."""
     redis = request.app[REDIS]
     form = await read_form(request)
-    session = await sessions.load(request)
-    if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
-        raise _csrf_failed()
-    if not session.signed_in or session.username is None:
-        return see_other(f"/login?{urlencode({'next': CONNECTED_APPS})}")
+    session = await sessions.load_for_form(request, form.get("csrf_token"))
+    signed_in = sessions.who_is_signed_in(session)
+    if signed_in is None:
+        return _sign_in_first()
     client_id = form.get("client_id", "")
-    revoked = await admin.revoke_user_client(redis, session.username, client_id)
+    revoked = await admin.revoke_user_client(redis, signed_in.username, client_id)
     # The form's client id is the caller's: named in the log only if it names a client.
     named = client_id if await clients.get(redis, client_id) else fingerprint.of(client_id)
-    log.info("user %s revoked client %s (%d grant(s))", session.username, named, revoked)
+    log.info("user %s revoked client %s (%d grant(s))", signed_in.username, named, revoked)
     # 303: reloading the list never posts the form again (RFC 9700 §4.12).
     return see_other(f"{CONNECTED_APPS}?revoked=1")
 
@@ -619,10 +602,11 @@ async def logout_page(request: web.Request) -> web.Response:
 
 async def logout_submit(request: web.Request) -> web.Response:
     form = await read_form(request)
-    session = await sessions.load(request)
-    if session is None or not sessions.csrf_matches(session, form.get("csrf_token")):
-        raise _csrf_failed()
-    await sessions.end(request, session)
+    session = await sessions.load_for_form(request, form.get("csrf_token"))
+    signed_in = sessions.who_is_signed_in(session)
+    if signed_in is not None:
+        await sessions.end(request, signed_in)
+    # Signed in or not, the browser forgets its session id.
     response = render(request, "logout.html", {"session": None, "done": True})
     sessions.clear_cookie(response, request.app[SETTINGS])
     return response
