@@ -39,7 +39,8 @@ from playwright.async_api import (
 )
 from redis.asyncio import Redis
 
-from services.authorize.pages import LOGIN_FAILED, REVOKED
+from services.authorize.connected_apps import REVOKED
+from services.authorize.login import LOGIN_FAILED
 from shared import scopes
 from shared.local_processes import free_port
 from shared.redis_store import connect
