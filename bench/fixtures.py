@@ -91,7 +91,8 @@ def user_grant(client: Client) -> Grant:
 async def codes_for(
     redis: RedisClient, settings: Settings, client: Client, count: int
 ) -> list[str]:
-    """Codes as an approval makes them (pages.py), each with an S256 challenge."""
+    """Codes as an approval makes them (services/authorize/authorization_response.py),
+    each with an S256 challenge."""
     challenge = pkce.s256(VERIFIER)
 
     async def one() -> str:

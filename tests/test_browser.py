@@ -40,7 +40,8 @@ from playwright.async_api import (
 from redis.asyncio import Redis
 
 from devtools.local_processes import free_port
-from services.authorize.pages import LOGIN_FAILED, REVOKED
+from services.authorize.connected_apps import REVOKED
+from services.authorize.login import LOGIN_FAILED
 from shared.storage import scopes
 from shared.storage.redis_store import connect
 from tests.oauth import (

@@ -22,8 +22,9 @@ import orjson
 from redis.exceptions import ResponseError
 
 from services.authorize.authorization_request import AuthorizationRequest
-from services.authorize.sessions import Session
+from services.authorize.sessions import Session, SignedIn, who_is_signed_in
 from shared.config.settings import Settings
+from shared.domain.errors import OAuthError
 from shared.security import crypto
 from shared.storage import keys, scripts
 
@@ -99,7 +100,7 @@ async def create(
     """Store the request, bound to ``session``'s browser, or unbound until ``claim``;
     brief until someone signed in has it (``keep``)."""
     interaction_id = crypto.random_token(16)
-    signed_in = session is not None and session.signed_in
+    signed_in = who_is_signed_in(session) is not None
     await redis.set(
         keys.interaction(interaction_id),
         (_binding(session) if session else UNBOUND) + _encode(request),
@@ -127,11 +128,31 @@ async def get(
     return _decode(stored[_BINDING_LENGTH:])
 
 
+def expired() -> OAuthError:
+    """The error page for an interaction that is not (or no longer) this browser's."""
+    return OAuthError(
+        "invalid_request",
+        "This sign-in request has expired or is unknown. "
+        "Go back to the application and start again.",
+        cause="interaction unknown, expired, or started by another browser session",
+    )
+
+
+async def pending(
+    redis: RedisClient, interaction_id: str | None, session: Session
+) -> AuthorizationRequest:
+    """The pending request, when it exists and belongs to this browser; else ``expired``."""
+    request = await get(redis, interaction_id, session) if interaction_id else None
+    if request is None:
+        raise expired()
+    return request
+
+
 async def keep(
     redis: RedisClient,
     settings: Settings,
     interaction_id: str,
-    session: Session,
+    session: SignedIn,
     request: AuthorizationRequest | None = None,
 ) -> bool:
     """Once the person signed in: keep the pending request ``interaction_lifetime``, and
