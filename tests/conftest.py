@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from tessera_resource_server import ResourceServerSettings
 
 from services.example_api.app import create_app as notes_app
 from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.redis_store import connect
-from shared.resource_server import ResourceServerSettings
 from tests.oauth import (
     ADMIN_TOKEN,
     GENEROUS_RATE_LIMITS,

@@ -34,6 +34,7 @@ import redis as redis_sync
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from multidict import CIMultiDict, CIMultiDictProxy
 from redis.asyncio import Redis
+from tessera_resource_server import ResourceServerSettings
 from yarl import URL
 
 from services.authorize.app import create_app as authorize_app
@@ -50,7 +51,6 @@ from shared.local_processes import (
     start_module,
     start_redis,
 )
-from shared.resource_server import ResourceServerSettings
 from shared.settings import Settings
 from tests.oauth import (
     ADMIN_TOKEN,

@@ -1,4 +1,4 @@
-"""A resource server protected with shared.resource_server, end to end: the example notes
+"""A resource server protected with tessera_resource_server, end to end: the example notes
 API in this process, checking tokens that the real services issued through the browser
 flow, by introspection (RFC 7662) with a bounded cache; the answers of RFC 6750 §3; and
 503, never 401, when Tessera cannot be asked."""
@@ -16,21 +16,21 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer, make_mocked_request
 from redis.asyncio import Redis
+from tessera_resource_server import (
+    RESOURCE_SERVER,
+    ResourceServer,
+    ResourceServerSettings,
+    required_scopes,
+)
+from tessera_resource_server.access_token import AccessToken
+from tessera_resource_server.middleware import logged_path
+from tessera_resource_server.token_cache import TokenCache
 from yarl import URL
 
 from services.example_api.app import READ, WRITE, create_app
 from services.introspect.app import create_app as introspect_app
 from shared import clients, logs
 from shared.local_processes import free_port
-from shared.resource_server import (
-    RESOURCE_SERVER,
-    ResourceServer,
-    ResourceServerSettings,
-    required_scopes,
-)
-from shared.resource_server.access_token import AccessToken
-from shared.resource_server.middleware import logged_path
-from shared.resource_server.token_cache import TokenCache
 from tests.oauth import Stack, production_settings, revoke, until_heard
 from tests.resource_servers import (
     Start,

@@ -1,5 +1,5 @@
 """``python -m services.example_api --host 127.0.0.1 --port 9003``; settings from the
-``RESOURCE_SERVER_*`` variables (shared.resource_server.settings)."""
+``RESOURCE_SERVER_*`` variables (tessera_resource_server.settings)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import os
 import sys
 
 from aiohttp import web
+from tessera_resource_server import ResourceServerSettings
 
 from services.example_api.app import create_app
 from shared import logs
-from shared.resource_server import ResourceServerSettings
 from shared.shutdown import SERVER_OPTIONS
 
 

@@ -1,5 +1,5 @@
 """An example resource server: a small notes API protected by Tessera's tokens with
-``shared.resource_server`` (RFC 6750, RFC 7662, RFC 9068).
+``tessera_resource_server`` (RFC 6750, RFC 7662, RFC 9068).
 
 - ``GET /notes`` and ``GET /notes/{note_id}`` need ``notes:read``;
 - ``POST /notes`` (JSON ``{"text": "..."}``) needs ``notes:write``;
@@ -17,9 +17,7 @@ from dataclasses import asdict, dataclass
 
 import orjson
 from aiohttp import web
-
-from shared import crypto
-from shared.resource_server import (
+from tessera_resource_server import (
     ACCESS_TOKEN,
     RESOURCE_SERVER,
     AccessToken,
@@ -28,6 +26,8 @@ from shared.resource_server import (
     public,
     requires_scope,
 )
+
+from shared import crypto
 
 READ, WRITE = "notes:read", "notes:write"
 # The resources each scope covers, as `tessera scope add --resource` takes them: what

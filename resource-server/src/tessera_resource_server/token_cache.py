@@ -18,7 +18,8 @@ import time
 from collections import OrderedDict
 
 from shared.crypto import digest
-from shared.resource_server.access_token import AccessToken
+
+from tessera_resource_server.access_token import AccessToken
 
 
 class TokenCache:

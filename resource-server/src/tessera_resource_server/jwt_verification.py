@@ -30,17 +30,17 @@ from typing import Any
 
 import aiohttp
 import jwt
-
 from shared.jwt_access_tokens import (
     ACCEPTED_TYPS,
     MAX_TOKEN_LENGTH,
     VERIFY_CLAIMS,
     looks_like_jwt,
 )
-from shared.resource_server.access_token import AccessToken, MalformedClaims
-from shared.resource_server.challenges import BearerError, TesseraUnavailable, invalid_token
-from shared.resource_server.introspection_client import call_tessera
 from shared.signing_keys import MIN_RSA_BITS
+
+from tessera_resource_server.access_token import AccessToken, MalformedClaims
+from tessera_resource_server.challenges import BearerError, TesseraUnavailable, invalid_token
+from tessera_resource_server.introspection_client import call_tessera
 
 log = logging.getLogger("tessera.resource_server")
 

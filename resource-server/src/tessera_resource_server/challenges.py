@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiohttp import web
-
 from shared.errors import OAuthError
 from shared.web import json_response
 

@@ -1,7 +1,9 @@
 """Protecting an aiohttp API with Tessera's access tokens: the resource server's side of
 RFC 6750 (bearer tokens), RFC 7662 (introspection) and RFC 9068 (JWT access tokens).
 
-    from shared.resource_server import ACCESS_TOKEN, ResourceServerSettings, protect, requires_scope
+    from tessera_resource_server import (
+        ACCESS_TOKEN, ResourceServerSettings, protect, requires_scope,
+    )
 
     @requires_scope("notes:read")
     async def list_notes(request: web.Request) -> web.Response:
@@ -19,8 +21,8 @@ scope definitions as a resource policy), ``access_token`` (what the handler read
 ``middleware`` (the aiohttp glue).
 """
 
-from shared.resource_server.access_token import AccessToken
-from shared.resource_server.middleware import (
+from tessera_resource_server.access_token import AccessToken
+from tessera_resource_server.middleware import (
     ACCESS_TOKEN,
     RESOURCE_SERVER,
     ResourceServer,
@@ -29,7 +31,7 @@ from shared.resource_server.middleware import (
     required_scopes,
     requires_scope,
 )
-from shared.resource_server.settings import ResourceServerSettings
+from tessera_resource_server.settings import ResourceServerSettings
 
 __all__ = [
     "ACCESS_TOKEN",
