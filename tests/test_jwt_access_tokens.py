@@ -19,9 +19,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from tessera_resource_server.jwt_verification import VERIFY_CLAIMS, looks_like_jwt
 
 from shared import families
-from shared.jwt_access_tokens import SIGN_CLAIMS, VERIFY_CLAIMS, looks_like_jwt, sign, verify
+from shared.jwt_access_tokens import SIGN_CLAIMS, sign, verify
 from shared.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,

@@ -23,12 +23,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared import clients, families, tokens
 from shared.clients import NEVER_EXPIRES
-from shared.jwt_access_tokens import looks_like_jwt
 from shared.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,

@@ -16,9 +16,14 @@ RFC 6750 (bearer tokens), RFC 7662 (introspection) and RFC 9068 (JWT access toke
 
 Modules: ``settings`` (what to configure), ``bearer`` (RFC 6750 §2.1),
 ``challenges`` (RFC 6750 §3), ``introspection_client`` (RFC 7662 §2), ``token_cache``
-(RFC 7662 §4), ``jwt_verification`` (RFC 9068 §4, RFC 8725), ``scope_rules`` (Tessera's
-scope definitions as a resource policy), ``access_token`` (what the handler reads) and
-``middleware`` (the aiohttp glue).
+(RFC 7662 §4), ``jwt_verification`` (RFC 9068 §4, RFC 8725: the JWT verifier Tessera
+uses too), ``jwks`` (Tessera's JWK Set, RFC 7517 §5), ``scope_rules`` (Tessera's scope
+definitions as a resource policy) and ``scope_resources`` (their grammar, which Tessera
+checks definitions with), ``access_token`` (what the handler reads) and ``middleware``
+(the aiohttp glue).
+
+The package depends on aiohttp, pyjwt and orjson only, never on Tessera's server:
+Tessera depends on it.
 """
 
 from tessera_resource_server.access_token import AccessToken

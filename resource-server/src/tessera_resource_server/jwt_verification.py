@@ -1,204 +1,181 @@
-"""Verifying JWT access tokens locally (RFC 9068 §4), against Tessera's JWK Set
-(RFC 7517 §5), following the JWT BCP (RFC 8725).
+"""Verifying JWT access tokens (RFC 9068 §4), following the JWT BCP (RFC 8725): the one
+verifier, used by resource servers against Tessera's JWK Set (``jwks``) and by Tessera
+itself against its own keys (introspection, revocation).
 
 - The algorithm is on an allowlist, ES256 and RS256, the only ones Tessera signs with;
   ``none`` and every HS* are refused before any key is looked at (RFC 8725 §3.1, §2.1:
   HS256 "signed" with a public key as the secret).
-- The key is picked by ``kid`` from Tessera's JWK Set only, and the token's ``alg`` must
-  be the key's own, so no token chooses how it is checked.
-- ``typ`` is ``at+jwt`` (RFC 9068 §4, RFC 8725 §3.11), ``iss`` the issuer, ``aud`` this
-  resource server's audience, ``exp`` and ``nbf`` with a small leeway.
+- ``typ`` is ``at+jwt`` (RFC 9068 §4, RFC 8725 §3.11).
+- The key is picked by ``kid`` from the verifier's own keys only, and the token's ``alg``
+  must be the key's own, so no token chooses how it is checked.
+- ``iss`` is the issuer, ``aud`` the audience (when one is asked for), ``exp`` and
+  ``nbf`` hold with a leeway, and the claims RFC 9068 §2.2 requires are present.
 
-The JWK Set is fetched with the application's aiohttp session (never pyjwt's blocking
-PyJWKClient), parsed with ``jwt.PyJWK``, kept ``jwks_cache_seconds``, and refetched
-early when a token names a kid it lacks (a key rotated in, see shared.signing_keys),
-but at most every ``jwks_min_refresh_seconds``: made-up kids do not reach /jwks.json.
+Two steps, so that finding the key may be a fetch (a resource server's JWK Set) or a
+lookup in memory (Tessera's key set): ``read_header`` checks all that needs no key,
+``verify_with`` the signature and the claims with the key found; ``verify`` does both
+with keys held in memory.
 
-A kid is "unknown" (401) only when the last fetch succeeded without it. While no fetch has
-ever succeeded, or after the fetch that should have found the kid failed, nothing says
-whether the kid is Tessera's, so the answer is TesseraUnavailable (503, not a refusal of
-a token that may be valid), until a later fetch, still rate-limited, succeeds.
+A refusal is ``JwtRefused``, whose reason names the check for the log, never the token.
+A header value the sender chose (a kid, an alg or typ that is no word of the protocol)
+appears in it only as ``shown`` renders it: Tessera logs a fingerprint of it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
-import aiohttp
 import jwt
-from shared.jwt_access_tokens import (
-    ACCEPTED_TYPS,
-    MAX_TOKEN_LENGTH,
-    VERIFY_CLAIMS,
-    looks_like_jwt,
-)
-from shared.signing_keys import MIN_RSA_BITS
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from tessera_resource_server.access_token import AccessToken, MalformedClaims
-from tessera_resource_server.challenges import BearerError, TesseraUnavailable, invalid_token
-from tessera_resource_server.introspection_client import call_tessera
+PublicKey: TypeAlias = EllipticCurvePublicKey | RSAPublicKey
+# How a header value the sender chose goes into a reason.
+Shown: TypeAlias = Callable[[object], str]
 
-log = logging.getLogger("tessera.resource_server")
-
-# RFC 8725 §3.1: the algorithms this server accepts, and the key type each must have.
+# RFC 8725 §3.1: the algorithms accepted, and the key type (RFC 7518 §6.1) each needs.
 ALLOWED_ALGORITHMS = {"ES256": "EC", "RS256": "RSA"}
+MIN_RSA_BITS = 2048  # RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used"
+# RFC 9068 §4: "at+jwt" or its full media type; media types compare case-insensitively
+# (RFC 7515 §4.1.9).
+ACCEPTED_TYPS = frozenset({"at+jwt", "application/at+jwt"})
+# What a token must carry to be accepted: the REQUIRED claims of RFC 9068 §2.2.
+VERIFY_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
+# Far above any token Tessera issues (an RS256 signature of 4096 bits is 683 characters),
+# and small enough that nothing is decoded from a huge input.
+MAX_TOKEN_LENGTH = 8192
+
+# The "alg" and "typ" values a reason names as they are (RFC 7518 §3.1, RFC 9068 §4).
+KNOWN_ALGS = frozenset(jwt.algorithms.get_default_algorithms())
+KNOWN_TYPS = ACCEPTED_TYPS | {"jwt", "application/jwt"}
+
+# Compact JWS (RFC 7515 §7.1): three base64url segments. The signature segment may be
+# empty (an unsecured JWT, RFC 7519 §6): still a JWT, so the verifier gets to refuse it.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VerificationKey:
     kid: str
     alg: str
-    key: Any  # the cryptography public key, from jwt.PyJWK
+    key: PublicKey
 
 
-def parse_jwks(document: dict[str, Any]) -> dict[str, VerificationKey]:
-    """The usable keys of a JWK Set, by kid. A key that is not for signatures, names
-    another algorithm, is malformed or too weak is skipped with a log line."""
-    keys: dict[str, VerificationKey] = {}
-    members = document.get("keys")
-    if not isinstance(members, list):
-        return keys
-    for jwk in members:
-        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
-            log.warning("JWK Set: a key without a kid is skipped")
-            continue
-        kid = jwk["kid"]
-        alg = jwk.get("alg") or _algorithm_of(jwk)
-        usable = ALLOWED_ALGORITHMS.get(alg) == jwk.get("kty") and (
-            alg != "ES256" or jwk.get("crv") == "P-256"  # RFC 7518 §3.4
-        )
-        if jwk.get("use", "sig") != "sig" or not usable:
-            log.warning("JWK Set: key %.80r (%.20r) is not an allowed signing key", kid, alg)
-            continue
-        try:
-            parsed = jwt.PyJWK(jwk, algorithm=alg)
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
-            log.warning("JWK Set: key %.80r cannot be read: %s", kid, type(exc).__name__)
-            continue
-        if alg == "RS256" and parsed.key.key_size < MIN_RSA_BITS:  # RFC 7518 §3.3
-            log.warning("JWK Set: RSA key %.80r is shorter than %d bits", kid, MIN_RSA_BITS)
-            continue
-        keys[kid] = VerificationKey(kid, alg, parsed.key)
-    return keys
+@dataclass(frozen=True, slots=True)
+class JwtHeader:
+    """The header members that decide how a token is checked, as ``read_header`` found
+    them acceptable."""
+
+    alg: str
+    kid: str
 
 
-def _algorithm_of(jwk: dict[str, Any]) -> str | None:
-    # RFC 7517 §4.4: "alg" is optional; Tessera always sets it, others may not.
-    if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
-        return "ES256"
-    if jwk.get("kty") == "RSA":
-        return "RS256"
-    return None
+class JwtRefused(Exception):
+    """The token is no valid access token. ``reason`` names the check that failed;
+    ``kid`` is the kid of the key that checked it (one of the verifier's, public), if
+    it got that far; ``malformed``: the value is not a JWT at all."""
+
+    def __init__(self, reason: str, *, kid: str | None = None, malformed: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kid = kid
+        self.malformed = malformed
 
 
-class JwksKeys:
-    """Tessera's verification keys, fetched on demand and refreshed as described above."""
-
-    def __init__(self, url: str, cache_seconds: float, min_refresh_seconds: float) -> None:
-        self.url = url
-        self.cache_seconds = cache_seconds
-        self.min_refresh_seconds = min_refresh_seconds
-        self.keys: dict[str, VerificationKey] = {}
-        self.fetches = 0
-        self._fetched_at: float | None = None  # monotonic time of the last attempt
-        self._loaded = False
-        # Why the last attempt failed; None once one succeeds. While it is set, the keys
-        # held (none, before the first success) may lack a key that Tessera publishes.
-        self._failure: str | None = None
-        self._lock = asyncio.Lock()
-
-    async def key_for(self, session: aiohttp.ClientSession, kid: str) -> VerificationKey | None:
-        """The key named ``kid``; None when the last fetch of the JWK Set succeeded without
-        it. TesseraUnavailable when it is not held and that fetch failed."""
-        if self._due(kid):
-            async with self._lock:
-                # Another request may have refreshed while this one waited.
-                if self._due(kid):
-                    await self._refresh(session)
-        key = self.keys.get(kid)
-        if key is None and self._failure is not None:
-            # The kid may be one rotated in since the keys held were fetched (or nothing
-            # was ever fetched): 503, as RFC 6750 §3.1's invalid_token would blame a token
-            # that may be valid. The retry stays rate-limited by _due, so forged kids still
-            # cost at most one fetch per min_refresh_seconds.
-            raise TesseraUnavailable(f"{self._failure} (kid {kid!r:.80} not among the keys held)")
-        return key
-
-    def _due(self, kid: str) -> bool:
-        if self._fetched_at is None:
-            return True
-        age = time.monotonic() - self._fetched_at
-        if age >= self.cache_seconds:
-            return True
-        return kid not in self.keys and age >= self.min_refresh_seconds
-
-    async def _refresh(self, session: aiohttp.ClientSession) -> None:
-        # Set before the attempt, failed or not: a failing /jwks.json is not asked again
-        # within min_refresh_seconds, however many tokens arrive.
-        self._fetched_at = time.monotonic()
-        self.fetches += 1
-        try:
-            # The JWK Set is public (RFC 9068 §4): no credentials.
-            document = await call_tessera(session, "GET", self.url, authorization=None)
-        except TesseraUnavailable as exc:
-            self._failure = exc.cause
-            if self._loaded:
-                log.warning("JWK Set not refreshed, keeping the one fetched before: %s", exc.cause)
-            return
-        self.keys = parse_jwks(document)
-        self._loaded = True
-        self._failure = None
-        log.info("JWK Set fetched from %s: %d key(s)", self.url, len(self.keys))
+def as_sent(value: object) -> str:
+    """A header value as the sender wrote it, cut short (the default ``shown``)."""
+    return f"{value!r:.80}"
 
 
-async def verify_jwt(
-    session: aiohttp.ClientSession,
-    keys: JwksKeys,
-    token: str,
-    *,
-    issuer: str,
-    audience: str,
-    leeway: int,
-) -> AccessToken:
-    """The verified token, or BearerError invalid_token with the reason as its cause."""
-    if len(token) > MAX_TOKEN_LENGTH or not looks_like_jwt(token):
-        raise invalid_token("not a compact JWS")
+def looks_like_jwt(token: str) -> bool:
+    """Whether the value has the shape of a JWT rather than of an opaque Tessera token
+    (``<family>.<secret>``: two segments, one dot). Says nothing about validity."""
+    return _COMPACT_JWS.fullmatch(token) is not None
+
+
+def read_header(token: str, *, shown: Shown = as_sent) -> JwtHeader:
+    """The token's ``alg`` and ``kid`` when its shape, algorithm and type are acceptable,
+    checked before any key is looked up, so that a forgery costs no key fetch."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise JwtRefused("not a string, or too long", malformed=True)
+    if not looks_like_jwt(token):
+        raise JwtRefused("not a compact JWS", malformed=True)
     try:
         header = jwt.get_unverified_header(token)
     except (jwt.PyJWTError, ValueError, RecursionError) as exc:
-        raise invalid_token(f"malformed JWT header: {type(exc).__name__}") from None
-    alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
-    # Checked before the key is looked up, so a forgery costs no JWK Set fetch.
+        # pyjwt 2.8 lets a deeply nested header escape as RecursionError.
+        raise JwtRefused(f"malformed header: {type(exc).__name__}", malformed=True) from None
+    alg, typ, kid = header.get("alg"), header.get("typ"), header.get("kid")
     if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
-        raise invalid_token(f"alg {alg!r:.20} is not allowed (RFC 8725 §3.1)")
+        raise JwtRefused(f"alg {_named(alg, KNOWN_ALGS, shown)} is not allowed (RFC 8725 §3.1)")
     if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPS:
-        raise invalid_token(f"typ {typ!r:.40} is not at+jwt (RFC 9068 §4)")
+        named = _named(typ.lower() if isinstance(typ, str) else typ, KNOWN_TYPS, shown)
+        raise JwtRefused(f"typ {named} is not at+jwt (RFC 9068 §4)")
     if not isinstance(kid, str) or not kid:
-        raise invalid_token("no kid")
-    key = await keys.key_for(session, kid)
+        raise JwtRefused("no kid")
+    return JwtHeader(alg=alg, kid=kid)
+
+
+def verify_with(
+    token: str,
+    header: JwtHeader,
+    key: VerificationKey | None,
+    *,
+    issuer: str,
+    audience: str | None,
+    leeway: float,
+    shown: Shown = as_sent,
+) -> dict[str, Any]:
+    """The claims of the token that ``read_header`` accepted, checked with ``key``, the
+    verifier's key named by its kid (None: no such key)."""
     if key is None:
-        raise invalid_token(f"unknown kid {kid!r:.80}")
-    if key.alg != alg:
-        raise invalid_token(f"alg {alg} is not the key's {key.alg} (RFC 8725 §2.1)")
+        raise JwtRefused(f"unknown kid {shown(header.kid)}")
+    if header.alg != key.alg:
+        raise JwtRefused(
+            f"alg {header.alg} is not the key's {key.alg} (RFC 8725 §2.1)", kid=key.kid
+        )
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             key.key,
             algorithms=[key.alg],
             issuer=issuer,
             audience=audience,
             leeway=leeway,
-            options={"require": list(VERIFY_CLAIMS)},
+            options={"require": list(VERIFY_CLAIMS), "verify_aud": audience is not None},
         )
-        return AccessToken.from_claims(claims, "jwt")
-    except (jwt.PyJWTError, MalformedClaims, ValueError, TypeError, RecursionError) as exc:
-        # pyjwt's messages name the check and the claim, never the token.
-        raise _refused(f"{type(exc).__name__}: {exc}", kid) from None
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
+        # Whatever a bad token makes pyjwt raise is a refusal, never a server error. Its
+        # messages name the check and the claim, never the token.
+        raise JwtRefused(f"{type(exc).__name__}: {exc}", kid=key.kid) from None
+    return claims
 
 
-def _refused(reason: str, kid: str) -> BearerError:
-    return invalid_token(f"JWT refused: {reason} (kid {kid:.80})")
+def verify(
+    token: str,
+    keys: Mapping[str, VerificationKey],
+    *,
+    issuer: str,
+    audience: str | None = None,
+    leeway: float = 0,
+    shown: Shown = as_sent,
+) -> dict[str, Any]:
+    """The claims of a valid access token signed by one of ``keys`` (by kid) and issued
+    by ``issuer``, else JwtRefused. ``audience``, when given, must be among its ``aud``."""
+    header = read_header(token, shown=shown)
+    return verify_with(
+        token,
+        header,
+        keys.get(header.kid),
+        issuer=issuer,
+        audience=audience,
+        leeway=leeway,
+        shown=shown,
+    )
+
+
+def _named(value: object, known: frozenset[str], shown: Shown) -> str:
+    return repr(value) if isinstance(value, str) and value in known else shown(value)

@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from shared.jwt_access_tokens import looks_like_jwt
 
 from tessera_resource_server import introspection_client
 from tessera_resource_server.access_token import AccessToken, MalformedClaims
@@ -45,7 +44,8 @@ from tessera_resource_server.challenges import (
     missing_token,
     refusal_response,
 )
-from tessera_resource_server.jwt_verification import JwksKeys, verify_jwt
+from tessera_resource_server.jwks import JwksKeys, verify_jwt
+from tessera_resource_server.jwt_verification import looks_like_jwt
 from tessera_resource_server.scope_rules import ScopeRules
 from tessera_resource_server.settings import ResourceServerSettings
 from tessera_resource_server.token_cache import TokenCache
