@@ -1,10 +1,9 @@
 """JWT access tokens (RFC 9068): signed at the token endpoint, verified at introspection.
 
 A token is a JWS (RFC 7515) signed with the key set's signing key, with the header
-``typ: at+jwt`` (RFC 9068 §2.1) and the claims of RFC 9068 §2.2. It is verified by the
-one JWT verifier, the resource-server library's (``tessera_resource_server
-.jwt_verification``: RFC 9068 §4 and the JWT BCP, RFC 8725), against our own key set
-only.
+``typ: at+jwt`` (RFC 9068 §2.1) and the claims of RFC 9068 §2.2. It is verified against
+our own key set only, by the one JWT verifier (RFC 9068 §4 and the JWT BCP, RFC 8725),
+which the resource-server library holds: ``tessera_resource_server.jwt_verification``.
 
 Why a token was refused goes to the log, never the token; header values that name no key,
 algorithm or type Tessera knows show there as fingerprints (``shared.fingerprint``).
