@@ -279,7 +279,7 @@ Logs are in {layout.var}/<service>.log. Press Ctrl-C to stop.
 
 
 def example_api_env(urls: dict[str, str], demo: dict[str, str]) -> dict[str, str]:
-    """The example API's settings (shared.resource_server.settings): the demo API client's
+    """The example API's settings (tessera_resource_server.settings): the demo API client's
     credentials, both ways of checking a token, and Tessera's scope definitions enforced."""
     return {
         "TESSERA_LOG_FORMAT": "text",

@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from tessera_resource_server import ResourceServerSettings
 
 from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from services.example_api.app import create_app as notes_app
-from shared.resource_server import ResourceServerSettings
 from shared.storage.redis_store import connect
 from tests.oauth import (
     ADMIN_TOKEN,

@@ -34,6 +34,7 @@ import redis as redis_sync
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from multidict import CIMultiDict, CIMultiDictProxy
 from redis.asyncio import Redis
+from tessera_resource_server import ResourceServerSettings
 from yarl import URL
 
 from devtools.devrun import example_api_env
@@ -50,7 +51,6 @@ from services.example_api.app import create_app as notes_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings
-from shared.resource_server import ResourceServerSettings
 from shared.storage import keys
 from tests.oauth import (
     ADMIN_TOKEN,

@@ -19,14 +19,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from tessera_resource_server.jwt_verification import VERIFY_CLAIMS, looks_like_jwt
 
-from shared.security.jwt_access_tokens import (
-    SIGN_CLAIMS,
-    VERIFY_CLAIMS,
-    looks_like_jwt,
-    sign,
-    verify,
-)
+from shared.security.jwt_access_tokens import SIGN_CLAIMS, sign, verify
 from shared.security.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,

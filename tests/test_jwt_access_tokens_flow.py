@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared.security.jwt_access_tokens import looks_like_jwt
 from shared.security.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,

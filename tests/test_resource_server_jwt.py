@@ -23,13 +23,13 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from redis.asyncio import Redis
+from tessera_resource_server import RESOURCE_SERVER, ResourceServerSettings
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from devtools.local_processes import free_port
 from services.example_api.app import READ, WRITE
 from services.token.app import create_app as token_app
-from shared.resource_server import RESOURCE_SERVER, ResourceServerSettings
 from shared.security import jwt_access_tokens
-from shared.security.jwt_access_tokens import looks_like_jwt
 from shared.security.signing_keys import generate_key_file, load_key_set
 from tests.oauth import Stack, production_settings, revoke
 from tests.resource_servers import (

@@ -85,11 +85,6 @@ async def test_a_bad_resource_is_refused_and_nothing_written(
     await assert_refused(stack, redis, args, message)
 
 
-def test_parse_resource_gives_the_canonical_form() -> None:
-    assert str(scopes.parse_resource("  delete   /a/{b}/c/ ")) == "DELETE /a/{b}/c/"
-    assert scopes.parse_resource("GET /") == scopes.Resource("GET", "/")
-
-
 async def test_resource_servers_read_the_definitions_at_get_scopes(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:

@@ -69,8 +69,9 @@ async def connected_apps_page(request: web.Request) -> web.Response:
 
 async def connected_apps_revoke(request: web.Request) -> web.Response:
     """Revoke one application: forget the approval and revoke every token it holds for
-    this person (shared.storage.management.revoke_user_client). Only the signed-in person's own grants
-    are touched, whatever client id the form names; an unknown one changes nothing."""
+    this person (shared.storage.management.revoke_user_client). Only the signed-in
+    person's own grants are touched, whatever client id the form names; an unknown one
+    changes nothing."""
     redis = request.app[REDIS]
     form = await read_form(request)
     session = await sessions.load_for_form(request, form.get("csrf_token"))

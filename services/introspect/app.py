@@ -70,7 +70,7 @@ async def introspect(request: web.Request) -> web.Response:
 
 async def scope_definitions(request: web.Request) -> web.Response:
     """``GET /scopes``: every scope definition with the resources it covers, for resource
-    servers that enforce them (``shared.resource_server``). No RFC defines this, and no
+    servers that enforce them (``tessera_resource_server``). No RFC defines this, and no
     metadata field names it (RFC 8414 §2 has none), so it is found by convention: beside
     /introspect, for the same callers. Resource servers learn the definitions here
     rather than from Redis, which only Tessera reads."""

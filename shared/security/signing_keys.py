@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TypeAlias
 
@@ -27,11 +29,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.utils import base64url_encode, to_base64url_uint
+from tessera_resource_server.jwt_verification import MIN_RSA_BITS, PublicKey, VerificationKey
 
 PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-PublicKey: TypeAlias = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
-MIN_RSA_BITS = 2048  # RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used"
 GENERATED_RSA_BITS = 3072
 # RFC 7517 §4 and RFC 7518 §6.2.2, §6.3.2: the members that would give the key away.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -72,6 +73,11 @@ class KeySet:
             if key.kid == kid:
                 return key
         return None
+
+    @cached_property
+    def verification_keys(self) -> Mapping[str, VerificationKey]:
+        """The public keys by kid, for the JWT verifier (``jwt_access_tokens.verify``)."""
+        return {key.kid: VerificationKey(key.kid, key.alg, key.public_key) for key in self.keys}
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JWK Set document (RFC 7517 §5): public keys only."""

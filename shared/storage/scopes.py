@@ -5,9 +5,8 @@ Resources follow webMethods Integration Server, whose scope definitions list the
 and services (URL templates) a scope grants: here each is an HTTP method and an aiohttp
 path template, ``GET /notes/{note_id}``. Tessera itself never enforces them; resource
 servers fetch the definitions from the introspection service (``GET /scopes``) and may
-enforce them with ``shared.resource_server``. A template is compared as a string with the route's
-canonical template (``/notes/{note_id}``, aiohttp's ``resource.canonical``), so variables
-are written ``{name}`` without a regular expression, and no pattern is ever evaluated.
+enforce them with ``tessera_resource_server``, whose ``scope_resources`` module holds
+their grammar: Tessera checks a definition with the same parser that enforces it.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from tessera_resource_server.scope_resources import parse_resource
 
 from shared.domain import records
 from shared.storage import keys
@@ -26,42 +26,6 @@ if TYPE_CHECKING:
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-
-# The methods a resource may name (RFC 9110 §9.3). HEAD is not listed: a resource server
-# answers HEAD with its GET route (aiohttp's add_get adds both), so GET covers it.
-RESOURCE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-# An aiohttp canonical path template: "/" then segments of URL path characters (RFC 3986
-# §3.3, without "%" escapes, braces or "?#") or whole-segment variables "{name}".
-_SEGMENT = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]+|\{[A-Za-z_][A-Za-z0-9_]*\})"
-_PATH_TEMPLATE = re.compile(rf"/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?")
-
-
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """One HTTP method on one path template, as a scope definition lists it."""
-
-    method: str
-    path: str
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-def parse_resource(value: str) -> Resource:
-    """``"GET /notes/{note_id}"`` as a Resource; ValueError naming what is wrong."""
-    method, space, path = value.strip().partition(" ")
-    if not space or method.upper() not in RESOURCE_METHODS:
-        raise ValueError(
-            f"resource {value!r} is not 'METHOD /path/template' with METHOD one of "
-            f"{', '.join(RESOURCE_METHODS)}"
-        )
-    path = path.strip()
-    if _PATH_TEMPLATE.fullmatch(path) is None:
-        raise ValueError(
-            f"resource {value!r}: the path must start with / and use {{name}} for a whole "
-            "path segment (aiohttp's canonical template, no regular expressions)"
-        )
-    return Resource(method.upper(), path)
 
 
 @dataclass(slots=True)

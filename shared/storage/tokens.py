@@ -24,6 +24,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from shared.config.settings import Settings
 from shared.domain import records
@@ -359,7 +360,7 @@ def _jwt_place(jti: object) -> _Place | None:
 def _locate(token: str, key_set: KeySet | None, settings: Settings) -> _Place | None:
     """Where the record of an access token is: opaque, or a JWT whose signature, ``typ``,
     issuer and expiry check out (RFC 9068 §4)."""
-    if not jwt_access_tokens.looks_like_jwt(token):
+    if not looks_like_jwt(token):
         family = families.family_of(token)
         return _place(family, token, jwt=False) if family else None
     if key_set is None:
@@ -454,7 +455,7 @@ async def find_any(
 ) -> TokenRecord | None:
     """The record of a live access or refresh token (RFC 7009 §2.1 looks for both)."""
     record = await find_access_token(redis, settings, token, key_set)
-    if record is None and not jwt_access_tokens.looks_like_jwt(token):
+    if record is None and not looks_like_jwt(token):
         found = await find_refresh_token(redis, token)
         record = found if isinstance(found, TokenRecord) else None
     return record
@@ -464,7 +465,7 @@ async def find_unverified(redis: RedisClient, token: str) -> TokenRecord | None:
     """For an administrator naming a token to revoke: the record of a live access or
     refresh token, a JWT found by its ``jti`` without checking the signature (a forgery
     can only name a token to revoke, which its holder may do anyway)."""
-    if jwt_access_tokens.looks_like_jwt(token):
+    if looks_like_jwt(token):
         place = _jwt_place(jwt_access_tokens.unverified_jti(token))
         return await _read(redis, place) if place else None
     family = families.family_of(token)

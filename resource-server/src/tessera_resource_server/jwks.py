@@ -1,17 +1,9 @@
-"""Verifying JWT access tokens locally (RFC 9068 §4), against Tessera's JWK Set
-(RFC 7517 §5), following the JWT BCP (RFC 8725).
-
-- The algorithm is on an allowlist, ES256 and RS256, the only ones Tessera signs with;
-  ``none`` and every HS* are refused before any key is looked at (RFC 8725 §3.1, §2.1:
-  HS256 "signed" with a public key as the secret).
-- The key is picked by ``kid`` from Tessera's JWK Set only, and the token's ``alg`` must
-  be the key's own, so no token chooses how it is checked.
-- ``typ`` is ``at+jwt`` (RFC 9068 §4, RFC 8725 §3.11), ``iss`` the issuer, ``aud`` this
-  resource server's audience, ``exp`` and ``nbf`` with a small leeway.
+"""Tessera's JWK Set (RFC 7517 §5), fetched and kept, and JWT access tokens verified
+against it locally (RFC 9068 §4, with ``jwt_verification``).
 
 The JWK Set is fetched with the application's aiohttp session (never pyjwt's blocking
 PyJWKClient), parsed with ``jwt.PyJWK``, kept ``jwks_cache_seconds``, and refetched
-early when a token names a kid it lacks (a key rotated in, see shared.security.signing_keys),
+early when a token names a kid it lacks (a key rotated in, see Tessera's signing keys),
 but at most every ``jwks_min_refresh_seconds``: made-up kids do not reach /jwks.json.
 
 A kid is "unknown" (401) only when the last fetch succeeded without it. While no fetch has
@@ -25,39 +17,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from shared.resource_server.access_token import AccessToken, MalformedClaims
-from shared.resource_server.challenges import BearerError, TesseraUnavailable, invalid_token
-from shared.resource_server.introspection_client import call_tessera
-from shared.security.jwt_access_tokens import (
-    ACCEPTED_TYPS,
-    MAX_TOKEN_LENGTH,
-    VERIFY_CLAIMS,
-    looks_like_jwt,
+from tessera_resource_server.access_token import AccessToken, MalformedClaims
+from tessera_resource_server.challenges import BearerError, TesseraUnavailable, invalid_token
+from tessera_resource_server.introspection_client import call_tessera
+from tessera_resource_server.jwt_verification import (
+    ALLOWED_ALGORITHMS,
+    MIN_RSA_BITS,
+    JwtRefused,
+    PublicKey,
+    VerificationKey,
+    read_header,
+    verify_with,
 )
-from shared.security.signing_keys import MIN_RSA_BITS
 
 log = logging.getLogger("tessera.resource_server")
-
-# RFC 8725 §3.1: the algorithms this server accepts, and the key type each must have.
-ALLOWED_ALGORITHMS = {"ES256": "EC", "RS256": "RSA"}
-
-
-@dataclass(frozen=True)
-class VerificationKey:
-    kid: str
-    alg: str
-    key: Any  # the cryptography public key, from jwt.PyJWK
 
 
 def parse_jwks(document: dict[str, Any]) -> dict[str, VerificationKey]:
     """The usable keys of a JWK Set, by kid. A key that is not for signatures, names
-    another algorithm, is malformed or too weak is skipped with a log line."""
+    another algorithm, is malformed, too weak or not a public key is skipped with a log
+    line."""
     keys: dict[str, VerificationKey] = {}
     members = document.get("keys")
     if not isinstance(members, list):
@@ -68,10 +53,12 @@ def parse_jwks(document: dict[str, Any]) -> dict[str, VerificationKey]:
             continue
         kid = jwk["kid"]
         alg = jwk.get("alg") or _algorithm_of(jwk)
-        usable = ALLOWED_ALGORITHMS.get(alg) == jwk.get("kty") and (
-            alg != "ES256" or jwk.get("crv") == "P-256"  # RFC 7518 §3.4
-        )
-        if jwk.get("use", "sig") != "sig" or not usable:
+        if (
+            jwk.get("use", "sig") != "sig"
+            or not isinstance(alg, str)
+            or ALLOWED_ALGORITHMS.get(alg) != jwk.get("kty")
+            or (alg == "ES256" and jwk.get("crv") != "P-256")  # RFC 7518 §3.4
+        ):
             log.warning("JWK Set: key %.80r (%.20r) is not an allowed signing key", kid, alg)
             continue
         try:
@@ -79,10 +66,15 @@ def parse_jwks(document: dict[str, Any]) -> dict[str, VerificationKey]:
         except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
             log.warning("JWK Set: key %.80r cannot be read: %s", kid, type(exc).__name__)
             continue
-        if alg == "RS256" and parsed.key.key_size < MIN_RSA_BITS:  # RFC 7518 §3.3
+        key = parsed.key
+        if not isinstance(key, PublicKey):
+            # RFC 7517 §5: a JWK Set for verifiers holds public keys only.
+            log.warning("JWK Set: key %.80r is not a public key", kid)
+            continue
+        if isinstance(key, RSAPublicKey) and key.key_size < MIN_RSA_BITS:  # RFC 7518 §3.3
             log.warning("JWK Set: RSA key %.80r is shorter than %d bits", kid, MIN_RSA_BITS)
             continue
-        keys[kid] = VerificationKey(kid, alg, parsed.key)
+        keys[kid] = VerificationKey(kid, alg, key)
     return keys
 
 
@@ -165,40 +157,17 @@ async def verify_jwt(
     leeway: int,
 ) -> AccessToken:
     """The verified token, or BearerError invalid_token with the reason as its cause."""
-    if len(token) > MAX_TOKEN_LENGTH or not looks_like_jwt(token):
-        raise invalid_token("not a compact JWS")
     try:
-        header = jwt.get_unverified_header(token)
-    except (jwt.PyJWTError, ValueError, RecursionError) as exc:
-        raise invalid_token(f"malformed JWT header: {type(exc).__name__}") from None
-    alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
-    # Checked before the key is looked up, so a forgery costs no JWK Set fetch.
-    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
-        raise invalid_token(f"alg {alg!r:.20} is not allowed (RFC 8725 §3.1)")
-    if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPS:
-        raise invalid_token(f"typ {typ!r:.40} is not at+jwt (RFC 9068 §4)")
-    if not isinstance(kid, str) or not kid:
-        raise invalid_token("no kid")
-    key = await keys.key_for(session, kid)
-    if key is None:
-        raise invalid_token(f"unknown kid {kid!r:.80}")
-    if key.alg != alg:
-        raise invalid_token(f"alg {alg} is not the key's {key.alg} (RFC 8725 §2.1)")
+        header = read_header(token)
+        key = await keys.key_for(session, header.kid)
+        claims = verify_with(token, header, key, issuer=issuer, audience=audience, leeway=leeway)
+    except JwtRefused as exc:
+        raise _refused(exc.reason, exc.kid) from None
     try:
-        claims = jwt.decode(
-            token,
-            key.key,
-            algorithms=[key.alg],
-            issuer=issuer,
-            audience=audience,
-            leeway=leeway,
-            options={"require": list(VERIFY_CLAIMS)},
-        )
         return AccessToken.from_claims(claims, "jwt")
-    except (jwt.PyJWTError, MalformedClaims, ValueError, TypeError, RecursionError) as exc:
-        # pyjwt's messages name the check and the claim, never the token.
-        raise _refused(f"{type(exc).__name__}: {exc}", kid) from None
+    except MalformedClaims as exc:
+        raise _refused(f"malformed claim {exc}", header.kid) from None
 
 
-def _refused(reason: str, kid: str) -> BearerError:
-    return invalid_token(f"JWT refused: {reason} (kid {kid:.80})")
+def _refused(reason: str, kid: str | None) -> BearerError:
+    return invalid_token(f"JWT refused: {reason}" + (f" (kid {kid:.80})" if kid else ""))

@@ -33,10 +33,10 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from shared.resource_server import introspection_client
-from shared.resource_server.access_token import AccessToken, MalformedClaims
-from shared.resource_server.bearer import bearer_token
-from shared.resource_server.challenges import (
+from tessera_resource_server import introspection_client
+from tessera_resource_server.access_token import AccessToken, MalformedClaims
+from tessera_resource_server.bearer import bearer_token
+from tessera_resource_server.challenges import (
     BearerError,
     TesseraUnavailable,
     insufficient_scope,
@@ -44,11 +44,11 @@ from shared.resource_server.challenges import (
     missing_token,
     refusal_response,
 )
-from shared.resource_server.jwt_verification import JwksKeys, verify_jwt
-from shared.resource_server.scope_rules import ScopeRules
-from shared.resource_server.settings import ResourceServerSettings
-from shared.resource_server.token_cache import TokenCache
-from shared.security.jwt_access_tokens import looks_like_jwt
+from tessera_resource_server.jwks import JwksKeys, verify_jwt
+from tessera_resource_server.jwt_verification import looks_like_jwt
+from tessera_resource_server.scope_rules import ScopeRules
+from tessera_resource_server.settings import ResourceServerSettings
+from tessera_resource_server.token_cache import TokenCache
 
 log = logging.getLogger("tessera.resource_server")
 

@@ -3,10 +3,10 @@ protected resource MAY cache the response", and must weigh that against revocati
 
 An entry lives ``cache_seconds`` at most and never past the token's ``exp``; the cache
 holds ``cache_size`` entries at most, dropping the least recently used. It is keyed by
-the token's SHA-256 digest (``shared.security.crypto.digest``, as Tessera stores tokens), so a
-memory dump of the resource server gives away no token. Inactive answers are never
-cached: a token that is not valid yet must not be refused for a while once it is, and
-a refusal costs the attacker, not us, a round trip.
+the token's SHA-256 digest (as Tessera stores tokens), so a memory dump of the resource
+server gives away no token. Inactive answers are never cached: a token that is not
+valid yet must not be refused for a while once it is, and a refusal costs the attacker,
+not us, a round trip.
 
 A dict is enough: the event loop is single-threaded, and ``cachetools`` would add a
 dependency for twenty lines.
@@ -14,11 +14,12 @@ dependency for twenty lines.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections import OrderedDict
 
-from shared.resource_server.access_token import AccessToken
-from shared.security.crypto import digest
+from tessera_resource_server.access_token import AccessToken
 
 
 class TokenCache:
@@ -34,7 +35,7 @@ class TokenCache:
     def get(self, token: str) -> AccessToken | None:
         if self.max_seconds <= 0:
             return None
-        key = digest(token)
+        key = _digest(token)
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -53,8 +54,14 @@ class TokenCache:
             seconds = min(seconds, answer.exp - time.time())
         if seconds <= 0:
             return
-        key = digest(token)
+        key = _digest(token)
         self._entries[key] = (time.monotonic() + seconds, answer)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+
+def _digest(token: str) -> str:
+    # surrogateescape: never raises, whatever a header decoder let through.
+    raw = hashlib.sha256(token.encode(errors="surrogateescape")).digest()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

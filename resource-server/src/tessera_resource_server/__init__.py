@@ -1,7 +1,9 @@
 """Protecting an aiohttp API with Tessera's access tokens: the resource server's side of
 RFC 6750 (bearer tokens), RFC 7662 (introspection) and RFC 9068 (JWT access tokens).
 
-    from shared.resource_server import ACCESS_TOKEN, ResourceServerSettings, protect, requires_scope
+    from tessera_resource_server import (
+        ACCESS_TOKEN, ResourceServerSettings, protect, requires_scope,
+    )
 
     @requires_scope("notes:read")
     async def list_notes(request: web.Request) -> web.Response:
@@ -14,13 +16,18 @@ RFC 6750 (bearer tokens), RFC 7662 (introspection) and RFC 9068 (JWT access toke
 
 Modules: ``settings`` (what to configure), ``bearer`` (RFC 6750 §2.1),
 ``challenges`` (RFC 6750 §3), ``introspection_client`` (RFC 7662 §2), ``token_cache``
-(RFC 7662 §4), ``jwt_verification`` (RFC 9068 §4, RFC 8725), ``scope_rules`` (Tessera's
-scope definitions as a resource policy), ``access_token`` (what the handler reads) and
-``middleware`` (the aiohttp glue).
+(RFC 7662 §4), ``jwt_verification`` (RFC 9068 §4, RFC 8725: the JWT verifier Tessera
+uses too), ``jwks`` (Tessera's JWK Set, RFC 7517 §5), ``scope_rules`` (Tessera's scope
+definitions as a resource policy) and ``scope_resources`` (their grammar, which Tessera
+checks definitions with), ``access_token`` (what the handler reads) and ``middleware``
+(the aiohttp glue).
+
+The package depends on aiohttp, pyjwt and orjson only, never on Tessera's server:
+Tessera depends on it.
 """
 
-from shared.resource_server.access_token import AccessToken
-from shared.resource_server.middleware import (
+from tessera_resource_server.access_token import AccessToken
+from tessera_resource_server.middleware import (
     ACCESS_TOKEN,
     RESOURCE_SERVER,
     ResourceServer,
@@ -29,7 +36,7 @@ from shared.resource_server.middleware import (
     required_scopes,
     requires_scope,
 )
-from shared.resource_server.settings import ResourceServerSettings
+from tessera_resource_server.settings import ResourceServerSettings
 
 __all__ = [
     "ACCESS_TOKEN",

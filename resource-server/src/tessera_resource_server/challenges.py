@@ -9,21 +9,37 @@ Bearer`` challenge and a JSON body, never cached.
 | token without the needed scope | 403 | ``error="insufficient_scope"``, ``scope="..."`` |
 | Tessera cannot be asked | 503 | none: the token may well be good |
 
-These are Tessera's one error type (``shared.domain.errors.OAuthError``) with the scope that
-§3 may name; the specific cause goes to the log, never into the response.
+Each is a ``ProtectedResourceError`` with the scope that §3 may name; the specific cause
+goes to the log, never into the response.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import orjson
 from aiohttp import web
 
-from shared.domain.errors import OAuthError
-from shared.web.base_app import json_response
+# RFC 6750 §3 and RFC 6749 §5.1: an answer about a token is never cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-class BearerError(OAuthError):
+class ProtectedResourceError(Exception):
+    """An answer other than the resource: the RFC error code, the HTTP status and a
+    public description; ``cause`` says which check failed, for the log only."""
+
+    def __init__(self, error: str, description: str, *, status: int, cause: str) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status
+        self.cause = cause
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+class BearerError(ProtectedResourceError):
     """A refusal of RFC 6750 §3; ``error`` is empty when the request had no token."""
 
     def __init__(
@@ -54,7 +70,7 @@ class BearerError(OAuthError):
         return "Bearer " + ", ".join(params)
 
 
-class TesseraUnavailable(OAuthError):
+class TesseraUnavailable(ProtectedResourceError):
     """Tessera's introspection, JWK Set or scope definitions cannot be had: 503, because
     saying 401 would blame a token that may be valid. ``cause`` says why, for the log."""
 
@@ -95,8 +111,15 @@ def insufficient_scope(needed: Iterable[str], cause: str) -> BearerError:
     )
 
 
-def refusal_response(exc: OAuthError, realm: str) -> web.Response:
-    headers = {"WWW-Authenticate": exc.challenge_for(realm)} if isinstance(exc, BearerError) else {}
+def refusal_response(exc: ProtectedResourceError, realm: str) -> web.Response:
+    headers = {**NO_STORE}
+    if isinstance(exc, BearerError):
+        headers["WWW-Authenticate"] = exc.challenge_for(realm)
     if isinstance(exc, TesseraUnavailable):
         headers["Retry-After"] = "5"
-    return json_response(exc.body(), status=exc.status, headers=headers)
+    return web.Response(
+        body=orjson.dumps(exc.body()),
+        status=exc.status,
+        content_type="application/json",
+        headers=headers,
+    )

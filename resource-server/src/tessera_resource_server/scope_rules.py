@@ -3,7 +3,7 @@
 webMethods Integration Server's scope definitions name the folders, services and URL templates a
 scope grants, and its resource server checks the requested service is within the
 token's scope. Here a scope may list resources as ``METHOD /path/{var}``
-(``shared.storage.scopes.parse_resource``); the resource server fetches the definitions from
+(``scope_resources``); the resource server fetches the definitions from
 Tessera's ``GET /scopes`` at start-up and every ``scopes_refresh_seconds``.
 
 A request is matched by its method and its route's canonical template
@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from shared.storage.scopes import parse_resource
+from tessera_resource_server.scope_resources import parse_resource
 
 log = logging.getLogger("tessera.resource_server")
 

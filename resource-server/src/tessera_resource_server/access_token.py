@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shared.storage.scopes import parse_scope
-
 Source = Literal["introspection", "jwt"]
 
 
@@ -57,7 +55,8 @@ class AccessToken:
         return cls(
             sub=_optional(claims, "sub", str),
             client_id=_optional(claims, "client_id", str),
-            scopes=frozenset(parse_scope(scope)),
+            # RFC 6749 §3.3: space-delimited scope values.
+            scopes=frozenset(scope.split(" ")) if scope else frozenset(),
             username=_optional(claims, "username", str),
             exp=_optional(claims, "exp", int),
             iat=_optional(claims, "iat", int),

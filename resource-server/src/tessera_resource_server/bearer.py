@@ -13,7 +13,7 @@ import re
 
 from aiohttp import hdrs, web
 
-from shared.resource_server.challenges import bearer_invalid_request
+from tessera_resource_server.challenges import bearer_invalid_request
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")

@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 import aiohttp
 import orjson
 
-from shared.resource_server.challenges import TesseraUnavailable
+from tessera_resource_server.challenges import TesseraUnavailable
 
 
 def basic_credentials(client_id: str, client_secret: str) -> str:
