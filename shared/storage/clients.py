@@ -312,8 +312,8 @@ async def existing(redis: RedisClient, client_id: str) -> Client:
 
 
 async def list_all(redis: RedisClient) -> list[Client]:
-    # Every Tessera client decodes replies (decode_responses), so members are str.
-    client_ids = cast(set[str], await redis.smembers(keys.CLIENT_INDEX))
+    # Replies are text: every Tessera Redis client decodes them (decode_responses).
+    client_ids = cast("set[str]", await redis.smembers(keys.CLIENT_INDEX))
     async with redis.pipeline(transaction=False) as pipe:
         for client_id in client_ids:
             pipe.get(keys.client(client_id))

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.domain.domain_errors import Conflict, NotFound
 from shared.storage import clients, consents, keys, scopes, tokens
 from shared.storage.clients import NEVER_EXPIRES
-from shared.storage.scopes import Scope
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -31,17 +30,6 @@ class TokenInfo:
     scope: list[str]
     issued_at: int
     expires_at: int | None  # None: never expires
-
-
-@dataclass(slots=True, frozen=True)
-class ScopeUsage:
-    """A scope definition and the clients registered for it, by id."""
-
-    scope: Scope
-    client_ids: list[str]
-
-    def view(self) -> dict[str, Any]:
-        return {**self.scope.view(), "clients": self.client_ids}
 
 
 async def _live_families(redis: RedisClient, index_key: str) -> list[str]:
@@ -147,6 +135,17 @@ async def delete_client(redis: RedisClient, client_id: str) -> int:
     await clients.delete(redis, client_id)
     await consents.forget_client(redis, client_id)
     return await revoke_client_tokens(redis, client_id)
+
+
+@dataclass(slots=True, frozen=True)
+class ScopeUsage:
+    """A scope definition and the clients registered for it, by id."""
+
+    scope: scopes.Scope
+    client_ids: list[str]
+
+    def view(self) -> dict[str, object]:
+        return {**self.scope.view(), "clients": self.client_ids}
 
 
 async def _clients_of(redis: RedisClient, name: str) -> list[str]:
