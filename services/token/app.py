@@ -20,7 +20,7 @@ BROWSER_ROUTES = {"/token": "POST", "/revoke": "POST", "/jwks.json": "GET"}
 
 
 def create_app(settings: Settings) -> web.Application:
-    admin = [admin_api.require_admin_token] if settings.admin_token else []
+    admin = [admin_api.require_admin_token, admin_api.domain_errors] if settings.admin_token else []
     app = create_base_app(settings, json_error, admin, BROWSER_ROUTES)
     app.cleanup_ctx.append(follow_client_changes(client_cache, browser_origins))
     app.cleanup_ctx.append(password_checks_context)  # the password grant

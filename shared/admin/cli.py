@@ -2,7 +2,8 @@
 fingerprint a value has in the logs).
 
 It talks to the Redis named by ``REDIS_URL``. Bad input is refused with a message on
-stderr and exit status 1, before anything is written.
+stderr and exit status 1, before anything is written: every refusal of the operations
+(``shared.domain.domain_errors``) is answered so in one place, ``main``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from shared.config.settings import redis_url_from_env
+from shared.domain.domain_errors import DomainError, Invalid, NotFound
 from shared.security import fingerprint
 from shared.storage import clients, log_fingerprint_key, management, scopes, users
 from shared.storage.clients import CLIENT_TYPES, GRANT_TYPES, NEVER_EXPIRES, REQUIRE_PKCE_CHOICES
@@ -61,17 +63,14 @@ async def scope_list(redis: RedisClient, args: argparse.Namespace) -> None:
 
 
 async def scope_show(redis: RedisClient, args: argparse.Namespace) -> None:
-    found = (await scopes.get_many(redis, [args.name])).get(args.name)
-    if found is None:
-        raise ValueError(f"no scope {args.name!r}")
-    users_of = [c.client_id for c in await clients.list_all(redis) if args.name in c.scopes]
+    found = await management.show_scope(redis, args.name)
     if args.json:
-        _print_json({**found.view(), "clients": users_of})
+        _print_json(found.view())
         return
-    print(f"name         {found.name}\ndescription  {found.description}")
-    for resource in found.resources:
+    print(f"name         {found.scope.name}\ndescription  {found.scope.description}")
+    for resource in found.scope.resources:
         print(f"resource     {resource}")
-    print(f"clients      {' '.join(users_of)}")
+    print(f"clients      {' '.join(found.client_ids)}")
 
 
 async def scope_delete(redis: RedisClient, args: argparse.Namespace) -> None:
@@ -81,7 +80,7 @@ async def scope_delete(redis: RedisClient, args: argparse.Namespace) -> None:
 
 async def user_add(redis: RedisClient, args: argparse.Namespace) -> None:
     if not args.password_stdin:
-        raise ValueError("give the password on standard input with --password-stdin")
+        raise Invalid("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
     user = await users.add(redis, args.username, password)
     print(f"user {user.username} added")
@@ -126,15 +125,8 @@ async def client_list(redis: RedisClient, args: argparse.Namespace) -> None:
         print(f"{c.client_id}  {c.type:12} {state:8}  {c.display_name}")
 
 
-async def _existing(redis: RedisClient, client_id: str) -> clients.Client:
-    client = await clients.get(redis, client_id)
-    if client is None:
-        raise ValueError(f"no client {client_id!r}")
-    return client
-
-
 async def client_show(redis: RedisClient, args: argparse.Namespace) -> None:
-    _print_client(await _existing(redis, args.client_id), args.json)
+    _print_client(await clients.existing(redis, args.client_id), args.json)
 
 
 async def client_disable(redis: RedisClient, args: argparse.Namespace) -> None:
@@ -175,7 +167,8 @@ async def token_revoke(redis: RedisClient, args: argparse.Namespace) -> None:
     if args.token_stdin:
         token = sys.stdin.readline().strip()
         if not await management.revoke_token(redis, token):
-            raise ValueError("no live access or refresh token has that value")
+            # The message does not quote the value: it is a credential.
+            raise NotFound("token", token, "no live access or refresh token has that value")
         print("token revoked, with every token of its grant")
     elif args.client is not None:
         count = await management.revoke_client_tokens(redis, args.client)
@@ -341,16 +334,21 @@ async def _run(command: Command, args: argparse.Namespace) -> None:
         await redis.aclose()
 
 
+def _refused(message: str) -> int:
+    print(f"tessera: error: {message}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         asyncio.run(_run(args.run, args))
-    except ValueError as exc:
-        print(f"tessera: error: {exc}", file=sys.stderr)
-        return 1
+    except DomainError as exc:
+        return _refused(exc.message)
+    except ValueError as exc:  # a malformed REDIS_URL (shared.config.redis_urls)
+        return _refused(str(exc))
     except (RedisError, OSError) as exc:
-        print(f"tessera: error: cannot reach Redis at REDIS_URL: {exc}", file=sys.stderr)
-        return 1
+        return _refused(f"cannot reach Redis at REDIS_URL: {exc}")
     return 0
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 from urllib.parse import urlsplit
 
 import orjson
-from rfc3986_validator import validate_rfc3986
+from rfc3986_validator import validate_rfc3986  # type: ignore[import-untyped]
 
 from shared.config.settings import Settings, is_loopback_host
 from shared.domain import records
+from shared.domain.domain_errors import Invalid, NotFound
 from shared.security import crypto
 from shared.storage import keys, scopes
 
@@ -115,42 +116,42 @@ MAX_REDIRECT_URI = 2048
 
 
 def _check_redirect_uri(uri: str) -> None:
-    """A redirection endpoint as RFC 6749 §3.1.2 and RFC 8252 §7 allow one; ValueError
+    """A redirection endpoint as RFC 6749 §3.1.2 and RFC 8252 §7 allow one; Invalid
     naming what is wrong. Every registration passes here (``create``)."""
     if len(uri) > MAX_REDIRECT_URI:
-        raise ValueError(f"redirect URI is longer than {MAX_REDIRECT_URI} characters")
+        raise Invalid(f"redirect URI is longer than {MAX_REDIRECT_URI} characters")
     if any(ch.isspace() or not ch.isprintable() for ch in uri):
-        raise ValueError(f"redirect URI {uri!r} must not contain spaces or control characters")
+        raise Invalid(f"redirect URI {uri!r} must not contain spaces or control characters")
     # RFC 6749 §3.1.2: an absolute URI (RFC 3986 §4.3), which has a scheme; every
     # character allowed where it stands, "%" only in escapes, nothing beyond ASCII.
     # (The validator's pattern ends in "$", which matches before a final newline too:
     # the check above has refused every newline already.)
     if validate_rfc3986(uri, rule="URI") is None:
-        raise ValueError(f"redirect URI {uri!r} is not a valid absolute URI (RFC 3986 §4.3)")
+        raise Invalid(f"redirect URI {uri!r} is not a valid absolute URI (RFC 3986 §4.3)")
     if "#" in uri:
-        raise ValueError(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+        raise Invalid(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
     parts = urlsplit(uri)
     try:
         parts.port  # noqa: B018 - raises for a port beyond 65535
     except ValueError:
-        raise ValueError(f"redirect URI {uri!r} has an invalid port") from None
+        raise Invalid(f"redirect URI {uri!r} has an invalid port") from None
     if parts.username is not None or parts.password is not None:
         # RFC 3986 §3.2.1 deprecates credentials in a URI, and one such as
         # https://app.example.com@evil.example/ misleads whoever reads it.
-        raise ValueError(f"redirect URI {uri!r} must not carry a user name or password")
+        raise Invalid(f"redirect URI {uri!r} must not carry a user name or password")
     scheme = parts.scheme.lower()
     if scheme in ("https", "http"):
         if not parts.hostname:
-            raise ValueError(f"redirect URI {uri!r} must name a host")
+            raise Invalid(f"redirect URI {uri!r} must name a host")
         # RFC 6749 §3.1.2.1 and RFC 9700 §4.1: TLS for codes in transit; plain http only
         # back to the same machine (RFC 8252 §7.3).
         if scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError(f"redirect URI {uri!r} must use https (http only on loopback)")
+            raise Invalid(f"redirect URI {uri!r} must use https (http only on loopback)")
     elif "." not in scheme:
         # RFC 8252 §7.1: a native app's private-use scheme is a domain name it controls,
         # reversed (com.example.app). That also leaves out javascript:, data:, file: and
         # every other scheme a browser or the system itself acts on.
-        raise ValueError(
+        raise Invalid(
             f"redirect URI {uri!r}: a scheme other than https (or http on loopback) must be "
             "a private-use scheme named by a reversed domain, such as com.example.app "
             "(RFC 8252 §7.1)"
@@ -168,13 +169,13 @@ def _check_logo_uri(uri: str) -> None:
     let anyone on the path replace the logo the person trusts (RFC 7591 §5)."""
     parts = urlsplit(uri)
     if len(uri) > MAX_LOGO_URI:
-        raise ValueError(f"logo URI is longer than {MAX_LOGO_URI} characters")
+        raise Invalid(f"logo URI is longer than {MAX_LOGO_URI} characters")
     if any(ch.isspace() or not ch.isprintable() for ch in uri):
-        raise ValueError("logo URI must not contain spaces or control characters")
+        raise Invalid("logo URI must not contain spaces or control characters")
     if parts.scheme.lower() != "https" or not parts.hostname:
-        raise ValueError(f"logo URI {uri!r} must be an absolute https URL")
+        raise Invalid(f"logo URI {uri!r} must be an absolute https URL")
     if parts.username is not None or parts.password is not None:
-        raise ValueError(f"logo URI {uri!r} must not carry credentials")
+        raise Invalid(f"logo URI {uri!r} must not carry credentials")
 
 
 def _check_remember_consent(client_type: str, redirect_uris: list[str], grants: list[str]) -> None:
@@ -190,7 +191,7 @@ def _check_remember_consent(client_type: str, redirect_uris: list[str], grants: 
     who = "a public client" if client_type == "public" else "a client allowed implicit"
     for uri in redirect_uris:
         if urlsplit(uri).scheme.lower() != "https":
-            raise ValueError(
+            raise Invalid(
                 f"{who} with the redirect URI {uri!r} cannot remember consent: "
                 "another app could receive the answer (RFC 8252 §8.6)"
             )
@@ -217,25 +218,25 @@ async def create(
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it with its secret (None for public clients).
 
-    Raises ValueError naming the first bad value; nothing is stored then.
+    Raises Invalid naming the first bad value; nothing is stored then.
     """
     if not name.strip():
-        raise ValueError("client name must not be empty")
+        raise Invalid("client name must not be empty")
     if client_type not in CLIENT_TYPES:
-        raise ValueError(f"client type must be one of {', '.join(CLIENT_TYPES)}")
+        raise Invalid(f"client type must be one of {', '.join(CLIENT_TYPES)}")
     for grant in grants:
         if grant not in GRANT_TYPES:
-            raise ValueError(
+            raise Invalid(
                 f"grant {grant!r} is not supported; choose from {', '.join(GRANT_TYPES)}"
             )
     if not grants:
-        raise ValueError("a client needs at least one grant")
+        raise Invalid("a client needs at least one grant")
     for grant in REDIRECTING_GRANTS:
         if grant in grants and not redirect_uris:
-            raise ValueError(f"the {grant} grant needs at least one redirect URI")
+            raise Invalid(f"the {grant} grant needs at least one redirect URI")
     if "client_credentials" in grants and client_type == "public":
         # RFC 6749 §4.4: only confidential clients may use client credentials.
-        raise ValueError("the client_credentials grant is for confidential clients only")
+        raise Invalid("the client_credentials grant is for confidential clients only")
     for uri in redirect_uris:
         _check_redirect_uri(uri)
     if logo_uri:
@@ -243,27 +244,27 @@ async def create(
     if remember_consent:
         _check_remember_consent(client_type, redirect_uris, grants)
     if refresh_count < 0:
-        raise ValueError("refresh count must be 0 or more")
+        raise Invalid("refresh count must be 0 or more")
     if require_pkce not in REQUIRE_PKCE_CHOICES:
-        raise ValueError(f"require-pkce must be one of {', '.join(REQUIRE_PKCE_CHOICES)}")
+        raise Invalid(f"require-pkce must be one of {', '.join(REQUIRE_PKCE_CHOICES)}")
     if introspect and client_type == "public":
-        raise ValueError("a public client cannot authenticate, so it cannot introspect")
+        raise Invalid("a public client cannot authenticate, so it cannot introspect")
     if access_token_lifetime is not None and access_token_lifetime < 0:
-        raise ValueError("access token lifetime must be a number of seconds, or never")
+        raise Invalid("access token lifetime must be a number of seconds, or never")
     if access_token_lifetime == NEVER_EXPIRES and jwt_access_tokens:
-        raise ValueError("JWT access tokens always expire (RFC 9068 §2.2); choose a lifetime")
+        raise Invalid("JWT access tokens always expire (RFC 9068 §2.2); choose a lifetime")
     scope_names = list(dict.fromkeys(scope_names))
     default_scopes = list(dict.fromkeys(default_scopes or []))
     malformed = [name for name in scope_names if not scopes.is_scope_token(name)]
     if malformed:
         # RFC 6749 §3.3; checked before any lookup, whatever Redis may hold.
-        raise ValueError(f"not valid scope tokens (RFC 6749 §3.3): {malformed!r}")
+        raise Invalid(f"not valid scope tokens (RFC 6749 §3.3): {malformed!r}")
     if not set(default_scopes) <= set(scope_names):
-        raise ValueError("default scopes must be among the client's scopes")
+        raise Invalid("default scopes must be among the client's scopes")
     defined = await scopes.get_many(redis, scope_names)
     missing = [s for s in scope_names if s not in defined]
     if missing:
-        raise ValueError(
+        raise Invalid(
             f"scope(s) not defined: {', '.join(missing)} (add them with 'tessera scope add')"
         )
 
@@ -271,7 +272,7 @@ async def create(
     client = Client(
         client_id=crypto.random_id(),
         name=name.strip(),
-        type=client_type,  # type: ignore[arg-type]
+        type=client_type,
         redirect_uris=list(dict.fromkeys(redirect_uris)),
         grants=list(dict.fromkeys(grants)),
         scopes=scope_names,
@@ -302,9 +303,19 @@ async def get(redis: RedisClient, client_id: str) -> Client | None:
     return records.from_json(Client, raw) if raw else None
 
 
+async def existing(redis: RedisClient, client_id: str) -> Client:
+    """The client registered as ``client_id``; NotFound when there is none."""
+    client = await get(redis, client_id)
+    if client is None:
+        raise NotFound("client", client_id)
+    return client
+
+
 async def list_all(redis: RedisClient) -> list[Client]:
+    # Replies are text: every Tessera Redis client decodes them (decode_responses).
+    client_ids = cast("set[str]", await redis.smembers(keys.CLIENT_INDEX))
     async with redis.pipeline(transaction=False) as pipe:
-        for client_id in await redis.smembers(keys.CLIENT_INDEX):
+        for client_id in client_ids:
             pipe.get(keys.client(client_id))
         raws = await pipe.execute()
     found = (records.from_json(Client, raw) for raw in raws if raw)
@@ -312,9 +323,7 @@ async def list_all(redis: RedisClient) -> list[Client]:
 
 
 async def set_enabled(redis: RedisClient, client_id: str, enabled: bool) -> Client:
-    client = await get(redis, client_id)
-    if client is None:
-        raise ValueError(f"no client {client_id!r}")
+    client = await existing(redis, client_id)
     client.enabled = enabled
     await save(redis, client)
     return client
@@ -322,6 +331,6 @@ async def set_enabled(redis: RedisClient, client_id: str, enabled: bool) -> Clie
 
 async def delete(redis: RedisClient, client_id: str) -> None:
     if not await redis.delete(keys.client(client_id)):
-        raise ValueError(f"no client {client_id!r}")
+        raise NotFound("client", client_id)
     await redis.publish(keys.CLIENT_CHANGES, client_id)
     await redis.srem(keys.CLIENT_INDEX, client_id)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shared.domain.domain_errors import Conflict, NotFound
 from shared.storage import clients, consents, keys, scopes, tokens
 from shared.storage.clients import NEVER_EXPIRES
 
@@ -136,11 +137,37 @@ async def delete_client(redis: RedisClient, client_id: str) -> int:
     return await revoke_client_tokens(redis, client_id)
 
 
+@dataclass(slots=True, frozen=True)
+class ScopeUsage:
+    """A scope definition and the clients registered for it, by id."""
+
+    scope: scopes.Scope
+    client_ids: list[str]
+
+    def view(self) -> dict[str, object]:
+        return {**self.scope.view(), "clients": self.client_ids}
+
+
+async def _clients_of(redis: RedisClient, name: str) -> list[str]:
+    """The ids of the clients registered for the scope ``name``."""
+    return [c.client_id for c in await clients.list_all(redis) if name in c.scopes]
+
+
+async def show_scope(redis: RedisClient, name: str) -> ScopeUsage:
+    """A scope definition with the clients registered for it; NotFound when undefined."""
+    scope = await scopes.get(redis, name)
+    if scope is None:
+        raise NotFound("scope", name)
+    return ScopeUsage(scope, await _clients_of(redis, name))
+
+
 async def delete_scope(redis: RedisClient, name: str) -> None:
-    """Delete a scope definition, refused while a client is registered for it (as in
-    webMethods Integration Server)."""
-    users_of = [c.client_id for c in await clients.list_all(redis) if name in c.scopes]
-    if users_of:
-        raise ValueError(f"scope {name!r} is still associated with client(s) {', '.join(users_of)}")
+    """Delete a scope definition: NotFound when undefined, Conflict while a client is
+    registered for it (as in webMethods Integration Server)."""
+    in_use = await show_scope(redis, name)
+    if in_use.client_ids:
+        raise Conflict(
+            f"scope {name!r} is still associated with client(s) {', '.join(in_use.client_ids)}"
+        )
     await scopes.delete(redis, name)
     await consents.forget_scope(redis, name)

@@ -19,6 +19,7 @@ import orjson
 from tessera_resource_server.scope_resources import parse_resource
 
 from shared.domain import records
+from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.storage import keys
 
 if TYPE_CHECKING:
@@ -63,14 +64,14 @@ MAX_REQUESTED = 100
 
 def parse_requested(value: str | None) -> list[str]:
     """A request's scope parameter (RFC 6749 §3.3: scope-tokens, each separated by one
-    space) as ``parse_scope`` splits it; empty when absent. ValueError when a token is
+    space) as ``parse_scope`` splits it; empty when absent. Invalid when a token is
     malformed, so that a malformed name is refused before it is looked up anywhere."""
     requested = parse_scope(value)
     if len(requested) > MAX_REQUESTED:
-        raise ValueError(f"more than {MAX_REQUESTED} scopes requested")
+        raise Invalid(f"more than {MAX_REQUESTED} scopes requested")
     if not all(is_scope_token(name) for name in requested):
         # Not the value: a caller may have put anything there (README, "Logs").
-        raise ValueError("malformed scope parameter")
+        raise Invalid("malformed scope parameter")
     return requested
 
 
@@ -78,13 +79,20 @@ async def add(
     redis: RedisClient, name: str, description: str, resources: list[str] | None = None
 ) -> Scope:
     if not is_scope_token(name):
-        raise ValueError(f"scope name {name!r} is not a valid scope token (RFC 6749 §3.3)")
-    parsed = [str(parse_resource(value)) for value in resources or []]
+        raise Invalid(f"scope name {name!r} is not a valid scope token (RFC 6749 §3.3)")
+    try:
+        parsed = [str(parse_resource(value)) for value in resources or []]
+    except ValueError as exc:  # parse_resource is the resource servers' too: plain ValueError
+        raise Invalid(str(exc)) from None
     scope = Scope(name=name, description=description, resources=list(dict.fromkeys(parsed)))
     if not await redis.set(keys.scope(name), orjson.dumps(scope.view()), nx=True):
-        raise ValueError(f"scope {name!r} already exists")
+        raise Conflict(f"scope {name!r} already exists")
     await redis.sadd(keys.SCOPE_INDEX, name)
     return scope
+
+
+async def get(redis: RedisClient, name: str) -> Scope | None:
+    return (await get_many(redis, [name])).get(name)
 
 
 async def get_many(redis: RedisClient, names: list[str]) -> dict[str, Scope]:
@@ -109,5 +117,5 @@ async def list_all(redis: RedisClient) -> list[Scope]:
 async def delete(redis: RedisClient, name: str) -> None:
     """Remove a definition. Callers check first that no client is registered for it."""
     if not await redis.delete(keys.scope(name)):
-        raise ValueError(f"no scope {name!r}")
+        raise NotFound("scope", name)
     await redis.srem(keys.SCOPE_INDEX, name)
