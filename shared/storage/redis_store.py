@@ -23,6 +23,9 @@ from shared.storage import redis_access
 # request paths, or redis-py's for a single server, a Sentinel master or a Redis Cluster.
 # They share redis-py's command API.
 RedisClient: TypeAlias = redis_access.Client | Redis | RedisCluster
+# redis-py's clients (``connect``): what pub/sub, the CLI, administration and the tests
+# use, with the server commands (CONFIG, INFO) the request-path client has no need of.
+AdminClient: TypeAlias = Redis | RedisCluster
 
 # Timeouts, so that a Redis that hangs fails requests (and /readyz) instead of holding
 # them forever; options in the URL take precedence.
@@ -47,7 +50,7 @@ class SentinelMaster(Redis):
                 await sentinel.aclose()
 
 
-def connect(url: str) -> Redis | RedisCluster:
+def connect(url: str) -> AdminClient:
     """A redis-py client for ``url`` (pub/sub, the CLI, administration, the tests). It
     connects on first use, so this never blocks or fails on an unreachable Redis;
     ValueError when the URL is malformed."""
