@@ -226,9 +226,7 @@ async def create(
         raise Invalid(f"client type must be one of {', '.join(CLIENT_TYPES)}")
     for grant in grants:
         if grant not in GRANT_TYPES:
-            raise Invalid(
-                f"grant {grant!r} is not supported; choose from {', '.join(GRANT_TYPES)}"
-            )
+            raise Invalid(f"grant {grant!r} is not supported; choose from {', '.join(GRANT_TYPES)}")
     if not grants:
         raise Invalid("a client needs at least one grant")
     for grant in REDIRECTING_GRANTS:
