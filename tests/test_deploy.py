@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 
 import kubernetes_validate
 import pytest
@@ -589,3 +590,25 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
     assert patterns[0] == "*"
     included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     assert included == copied
+
+
+def test_the_installed_package_carries_every_file_it_reads() -> None:
+    """The image installs the project as a wheel (``pip install .``), which holds besides
+    the modules only the files pyproject.toml's package-data names: the templates, the
+    stylesheet, the Lua scripts."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    package_data = pyproject["tool"]["setuptools"]["package-data"]
+    carried = {
+        path
+        for package, patterns in package_data.items()
+        for pattern in patterns
+        for path in (REPO / package.replace(".", "/")).glob(pattern)
+    }
+    files = {
+        path
+        for top in ("services", "shared")
+        for path in (REPO / top).rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    assert any(path.suffix == ".lua" for path in files)
+    assert files == carried

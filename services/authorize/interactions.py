@@ -111,8 +111,8 @@ async def create(
 
 async def claim(redis: RedisClient, interaction_id: str, session: Session) -> bool:
     """Bind an unbound interaction to this browser; true when it is (now) this browser's."""
-    claimed = scripts.run(
-        redis, keys.CLAIM_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
+    claimed = scripts.claim_interaction(
+        redis, interaction=keys.interaction(interaction_id), binding=_binding(session)
     )
     return bool(await _unless_older(claimed, 0))
 
@@ -157,15 +157,12 @@ async def keep(
 ) -> bool:
     """Once the person signed in: keep the pending request ``interaction_lifetime``, and
     replace it by ``request`` if given; if it still exists and belongs to this browser."""
-    kept = scripts.run(
+    kept = scripts.keep_interaction(
         redis,
-        keys.KEEP_INTERACTION,
-        [keys.interaction(interaction_id)],
-        [
-            _binding(session),
-            settings.interaction_lifetime * 1000,
-            _encode(request) if request is not None else "",
-        ],
+        interaction=keys.interaction(interaction_id),
+        binding=_binding(session),
+        lifetime_ms=settings.interaction_lifetime * 1000,
+        request=_encode(request) if request is not None else "",
     )
     return bool(await _unless_older(kept, 0))
 
@@ -174,8 +171,8 @@ async def take(
     redis: RedisClient, interaction_id: str, session: Session
 ) -> AuthorizationRequest | None:
     """Consume the pending request for the decision, if it belongs to this browser."""
-    taken = scripts.run(
-        redis, keys.TAKE_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
+    taken = scripts.take_interaction(
+        redis, interaction=keys.interaction(interaction_id), binding=_binding(session)
     )
     raw = await _unless_older(taken, None)
     return _decode(raw) if raw else None

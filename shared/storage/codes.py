@@ -64,11 +64,11 @@ async def redeem(
     family = families.family_of(code)
     if family is None:
         return None
-    result = await scripts.run(
+    result = await scripts.redeem_code(
         redis,
-        keys.REDEEM_CODE,
-        [keys.code(family, crypto.digest(code)), *keys.family_keys(family)],
-        [families.TOMBSTONE_TTL],
+        code=keys.code(family, crypto.digest(code)),
+        family=family,
+        tombstone_ttl=families.TOMBSTONE_TTL,
     )
     if not result:
         return None

@@ -64,19 +64,21 @@ async def record(
     """Remember a decision on the approval page (see the module docstring)."""
     # Indexed first: a person may be listed under a client with nothing remembered, never
     # the reverse, so deleting the client always finds every approval of it.
-    await scripts.run_after(
+    await scripts.record_consent(
         redis,
         lambda pipe: pipe.sadd(keys.client_consents(client_id), username),
-        keys.RECORD_CONSENT,
-        [keys.consents(username)],
-        [client_id, orjson.dumps(shown), orjson.dumps(approved), int(time.time())],
+        consents=keys.consents(username),
+        client_id=client_id,
+        shown=orjson.dumps(shown),
+        approved=orjson.dumps(approved),
+        now=int(time.time()),
     )
 
 
 async def touch(redis: RedisClient, username: str, client_id: str) -> None:
     """A remembered approval answered a request: its last-used time moves on."""
-    await scripts.run(
-        redis, keys.TOUCH_CONSENT, [keys.consents(username)], [client_id, int(time.time())]
+    await scripts.touch_consent(
+        redis, consents=keys.consents(username), client_id=client_id, now=int(time.time())
     )
 
 
@@ -110,7 +112,7 @@ async def forget_scope(redis: RedisClient, name: str) -> int:
     approval of the old one may stand for it."""
     changed = 0
     for username in await redis.smembers(keys.USER_INDEX):
-        changed += await scripts.run(
-            redis, keys.FORGET_CONSENTED_SCOPE, [keys.consents(str(username))], [name]
+        changed += await scripts.forget_consented_scope(
+            redis, consents=keys.consents(str(username)), scope=name
         )
     return changed

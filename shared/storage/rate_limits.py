@@ -30,8 +30,8 @@ async def hit(redis: RedisClient, limit: str, rate: Rate, subject: str) -> int |
     the whole seconds until its window ends (at least 1)."""
     if not rate.enabled:
         return None
-    count, left_ms = await scripts.run(
-        redis, keys.COUNT_IN_WINDOW, [keys.rate_counter(limit, subject)], [rate.seconds * 1000]
+    count, left_ms = await scripts.count_in_window(
+        redis, counter=keys.rate_counter(limit, subject), window_ms=rate.seconds * 1000
     )
     if int(count) <= rate.count:
         return None
@@ -41,7 +41,7 @@ async def hit(redis: RedisClient, limit: str, rate: Rate, subject: str) -> int |
 async def give_back(redis: RedisClient, limit: str, subject: str) -> None:
     """Uncount one event ``hit`` counted (it turned out not to be one the limit is for,
     such as a sign-in that succeeded); nothing once its window has ended."""
-    await scripts.run(redis, keys.UNCOUNT_IN_WINDOW, [keys.rate_counter(limit, subject)], [])
+    await scripts.uncount_in_window(redis, counter=keys.rate_counter(limit, subject))
 
 
 async def exhausted(redis: RedisClient, limit: str, rate: Rate, subject: str) -> int | None:

@@ -89,7 +89,7 @@ ROTATED = Rotated.ROTATED
 
 
 class Rotation(Enum):
-    """What became of a refresh token presented at /token (see keys.ROTATE_REFRESH_TOKEN)."""
+    """What became of a refresh token presented at /token (see scripts.rotate_refresh_token)."""
 
     ROTATED = "rotated"
     RACED = "raced"
@@ -106,7 +106,7 @@ class _Batch:
 
     grant: Grant
     keys: list[str]
-    args: list[bytes | int]  # (record, ttl, listed) per key, as keys.ISSUE_TOKENS takes them
+    args: list[bytes | int]  # (record, ttl, listed) per key, as scripts.issue_tokens takes them
     issued: IssuedTokens
     expires_at: float  # when the last of them expires, for the client and user indexes
 
@@ -256,12 +256,12 @@ async def issue(
     refreshes = 0 if refreshable else None
     batch = _new_batch(settings, client, grant, grant.scope, key_set, refreshes, first=True)
     # Indexed first: a family may be listed with nothing left in it, never the reverse.
-    stored = await scripts.run_after(
+    stored = await scripts.issue_tokens(
         redis,
         lambda pipe: _index(pipe, grant, batch.expires_at),
-        keys.ISSUE_TOKENS,
-        [*keys.family_keys(grant.family), *batch.keys],
-        batch.args,
+        family=grant.family,
+        token_keys=batch.keys,
+        token_values=batch.args,
     )
     return batch.issued if stored else None
 
@@ -433,16 +433,16 @@ async def rotate(
         if batch is not None:
             _index(pipe, batch.grant, batch.expires_at)
 
-    answer = await scripts.run_after(
+    answer = await scripts.rotate_refresh_token(
         redis,
         index,
-        keys.ROTATE_REFRESH_TOKEN,
-        [
-            keys.refresh_token(family, crypto.digest(presented)),
-            *keys.family_keys(family),
-            *new_keys,
-        ],
-        [client.client_id, settings.refresh_reuse_grace * 1000, families.TOMBSTONE_TTL, *new_args],
+        refresh_token=keys.refresh_token(family, crypto.digest(presented)),
+        family=family,
+        token_keys=new_keys,
+        client_id=client.client_id,
+        grace_ms=settings.refresh_reuse_grace * 1000,
+        tombstone_ttl=families.TOMBSTONE_TTL,
+        token_values=new_args,
     )
     outcome = Rotation(answer)
     if outcome is Rotation.ROTATED and batch is not None:
@@ -529,7 +529,7 @@ async def revoke(redis: RedisClient, record: TokenRecord) -> None:
 async def revoke_family(redis: RedisClient, family: str) -> bool:
     """Delete every token of the family and keep anything more from being issued into it.
     False when nothing of it was left to delete."""
-    deleted = await scripts.run(
-        redis, keys.REVOKE_FAMILY, keys.family_keys(family), [families.TOMBSTONE_TTL]
+    deleted = await scripts.revoke_family(
+        redis, family=family, tombstone_ttl=families.TOMBSTONE_TTL
     )
     return bool(deleted)
