@@ -11,13 +11,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from shared.config.settings import Settings
+from shared.domain.token_records import Grant
 from shared.security import pkce
 from shared.security.signing_keys import KeySet
 from shared.storage import clients, codes, families, scopes, tokens, users
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
 from shared.storage.redis_store import RedisClient
-from shared.storage.tokens import Grant
 
 SCOPE = "api:read"
 REDIRECT_URI = "http://127.0.0.1:8080/cb"

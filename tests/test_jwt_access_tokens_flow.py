@@ -27,6 +27,7 @@ from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
+from shared.domain.token_records import Grant
 from shared.security.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,
@@ -36,7 +37,6 @@ from shared.security.signing_keys import (
 )
 from shared.storage import clients, families, tokens
 from shared.storage.clients import NEVER_EXPIRES
-from shared.storage.tokens import Grant
 from tests.oauth import (
     FORWARDED_HTTPS,
     REDIRECT_URI,

@@ -14,10 +14,10 @@ from services.authorize.authorization_request import AuthorizationRequest, Redir
 from services.authorize.responses import see_other
 from services.authorize.sessions import SignedIn
 from shared.config.settings import Settings
+from shared.domain.token_records import Grant
 from shared.storage import codes, families, tokens
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
-from shared.storage.tokens import Grant
 from shared.web import metrics
 from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 

@@ -9,8 +9,9 @@ from aiohttp import web
 
 from shared.config.settings import Settings
 from shared.domain.errors import invalid_client, invalid_request
+from shared.domain.token_records import NEVER_EXPIRES
 from shared.storage import scopes, tokens
-from shared.storage.clients import NEVER_EXPIRES, Client
+from shared.storage.clients import Client
 from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.web.base_app import create_base_app, json_error, json_response
 from shared.web.client_auth import authenticate_client

@@ -11,9 +11,9 @@ import orjson
 
 from shared.config.settings import Settings
 from shared.domain import records
+from shared.domain.token_records import Grant
 from shared.security import crypto
 from shared.storage import families, keys, scripts, tokens
-from shared.storage.tokens import Grant
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.domain.domain_errors import Conflict, NotFound
+from shared.domain.token_records import NEVER_EXPIRES
 from shared.storage import clients, consents, keys, scopes, tokens
-from shared.storage.clients import NEVER_EXPIRES
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient

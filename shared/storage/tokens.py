@@ -7,8 +7,7 @@ reuse (RFC 9700 §4.14.2) or a revocation (RFC 7009) finds and removes all of th
 once, and a family of one token costs one key. The family is also listed under its
 client and its user, so token management can find it.
 
-Records are stored as compact JSON arrays (see ``_encode``), since Redis holds one per
-live token.
+Records are stored in the compact form of ``shared.domain.token_records``.
 
 An access token is opaque (``<family>.<secret>``) or a JWT (RFC 9068) whose ``jti`` has
 that form; either way its record is stored, so introspection and revocation treat both
@@ -21,18 +20,18 @@ import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
 from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from shared.config.settings import Settings
-from shared.domain import records
+from shared.domain import token_records
 from shared.domain.errors import server_error
+from shared.domain.token_records import NEVER_EXPIRES, Grant, TokenRecord
 from shared.security import crypto, jwt_access_tokens
 from shared.security.signing_keys import KeySet
 from shared.storage import families, keys, scripts
-from shared.storage.clients import NEVER_EXPIRES, Client
+from shared.storage.clients import Client
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -40,35 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tessera.tokens")
 
 TOKEN_BYTES = 32  # 256 bits of entropy in every access and refresh token
-
-
-@dataclass(slots=True, frozen=True)
-class Grant:
-    """What a family's tokens stand for: a client, a subject, and the approved scope."""
-
-    family: str
-    client_id: str
-    scope: list[str]
-    # The approving person; None when the client acts for itself (client credentials).
-    username: str | None
-    sub: str
-
-
-@dataclass(slots=True)
-class TokenRecord:
-    family: str
-    client_id: str
-    scope: list[str]
-    username: str | None
-    sub: str
-    iat: int
-    exp: int  # NEVER_EXPIRES (0) for an access token that never expires
-    # Refresh tokens: how many times the chain has been refreshed so far.
-    refreshes: int = 0
-
-    @property
-    def grant(self) -> Grant:
-        return Grant(self.family, self.client_id, self.scope, self.username, self.sub)
 
 
 @dataclass(slots=True, frozen=True)
@@ -140,7 +110,7 @@ def _new_batch(
         args: list[bytes | int] = [_first_value(place.digest, record), lifetime, 0]
     else:
         token_keys = [place.key]
-        args = [_encode(record), lifetime, 1]
+        args = [token_records.encode(record), lifetime, 1]
     expires_at = float("inf") if exp == NEVER_EXPIRES else exp
     refresh_token = None
     if refreshes is not None and refreshes < client.refresh_count:
@@ -157,7 +127,7 @@ def _new_batch(
             refreshes,
         )
         token_keys.append(keys.refresh_token(grant.family, crypto.digest(refresh_token)))
-        args += [_encode(refresh_record), settings.refresh_token_lifetime, 1]
+        args += [token_records.encode(refresh_record), settings.refresh_token_lifetime, 1]
         expires_at = max(expires_at, refresh_exp)
     issued = IssuedTokens(access_token, lifetime or None, scope, refresh_token)
     return _Batch(grant, token_keys, args, issued, expires_at)
@@ -266,40 +236,10 @@ async def issue(
     return batch.issued if stored else None
 
 
-def _encode(record: TokenRecord) -> bytes:
-    """``[client_id, scope, iat, lifetime, username, sub, refreshes]``, with the scope
-    space-delimited as on the wire, lifetime 0 for never, and the trailing fields left
-    out where they say nothing: no username (the client acts for itself), a sub that is
-    the client's own, no refreshes. The family is in the key. Redis holds one record per
-    live token: about 70 bytes for a client credentials token, where named JSON took 250."""
-    lifetime = NEVER_EXPIRES if record.exp == NEVER_EXPIRES else record.exp - record.iat
-    fields: list[object] = [
-        record.client_id,
-        " ".join(record.scope),
-        record.iat,
-        lifetime,
-        record.username,
-        None if record.sub == record.client_id else record.sub,
-        record.refreshes,
-    ]
-    while fields[-1] in (None, 0) and len(fields) > 4:
-        fields.pop()
-    return orjson.dumps(fields)
-
-
-def _decode(found: list[Any], family: str) -> TokenRecord:
-    client_id, scope, iat, lifetime, username, sub, refreshes = [*found, None, None, 0][:7]
-    exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else iat + lifetime
-    # Scope tokens hold no space (RFC 6749 §3.3).
-    return TokenRecord(
-        family, client_id, scope.split(), username, sub or client_id, iat, exp, refreshes or 0
-    )
-
-
 def _first_value(digest: str, record: TokenRecord) -> bytes:
     """The value at a family's first-token key, which names only the family: the token's
     digest, then its record."""
-    return f"{digest} ".encode() + _encode(record)
+    return f"{digest} ".encode() + token_records.encode(record)
 
 
 def _split_first(raw: str) -> tuple[str, str]:
@@ -313,10 +253,7 @@ def parse_record(raw: str | None, family: str) -> TokenRecord | None:
     expired one). Reads records stored before they were compact too."""
     if raw is None or raw.startswith(keys.ROTATED_MARKER):
         return None
-    found = orjson.loads(raw)
-    record = (
-        records.from_dict(TokenRecord, found) if isinstance(found, dict) else _decode(found, family)
-    )
+    record = token_records.decode(raw, family)
     # Redis expires the key; the check covers clock skew between Redis and us.
     if record.exp != NEVER_EXPIRES and record.exp <= time.time():
         return None

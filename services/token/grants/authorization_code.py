@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
 from shared.domain.errors import invalid_grant, invalid_request
+from shared.domain.token_records import Grant
 from shared.security import pkce
 from shared.storage import codes
 from shared.storage.codes import Redemption
-from shared.storage.tokens import Grant, IssuedTokens
+from shared.storage.tokens import IssuedTokens
 from shared.web.logs import security_event
 
 GRANT_TYPE = "authorization_code"

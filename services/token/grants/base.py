@@ -10,10 +10,11 @@ from aiohttp import web
 
 from shared.config.settings import Settings
 from shared.domain.errors import invalid_scope
+from shared.domain.token_records import Grant
 from shared.security.signing_keys import KeySet
 from shared.storage import tokens
 from shared.storage.clients import Client
-from shared.storage.tokens import Grant, IssuedTokens
+from shared.storage.tokens import IssuedTokens
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
 from shared.domain.errors import invalid_grant, invalid_request, too_many_requests
+from shared.domain.token_records import Grant
 from shared.storage import families
-from shared.storage.tokens import Grant, IssuedTokens
+from shared.storage.tokens import IssuedTokens
 from shared.web import login_throttle
 from shared.web.client_address import limit_subject
 from shared.web.login_throttle import Refused

@@ -14,8 +14,9 @@ import logging
 
 from services.token.grants.base import TokenRequest
 from shared.domain.errors import invalid_grant, invalid_request, invalid_scope
+from shared.domain.token_records import TokenRecord
 from shared.storage import families, tokens
-from shared.storage.tokens import IssuedTokens, Rotation, TokenRecord
+from shared.storage.tokens import IssuedTokens, Rotation
 from shared.web.logs import security_event
 
 GRANT_TYPE = "refresh_token"
