@@ -14,7 +14,7 @@ import logging
 from aiohttp import web
 
 from shared.domain.errors import invalid_request
-from shared.storage import tokens
+from shared.storage import families, tokens
 from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
 from shared.web.base_app import NO_STORE
 from shared.web.client_auth import authenticate_client
@@ -41,6 +41,6 @@ async def revoke(request: web.Request) -> web.Response:
             "revocation_refused", client_id=client.client_id, token_client_id=record.client_id
         )
     else:
-        await tokens.revoke(redis, record)
+        await families.revoke_grant(redis, record.grant)
         log.info("client %s revoked grant family %s", client.client_id, record.family)
     return web.Response(status=200, headers=NO_STORE)

@@ -13,7 +13,7 @@ from shared.config.settings import Settings
 from shared.domain import records
 from shared.domain.token_records import Grant
 from shared.security import crypto
-from shared.storage import families, keys, scripts, tokens
+from shared.storage import families, keys, scripts
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -45,7 +45,7 @@ async def create(redis: RedisClient, settings: Settings, record: CodeRecord) -> 
     # Indexed before it exists, as tokens are: a person removing the app from their
     # connected applications, or a client's deletion, must reach a code not yet used.
     grant = Grant(record.family, record.client_id, record.scope, record.username, record.sub)
-    await tokens.index_grant(redis, grant, time.time() + settings.code_lifetime)
+    await families.index(redis, grant, time.time() + settings.code_lifetime)
     key = keys.code(record.family, crypto.digest(code))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, "record", orjson.dumps(record))

@@ -4,8 +4,7 @@ Each token lives at a key in its family's slot: the family's first access token 
 key named by the family, every later one (and every refresh token) under its digest and
 listed in the family's member set. So a code replay (RFC 6749 §4.1.2), a refresh token
 reuse (RFC 9700 §4.14.2) or a revocation (RFC 7009) finds and removes all of them at
-once, and a family of one token costs one key. The family is also listed under its
-client and its user, so token management can find it.
+once (``shared.storage.families``), and a family of one token costs one key.
 
 Records are stored in the compact form of ``shared.domain.token_records``.
 
@@ -20,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tessera_resource_server.jwt_verification import looks_like_jwt
 
@@ -171,44 +170,6 @@ def _signed(
     return jwt_access_tokens.sign(key_set, claims)
 
 
-def _indexes(grant: Grant) -> list[str]:
-    indexes = [keys.client_families(grant.client_id)]
-    if grant.username is not None:
-        indexes.append(keys.user_families(grant.username))
-    return indexes
-
-
-# When this process last dropped the expired families of an index. Dropping them at
-# every issuance cost a command each time a busy client was issued a token; once a
-# second keeps an index within a second's expiries of its live families.
-PRUNE_SECONDS = 1.0
-_pruned_at: dict[str, float] = {}
-_PRUNED_AT_ENTRIES = 10_000
-
-
-def _index(pipe: RedisClient, grant: Grant, expires_at: float) -> None:
-    """List the family under its client and user, scored by when its last token expires
-    (GT: a rotation only ever extends it), dropping the families whose time has passed so
-    an index holds no more than the live ones."""
-    now = time.time()
-    for index in _indexes(grant):
-        if now - _pruned_at.get(index, 0.0) >= PRUNE_SECONDS:
-            if len(_pruned_at) >= _PRUNED_AT_ENTRIES:
-                _pruned_at.clear()
-            _pruned_at[index] = now
-            pipe.zremrangebyscore(index, "-inf", f"({int(now)}")
-        pipe.zadd(index, {grant.family: expires_at}, gt=True)
-
-
-async def index_grant(redis: RedisClient, grant: Grant, expires_at: float) -> None:
-    """List a family under its client and person before anything of it is stored (an
-    approval's code), so that revoking by person or client finds it, and its tombstone
-    then keeps the code from ever being exchanged."""
-    async with redis.pipeline(transaction=False) as pipe:
-        _index(pipe, grant, expires_at)
-        await pipe.execute()
-
-
 async def issue(
     redis: RedisClient,
     settings: Settings,
@@ -228,7 +189,7 @@ async def issue(
     # Indexed first: a family may be listed with nothing left in it, never the reverse.
     stored = await scripts.issue_tokens(
         redis,
-        lambda pipe: _index(pipe, grant, batch.expires_at),
+        lambda pipe: families.queue_index(pipe, grant, batch.expires_at),
         family=grant.family,
         token_keys=batch.keys,
         token_values=batch.args,
@@ -366,9 +327,9 @@ async def rotate(
         )
     new_keys, new_args = (batch.keys, batch.args) if batch else ([], [])
 
-    def index(pipe: RedisClient) -> None:
+    def index(pipe: Any) -> None:
         if batch is not None:
-            _index(pipe, batch.grant, batch.expires_at)
+            families.queue_index(pipe, batch.grant, batch.expires_at)
 
     answer = await scripts.rotate_refresh_token(
         redis,
@@ -451,22 +412,3 @@ async def live_tokens(redis: RedisClient, family_ids: list[str]) -> list[tuple[s
             kind = "refresh_token" if keys.is_refresh_token(key) else "access_token"
             found.append((kind, record))
     return found
-
-
-async def revoke(redis: RedisClient, record: TokenRecord) -> None:
-    """Revoke the grant a token belongs to, and take it out of its client's and user's
-    index."""
-    await revoke_family(redis, record.family)
-    async with redis.pipeline(transaction=False) as pipe:
-        for index in _indexes(record.grant):
-            pipe.zrem(index, record.family)
-        await pipe.execute()
-
-
-async def revoke_family(redis: RedisClient, family: str) -> bool:
-    """Delete every token of the family and keep anything more from being issued into it.
-    False when nothing of it was left to delete."""
-    deleted = await scripts.revoke_family(
-        redis, family=family, tombstone_ttl=families.TOMBSTONE_TTL
-    )
-    return bool(deleted)
