@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from shared.config.settings import Settings
 from shared.domain import records
 from shared.domain.token_records import Grant
 from shared.security import crypto
 from shared.storage import families, keys, scripts
+from shared.storage.tessera import Tessera
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -39,8 +39,9 @@ class Redemption(Enum):
     REPLAYED = "replayed"
 
 
-async def create(redis: RedisClient, settings: Settings, record: CodeRecord) -> str:
+async def create(tessera: Tessera, record: CodeRecord) -> str:
     """Store the record under the code's digest, with the code lifetime as TTL."""
+    redis, settings = tessera.redis, tessera.settings
     code = families.new_value(record.family, CODE_BYTES)
     # Indexed before it exists, as tokens are: a person removing the app from their
     # connected applications, or a client's deletion, must reach a code not yet used.
@@ -54,9 +55,7 @@ async def create(redis: RedisClient, settings: Settings, record: CodeRecord) -> 
     return code
 
 
-async def redeem(
-    redis: RedisClient, settings: Settings, code: str
-) -> tuple[Redemption, CodeRecord] | None:
+async def redeem(redis: RedisClient, code: str) -> tuple[Redemption, CodeRecord] | None:
     """Consume a code atomically. A second redemption revokes the whole family.
 
     None when the code is unknown or expired.
