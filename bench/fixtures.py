@@ -11,13 +11,14 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from shared.config.settings import Settings
+from shared.domain.token_records import Grant
 from shared.security import pkce
 from shared.security.signing_keys import KeySet
 from shared.storage import clients, codes, families, scopes, tokens, users
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
 from shared.storage.redis_store import RedisClient
-from shared.storage.tokens import Grant
+from shared.storage.tessera import Tessera
 
 SCOPE = "api:read"
 REDIRECT_URI = "http://127.0.0.1:8080/cb"
@@ -107,7 +108,7 @@ async def codes_for(
             challenge,
             "S256",
         )
-        return await codes.create(redis, settings, record)
+        return await codes.create(Tessera(settings, redis, None), record)
 
     return await _many(count, one)
 
@@ -122,6 +123,7 @@ async def issued_for(
     key_set: KeySet | None = None,
 ) -> list[str]:
     """Access tokens (or refresh tokens) as the token endpoint issues them."""
+    tessera = Tessera(settings, redis, key_set)
 
     async def one() -> str:
         grant = (
@@ -129,9 +131,7 @@ async def issued_for(
             if refresh
             else Grant(families.new_family(), client.client_id, [SCOPE], None, client.client_id)
         )
-        issued = await tokens.issue(
-            redis, settings, client, grant, key_set=key_set, refreshable=refresh
-        )
+        issued = await tokens.issue(tessera, client, grant, refreshable=refresh)
         assert issued is not None
         value = issued.refresh_token if refresh else issued.access_token
         assert value is not None

@@ -17,6 +17,7 @@ from bench.wrk import Load
 from shared.config.settings import Settings
 from shared.storage import tokens
 from shared.storage.redis_store import RedisClient
+from shared.storage.tessera import Tessera
 
 # Given how many requests a run may make, a Load whose bodies file holds that many.
 Prepare = Callable[[int, Path], Awaitable[Load]]
@@ -81,7 +82,8 @@ def tessera_scenarios(
         """Since any token gets a 200, check the effect: those sent are gone. The first
         body is not among them: wrk makes one request at start-up that it never sends."""
         sample = sent_to_revoke[1 : min(requests // 2, 500)]
-        live = [t for t in sample if await tokens.find_access_token(redis, settings, t, None)]
+        tessera = Tessera(settings, redis, None)
+        live = [t for t in sample if await tokens.find_access_token(tessera, t)]
         return f"{len(live)} of {len(sample)} tokens sent still active" if live else None
 
     def introspection(value: str) -> Load:

@@ -18,9 +18,9 @@ import aiohttp
 import orjson
 from redis.asyncio import Redis
 
+from shared.domain.token_records import TokenRecord
 from shared.security import crypto
 from shared.storage import keys, tokens
-from shared.storage.tokens import TokenRecord
 from tests.oauth import (
     PASSWORD,
     Stack,
@@ -40,7 +40,7 @@ from tests.oauth import (
 )
 
 NEWER = "field_of_a_newer_release"
-# A compact token record's fields (shared/storage/tokens.py, _encode), the trailing ones elided
+# A compact token record's fields (shared/domain/token_records.py, encode), the trailing ones elided
 # when they say nothing; a newer release adding one writes those out first.
 TOKEN_FIELDS = 7
 ELIDED = [None, None, 0]

@@ -27,6 +27,7 @@ from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
+from shared.domain.token_records import Grant
 from shared.security.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,
@@ -36,7 +37,7 @@ from shared.security.signing_keys import (
 )
 from shared.storage import clients, families, tokens
 from shared.storage.clients import NEVER_EXPIRES
-from shared.storage.tokens import Grant
+from shared.storage.tessera import Tessera
 from tests.oauth import (
     FORWARDED_HTTPS,
     REDIRECT_URI,
@@ -458,9 +459,8 @@ async def test_a_token_signed_by_an_older_key_of_the_directory_still_verifies(
 
     async def issue(key_set: KeySet) -> str:
         grant = Grant(families.new_family(), client.client_id, [scope], None, client.client_id)
-        issued = await tokens.issue(
-            redis, settings, client.client, grant, key_set=key_set, refreshable=False
-        )
+        tessera = Tessera(settings, redis, key_set)
+        issued = await tokens.issue(tessera, client.client, grant, refreshable=False)
         assert issued is not None
         return issued.access_token
 

@@ -206,7 +206,7 @@ async def test_the_refresh_count_bounds_the_chain(
     presented = [chain.refresh_token]
 
     # Exactly refresh_count refreshes succeed; the last answer carries no refresh token,
-    # since nothing could be done with it (shared.storage.tokens._new_batch).
+    # since nothing could be done with it (shared.storage.token_minting.mint).
     for n in range(1, refresh_count + 1):
         reply = await refresh(http, stack, chain.client, presented[-1])
         last = n == refresh_count

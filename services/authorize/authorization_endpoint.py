@@ -21,12 +21,13 @@ from services.authorize.authorization_request import (
 from services.authorize.authorization_response import error_redirect, issue
 from services.authorize.consent import answer_if_remembered, remembered
 from services.authorize.responses import see_other, with_interaction
-from shared.storage import consents, tokens
+from shared.storage import consents
 from shared.storage.clients import Client
 from shared.storage.redis_access.errors import is_unavailable
+from shared.storage.token_minting import check_can_sign_for
 from shared.web import metrics
 from shared.web.address_limits import limit_address
-from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.web.app_keys import REDIS, SETTINGS, TESSERA
 from shared.web.forms import collect, read_pairs
 from shared.web.logs import add_to_line
 
@@ -79,7 +80,7 @@ async def _authorize_valid_client(
     redis, settings = request.app[REDIS], request.app[SETTINGS]
     auth_request = await validate(redis, settings, client, redirect_uri, params, repeated)
     if auth_request.implicit:
-        tokens.check_can_sign_for(client, settings, request.app[SIGNING_KEYS])
+        check_can_sign_for(request.app[TESSERA], client)
     if request.method == "POST":
         # A cross-site POST carries no SameSite=Lax cookie; answering it with a new session
         # would sign the person out. Carry on in a GET, which does carry the cookie.

@@ -14,12 +14,12 @@ from services.authorize.authorization_request import AuthorizationRequest, Redir
 from services.authorize.responses import see_other
 from services.authorize.sessions import SignedIn
 from shared.config.settings import Settings
+from shared.domain.token_records import Grant
 from shared.storage import codes, families, tokens
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
-from shared.storage.tokens import Grant
 from shared.web import metrics
-from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.web.app_keys import SETTINGS, TESSERA
 
 
 def redirect_to_client(
@@ -60,12 +60,11 @@ async def issue(
 ) -> web.Response:
     """The answer to an approved request: a code (RFC 6749 §4.1.2) or, for the implicit
     grant, a token (§4.2.2)."""
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    settings = request.app[SETTINGS]
     if auth_request.implicit:
         return await _implicit_response(request, client, auth_request, signed_in, approved)
     code = await codes.create(
-        redis,
-        settings,
+        request.app[TESSERA],
         CodeRecord(
             family=families.new_family(),
             client_id=client.client_id,
@@ -90,13 +89,11 @@ async def _implicit_response(
     approved: list[str],
 ) -> web.Response:
     """RFC 6749 §4.2.2: the access token in the fragment, never a refresh token."""
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    settings = request.app[SETTINGS]
     grant = Grant(
         families.new_family(), client.client_id, approved, signed_in.username, signed_in.sub
     )
-    issued = await tokens.issue(
-        redis, settings, client, grant, key_set=request.app[SIGNING_KEYS], refreshable=False
-    )
+    issued = await tokens.issue(request.app[TESSERA], client, grant, refreshable=False)
     assert issued is not None  # a new family cannot have been revoked
     metrics.grant_issued(request, "implicit")
     expires_in = str(issued.expires_in) if issued.expires_in is not None else None

@@ -9,9 +9,10 @@ from aiohttp import web
 
 from shared.config.settings import Settings
 from shared.domain.errors import invalid_client, invalid_request
+from shared.domain.token_records import NEVER_EXPIRES
 from shared.storage import scopes, tokens
-from shared.storage.clients import NEVER_EXPIRES, Client
-from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.storage.clients import Client
+from shared.web.app_keys import REDIS, TESSERA
 from shared.web.base_app import create_base_app, json_error, json_response
 from shared.web.client_auth import authenticate_client
 from shared.web.client_cache import CLIENTS, client_cache
@@ -35,7 +36,7 @@ async def _resource_server(request: web.Request, params: dict[str, str]) -> Clie
 
 
 async def introspect(request: web.Request) -> web.Response:
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    tessera = request.app[TESSERA]
     params = await read_form(request)
     await _resource_server(request, params)
     token = params.get("token")
@@ -43,7 +44,7 @@ async def introspect(request: web.Request) -> web.Response:
         raise invalid_request("The token parameter is required.")
     # token_type_hint (RFC 7662 §2.1) is only a hint; only access tokens are
     # introspected, so it never changes the answer.
-    record = await tokens.find_access_token(redis, settings, token, request.app[SIGNING_KEYS])
+    record = await tokens.find_access_token(tessera, token)
     if record is None:
         return json_response(INACTIVE)
     # RFC 7662 §2.2: a token of a disabled or deleted client is not active.
@@ -57,7 +58,7 @@ async def introspect(request: web.Request) -> web.Response:
         "token_type": "Bearer",
         "iat": record.iat,
         "sub": record.sub,
-        "iss": settings.issuer,
+        "iss": tessera.settings.issuer,
     }
     if record.exp != NEVER_EXPIRES:  # RFC 7662 §2.2: exp is optional; absent, no expiry
         body["exp"] = record.exp

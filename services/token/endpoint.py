@@ -14,11 +14,11 @@ from services.token.grants import HANDLERS, TAKE_SCOPE
 from services.token.grants.base import TokenRequest
 from shared.domain.errors import OAuthError, invalid_request, invalid_scope
 from shared.security import fingerprint
-from shared.storage import scopes, tokens
+from shared.storage import scopes, token_minting
 from shared.storage.clients import Client
-from shared.storage.tokens import IssuedTokens
+from shared.storage.token_minting import IssuedTokens
 from shared.web import logs, metrics
-from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.web.app_keys import TESSERA
 from shared.web.base_app import json_response
 from shared.web.client_auth import authenticate_client
 from shared.web.forms import read_form
@@ -96,16 +96,13 @@ def token_response(issued: IssuedTokens) -> web.Response:
 
 
 async def token(request: web.Request) -> web.Response:
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    tessera = request.app[TESSERA]
     params = await read_form(request)
     client = await authenticate_client(request, params)
     grant_type = check_grant_type(client, params)
-    scope = await check_scope(redis, client, grant_type, params)
-    key_set = request.app[SIGNING_KEYS]
-    tokens.check_can_sign_for(client, settings, key_set)
-    issued = await HANDLERS[grant_type](
-        TokenRequest(client, params, redis, settings, key_set, scope, request)
-    )
+    scope = await check_scope(tessera.redis, client, grant_type, params)
+    token_minting.check_can_sign_for(tessera, client)
+    issued = await HANDLERS[grant_type](TokenRequest(client, params, tessera, scope, request))
     logs.add_to_line(request, grant_type=grant_type, client_id=client.client_id)
     metrics.grant_issued(request, grant_type)
     return token_response(issued)

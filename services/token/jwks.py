@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from shared.web.app_keys import SIGNING_KEYS
+from shared.web.app_keys import TESSERA
 from shared.web.cors import vary_on_origin
 
 # Short enough that a resource server sees a new key soon after it is added; resource
@@ -18,7 +18,7 @@ CACHE_SECONDS = 300
 
 
 async def jwks(request: web.Request) -> web.Response:
-    key_set = request.app[SIGNING_KEYS]
+    key_set = request.app[TESSERA].key_set
     body = key_set.jwks() if key_set is not None else {"keys": []}
     return web.Response(
         body=orjson.dumps(body),

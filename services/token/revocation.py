@@ -14,8 +14,8 @@ import logging
 from aiohttp import web
 
 from shared.domain.errors import invalid_request
-from shared.storage import tokens
-from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.storage import families, tokens
+from shared.web.app_keys import TESSERA
 from shared.web.base_app import NO_STORE
 from shared.web.client_auth import authenticate_client
 from shared.web.forms import read_form
@@ -25,7 +25,7 @@ log = logging.getLogger("tessera.token")
 
 
 async def revoke(request: web.Request) -> web.Response:
-    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    tessera = request.app[TESSERA]
     params = await read_form(request)
     client = await authenticate_client(request, params)
     token = params.get("token")
@@ -33,7 +33,7 @@ async def revoke(request: web.Request) -> web.Response:
         raise invalid_request("The token parameter is required.")
     # token_type_hint (RFC 7009 §2.1) only says where to look first; both kinds are
     # looked up whatever it says, so it never changes the outcome.
-    record = await tokens.find_any(redis, settings, token, request.app[SIGNING_KEYS])
+    record = await tokens.find_any(tessera, token)
     if record is None:
         log.info("revocation by client %s: token unknown, expired or revoked", client.client_id)
     elif record.client_id != client.client_id:
@@ -41,6 +41,6 @@ async def revoke(request: web.Request) -> web.Response:
             "revocation_refused", client_id=client.client_id, token_client_id=record.client_id
         )
     else:
-        await tokens.revoke(redis, record)
+        await families.revoke_grant(tessera.redis, record.grant)
         log.info("client %s revoked grant family %s", client.client_id, record.family)
     return web.Response(status=200, headers=NO_STORE)

@@ -17,6 +17,7 @@ from rfc3986_validator import validate_rfc3986  # type: ignore[import-untyped]
 from shared.config.settings import Settings, is_loopback_host
 from shared.domain import records
 from shared.domain.domain_errors import Invalid, NotFound
+from shared.domain.token_records import NEVER_EXPIRES as NEVER_EXPIRES
 from shared.security import crypto
 from shared.storage import keys, scopes
 
@@ -33,9 +34,8 @@ REFRESH_GRANT = "refresh_token"
 # Grants that send the person's browser back to a redirect URI.
 REDIRECTING_GRANTS = ("authorization_code", "implicit")
 REQUIRE_PKCE_CHOICES = ("yes", "no", "global")
-# access_token_lifetime: None = the global default; NEVER_EXPIRES as in webMethods
-# Integration Server.
-NEVER_EXPIRES = 0
+# access_token_lifetime: None = the global default; NEVER_EXPIRES (0, from
+# shared.domain.token_records) as in webMethods Integration Server.
 
 
 @dataclass(slots=True)

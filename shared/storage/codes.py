@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from shared.config.settings import Settings
 from shared.domain import records
+from shared.domain.token_records import Grant
 from shared.security import crypto
-from shared.storage import families, keys, scripts, tokens
-from shared.storage.tokens import Grant
+from shared.storage import families, keys, scripts
+from shared.storage.tessera import Tessera
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -39,13 +39,14 @@ class Redemption(Enum):
     REPLAYED = "replayed"
 
 
-async def create(redis: RedisClient, settings: Settings, record: CodeRecord) -> str:
+async def create(tessera: Tessera, record: CodeRecord) -> str:
     """Store the record under the code's digest, with the code lifetime as TTL."""
+    redis, settings = tessera.redis, tessera.settings
     code = families.new_value(record.family, CODE_BYTES)
     # Indexed before it exists, as tokens are: a person removing the app from their
     # connected applications, or a client's deletion, must reach a code not yet used.
     grant = Grant(record.family, record.client_id, record.scope, record.username, record.sub)
-    await tokens.index_grant(redis, grant, time.time() + settings.code_lifetime)
+    await families.index(redis, grant, time.time() + settings.code_lifetime)
     key = keys.code(record.family, crypto.digest(code))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, "record", orjson.dumps(record))
@@ -54,9 +55,7 @@ async def create(redis: RedisClient, settings: Settings, record: CodeRecord) -> 
     return code
 
 
-async def redeem(
-    redis: RedisClient, settings: Settings, code: str
-) -> tuple[Redemption, CodeRecord] | None:
+async def redeem(redis: RedisClient, code: str) -> tuple[Redemption, CodeRecord] | None:
     """Consume a code atomically. A second redemption revokes the whole family.
 
     None when the code is unknown or expired.

@@ -97,7 +97,7 @@ async def forget_client(redis: RedisClient, client_id: str) -> int:
     usernames = sorted(await redis.smembers(index))
     if not usernames:
         return 0
-    # Only those listed leave the index, as in admin._revoke_indexed.
+    # Only those listed leave the index, as in families.revoke_listed.
     async with redis.pipeline(transaction=False) as pipe:
         for username in usernames:
             pipe.hdel(keys.consents(username), client_id)

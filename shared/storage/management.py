@@ -3,19 +3,18 @@ admin services.
 
 One implementation behind both the ``tessera`` CLI and the token service's ``/admin/``
 API. Tokens are found through the per-client and per-user family indexes that issuing
-keeps (see ``tokens``); listings never show a token's value, which Tessera does not
-store.
+keeps (``shared.storage.families``); listings never show a token's value, which Tessera
+does not store.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.domain.domain_errors import Conflict, NotFound
-from shared.storage import clients, consents, keys, scopes, tokens
-from shared.storage.clients import NEVER_EXPIRES
+from shared.domain.token_records import NEVER_EXPIRES
+from shared.storage import clients, consents, families, scopes, tokens
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -32,35 +31,11 @@ class TokenInfo:
     expires_at: int | None  # None: never expires
 
 
-async def _live_families(redis: RedisClient, index_key: str) -> list[str]:
-    """The families in an index whose tokens may still live; expired entries are pruned."""
-    now = int(time.time())
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zremrangebyscore(index_key, "-inf", f"({now}")
-        pipe.zrange(index_key, 0, -1)
-        _, found = await pipe.execute()
-    return list(found)
-
-
-async def _families(redis: RedisClient, client_id: str | None, username: str | None) -> list[str]:
-    if username is not None:
-        found = await _live_families(redis, keys.user_families(username))
-        if client_id is None:
-            return found
-        wanted = set(await _live_families(redis, keys.client_families(client_id)))
-        return [family for family in found if family in wanted]
-    client_ids = [client_id] if client_id is not None else await redis.smembers(keys.CLIENT_INDEX)
-    found = []
-    for each in sorted(client_ids):
-        found += await _live_families(redis, keys.client_families(each))
-    return found
-
-
 async def list_tokens(
     redis: RedisClient, *, client_id: str | None = None, username: str | None = None
 ) -> list[TokenInfo]:
     """Live access and refresh tokens, of one client and/or one user or all, oldest first."""
-    families = await _families(redis, client_id, username)
+    family_ids = await families.find(redis, client_id=client_id, username=username)
     found = [
         TokenInfo(
             kind=kind,
@@ -71,19 +46,9 @@ async def list_tokens(
             issued_at=record.iat,
             expires_at=None if record.exp == NEVER_EXPIRES else record.exp,
         )
-        for kind, record in await tokens.live_tokens(redis, families)
+        for kind, record in await tokens.live_tokens(redis, family_ids)
     ]
     return sorted(found, key=lambda t: (t.issued_at, t.family, t.kind))
-
-
-async def _revoke_indexed(redis: RedisClient, index_key: str) -> int:
-    """Revoke every family in an index and take them out of it; the number that still had
-    live tokens. Only those listed are removed, so a family issued meanwhile stays."""
-    families = await _live_families(redis, index_key)
-    revoked = [family for family in families if await tokens.revoke_family(redis, family)]
-    if families:
-        await redis.zrem(index_key, *families)
-    return len(revoked)
 
 
 async def revoke_token(redis: RedisClient, token: str) -> bool:
@@ -91,18 +56,18 @@ async def revoke_token(redis: RedisClient, token: str) -> bool:
     record = await tokens.find_unverified(redis, token)
     if record is None:
         return False
-    await tokens.revoke(redis, record)
+    await families.revoke_grant(redis, record.grant)
     return True
 
 
 async def revoke_client_tokens(redis: RedisClient, client_id: str) -> int:
     """Revoke every grant family of a client; the number revoked."""
-    return await _revoke_indexed(redis, keys.client_families(client_id))
+    return await families.revoke_listed(redis, client_id=client_id)
 
 
 async def revoke_user_tokens(redis: RedisClient, username: str) -> int:
     """Revoke every grant family issued for a person; the number revoked."""
-    return await _revoke_indexed(redis, keys.user_families(username))
+    return await families.revoke_listed(redis, username=username)
 
 
 async def revoke_user_client(redis: RedisClient, username: str, client_id: str) -> int:
@@ -115,14 +80,7 @@ async def revoke_user_client(redis: RedisClient, username: str, client_id: str) 
     starts that the revocation below would miss.
     """
     await consents.forget(redis, username, client_id)
-    families = await _families(redis, client_id, username)
-    revoked = [family for family in families if await tokens.revoke_family(redis, family)]
-    if families:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(keys.user_families(username), *families)
-            pipe.zrem(keys.client_families(client_id), *families)
-            await pipe.execute()
-    return len(revoked)
+    return await families.revoke_listed(redis, client_id=client_id, username=username)
 
 
 async def delete_client(redis: RedisClient, client_id: str) -> int:

@@ -1,82 +1,39 @@
-"""Access and refresh tokens: issued into a grant family, stored under their digest.
+"""Access and refresh tokens in Redis: issued into a grant family, stored under their
+digest, found, rotated.
 
 Each token lives at a key in its family's slot: the family's first access token under a
 key named by the family, every later one (and every refresh token) under its digest and
 listed in the family's member set. So a code replay (RFC 6749 §4.1.2), a refresh token
 reuse (RFC 9700 §4.14.2) or a revocation (RFC 7009) finds and removes all of them at
-once, and a family of one token costs one key. The family is also listed under its
-client and its user, so token management can find it.
+once (``shared.storage.families``), and a family of one token costs one key.
 
-Records are stored as compact JSON arrays (see ``_encode``), since Redis holds one per
-live token.
-
-An access token is opaque (``<family>.<secret>``) or a JWT (RFC 9068) whose ``jti`` has
-that form; either way its record is stored, so introspection and revocation treat both
-alike.
+The tokens are minted by ``shared.storage.token_minting``; their records are stored in
+the compact form of ``shared.domain.token_records``.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-import orjson
 from tessera_resource_server.jwt_verification import looks_like_jwt
 
-from shared.config.settings import Settings
-from shared.domain import records
-from shared.domain.errors import server_error
+from shared.domain import token_records
+from shared.domain.token_records import NEVER_EXPIRES, Grant, TokenRecord
 from shared.security import crypto, jwt_access_tokens
-from shared.security.signing_keys import KeySet
-from shared.storage import families, keys, scripts
-from shared.storage.clients import NEVER_EXPIRES, Client
+from shared.storage import families, keys, scripts, token_minting
+from shared.storage.clients import Client
+from shared.storage.tessera import Tessera
+from shared.storage.token_minting import IssuedTokens, Minted
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
 
-log = logging.getLogger("tessera.tokens")
-
-TOKEN_BYTES = 32  # 256 bits of entropy in every access and refresh token
-
-
-@dataclass(slots=True, frozen=True)
-class Grant:
-    """What a family's tokens stand for: a client, a subject, and the approved scope."""
-
-    family: str
-    client_id: str
-    scope: list[str]
-    # The approving person; None when the client acts for itself (client credentials).
-    username: str | None
-    sub: str
-
-
-@dataclass(slots=True)
-class TokenRecord:
-    family: str
-    client_id: str
-    scope: list[str]
-    username: str | None
-    sub: str
-    iat: int
-    exp: int  # NEVER_EXPIRES (0) for an access token that never expires
-    # Refresh tokens: how many times the chain has been refreshed so far.
-    refreshes: int = 0
-
-    @property
-    def grant(self) -> Grant:
-        return Grant(self.family, self.client_id, self.scope, self.username, self.sub)
-
-
-@dataclass(slots=True, frozen=True)
-class IssuedTokens:
-    access_token: str
-    expires_in: int | None  # None: never expires
-    scope: list[str]
-    refresh_token: str | None
+# What a GET or an MGET gives: every Tessera Redis client decodes replies to text
+# (decode_responses), which redis-py's declared reply types leave open.
+_Text = str | None
 
 
 class Rotated(Enum):
@@ -111,142 +68,26 @@ class _Batch:
     expires_at: float  # when the last of them expires, for the client and user indexes
 
 
-def _new_batch(
-    settings: Settings,
-    client: Client,
-    grant: Grant,
-    scope: list[str],
-    key_set: KeySet | None,
-    refreshes: int | None,
-    *,
-    first: bool,
-) -> _Batch:
-    """Mint an access token for ``scope`` and, when ``refreshes`` is not None and the
-    client's refresh count allows another refresh, a refresh token for the whole grant,
-    which has been refreshed ``refreshes`` times. ``first``: the family's first tokens."""
-    now = int(time.time())
-    lifetime = client.token_lifetime(settings)
-    exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else now + lifetime
-    stored = families.new_value(grant.family, TOKEN_BYTES)
-    as_jwt = client.wants_jwt(settings)
-    access_token = (
-        _signed(settings, client, grant, scope, key_set, stored, now, exp) if as_jwt else stored
-    )
-    record = TokenRecord(grant.family, grant.client_id, scope, grant.username, grant.sub, now, exp)
-    place = _place(grant.family, stored, jwt=as_jwt)
+def _batch(minted: Minted, *, first: bool) -> _Batch:
+    """Where the minted tokens go. ``first``: the family's first tokens, whose access
+    token is named by the family, so the value says which token it is."""
+    family, access = minted.grant.family, minted.access_token
+    place = _place(family, minted.access_token_id, jwt=minted.jwt)
     if first:
-        # Named by the family, so the value says which token it is.
         token_keys = [place.first_key]
-        args: list[bytes | int] = [_first_value(place.digest, record), lifetime, 0]
+        args: list[bytes | int] = [_first_value(place.digest, access.record), access.ttl, 0]
     else:
         token_keys = [place.key]
-        args = [_encode(record), lifetime, 1]
-    expires_at = float("inf") if exp == NEVER_EXPIRES else exp
-    refresh_token = None
-    if refreshes is not None and refreshes < client.refresh_count:
-        refresh_token = families.new_value(grant.family, TOKEN_BYTES)
-        refresh_exp = now + settings.refresh_token_lifetime
-        refresh_record = TokenRecord(
-            grant.family,
-            grant.client_id,
-            grant.scope,
-            grant.username,
-            grant.sub,
-            now,
-            refresh_exp,
-            refreshes,
-        )
-        token_keys.append(keys.refresh_token(grant.family, crypto.digest(refresh_token)))
-        args += [_encode(refresh_record), settings.refresh_token_lifetime, 1]
-        expires_at = max(expires_at, refresh_exp)
-    issued = IssuedTokens(access_token, lifetime or None, scope, refresh_token)
-    return _Batch(grant, token_keys, args, issued, expires_at)
-
-
-def check_can_sign_for(client: Client, settings: Settings, key_set: KeySet | None) -> None:
-    """server_error when the client is to get JWT access tokens and no signing key is
-    configured: checked before a code or an interaction is used up, so the operator's
-    mistake costs the client nothing."""
-    if key_set is None and client.wants_jwt(settings):
-        log.error("client %s wants JWT access tokens; set TESSERA_SIGNING_KEYS", client.client_id)
-        raise server_error()
-
-
-def _signed(
-    settings: Settings,
-    client: Client,
-    grant: Grant,
-    scope: list[str],
-    key_set: KeySet | None,
-    jti: str,
-    now: int,
-    exp: int,
-) -> str:
-    """A JWT access token (RFC 9068 §2.2) whose ``jti`` names the stored record."""
-    if key_set is None:
-        raise RuntimeError(
-            f"client {client.client_id} is to get JWT access tokens, "
-            "but TESSERA_SIGNING_KEYS is not set"
-        )
-    claims = {
-        "iss": settings.issuer,
-        "sub": grant.sub,
-        "aud": settings.access_token_audience,
-        "exp": exp,
-        "iat": now,
-        "jti": jti,
-        "client_id": grant.client_id,
-        "scope": " ".join(scope),
-    }
-    return jwt_access_tokens.sign(key_set, claims)
-
-
-def _indexes(grant: Grant) -> list[str]:
-    indexes = [keys.client_families(grant.client_id)]
-    if grant.username is not None:
-        indexes.append(keys.user_families(grant.username))
-    return indexes
-
-
-# When this process last dropped the expired families of an index. Dropping them at
-# every issuance cost a command each time a busy client was issued a token; once a
-# second keeps an index within a second's expiries of its live families.
-PRUNE_SECONDS = 1.0
-_pruned_at: dict[str, float] = {}
-_PRUNED_AT_ENTRIES = 10_000
-
-
-def _index(pipe: RedisClient, grant: Grant, expires_at: float) -> None:
-    """List the family under its client and user, scored by when its last token expires
-    (GT: a rotation only ever extends it), dropping the families whose time has passed so
-    an index holds no more than the live ones."""
-    now = time.time()
-    for index in _indexes(grant):
-        if now - _pruned_at.get(index, 0.0) >= PRUNE_SECONDS:
-            if len(_pruned_at) >= _PRUNED_AT_ENTRIES:
-                _pruned_at.clear()
-            _pruned_at[index] = now
-            pipe.zremrangebyscore(index, "-inf", f"({int(now)}")
-        pipe.zadd(index, {grant.family: expires_at}, gt=True)
-
-
-async def index_grant(redis: RedisClient, grant: Grant, expires_at: float) -> None:
-    """List a family under its client and person before anything of it is stored (an
-    approval's code), so that revoking by person or client finds it, and its tombstone
-    then keeps the code from ever being exchanged."""
-    async with redis.pipeline(transaction=False) as pipe:
-        _index(pipe, grant, expires_at)
-        await pipe.execute()
+        args = [token_records.encode(access.record), access.ttl, 1]
+    refresh = minted.refresh_token
+    if refresh is not None:
+        token_keys.append(keys.refresh_token(family, crypto.digest(refresh.value)))
+        args += [token_records.encode(refresh.record), refresh.ttl, 1]
+    return _Batch(minted.grant, token_keys, args, minted.issued, minted.expires_at)
 
 
 async def issue(
-    redis: RedisClient,
-    settings: Settings,
-    client: Client,
-    grant: Grant,
-    *,
-    key_set: KeySet | None,
-    refreshable: bool,
+    tessera: Tessera, client: Client, grant: Grant, *, refreshable: bool
 ) -> IssuedTokens | None:
     """Store a new access token (and, when ``refreshable`` and the client's refresh count
     allows, a refresh token) in the grant's family.
@@ -254,11 +95,12 @@ async def issue(
     None when the family was revoked meanwhile, for instance by a replayed code.
     """
     refreshes = 0 if refreshable else None
-    batch = _new_batch(settings, client, grant, grant.scope, key_set, refreshes, first=True)
+    minted = token_minting.mint(tessera, client, grant, grant.scope, refreshes=refreshes)
+    batch = _batch(minted, first=True)
     # Indexed first: a family may be listed with nothing left in it, never the reverse.
     stored = await scripts.issue_tokens(
-        redis,
-        lambda pipe: _index(pipe, grant, batch.expires_at),
+        tessera.redis,
+        lambda pipe: families.queue_index(pipe, grant, batch.expires_at),
         family=grant.family,
         token_keys=batch.keys,
         token_values=batch.args,
@@ -266,40 +108,10 @@ async def issue(
     return batch.issued if stored else None
 
 
-def _encode(record: TokenRecord) -> bytes:
-    """``[client_id, scope, iat, lifetime, username, sub, refreshes]``, with the scope
-    space-delimited as on the wire, lifetime 0 for never, and the trailing fields left
-    out where they say nothing: no username (the client acts for itself), a sub that is
-    the client's own, no refreshes. The family is in the key. Redis holds one record per
-    live token: about 70 bytes for a client credentials token, where named JSON took 250."""
-    lifetime = NEVER_EXPIRES if record.exp == NEVER_EXPIRES else record.exp - record.iat
-    fields: list[object] = [
-        record.client_id,
-        " ".join(record.scope),
-        record.iat,
-        lifetime,
-        record.username,
-        None if record.sub == record.client_id else record.sub,
-        record.refreshes,
-    ]
-    while fields[-1] in (None, 0) and len(fields) > 4:
-        fields.pop()
-    return orjson.dumps(fields)
-
-
-def _decode(found: list[Any], family: str) -> TokenRecord:
-    client_id, scope, iat, lifetime, username, sub, refreshes = [*found, None, None, 0][:7]
-    exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else iat + lifetime
-    # Scope tokens hold no space (RFC 6749 §3.3).
-    return TokenRecord(
-        family, client_id, scope.split(), username, sub or client_id, iat, exp, refreshes or 0
-    )
-
-
 def _first_value(digest: str, record: TokenRecord) -> bytes:
     """The value at a family's first-token key, which names only the family: the token's
     digest, then its record."""
-    return f"{digest} ".encode() + _encode(record)
+    return f"{digest} ".encode() + token_records.encode(record)
 
 
 def _split_first(raw: str) -> tuple[str, str]:
@@ -313,10 +125,7 @@ def parse_record(raw: str | None, family: str) -> TokenRecord | None:
     expired one). Reads records stored before they were compact too."""
     if raw is None or raw.startswith(keys.ROTATED_MARKER):
         return None
-    found = orjson.loads(raw)
-    record = (
-        records.from_dict(TokenRecord, found) if isinstance(found, dict) else _decode(found, family)
-    )
+    record = token_records.decode(raw, family)
     # Redis expires the key; the check covers clock skew between Redis and us.
     if record.exp != NEVER_EXPIRES and record.exp <= time.time():
         return None
@@ -357,15 +166,15 @@ def _jwt_place(jti: object) -> _Place | None:
     return _place(family, jti, jwt=True) if family else None
 
 
-def _locate(token: str, key_set: KeySet | None, settings: Settings) -> _Place | None:
+def _locate(tessera: Tessera, token: str) -> _Place | None:
     """Where the record of an access token is: opaque, or a JWT whose signature, ``typ``,
     issuer and expiry check out (RFC 9068 §4)."""
     if not looks_like_jwt(token):
         family = families.family_of(token)
         return _place(family, token, jwt=False) if family else None
-    if key_set is None:
+    if tessera.key_set is None:
         return None
-    claims = jwt_access_tokens.verify(key_set, token, issuer=settings.issuer)
+    claims = jwt_access_tokens.verify(tessera.key_set, token, issuer=tessera.settings.issuer)
     return _jwt_place(claims["jti"]) if claims else None
 
 
@@ -381,18 +190,15 @@ async def _read(redis: RedisClient, place: _Place) -> TokenRecord | None:
     # The keys share the family's slot: one round trip. A revoked family's tokens are
     # gone; its tombstone is read too, so that none a revocation missed can answer (one
     # revoked by an earlier release, which knew no first-token key, in a rolling update).
-    first, listed, revoked = await redis.mget(
-        place.first_key, place.key, keys.family_revoked(place.family)
-    )
+    found = await redis.mget(place.first_key, place.key, keys.family_revoked(place.family))
+    first, listed, revoked = cast("list[_Text]", found)
     return None if revoked else _from_values(place, first, listed)
 
 
-async def find_access_token(
-    redis: RedisClient, settings: Settings, token: str, key_set: KeySet | None
-) -> TokenRecord | None:
+async def find_access_token(tessera: Tessera, token: str) -> TokenRecord | None:
     """The record of a live access token, or None (unknown, expired or revoked)."""
-    place = _locate(token, key_set, settings)
-    return await _read(redis, place) if place else None
+    place = _locate(tessera, token)
+    return await _read(tessera.redis, place) if place else None
 
 
 async def find_refresh_token(redis: RedisClient, token: str) -> TokenRecord | Rotated | None:
@@ -401,20 +207,18 @@ async def find_refresh_token(redis: RedisClient, token: str) -> TokenRecord | Ro
     family = families.family_of(token)
     if family is None:
         return None
-    raw = await redis.get(keys.refresh_token(family, crypto.digest(token)))
+    raw = cast("_Text", await redis.get(keys.refresh_token(family, crypto.digest(token))))
     if raw is not None and raw.startswith(keys.ROTATED_MARKER):
         return ROTATED
     return parse_record(raw, family)
 
 
 async def rotate(
-    redis: RedisClient,
-    settings: Settings,
+    tessera: Tessera,
     client: Client,
     presented: str,
     record: TokenRecord | None,
     scope: list[str],
-    key_set: KeySet | None,
 ) -> tuple[Rotation, IssuedTokens | None]:
     """Exchange a refresh token for new tokens (RFC 6749 §6), rotating it (RFC 9700
     §4.14.2). ``record`` is None when the token was already rotated away: then only the
@@ -424,17 +228,18 @@ async def rotate(
     assert family is not None  # find_refresh_token found it
     batch = None
     if record is not None:
-        batch = _new_batch(
-            settings, client, record.grant, scope, key_set, record.refreshes + 1, first=False
-        )
+        refreshes = record.refreshes + 1
+        minted = token_minting.mint(tessera, client, record.grant, scope, refreshes=refreshes)
+        batch = _batch(minted, first=False)
     new_keys, new_args = (batch.keys, batch.args) if batch else ([], [])
 
-    def index(pipe: RedisClient) -> None:
+    def index(pipe: Any) -> None:
         if batch is not None:
-            _index(pipe, batch.grant, batch.expires_at)
+            families.queue_index(pipe, batch.grant, batch.expires_at)
 
+    settings = tessera.settings
     answer = await scripts.rotate_refresh_token(
-        redis,
+        tessera.redis,
         index,
         refresh_token=keys.refresh_token(family, crypto.digest(presented)),
         family=family,
@@ -450,13 +255,11 @@ async def rotate(
     return outcome, None
 
 
-async def find_any(
-    redis: RedisClient, settings: Settings, token: str, key_set: KeySet | None
-) -> TokenRecord | None:
+async def find_any(tessera: Tessera, token: str) -> TokenRecord | None:
     """The record of a live access or refresh token (RFC 7009 §2.1 looks for both)."""
-    record = await find_access_token(redis, settings, token, key_set)
+    record = await find_access_token(tessera, token)
     if record is None and not looks_like_jwt(token):
-        found = await find_refresh_token(redis, token)
+        found = await find_refresh_token(tessera.redis, token)
         record = found if isinstance(found, TokenRecord) else None
     return record
 
@@ -473,12 +276,15 @@ async def find_unverified(redis: RedisClient, token: str) -> TokenRecord | None:
         return None
     # An opaque access token, a refresh token, or the jti a resource server logged.
     opaque, jti = _place(family, token, jwt=False), _place(family, token, jwt=True)
-    found = await redis.mget(
-        opaque.first_key,
-        opaque.key,
-        keys.refresh_token(family, opaque.digest),
-        jti.first_key,
-        jti.key,
+    found = cast(
+        "list[_Text]",
+        await redis.mget(
+            opaque.first_key,
+            opaque.key,
+            keys.refresh_token(family, opaque.digest),
+            jti.first_key,
+            jti.key,
+        ),
     )
     return (
         _from_values(opaque, found[0], found[1])
@@ -514,22 +320,3 @@ async def live_tokens(redis: RedisClient, family_ids: list[str]) -> list[tuple[s
             kind = "refresh_token" if keys.is_refresh_token(key) else "access_token"
             found.append((kind, record))
     return found
-
-
-async def revoke(redis: RedisClient, record: TokenRecord) -> None:
-    """Revoke the grant a token belongs to, and take it out of its client's and user's
-    index."""
-    await revoke_family(redis, record.family)
-    async with redis.pipeline(transaction=False) as pipe:
-        for index in _indexes(record.grant):
-            pipe.zrem(index, record.family)
-        await pipe.execute()
-
-
-async def revoke_family(redis: RedisClient, family: str) -> bool:
-    """Delete every token of the family and keep anything more from being issued into it.
-    False when nothing of it was left to delete."""
-    deleted = await scripts.revoke_family(
-        redis, family=family, tombstone_ttl=families.TOMBSTONE_TTL
-    )
-    return bool(deleted)

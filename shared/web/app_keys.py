@@ -1,23 +1,23 @@
 """The typed application keys of what every service holds: its settings, its Redis
-client, its signing keys. An object a web-layer module owns (the client cache, the
-metrics, the drain...) has its key in that module, so this one imports nothing above
-the storage layer."""
+client, and both with its signing keys as one object. An object a web-layer module owns
+(the client cache, the metrics, the drain...) has its key in that module, so this one
+imports nothing above the storage layer."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from shared.config.settings import Settings
-from shared.security.signing_keys import KeySet
 from shared.storage.rate_limits import RecentRefusals
 from shared.storage.redis_store import RedisClient
+from shared.storage.tessera import Tessera
 
 SETTINGS = web.AppKey("settings", Settings)
 # A single Redis, a Sentinel-managed master, or a Redis Cluster (see shared.storage.redis_store).
 REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
-# The JWT signing keys (token service) or verification keys (introspection); None when
-# TESSERA_SIGNING_KEYS is not set.
-SIGNING_KEYS: web.AppKey[KeySet | None] = web.AppKey("signing_keys")
+# Settings, Redis and the JWT signing keys together (shared.storage.tessera), for the code
+# that needs more than one of them: set with REDIS, once the service starts.
+TESSERA = web.AppKey("tessera", Tessera)
 # Client addresses this process refused lately for failing client authentication
 # (shared.web.client_auth), refused again without a secret compared.
 CLIENT_AUTH_REFUSALS: web.AppKey[RecentRefusals] = web.AppKey("client_auth_refusals")

@@ -23,12 +23,13 @@ from redis.exceptions import RedisError
 from shared.config.settings import Settings
 from shared.domain.errors import OAuthError, server_error, temporarily_unavailable
 from shared.security import fingerprint
-from shared.security.signing_keys import load_key_set
+from shared.security.signing_keys import KeySet, load_key_set
 from shared.storage import redis_access
 from shared.storage.rate_limits import RecentRefusals
 from shared.storage.redis_access.errors import is_unavailable
+from shared.storage.tessera import Tessera
 from shared.web import metrics
-from shared.web.app_keys import CLIENT_AUTH_REFUSALS, REDIS, SETTINGS, SIGNING_KEYS
+from shared.web.app_keys import CLIENT_AUTH_REFUSALS, REDIS, SETTINGS, TESSERA
 from shared.web.cors import add_preflight_routes, cors_middleware
 from shared.web.forms import well_formed_query
 from shared.web.log_fingerprints import fingerprint_key_context
@@ -205,22 +206,30 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready"})
 
 
-async def redis_context(app: web.Application) -> AsyncIterator[None]:
-    """The service's request-path client; its outages show in the metrics."""
-    settings, metrics = app[SETTINGS], app[METRICS]
+def redis_context(
+    key_set: KeySet | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The service's request-path client, alone and in the app's ``Tessera`` with the
+    settings and ``key_set``; its outages show in the metrics."""
 
-    def up(seconds: float) -> None:
-        metrics.redis_unavailable.dec()
-        metrics.redis_unavailable_seconds.inc(seconds)
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings, metrics = app[SETTINGS], app[METRICS]
 
-    redis = redis_access.connect(
-        settings.redis_url,
-        timeout=settings.redis_timeout_ms / 1000,
-        outages=redis_access.Outages(down=metrics.redis_unavailable.inc, up=up),
-    )
-    app[REDIS] = redis
-    yield
-    await redis.aclose()
+        def up(seconds: float) -> None:
+            metrics.redis_unavailable.dec()
+            metrics.redis_unavailable_seconds.inc(seconds)
+
+        redis = redis_access.connect(
+            settings.redis_url,
+            timeout=settings.redis_timeout_ms / 1000,
+            outages=redis_access.Outages(down=metrics.redis_unavailable.inc, up=up),
+        )
+        app[REDIS] = redis
+        app[TESSERA] = Tessera(settings, redis, key_set)
+        yield
+        await redis.aclose()
+
+    return context
 
 
 def create_base_app(
@@ -262,10 +271,10 @@ def create_base_app(
     app[DRAIN] = drain
     app[CLIENT_AUTH_REFUSALS] = RecentRefusals()
     # Loaded at start, so a bad key file stops the service with a clear message.
-    app[SIGNING_KEYS] = (
+    key_set = (
         load_key_set(settings.signing_keys, settings.signing_key) if settings.signing_keys else None
     )
-    app.cleanup_ctx.append(redis_context)
+    app.cleanup_ctx.append(redis_context(key_set))
     app.cleanup_ctx.append(fingerprint_key_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
 from shared.domain.errors import invalid_grant, invalid_request
+from shared.domain.token_records import Grant
 from shared.security import pkce
 from shared.storage import codes
 from shared.storage.codes import Redemption
-from shared.storage.tokens import Grant, IssuedTokens
+from shared.storage.token_minting import IssuedTokens
 from shared.web.logs import security_event
 
 GRANT_TYPE = "authorization_code"
@@ -19,7 +20,7 @@ async def handle(request: TokenRequest) -> IssuedTokens:
         raise invalid_request("The code parameter is required.")
     # Consumed before any other check: a code is single use even when the attempt fails,
     # so an attacker holding a code gets no second guess at its verifier.
-    redeemed = await codes.redeem(request.redis, request.settings, code)
+    redeemed = await codes.redeem(request.tessera.redis, code)
     if redeemed is None:
         raise invalid_grant("unknown or expired code")
     status, record = redeemed

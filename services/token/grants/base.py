@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shared.config.settings import Settings
 from shared.domain.errors import invalid_scope
-from shared.security.signing_keys import KeySet
+from shared.domain.token_records import Grant
 from shared.storage import tokens
 from shared.storage.clients import Client
-from shared.storage.tokens import Grant, IssuedTokens
-
-if TYPE_CHECKING:
-    from shared.storage.redis_store import RedisClient
+from shared.storage.tessera import Tessera
+from shared.storage.token_minting import IssuedTokens
 
 
 @dataclass(slots=True, frozen=True)
@@ -25,9 +21,7 @@ class TokenRequest:
 
     client: Client
     params: dict[str, str]
-    redis: RedisClient
-    settings: Settings
-    key_set: KeySet | None
+    tessera: Tessera
     # The scope parameter, parsed and within the client's scopes; empty when absent.
     scope: list[str]
     # The HTTP request, for what few grants need of it (the password grant: the client's
@@ -37,14 +31,7 @@ class TokenRequest:
     async def issue(self, grant: Grant, *, refreshable: bool) -> IssuedTokens | None:
         """Tokens for ``grant`` to this request's client; None when its family was revoked
         meanwhile (see tokens.issue)."""
-        return await tokens.issue(
-            self.redis,
-            self.settings,
-            self.client,
-            grant,
-            key_set=self.key_set,
-            refreshable=refreshable,
-        )
+        return await tokens.issue(self.tessera, self.client, grant, refreshable=refreshable)
 
     def scope_or_default(self) -> list[str]:
         """RFC 6749 §3.3: without a scope parameter the client's default scopes apply, and

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
 from shared.domain.errors import invalid_grant, invalid_request, too_many_requests
+from shared.domain.token_records import Grant
 from shared.storage import families
-from shared.storage.tokens import Grant, IssuedTokens
+from shared.storage.token_minting import IssuedTokens
 from shared.web import login_throttle
 from shared.web.client_address import limit_subject
 from shared.web.login_throttle import Refused
@@ -26,10 +27,11 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     if username is None or password is None:
         raise invalid_request("The username and password parameters are required.")
     scope = request.scope_or_default()
-    address = limit_subject(request.http, request.settings)
+    redis, settings = request.tessera.redis, request.tessera.settings
+    address = limit_subject(request.http, settings)
     user = await login_throttle.sign_in(
-        request.redis,
-        request.settings,
+        redis,
+        settings,
         request.http.app[PASSWORD_CHECKS],
         username=username,
         password=password,

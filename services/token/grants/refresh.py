@@ -14,8 +14,10 @@ import logging
 
 from services.token.grants.base import TokenRequest
 from shared.domain.errors import invalid_grant, invalid_request, invalid_scope
+from shared.domain.token_records import TokenRecord
 from shared.storage import families, tokens
-from shared.storage.tokens import IssuedTokens, Rotation, TokenRecord
+from shared.storage.token_minting import IssuedTokens
+from shared.storage.tokens import Rotation
 from shared.web.logs import security_event
 
 GRANT_TYPE = "refresh_token"
@@ -28,7 +30,7 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     if presented is None:
         raise invalid_request("The refresh_token parameter is required.")
     client = request.client
-    found = await tokens.find_refresh_token(request.redis, presented)
+    found = await tokens.find_refresh_token(request.tessera.redis, presented)
     if found is None:
         raise invalid_grant("unknown, expired or revoked refresh token")
     record = found if isinstance(found, TokenRecord) else None
@@ -48,15 +50,7 @@ async def handle(request: TokenRequest) -> IssuedTokens:
             raise invalid_scope("refresh asked for scope beyond the original grant")
         if not set(scope) <= set(client.scopes):
             raise invalid_scope("the client is no longer allowed part of the grant's scope")
-    outcome, issued = await tokens.rotate(
-        request.redis,
-        request.settings,
-        client,
-        presented,
-        record,
-        scope,
-        request.key_set,
-    )
+    outcome, issued = await tokens.rotate(request.tessera, client, presented, record, scope)
     if issued is not None:
         return issued
     family = families.family_of(presented)
