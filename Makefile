@@ -62,10 +62,13 @@ wrk:
 bench: $(VENV)/.run-installed wrk
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# Style (ruff) and structure: the import contracts of pyproject.toml (lint-imports).
+# Style (ruff), structure (the import contracts of pyproject.toml, lint-imports) and
+# types (mypy --strict, Tessera's and the resource-server library's).
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+	cd $(RS) && ../$(BIN)/mypy
 
 test: $(VENV)/.test-installed $(RS)/.venv/.test-installed chromium nginx lint
 	cd $(RS) && .venv/bin/pytest
