@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from shared import admin, clients, fingerprint, login_throttle, scopes, users
 from shared.clients import CLIENT_TYPES, GRANT_TYPES, NEVER_EXPIRES, REQUIRE_PKCE_CHOICES
 from shared.redis_store import RedisClient, connect
-from shared.settings import redis_url_from_env
+from shared.settings import password_hashing_from_env, redis_url_from_env
 
 Command = Callable[[RedisClient, argparse.Namespace], Awaitable[None]]
 
@@ -81,7 +81,7 @@ async def user_add(redis: RedisClient, args: argparse.Namespace) -> None:
     if not args.password_stdin:
         raise ValueError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    user = await users.add(redis, args.username, password)
+    user = await users.add(redis, args.username, password, password_hashing_from_env())
     print(f"user {user.username} added")
 
 

@@ -9,19 +9,43 @@ user passwords are low-entropy and get argon2id, checked in a thread
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_password_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory: 64 MiB, 3 passes
+
+@dataclass(frozen=True, slots=True)
+class PasswordHashing:
+    """argon2id's cost parameters (RFC 9106 §3.1): passes, memory and lanes. Salt (16
+    bytes) and tag (32 bytes) are argon2-cffi's defaults, as RFC 9106 §4 recommends."""
+
+    time_cost: int
+    memory_kib: int
+    parallelism: int
+
+    def hasher(self) -> PasswordHasher:
+        return PasswordHasher(
+            time_cost=self.time_cost, memory_cost=self.memory_kib, parallelism=self.parallelism
+        )
+
+
+# RFC 9106 §4, the second recommended option, for machines without 2 GiB a check:
+# t=3 passes, 64 MiB, p=4 lanes. Every password is hashed so unless the settings say
+# otherwise (TESSERA_PASSWORD_HASH_*, lowered only by the tests).
+RFC_9106_LOW_MEMORY = PasswordHashing(time_cost=3, memory_kib=64 * 1024, parallelism=4)
+
+# Verifies a hash of any parameters: argon2 reads them from the hash itself.
+_password_hasher = RFC_9106_LOW_MEMORY.hasher()
 
 
 # Verified against when the user does not exist, so a wrong username costs what a wrong
 # password costs and the response time does not tell them apart. A hash of a random
-# password nobody kept, made once with the hasher's parameters (a test checks they still
+# password nobody kept, made once with the default parameters (a test checks they still
 # match): made at start-up instead, its 64 MiB would set the peak memory of every service.
 # A hash of nobody's password, never a credential:
 DUMMY_PASSWORD_HASH = (
@@ -54,15 +78,28 @@ def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def hash_password(password: str) -> str:
-    return _password_hasher.hash(password)
+def hash_password(password: str, hashing: PasswordHashing = RFC_9106_LOW_MEMORY) -> str:
+    return hashing.hasher().hash(password)
 
 
-def check_password(password_hash: str | None, password: str) -> bool:
+@functools.cache
+def dummy_password_hash(hashing: PasswordHashing) -> str:
+    """The hash an unknown username is checked against: made with ``hashing``, as the
+    users' own hashes are. The default's is the constant above; any other is made once,
+    on the first check that needs it (in a password-check thread, never on the loop)."""
+    if hashing == RFC_9106_LOW_MEMORY:
+        return DUMMY_PASSWORD_HASH
+    return hash_password(random_token(), hashing)
+
+
+def check_password(
+    password_hash: str | None, password: str, hashing: PasswordHashing = RFC_9106_LOW_MEMORY
+) -> bool:
     """Whether ``password`` matches its argon2id hash (None: a user that does not exist,
-    checked against the dummy hash all the same). Blocks for 64 MiB and about a tenth of
-    a second: services run it through ``shared.password_checks``, never on the loop."""
+    checked against the dummy hash of ``hashing`` all the same). Blocks for 64 MiB and
+    about a tenth of a second: services run it through ``shared.password_checks``, never
+    on the loop."""
     try:
-        return _password_hasher.verify(password_hash or DUMMY_PASSWORD_HASH, password)
+        return _password_hasher.verify(password_hash or dummy_password_hash(hashing), password)
     except (VerificationError, InvalidHashError):
         return False

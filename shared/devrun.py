@@ -56,6 +56,7 @@ from shared.local_processes import (
     start_service,
 )
 from shared.redis_store import RedisClient, connect
+from shared.settings import password_hashing_from_env
 from shared.shutdown import FINISH_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +147,7 @@ async def seed_demo(redis_url: str, layout: Layout) -> dict[str, str]:
                 await scopes.add(redis, name, description, SCOPE_RESOURCES[name])
         all_scopes = [DEMO_SCOPE, *notes_scopes]
         if await users.get(redis, DEMO_USER) is None:
-            await users.add(redis, DEMO_USER, DEMO_PASSWORD)
+            await users.add(redis, DEMO_USER, DEMO_PASSWORD, password_hashing_from_env())
         demo = orjson.loads(layout.demo_file.read_bytes()) if layout.demo_file.exists() else {}
         if not demo.get("app_id") or await clients.get(redis, demo["app_id"]) is None:
             app, _ = await clients.create(

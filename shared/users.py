@@ -22,7 +22,12 @@ class User:
     created_at: int
 
 
-async def add(redis: RedisClient, username: str, password: str) -> User:
+async def add(
+    redis: RedisClient,
+    username: str,
+    password: str,
+    hashing: crypto.PasswordHashing = crypto.RFC_9106_LOW_MEMORY,
+) -> User:
     if not username or any(ch.isspace() or not ch.isprintable() for ch in username):
         raise ValueError("username must be non-empty, without spaces or control characters")
     if len(password) < 8:
@@ -30,7 +35,7 @@ async def add(redis: RedisClient, username: str, password: str) -> User:
     user = User(
         username=username,
         sub=crypto.random_token(16),
-        password_hash=crypto.hash_password(password),
+        password_hash=crypto.hash_password(password, hashing),
         created_at=int(time.time()),
     )
     if not await redis.set(keys.user(username), orjson.dumps(user), nx=True):

@@ -22,6 +22,7 @@ from yarl import URL
 
 from shared import clients, families, pkce, scopes, users
 from shared.clients import Client
+from shared.crypto import PasswordHashing
 from shared.local_processes import (
     SERVICES,
     ProcessGroup,
@@ -53,6 +54,22 @@ SESSION_COOKIE = "tessera_session"  # development mode (TESSERA_INSECURE_LOOPBAC
 
 # The test stack's settings (tests/conftest.py).
 REFRESH_REUSE_GRACE = 2
+
+# argon2id as cheap as RFC 9106 §3.1 allows (one pass, 8 KiB, one lane): the suite's
+# users protect nothing, and a thousand hashes and checks at the production parameters
+# would take minutes. Stacks check unknown usernames against a hash of the same.
+TEST_PASSWORD_HASHING = PasswordHashing(time_cost=1, memory_kib=8, parallelism=1)
+
+
+def password_hashing_env(hashing: PasswordHashing) -> dict[str, str]:
+    """The settings (TESSERA_PASSWORD_HASH_*) of ``hashing``."""
+    return {
+        "TESSERA_PASSWORD_HASH_TIME_COST": str(hashing.time_cost),
+        "TESSERA_PASSWORD_HASH_MEMORY_KIB": str(hashing.memory_kib),
+        "TESSERA_PASSWORD_HASH_PARALLELISM": str(hashing.parallelism),
+    }
+
+
 ADMIN_TOKEN = "test-admin-token-" + "x" * 32
 SECRETS_USED.add(ADMIN_TOKEN)
 
@@ -86,12 +103,18 @@ def start_stack(
     *,
     log_prefix: str = "",
     extra_env: dict[str, str] | None = None,
+    hashing: PasswordHashing = TEST_PASSWORD_HASHING,
 ) -> Stack:
     """The three services as processes on free loopback ports, against ``redis_url``,
-    as ``make run`` starts them; their logs in test-artifacts/logs/."""
+    as ``make run`` starts them, checking passwords hashed with ``hashing``; their logs
+    in test-artifacts/logs/."""
     LOGS.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in SERVICES}
-    env = {**service_env(redis_url, ports, signing_keys), **(extra_env or {})}
+    env = {
+        **service_env(redis_url, ports, signing_keys),
+        **password_hashing_env(hashing),
+        **(extra_env or {}),
+    }
     urls = {
         name: start_service(group, name, ports[name], env, log=LOGS / f"{log_prefix}{name}.log")
         for name in SERVICES
@@ -169,9 +192,9 @@ async def make_scope(redis: Redis, description: str = "Read things") -> str:
     return name
 
 
-async def make_user(redis: Redis) -> str:
+async def make_user(redis: Redis, hashing: PasswordHashing = TEST_PASSWORD_HASHING) -> str:
     username = unique("alice")
-    await users.add(redis, username, PASSWORD)
+    await users.add(redis, username, PASSWORD, hashing)
     return username
 
 

@@ -21,6 +21,7 @@ from shared import crypto, keys
 from shared.clients import Client
 from tests.oauth import (
     REDIRECT_URI,
+    TEST_PASSWORD_HASHING,
     Registered,
     Stack,
     authorize,
@@ -28,6 +29,7 @@ from tests.oauth import (
     exchange,
     make_scope,
     make_user,
+    password_hashing_env,
     unique,
 )
 
@@ -52,7 +54,11 @@ async def tessera(stack: Stack, *args: str, stdin: str | None = None) -> Run:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "REDIS_URL": stack.redis_url},
+        env={
+            **os.environ,
+            "REDIS_URL": stack.redis_url,
+            **password_hashing_env(TEST_PASSWORD_HASHING),
+        },
     )
     out, err = await process.communicate(stdin.encode() if stdin is not None else b"")
     assert process.returncode is not None
@@ -145,7 +151,8 @@ async def test_user_add_reads_the_password_from_stdin(stack: Stack, redis: Redis
     assert username in run.stdout
     assert LONG_PASSWORD not in run.stdout + run.stderr
     record = orjson.loads(await redis.get(keys.user(username)) or "{}")
-    assert record["password_hash"].startswith("$argon2id$")
+    # With the parameters of TESSERA_PASSWORD_HASH_* (the suite's cheap ones).
+    assert record["password_hash"].startswith("$argon2id$v=19$m=8,t=1,p=1$")
     assert username in await redis.smembers(keys.USER_INDEX)
     # The trailing newline is not part of the password.
     assert crypto.check_password(record["password_hash"], LONG_PASSWORD)

@@ -36,6 +36,7 @@ from tests.oauth import (
     LOGS,
     REDIRECT_URI,
     SECRETS_USED,
+    TEST_PASSWORD_HASHING,
     Registered,
     Stack,
     basic_auth,
@@ -149,7 +150,7 @@ async def code_flow(
 async def build_world(http: aiohttp.ClientSession, stack: Stack, redis: Redis) -> World:
     scope = await make_scope(redis)
     username = unique("alice")
-    await users.add(redis, username, PASSWORD)
+    await users.add(redis, username, PASSWORD, TEST_PASSWORD_HASHING)
     confidential = await make_client(
         redis, [scope], grants=["authorization_code", "password"], refresh_count=5
     )

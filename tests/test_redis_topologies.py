@@ -27,6 +27,7 @@ from shared.local_processes import (
 from shared.redis_store import RedisClient, SentinelMaster, connect
 from tests.oauth import (
     PASSWORD,
+    TEST_PASSWORD_HASHING,
     Setup,
     Stack,
     assert_error,
@@ -246,7 +247,7 @@ async def test_names_holding_a_hash_tag_work_and_choose_no_slot(
     tagged = f"{{g:{family}}}"
     scope, user = f"read{tagged}x", f"alice{tagged}"
     await scopes.add(store, scope, "A scope whose name holds a hash tag")
-    await users.add(store, user, PASSWORD)
+    await users.add(store, user, PASSWORD, TEST_PASSWORD_HASHING)
     client = await make_client(store, [scope])
     api = await make_resource_server(store, [scope])
 

@@ -26,6 +26,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from shared.crypto import RFC_9106_LOW_MEMORY
 from shared.local_processes import (
     ProcessGroup,
     ensure_signing_key,
@@ -77,6 +78,8 @@ def besieged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ensure_signing_key(tmp_path_factory.mktemp("besieged-keys")),
             log_prefix=f"{LOGS.name}/",
             extra_env={"TESSERA_TRUSTED_PROXIES": "127.0.0.1"},
+            # The production cost of a password check: it is what the attackers spend.
+            hashing=RFC_9106_LOW_MEMORY,
         )
     finally:
         group.stop()
@@ -143,7 +146,7 @@ async def test_the_owner_signs_in_promptly_while_60_attackers_guess(besieged: St
     redis: Redis = connect(besieged.redis_url)
     try:
         scope = await make_scope(redis)
-        user = await make_user(redis)
+        user = await make_user(redis, RFC_9106_LOW_MEMORY)
         client = await make_client(redis, [scope], grants=["authorization_code", "password"])
     finally:
         await redis.aclose()
