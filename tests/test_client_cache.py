@@ -21,7 +21,7 @@ from shared import client_cache, clients, keys
 from shared.client_cache import ClientCache
 from shared.client_changes import RESUBSCRIBE_SECONDS, ClientChanges
 from shared.local_processes import free_port
-from tests.oauth import make_client, make_scope
+from tests.records import make_client, make_scope
 
 
 async def eventually(check: Callable[[], bool], seconds: float = 3) -> None:

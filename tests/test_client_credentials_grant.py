@@ -9,29 +9,27 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import clients, keys
-from tests.oauth import (
-    REDIRECT_URI,
-    Registered,
-    Reply,
-    Stack,
+from tests.assertions import (
     assert_error,
     assert_invalid_client,
+    assert_invalid_scope,
     assert_no_store,
     assert_token_response,
-    basic_auth_for,
-    grant_family,
-    introspect,
+)
+from tests.flows import grant_family, introspect, token_request
+from tests.records import (
+    REDIRECT_URI,
+    Registered,
     make_client,
     make_resource_server,
     make_scope,
-    post_form,
-    token_request,
     unique,
 )
+from tests.replies import basic_auth_for, post_form
+from tests.stack import Stack
 
 FORM = "application/x-www-form-urlencoded"
 GRANT = {"grant_type": "client_credentials"}
-INVALID_SCOPE_DESCRIPTION = "The requested scope is invalid, unknown, or not allowed."
 
 
 async def service_client(redis: Redis, scope_names: list[str], **options: object) -> Registered:
@@ -39,11 +37,6 @@ async def service_client(redis: Redis, scope_names: list[str], **options: object
     return await make_client(
         redis, scope_names, grants=["client_credentials"], redirect_uris=[], **options
     )
-
-
-def assert_invalid_scope(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_scope")
-    assert reply.body["error_description"] == INVALID_SCOPE_DESCRIPTION
 
 
 # --- success ---------------------------------------------------------------------------

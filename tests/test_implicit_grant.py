@@ -13,21 +13,17 @@ import aiohttp
 from redis.asyncio import Redis
 
 from shared import families, jwt_access_tokens, keys
-from tests.oauth import (
+from tests.flows import introspect, sign_in_and_decide, start_authorization, verify_with_jwks
+from tests.records import (
     REDIRECT_URI,
     Registered,
-    Stack,
-    fragment_of,
-    introspect,
     make_client,
     make_resource_server,
     make_scope,
     make_user,
-    query_of,
-    sign_in_and_decide,
-    start_authorization,
-    verify_with_jwks,
 )
+from tests.replies import fragment_of, query_of
+from tests.stack import Stack
 
 FRAGMENT_TOKEN_PARAMS = {"access_token", "token_type", "expires_in", "scope", "state", "iss"}
 

@@ -21,7 +21,7 @@ from services.token.app import create_app as token_app
 from shared import fingerprint, keys, logs
 from shared.local_processes import ProcessGroup, free_port, start_redis
 from shared.redis_store import connect
-from tests.oauth import FORWARDED_HTTPS, production_settings, unreachable_redis
+from tests.stack import FORWARDED_HTTPS, production_settings, unreachable_redis
 
 FINGERPRINT = re.compile(r"fp:[A-Za-z0-9_-]{12}")
 

@@ -21,32 +21,27 @@ from redis.asyncio import Redis
 from services.authorize import sessions
 from services.authorize.app import create_app
 from shared import crypto, keys
-from tests.oauth import (
-    FORWARDED_HTTPS,
+from tests.assertions import assert_access_denied, assert_error_page
+from tests.flows import code_request, exchange, introspect, sign_in, start_authorization
+from tests.records import (
     PASSWORD,
-    SESSION_COOKIE,
-    Answer,
     Registered,
-    Stack,
-    assert_access_denied,
-    assert_error_page,
-    code_request,
-    csrf_token,
-    exchange,
-    fetch,
-    introspect,
     make_client,
     make_resource_server,
     make_scope,
     make_setup,
     make_user,
+)
+from tests.replies import (
+    SESSION_COOKIE,
+    Answer,
+    csrf_token,
+    fetch,
     page_message,
-    production_settings,
     query_of,
     session_cookie,
-    sign_in,
-    start_authorization,
 )
+from tests.stack import FORWARDED_HTTPS, Stack, production_settings
 
 SECURE_COOKIE = "__Host-tessera_session"
 SECURE_DEVICE_COOKIE = "__Host-tessera_device"

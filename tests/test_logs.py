@@ -24,16 +24,10 @@ from services.token.app import create_app as token_app
 from shared import fingerprint, logs
 from shared.errors import invalid_request
 from shared.settings import Settings, SettingsError
-from tests.oauth import (
-    ARTIFACTS,
-    FORWARDED_HTTPS,
-    Stack,
-    basic_auth_for,
-    make_setup,
-    new_request_id,
-    new_verifier,
-    unreachable_redis,
-)
+from tests.flows import new_request_id, new_verifier
+from tests.records import make_setup
+from tests.replies import basic_auth_for
+from tests.stack import ARTIFACTS, FORWARDED_HTTPS, Stack, unreachable_redis
 
 TOKEN_LOG = ARTIFACTS / "logs" / "token.log"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")

@@ -31,33 +31,33 @@ from redis.asyncio import Redis
 from shared import fingerprint, users
 from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.redis_store import connect
-from tests.oauth import (
-    GENEROUS_RATE_LIMITS,
-    LOGS,
-    REDIRECT_URI,
-    SECRETS_USED,
-    TEST_PASSWORD_HASHING,
-    Registered,
-    Stack,
-    basic_auth,
-    basic_auth_for,
+from tests.flows import (
     code_request,
-    csrf_token,
     decide,
+    new_request_id,
+    new_verifier,
+    s256,
+    sign_in,
+    start_authorization,
+)
+from tests.records import (
+    REDIRECT_URI,
+    Registered,
     make_client,
     make_resource_server,
     make_scope,
-    new_request_id,
-    new_verifier,
-    post_form,
-    query_of,
-    s256,
-    session_cookie,
-    sign_in,
-    start_authorization,
-    start_stack,
     unique,
 )
+from tests.replies import (
+    basic_auth,
+    basic_auth_for,
+    csrf_token,
+    post_form,
+    query_of,
+    session_cookie,
+)
+from tests.secrets_ledger import SECRETS_USED
+from tests.stack import GENEROUS_RATE_LIMITS, LOGS, TEST_PASSWORD_HASHING, Stack, start_stack
 from tests.test_cli import tessera
 
 LOG_PREFIX = "misplaced-secrets-"

@@ -21,21 +21,10 @@ from services.token.app import create_app as token_app
 from shared import crypto, keys, login_throttle
 from shared.app_keys import PASSWORD_CHECKS
 from shared.password_checks import PasswordChecks, Place
-from tests.oauth import (
-    FORWARDED_HTTPS,
-    PASSWORD,
-    Stack,
-    code_request,
-    csrf_token,
-    fetch,
-    make_client,
-    make_scope,
-    make_user,
-    page_message,
-    production_settings,
-    query_of,
-    unique,
-)
+from tests.flows import code_request
+from tests.records import PASSWORD, make_client, make_scope, make_user, unique
+from tests.replies import csrf_token, fetch, page_message, query_of
+from tests.stack import FORWARDED_HTTPS, Stack, production_settings
 from tests.test_login_throttle import new_address
 
 HASH = crypto.hash_password(PASSWORD)

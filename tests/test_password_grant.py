@@ -12,52 +12,37 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import keys, login_throttle, users
-from tests.oauth import (
-    PASSWORD,
-    Registered,
-    Reply,
-    Stack,
+from tests.assertions import (
     assert_error,
     assert_invalid_client,
+    assert_invalid_grant,
+    assert_invalid_scope,
     assert_token_response,
-    basic_auth_for,
-    code_request,
-    csrf_token,
-    fetch,
-    grant_family,
-    introspect,
+)
+from tests.flows import code_request, grant_family, introspect, start_authorization, token_request
+from tests.records import (
+    PASSWORD,
+    Registered,
     make_client,
     make_resource_server,
     make_scope,
     make_user,
+    unique,
+)
+from tests.replies import (
+    Reply,
+    basic_auth_for,
+    csrf_token,
+    fetch,
     page_message,
     post_form,
     query_of,
-    start_authorization,
-    token_request,
-    unique,
 )
+from tests.stack import Stack
 
 FORM = "application/x-www-form-urlencoded"
 PAIR_LIMIT = 5  # the default TESSERA_LOGIN_PAIR_RATE: failures per username and address
-# The one public description of invalid_grant (shared.errors.invalid_grant).
-INVALID_GRANT_DESCRIPTION = (
-    "The authorization grant is invalid, expired, revoked, or was issued to another "
-    "client or redirect URI."
-)
-INVALID_SCOPE_DESCRIPTION = "The requested scope is invalid, unknown, or not allowed."
 LIMITED_PAGE = "Too many sign-in attempts. Try again in "
-
-
-def assert_invalid_grant(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_grant")
-    # One description for every cause: nothing tells which part was wrong.
-    assert reply.body["error_description"] == INVALID_GRANT_DESCRIPTION
-
-
-def assert_invalid_scope(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_scope")
-    assert reply.body["error_description"] == INVALID_SCOPE_DESCRIPTION
 
 
 async def password_client(redis: Redis, scope_names: list[str], **options: object) -> Registered:

@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 from shared import keys, rate_limits, redis_access
 from shared.client_address import client_address, limit_subject
 from shared.rate_limits import Rate, RecentRefusals
-from tests.oauth import Stack, production_settings, unique
+from tests.records import unique
+from tests.stack import Stack, production_settings
 
 
 async def test_a_window_lets_count_events_pass_then_refuses_until_it_ends(redis: Redis) -> None:

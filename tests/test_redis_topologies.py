@@ -25,26 +25,12 @@ from shared.local_processes import (
     start_redis,
 )
 from shared.redis_store import RedisClient, SentinelMaster, connect
-from tests.oauth import (
-    PASSWORD,
-    TEST_PASSWORD_HASHING,
-    Setup,
-    Stack,
-    assert_error,
-    exchange,
-    introspect,
-    make_client,
-    make_resource_server,
-    make_setup,
-    new_verifier,
-    obtain_code,
-    origin_allowed,
-    s256,
-    start_stack,
-    unique,
-    until_origin,
-)
+from tests.assertions import assert_error
+from tests.flows import exchange, introspect, new_verifier, obtain_code, origin_allowed, s256
+from tests.records import PASSWORD, Setup, make_client, make_resource_server, make_setup, unique
 from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
+from tests.stack import TEST_PASSWORD_HASHING, Stack, start_stack
+from tests.waiting import until_origin
 
 
 @dataclass(frozen=True)

@@ -20,58 +20,44 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from redis.asyncio import Redis
 
 from shared import clients, crypto, families, keys, users
-from tests.oauth import (
-    PASSWORD,
-    REDIRECT_URI,
-    REFRESH_REUSE_GRACE,
-    Registered,
-    Reply,
-    Setup,
-    Stack,
+from tests.assertions import (
+    INVALID_GRANT_DESCRIPTION,
     assert_error,
     assert_invalid_client,
+    assert_invalid_grant,
+    assert_invalid_scope,
     assert_no_store,
     assert_token_response,
-    basic_auth_for,
+)
+from tests.flows import (
     exchange,
     grant_family,
     introspect,
     is_active,
-    logged_lines,
+    new_request_id,
+    new_verifier,
+    obtain_code,
+    refresh,
+    s256,
+    token_request,
+)
+from tests.records import (
+    PASSWORD,
+    REDIRECT_URI,
+    Registered,
+    Setup,
     make_client,
     make_resource_server,
     make_scope,
     make_user,
-    new_request_id,
-    new_verifier,
-    obtain_code,
-    post_form,
-    refresh,
-    s256,
-    token_request,
     unique,
-    until_heard,
 )
+from tests.replies import Reply, basic_auth_for, post_form
+from tests.stack import REFRESH_REUSE_GRACE, Stack, logged_lines
+from tests.waiting import until_heard
 
 FORM = "application/x-www-form-urlencoded"
-# The one public description of invalid_grant (shared.errors.invalid_grant).
-INVALID_GRANT_DESCRIPTION = (
-    "The authorization grant is invalid, expired, revoked, or was issued to another "
-    "client or redirect URI."
-)
-INVALID_SCOPE_DESCRIPTION = "The requested scope is invalid, unknown, or not allowed."
 REFRESH_TOKEN_LIFETIME = 2592000  # TESSERA_REFRESH_TOKEN_LIFETIME default
-
-
-def assert_invalid_grant(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_grant")
-    # One description for every cause, so a caller learns nothing about the token.
-    assert reply.body["error_description"] == INVALID_GRANT_DESCRIPTION
-
-
-def assert_invalid_scope(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_scope")
-    assert reply.body["error_description"] == INVALID_SCOPE_DESCRIPTION
 
 
 @dataclass(frozen=True)

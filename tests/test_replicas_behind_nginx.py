@@ -52,28 +52,21 @@ from shared.local_processes import (
     start_service,
 )
 from shared.redis_store import connect
-from tests.manifests import DEPLOY, render
-from tests.nginx import NOT_INSTALLED, Nginx, ingress_routes, local_service, nginx_binary
-from tests.oauth import (
-    ARTIFACTS,
-    GENEROUS_RATE_LIMITS,
-    Registered,
-    Setup,
-    Stack,
+from tests.flows import (
     exchange,
     is_active,
-    make_client,
-    make_resource_server,
-    make_setup,
     new_verifier,
     obtain_code,
     refresh,
     revoke,
     s256,
     token_request,
-    unique,
 )
+from tests.manifests import DEPLOY, render
+from tests.nginx import NOT_INSTALLED, Nginx, ingress_routes, local_service, nginx_binary
+from tests.records import Registered, Setup, make_client, make_resource_server, make_setup, unique
 from tests.redis_topologies import start_cluster
+from tests.stack import ARTIFACTS, GENEROUS_RATE_LIMITS, Stack
 
 LOGS = ARTIFACTS / "logs"
 LOG_PREFIX = "replicas-"

@@ -14,7 +14,8 @@ from aiohttp import web
 from services.token.app import create_app as token_app
 from shared.app_keys import DRAIN, METRICS
 from shared.logs import QUIET_ROUTES
-from tests.oauth import FORWARDED_HTTPS, new_request_id, unreachable_redis
+from tests.flows import new_request_id
+from tests.stack import FORWARDED_HTTPS, unreachable_redis
 from tests.test_metrics import samples, value
 
 

@@ -38,20 +38,11 @@ from shared.app_keys import SETTINGS
 from shared.errors import OAuthError
 from shared.settings import Settings, SettingsError
 from shared.transport import is_https, require_https
-from tests.oauth import (
-    FORWARDED_HTTPS,
-    Reply,
-    Stack,
-    assert_error,
-    basic_auth_for,
-    is_active,
-    make_client,
-    make_resource_server,
-    make_scope,
-    page_message,
-    production_settings,
-    token_request,
-)
+from tests.assertions import assert_error
+from tests.flows import is_active, token_request
+from tests.records import make_client, make_resource_server, make_scope
+from tests.replies import Reply, basic_auth_for, page_message
+from tests.stack import FORWARDED_HTTPS, Stack, production_settings
 
 HTTPS_REQUIRED = "This endpoint requires HTTPS."
 AppFactory = Callable[[Settings], web.Application]

@@ -31,7 +31,7 @@ from shared.resource_server import (
 from shared.resource_server.access_token import AccessToken
 from shared.resource_server.middleware import logged_path
 from shared.resource_server.token_cache import TokenCache
-from tests.oauth import Stack, production_settings, revoke, until_heard
+from tests.flows import revoke
 from tests.resource_servers import (
     Start,
     assert_challenge,
@@ -41,6 +41,8 @@ from tests.resource_servers import (
     requests_served,
     rs_settings,
 )
+from tests.stack import Stack, production_settings
+from tests.waiting import until_heard
 
 
 def test_the_example_routes_declare_their_scopes() -> None:

@@ -31,7 +31,7 @@ from shared.jwt_access_tokens import looks_like_jwt
 from shared.local_processes import free_port
 from shared.resource_server import RESOURCE_SERVER, ResourceServerSettings
 from shared.signing_keys import generate_key_file, load_key_set
-from tests.oauth import Stack, production_settings, revoke
+from tests.flows import revoke
 from tests.resource_servers import (
     REALM,
     Start,
@@ -42,6 +42,7 @@ from tests.resource_servers import (
     requests_served,
     rs_settings,
 )
+from tests.stack import Stack, production_settings
 
 
 def b64(data: bytes) -> str:

@@ -17,38 +17,34 @@ import aiohttp
 from redis.asyncio import Redis
 
 from shared import clients, families, jwt_access_tokens, keys
-from tests.oauth import (
-    Registered,
-    Reply,
-    Setup,
-    Stack,
+from tests.assertions import (
     assert_error,
     assert_invalid_client,
+    assert_invalid_grant,
     assert_token_response,
-    basic_auth,
-    basic_auth_for,
+)
+from tests.flows import (
     exchange,
     grant_family,
     is_active,
-    make_client,
-    make_resource_server,
-    make_scope,
-    make_setup,
     new_verifier,
     obtain_code,
-    post_form,
     refresh,
     revoke,
     s256,
     token_request,
-    until_heard,
 )
-
-# The one public description of invalid_grant (shared.errors.invalid_grant).
-INVALID_GRANT_DESCRIPTION = (
-    "The authorization grant is invalid, expired, revoked, or was issued to another "
-    "client or redirect URI."
+from tests.records import (
+    Registered,
+    Setup,
+    make_client,
+    make_resource_server,
+    make_scope,
+    make_setup,
 )
+from tests.replies import Reply, basic_auth, basic_auth_for, post_form
+from tests.stack import Stack
+from tests.waiting import until_heard
 
 
 @dataclass(frozen=True)
@@ -95,11 +91,6 @@ def assert_revoked_answer(answer: tuple[int, Any, str]) -> None:
     assert headers["Cache-Control"] == "no-store"
     assert headers["Pragma"] == "no-cache"
     assert "WWW-Authenticate" not in headers
-
-
-def assert_invalid_grant(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_grant")
-    assert reply.body["error_description"] == INVALID_GRANT_DESCRIPTION
 
 
 async def assert_family_dead(

@@ -12,18 +12,10 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import keys, scopes
-from tests.oauth import (
-    Reply,
-    Stack,
-    assert_invalid_client,
-    assert_no_store,
-    basic_auth,
-    basic_auth_for,
-    make_client,
-    make_resource_server,
-    make_scope,
-    unique,
-)
+from tests.assertions import assert_invalid_client, assert_no_store
+from tests.records import make_client, make_resource_server, make_scope, unique
+from tests.replies import Reply, basic_auth, basic_auth_for
+from tests.stack import Stack
 from tests.test_cli import assert_refused, tessera
 
 

@@ -34,21 +34,10 @@ from shared.local_processes import (
     start_redis,
 )
 from shared.redis_store import connect
-from tests.oauth import (
-    ARTIFACTS,
-    PASSWORD,
-    Registered,
-    Stack,
-    code_request,
-    csrf_token,
-    fetch,
-    make_client,
-    make_scope,
-    make_user,
-    post_form,
-    query_of,
-    start_stack,
-)
+from tests.flows import code_request
+from tests.records import PASSWORD, Registered, make_client, make_scope, make_user
+from tests.replies import csrf_token, fetch, post_form, query_of
+from tests.stack import ARTIFACTS, Stack, start_stack
 
 ATTACKERS = 60
 SIGN_INS = 20

@@ -13,23 +13,9 @@ from redis.asyncio import Redis
 
 from services.token.app import create_app as token_app
 from shared import crypto, keys
-from tests.oauth import (
-    ADMIN_TOKEN,
-    FORWARDED_HTTPS,
-    Registered,
-    Setup,
-    Stack,
-    exchange,
-    is_active,
-    make_client,
-    make_resource_server,
-    make_setup,
-    obtain_code,
-    production_settings,
-    refresh,
-    revoke,
-    token_request,
-)
+from tests.flows import exchange, is_active, obtain_code, refresh, revoke, token_request
+from tests.records import Registered, Setup, make_client, make_resource_server, make_setup
+from tests.stack import ADMIN_TOKEN, FORWARDED_HTTPS, Stack, production_settings
 from tests.test_cli import tessera
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
