@@ -57,10 +57,14 @@ async def tessera(stack: Stack, *args: str, stdin: str | None = None) -> Run:
 
 async def snapshot(redis: Redis) -> dict[str, object]:
     """Every client, scope and user key with its value, and the three index sets."""
-    state: dict[str, object] = {}
-    for pattern in ("tessera:client:*", "tessera:scope:*", "tessera:user:*"):
-        async for key in redis.scan_iter(match=pattern, count=1000):
-            state[key] = await redis.get(key)
+    # Read in a few round trips: the session's Redis holds every test's records.
+    names = [
+        key
+        for pattern in ("tessera:client:*", "tessera:scope:*", "tessera:user:*")
+        async for key in redis.scan_iter(match=pattern, count=10_000)
+    ]
+    values = await redis.mget(names) if names else []
+    state: dict[str, object] = dict(zip(names, values, strict=True))
     for index in (keys.CLIENT_INDEX, keys.SCOPE_INDEX, keys.USER_INDEX):
         state[index] = await redis.smembers(index)
     return state

@@ -40,7 +40,7 @@ PAIR_LIMIT = 5
 ADDRESS_LIMIT = 30
 USERNAME_LIMIT = 10
 WINDOW = 900
-PACE = 8
+PACE = 4
 KNOWN_LIFETIME = 30 * 24 * 3600
 DEVICE_COOKIE = "tessera_device"  # development mode (TESSERA_INSECURE_LOOPBACK=1)
 FAILED = "The username or password is incorrect."

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +51,9 @@ from tests.records import (
     make_user,
     unique,
 )
-from tests.replies import Reply, basic_auth_for, post_form
+from tests.replies import basic_auth_for, post_form
 from tests.stack import REFRESH_REUSE_GRACE, Stack, logged_lines
-from tests.waiting import until_heard
+from tests.waiting import until_changes_heard
 
 FORM = "application/x-www-form-urlencoded"
 REFRESH_TOKEN_LIFETIME = 2592000  # TESSERA_REFRESH_TOKEN_LIFETIME default
@@ -208,21 +207,6 @@ async def test_the_refresh_count_bounds_the_chain(
     assert await is_active(http, stack, chain.api, reply.body["access_token"])
 
 
-def refreshing(
-    http: aiohttp.ClientSession, stack: Stack, chain: Chain, token: str
-) -> Callable[[], Awaitable[Reply]]:
-    """A refresh to repeat with ``until_heard`` after a change to the chain's client."""
-    return lambda: refresh(http, stack, chain.client, token)
-
-
-def refused(reply: Reply) -> bool:
-    return reply.status >= 400
-
-
-def answered(reply: Reply) -> bool:
-    return reply.status == 200
-
-
 async def test_a_refresh_count_lowered_later_is_honoured(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
@@ -236,13 +220,15 @@ async def test_a_refresh_count_lowered_later_is_honoured(
     # Once is all the client may now do.
     record.refresh_count = 1
     await clients.save(redis, record)
-    assert_invalid_grant(await until_heard(refreshing(http, stack, chain, token), refused))
+    await until_changes_heard(http, stack, redis, chain.setup.scope)
+    assert_invalid_grant(await refresh(http, stack, chain.client, token))
 
     # The refused request did not use the token up: with the count raised again it works,
     # and the answer follows the new count (2: this is the last refresh).
     record.refresh_count = 2
     await clients.save(redis, record)
-    again = await until_heard(refreshing(http, stack, chain, token), answered)
+    await until_changes_heard(http, stack, redis, chain.setup.scope)
+    again = await refresh(http, stack, chain.client, token)
     assert_token_response(again, refresh=False, scope=chain.setup.scope)
 
 
@@ -254,16 +240,17 @@ async def test_a_client_whose_refresh_count_dropped_to_zero_is_unauthorized_clie
     assert record is not None
     record.refresh_count = 0
     await clients.save(redis, record)
+    await until_changes_heard(http, stack, redis, chain.setup.scope)
 
-    reply = await until_heard(refreshing(http, stack, chain, chain.refresh_token), refused)
+    reply = await refresh(http, stack, chain.client, chain.refresh_token)
 
     # A refresh count of 0 means the client may not use the refresh_token grant at all.
     assert_error(reply, 400, "unauthorized_client")
     record.refresh_count = 3
     await clients.save(redis, record)
+    await until_changes_heard(http, stack, redis, chain.setup.scope)
     assert_token_response(
-        await until_heard(refreshing(http, stack, chain, chain.refresh_token), answered),
-        refresh=True,
+        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True
     )
 
 
@@ -326,10 +313,9 @@ async def test_a_scope_the_client_lost_is_invalid_scope_unless_narrowed_away(
     assert record is not None
     record.scopes = [read]
     await clients.save(redis, record)
+    await until_changes_heard(http, stack, redis, read)
 
-    assert_invalid_scope(
-        await until_heard(refreshing(http, stack, chain, chain.refresh_token), refused)
-    )
+    assert_invalid_scope(await refresh(http, stack, chain.client, chain.refresh_token))
 
     reply = await refresh(http, stack, chain.client, chain.refresh_token, scope=read)
     assert_token_response(reply, refresh=True, scope=read)
@@ -611,14 +597,15 @@ async def test_client_authentication_failures_do_not_use_the_token_up(
     for auth in ("basic", "post", "none"):
         assert_invalid_client(await token_request(http, stack, wrong, form, auth=auth))
     await clients.set_enabled(redis, chain.client.client_id, False)
-    disabled = await until_heard(refreshing(http, stack, chain, chain.refresh_token), refused)
+    await until_changes_heard(http, stack, redis, chain.setup.scope)
+    disabled = await refresh(http, stack, chain.client, chain.refresh_token)
     assert_invalid_client(disabled)
     assert disabled.headers["WWW-Authenticate"] == 'Basic realm="tessera", charset="UTF-8"'
 
     await clients.set_enabled(redis, chain.client.client_id, True)
+    await until_changes_heard(http, stack, redis, chain.setup.scope)
     assert_token_response(
-        await until_heard(refreshing(http, stack, chain, chain.refresh_token), answered),
-        refresh=True,
+        await refresh(http, stack, chain.client, chain.refresh_token), refresh=True
     )
 
 

@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
+from redis.asyncio import Redis
 
 from tests.flows import origin_allowed
+from tests.records import make_client, unique
 from tests.stack import Stack
 
 Heard = TypeVar("Heard")
@@ -41,3 +43,16 @@ async def until_origin(
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{origin} still {'refused' if allowed else 'allowed'}")
+
+
+async def until_changes_heard(
+    http: aiohttp.ClientSession, stack: Stack, redis: Redis, scope: str
+) -> None:
+    """Wait until the token and authorize services have heard of every client change
+    announced so far, for a test whose next request would change what it waits for (a
+    refresh rotates its token): each service hears the changes in the order they were
+    announced (``shared/client_changes.py``), so once both allow the origin of a public
+    client registered now, for ``scope``, they have heard every change before it."""
+    origin = f"https://{unique('heard')}.example.com"
+    await make_client(redis, [scope], client_type="public", redirect_uris=[f"{origin}/cb"])
+    await until_origin(http, stack, origin, allowed=True)
