@@ -9,6 +9,7 @@ import secrets
 from typing import Any
 
 import aiohttp
+import orjson
 
 from shared import families, pkce
 from tests.records import PASSWORD, REDIRECT_URI, Registered, Setup
@@ -20,7 +21,7 @@ from tests.replies import (
     post_form,
     query_of,
 )
-from tests.stack import Stack
+from tests.stack import ADMIN_TOKEN, Stack
 
 
 def new_request_id() -> str:
@@ -275,3 +276,27 @@ async def origin_allowed(http: aiohttp.ClientSession, stack: Stack, origin: str)
         if status != 204 or headers.get("Access-Control-Allow-Origin") != origin:
             return False
     return True
+
+
+# The admin API's credential (tests/conftest.py gives the session stack ADMIN_TOKEN).
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def admin_json(
+    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[int, Any]:
+    """A call to the admin API (README "Admin API"): status and JSON body (None when
+    empty); an answer is never cached."""
+    async with http.request(method, url, headers=ADMIN, **kwargs) as r:
+        body = await r.read()
+        assert r.headers.get("Cache-Control") in (None, "no-store")
+        return r.status, orjson.loads(body) if body else None
+
+
+async def live_tokens(http: aiohttp.ClientSession, stack: Stack, **of: str) -> list[dict[str, Any]]:
+    """The live access and refresh tokens token management lists (``GET /admin/tokens``)
+    of a ``client`` and/or a ``user``: what the grants so far have left issued."""
+    status, body = await admin_json(http, "GET", f"{stack.token}/admin/tokens", params=of)
+    assert status == 200, body
+    tokens: list[dict[str, Any]] = body["tokens"]
+    return tokens

@@ -44,6 +44,7 @@ from shared import scopes
 from shared.local_processes import free_port
 from shared.redis_store import connect
 from tests.assertions import assert_access_denied
+from tests.command_line import tessera
 from tests.flows import code_request, exchange, is_active, new_verifier, s256
 from tests.records import (
     PASSWORD,
@@ -59,7 +60,6 @@ from tests.records import (
 from tests.replies import query_of
 from tests.secrets_ledger import remember_secrets
 from tests.stack import Stack
-from tests.test_cli import tessera
 from tests.waiting import until_origin
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

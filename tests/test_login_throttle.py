@@ -28,11 +28,11 @@ from redis.asyncio import Redis
 from services.authorize import devices
 from shared import crypto, fingerprint, keys, login_throttle
 from shared.local_processes import ProcessGroup
+from tests.command_line import tessera
 from tests.flows import code_request
 from tests.records import PASSWORD, Registered, make_client, make_scope, make_user, unique
 from tests.replies import Answer, csrf_token, fetch, page_message, post_form, query_of
 from tests.stack import ARTIFACTS, Stack, production_settings, start_stack
-from tests.test_cli import tessera
 
 # The defaults (README "Sign-in limits") but for the pace, shortened so that a test can
 # wait for it.

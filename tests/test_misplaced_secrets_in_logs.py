@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from shared import fingerprint, users
 from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.redis_store import connect
+from tests.command_line import tessera
 from tests.flows import (
     code_request,
     decide,
@@ -58,7 +59,6 @@ from tests.replies import (
 )
 from tests.secrets_ledger import SECRETS_USED
 from tests.stack import GENEROUS_RATE_LIMITS, LOGS, TEST_PASSWORD_HASHING, Stack, start_stack
-from tests.test_cli import tessera
 
 LOG_PREFIX = "misplaced-secrets-"
 SERVICES = ("authorize", "token", "introspect")

@@ -19,7 +19,14 @@ from tests.assertions import (
     assert_invalid_scope,
     assert_token_response,
 )
-from tests.flows import code_request, grant_family, introspect, start_authorization, token_request
+from tests.flows import (
+    code_request,
+    grant_family,
+    introspect,
+    live_tokens,
+    start_authorization,
+    token_request,
+)
 from tests.records import (
     PASSWORD,
     Registered,
@@ -146,7 +153,8 @@ async def test_introspection_names_the_person(
     assert info.body["scope"] == read
     # The family is listed under the person, for token management.
     family = grant_family(reply.body["access_token"])
-    assert await redis.zscore(keys.user_families(username), family) is not None
+    listed = await live_tokens(http, stack, user=username)
+    assert [(token["family"], token["kind"]) for token in listed] == [(family, "access_token")]
 
 
 async def test_a_public_client_authenticates_with_its_client_id_alone(
@@ -192,8 +200,8 @@ async def test_a_client_not_allowed_the_password_grant_gets_nothing(
     assert wrong.body == right.body
     assert_error(wrong, 400, "unauthorized_client")
     # Nothing was issued to the client or for the person...
-    assert not await redis.exists(keys.client_families(client.client_id))
-    assert not await redis.exists(keys.user_families(user))
+    assert await live_tokens(http, stack, client=client.client_id) == []
+    assert await live_tokens(http, stack, user=user) == []
     # ...and the password was never checked: such a client cannot probe passwords, nor
     # lock a person out by spending their failed sign-ins.
     assert await failures(redis, user) == 0
@@ -217,7 +225,7 @@ async def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(
     for reply in (wrong_password, unknown_user, other_case):
         assert_invalid_grant(reply)
     assert wrong_password.body == unknown_user.body == other_case.body
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
 
 
 async def test_after_too_many_failures_the_right_password_is_refused_here_and_at_login(
@@ -242,7 +250,7 @@ async def test_after_too_many_failures_the_right_password_is_refused_here_and_at
     # Refused without a check, with 429 and Retry-After (RFC 6585 §4): the right
     # password included, from this address, until the window ends.
     assert_too_many_requests(limited)
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
     window = await redis.ttl(pair_counter(user))
     assert 0 < window <= 900
 
@@ -295,7 +303,7 @@ async def test_concurrent_guesses_cannot_outrun_the_failure_limit(
         if reply.status != 400:
             assert_too_many_requests(reply)
     assert_too_many_requests(right)
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
 
 
 async def test_a_success_clears_the_failure_count(

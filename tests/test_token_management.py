@@ -7,18 +7,24 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import orjson
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from services.token.app import create_app as token_app
 from shared import crypto, keys
-from tests.flows import exchange, is_active, obtain_code, refresh, revoke, token_request
+from tests.command_line import tessera, tessera_process
+from tests.flows import (
+    ADMIN,
+    admin_json,
+    exchange,
+    is_active,
+    obtain_code,
+    refresh,
+    revoke,
+    token_request,
+)
 from tests.records import Registered, Setup, make_client, make_resource_server, make_setup
 from tests.stack import ADMIN_TOKEN, FORWARDED_HTTPS, Stack, production_settings
-from tests.test_cli import tessera
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def code_flow_tokens(http: aiohttp.ClientSession, stack: Stack, s: Setup) -> dict[str, str]:
@@ -120,7 +126,10 @@ async def test_revoke_by_token_read_from_stdin_revokes_its_grant(
     tokens = await code_flow_tokens(http, stack, s)
     kept = await code_flow_tokens(http, stack, s)
 
-    run = await tessera(stack, "token", "revoke", "--token-stdin", stdin=tokens["access_token"])
+    # The installed command, as a process: the token comes through a pipe.
+    run = await tessera_process(
+        stack, "token", "revoke", "--token-stdin", stdin=tokens["access_token"]
+    )
     assert run.status == 0, run.stderr
     assert "revoked" in run.stdout
 
@@ -235,15 +244,6 @@ async def test_scope_list_show_and_delete_refused_while_in_use(
 
 
 # --- the admin API -----------------------------------------------------------------------
-
-
-async def admin_json(
-    http: aiohttp.ClientSession, method: str, url: str, **kwargs: object
-) -> tuple[int, object]:
-    async with http.request(method, url, headers=ADMIN, **kwargs) as r:  # type: ignore[arg-type]
-        body = await r.read()
-        assert r.headers.get("Cache-Control") in (None, "no-store")
-        return r.status, orjson.loads(body) if body else None
 
 
 async def test_the_admin_api_needs_the_admin_token(
