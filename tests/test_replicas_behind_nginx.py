@@ -494,9 +494,11 @@ async def test_replicas_behind_nginx(processes: Processes) -> None:
             assert_crosses_replicas(await run_flow(rig), {"A", "B"})
 
         stop = asyncio.Event()
+        running_since = time.monotonic()
         workers = [asyncio.create_task(keep_running_flows(rig, stop)) for _ in range(WORKERS)]
         try:
-            await asyncio.sleep(1.5)  # flows in flight at the first kill
+            # Flows in flight at the first kill: the workers are under way.
+            await until(completed_since(rig, running_since, WORKERS), "flows under way")
 
             # 1. SIGTERM to A; the endpoints drop it a moment later; A' replaces it.
             terminated_at = time.monotonic()
