@@ -231,13 +231,14 @@ async def test_scope_list_show_and_delete_refused_while_in_use(
     assert f"scope {s.scope!r} is still associated with client(s) {s.client.client_id}" in (
         refused.stderr
     )
-    assert await redis.exists(keys.scope(s.scope)) == 1
+    still = (await tessera(stack, "scope", "show", s.scope, "--json")).json()
+    assert still == shown
 
     assert (await tessera(stack, "client", "delete", s.client.client_id)).status == 0
     deleted = await tessera(stack, "scope", "delete", s.scope)
     assert deleted.status == 0, deleted.stderr
-    assert await redis.exists(keys.scope(s.scope)) == 0
-    assert s.scope not in await redis.smembers(keys.SCOPE_INDEX)
+    listed = (await tessera(stack, "scope", "list", "--json")).json()
+    assert s.scope not in [scope["name"] for scope in listed]
     missing = await tessera(stack, "scope", "show", s.scope)
     assert missing.status == 1
     assert f"no scope {s.scope!r}" in missing.stderr
