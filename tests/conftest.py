@@ -26,6 +26,7 @@ from tests.stack import (
     GENEROUS_RATE_LIMITS,
     LOGS,
     REFRESH_REUSE_GRACE,
+    SESSION_LOG_PREFIX,
     Stack,
     start_stack,
 )
@@ -55,6 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             group,
             redis_url,
             ensure_signing_key(tmp_path_factory.mktemp("keys")),
+            log_prefix=SESSION_LOG_PREFIX,
             extra_env={
                 # A grace window, so the tests see both sides of it (README: refresh races).
                 "TESSERA_REFRESH_REUSE_GRACE": str(REFRESH_REUSE_GRACE),

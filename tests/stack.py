@@ -4,6 +4,7 @@ gives them and the services it runs in this process."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,17 @@ class Stack:
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 LOGS = ARTIFACTS / "logs"
+# pytest-xdist runs the suite in worker processes (pyproject.toml), each a session with a
+# stack of its own: each session stack logs to files of its own ("gw0-token.log"). A test
+# module, and so a stack a module starts, runs in one worker (--dist loadfile).
+SESSION_LOG_PREFIX = (
+    f"{os.environ['PYTEST_XDIST_WORKER']}-" if "PYTEST_XDIST_WORKER" in os.environ else ""
+)
+
+
+def session_log(name: str) -> Path:
+    """The log file of the session stack's service ``name``."""
+    return LOGS / f"{SESSION_LOG_PREFIX}{name}.log"
 
 
 def start_stack(
@@ -143,5 +155,5 @@ async def logged_lines(http: aiohttp.ClientSession, url: str, name: str) -> list
     request: after one more, they are surely in the file (appended to across runs)."""
     async with http.get(f"{url}/healthz") as r:
         assert r.status == 200
-    text = (LOGS / f"{name}.log").read_text()
+    text = session_log(name).read_text()
     return [orjson.loads(line) for line in text.splitlines() if line[:1] == "{"]
