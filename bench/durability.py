@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import outage, wrk
 from bench.scenarios import Scenario
-from shared.redis_store import RedisClient
+from shared.storage.redis_store import AdminClient
 
 POLICIES = ("everysec", "always")
 SCENARIOS = ("client_credentials", "authorization_code (PKCE S256)")
@@ -72,7 +72,7 @@ def fdatasync_ms(directory: Path) -> dict[str, float]:
 
 
 async def run(
-    redis: RedisClient,
+    redis: AdminClient,
     scenarios: list[Scenario],
     measure: Measure,
     *,

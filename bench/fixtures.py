@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from shared import clients, codes, families, pkce, scopes, tokens, users
-from shared.clients import Client
-from shared.codes import CodeRecord
-from shared.redis_store import RedisClient
-from shared.settings import Settings
-from shared.signing_keys import KeySet
-from shared.tokens import Grant
+from shared.config.settings import Settings
+from shared.security import pkce
+from shared.security.signing_keys import KeySet
+from shared.storage import clients, codes, families, scopes, tokens, users
+from shared.storage.clients import Client
+from shared.storage.codes import CodeRecord
+from shared.storage.redis_store import RedisClient
+from shared.storage.tokens import Grant
 
 SCOPE = "api:read"
 REDIRECT_URI = "http://127.0.0.1:8080/cb"
@@ -90,7 +91,8 @@ def user_grant(client: Client) -> Grant:
 async def codes_for(
     redis: RedisClient, settings: Settings, client: Client, count: int
 ) -> list[str]:
-    """Codes as an approval makes them (pages.py), each with an S256 challenge."""
+    """Codes as an approval makes them (services/authorize/authorization_response.py),
+    each with an S256 challenge."""
     challenge = pkce.s256(VERIFIER)
 
     async def one() -> str:

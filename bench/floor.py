@@ -19,9 +19,9 @@ import uvloop
 from aiohttp import web
 from redis.asyncio import Redis, RedisCluster
 
-from shared import redis_access
-from shared.redis_store import connect
-from shared.web import json_response
+from shared.storage import redis_access
+from shared.storage.redis_store import connect
+from shared.web.base_app import json_response
 
 KEY = "tessera:bench:floor"  # never set: each GET answers nil, as a miss does
 REDIS: web.AppKey[Redis | RedisCluster] = web.AppKey("redis")

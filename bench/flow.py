@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from bench.fixtures import PASSWORD, REDIRECT_URI, SCOPE, VERIFIER, Registered
-from shared import pkce
+from shared.security import pkce
 
 
 class _FormFields(HTMLParser):

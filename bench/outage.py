@@ -30,7 +30,7 @@ from bench.answers import (
     summary,
 )
 from bench.fixtures import Fixtures
-from shared.redis_store import RedisClient
+from shared.storage.redis_store import AdminClient
 
 WORKERS = 8  # per kind of request: a bounded load that leaves the services headroom
 BEFORE = 3.0  # seconds of steady load before the kill
@@ -48,7 +48,7 @@ def requests(urls: dict[str, str], made: Fixtures, active: str) -> list[Request]
     ]
 
 
-async def append_only(redis: RedisClient) -> None:
+async def append_only(redis: AdminClient) -> None:
     """Turn on the append-only file and wait until it holds the whole data set."""
     await redis.config_set("appendonly", "yes")
     deadline = time.monotonic() + 300
@@ -81,7 +81,7 @@ def sample_of(issued: list[str]) -> list[str]:
 
 
 async def run(
-    tessera: stack.Tessera, redis: RedisClient, made: Fixtures, active: str
+    tessera: stack.Tessera, redis: AdminClient, made: Fixtures, active: str
 ) -> dict[str, Any]:
     await append_only(redis)
     answers: list[Answer] = []

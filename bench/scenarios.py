@@ -14,9 +14,9 @@ import aiohttp
 from bench import fixtures
 from bench.fixtures import SCOPE, Fixtures
 from bench.wrk import Load
-from shared import tokens
-from shared.redis_store import RedisClient
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.storage import tokens
+from shared.storage.redis_store import RedisClient
 
 # Given how many requests a run may make, a Load whose bodies file holds that many.
 Prepare = Callable[[int, Path], Awaitable[Load]]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared.local_processes import (
+from devtools.local_processes import (
     SERVICES,
     ProcessGroup,
     ensure_signing_key,
@@ -21,7 +21,7 @@ from shared.local_processes import (
     start_redis,
     start_service,
 )
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 SERVER_CPU = 0
 LOAD_CPU = 1

@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from shared import cli, keys
+from shared.admin import cli
+from shared.storage import keys
 from tests.stack import TEST_PASSWORD_HASHING, Stack, password_hashing_env
 
 TESSERA = str(Path(sys.executable).with_name("tessera"))

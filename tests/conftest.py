@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from tessera_resource_server import ResourceServerSettings
 
+from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from services.example_api.app import create_app as notes_app
-from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
-from shared.redis_store import connect
-from shared.resource_server import ResourceServerSettings
+from shared.storage.redis_store import connect
 from tests.resource_servers import ApiClient, Start
 from tests.secrets_ledger import SECRETS_USED, secrets_in_logs
 from tests.stack import (

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from shared import families, pkce
+from shared.security import pkce
+from shared.storage import families
 from tests.records import PASSWORD, REDIRECT_URI, Registered, Setup
 from tests.replies import (
     Reply,

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.local_processes import ProcessGroup
+from devtools.local_processes import ProcessGroup
 from tests.manifests import Manifest, named, of_kind, selects
 
 # Debian installs it in /usr/sbin, which is not on an ordinary user's PATH.

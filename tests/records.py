@@ -9,9 +9,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared import clients, scopes, users
-from shared.clients import Client
-from shared.crypto import PasswordHashing
+from shared.domain.password_hashing import PasswordHashing
+from shared.storage import clients, scopes, users
+from shared.storage.clients import Client
 from tests.secrets_ledger import SECRETS_USED
 from tests.stack import TEST_PASSWORD_HASHING
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from shared.local_processes import (
+from devtools.local_processes import (
     ProcessGroup,
     free_port,
     redis_server_path,

@@ -1,4 +1,4 @@
-"""Test helpers for resource servers (shared.resource_server): settings against the test
+"""Test helpers for resource servers (tessera_resource_server): settings against the test
 stack, a token from the browser flow, calls to a protected API, and Tessera's own
 request counts (its /metrics) to see which calls reached it."""
 
@@ -14,11 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 from redis.asyncio import Redis
+from tessera_resource_server import ResourceServerSettings
 
+from devtools.local_processes import free_port
 from services.example_api.app import READ, WRITE
-from shared import scopes
-from shared.local_processes import free_port
-from shared.resource_server import ResourceServerSettings
+from shared.storage import scopes
 from tests.flows import exchange, obtain_code
 from tests.records import Registered, Setup, make_client, make_resource_server, make_user
 from tests.stack import Stack

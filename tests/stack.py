@@ -12,15 +12,15 @@ from typing import Any
 import aiohttp
 import orjson
 
-from shared.crypto import PasswordHashing
-from shared.local_processes import (
+from devtools.local_processes import (
     SERVICES,
     ProcessGroup,
     free_port,
     service_env,
     start_service,
 )
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.domain.password_hashing import PasswordHashing
 from tests.secrets_ledger import SECRETS_USED
 
 # The test stack's settings (tests/conftest.py). The refresh grace is the shortest the

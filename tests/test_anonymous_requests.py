@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from yarl import URL
 
+from devtools.local_processes import ProcessGroup
 from services.authorize.authorization_request import MAX_FREE_TEXT
-from shared import keys
-from shared.local_processes import ProcessGroup
+from shared.storage import keys
 from tests.assertions import assert_error, assert_invalid_client
 from tests.flows import code_request
 from tests.records import make_client, make_resource_server, make_scope, make_setup, unique

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from yarl import URL
 
 from services.authorize.app import create_app
-from shared import clients, keys
+from shared.storage import clients, keys
 from tests.assertions import assert_error_page
 from tests.flows import code_request, new_verifier, s256
 from tests.records import REDIRECT_URI, Registered, make_client, make_scope, unique

@@ -39,10 +39,11 @@ from playwright.async_api import (
 )
 from redis.asyncio import Redis
 
-from services.authorize.pages import LOGIN_FAILED, REVOKED
-from shared import scopes
-from shared.local_processes import free_port
-from shared.redis_store import connect
+from devtools.local_processes import free_port
+from services.authorize.connected_apps import REVOKED
+from services.authorize.login import LOGIN_FAILED
+from shared.storage import scopes
+from shared.storage.redis_store import connect
 from tests.assertions import assert_access_denied
 from tests.command_line import tessera
 from tests.flows import code_request, exchange, is_active, new_verifier, s256

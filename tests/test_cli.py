@@ -16,8 +16,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared import crypto, keys
-from shared.clients import Client
+from shared.security import crypto
+from shared.storage import keys
+from shared.storage.clients import Client
 from tests.command_line import TESSERA, assert_refused, tessera, tessera_process
 from tests.flows import authorize, code_request, exchange
 from tests.records import REDIRECT_URI, Registered, make_scope, make_user, unique

@@ -1,6 +1,6 @@
-"""The token and introspection services' client cache (shared/client_cache.py), on the
+"""The token and introspection services' client cache (shared/web/client_cache.py), on the
 real Redis: what it keeps, and that a change, published by ``clients.save`` or
-``clients.delete``, reaches it through the listener (shared/client_changes.py). That the
+``clients.delete``, reaches it through the listener (shared/web/client_changes.py). That the
 services refuse a disabled or deleted client on the very next request is tested with
 each endpoint (tests/test_client_credentials_grant, test_introspection, test_revocation,
 test_refresh_token_grant)."""
@@ -17,10 +17,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from shared import client_cache, client_changes, clients, keys
-from shared.client_cache import ClientCache
-from shared.client_changes import ClientChanges
-from shared.local_processes import free_port
+from devtools.local_processes import free_port
+from shared.storage import clients, keys
+from shared.web import client_cache, client_changes
+from shared.web.client_cache import ClientCache
+from shared.web.client_changes import ClientChanges
 from tests.records import make_client, make_scope
 
 

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import clients, keys
+from shared.storage import clients, keys
 from tests.assertions import (
     assert_error,
     assert_invalid_client,

@@ -1,4 +1,4 @@
-"""CORS for browser-based clients (shared/cors.py, shared/browser_origins.py), over HTTP
+"""CORS for browser-based clients (shared/web/cors.py, shared/web/browser_origins.py), over HTTP
 against the running services: which origins are allowed (the redirect URIs of enabled
 public clients, exactly), what a preflight is answered, and that nothing but /token,
 /revoke, /jwks.json and the metadata ever answers a cross-origin request. That a real
@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import clients
-from shared.browser_origins import web_origin
+from shared.storage import clients
+from shared.web.browser_origins import web_origin
 from tests.flows import code_request, new_request_id, origin_allowed
 from tests.records import Registered, make_client, make_resource_server, make_scope, unique
 from tests.replies import basic_auth_for, cors_preflight

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 
 import kubernetes_validate
 import pytest
@@ -20,7 +21,7 @@ from aiohttp import web
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.manifests import (
     DEPLOY,
     REPO,
@@ -75,7 +76,9 @@ def known_settings() -> set[str]:
     readme = (REPO / "README.md").read_text()
     table = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, re.MULTILINE))
     code = set(
-        re.findall(r'"((?:TESSERA|REDIS)_[A-Z_]+)"', (REPO / "shared/settings.py").read_text())
+        re.findall(
+            r'"((?:TESSERA|REDIS)_[A-Z_]+)"', (REPO / "shared/config/settings.py").read_text()
+        )
     )
     assert {"TESSERA_ISSUER", "REDIS_URL"} <= table & code  # the parsing still works
     return table | code
@@ -526,7 +529,7 @@ def readme_section(title: str) -> str:
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_an_update_rolls_in_one_ready_pod_at_a_time_as_the_readme_says(component: str) -> None:
     """Old and new releases serve side by side while a Deployment rolls, which the
-    records allow (shared/records.py); the README states the same strategy."""
+    records allow (shared/domain/records.py); the README states the same strategy."""
     strategy = deployment(component)["spec"]["strategy"]
     assert strategy == {
         "type": "RollingUpdate",
@@ -587,3 +590,25 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
     assert patterns[0] == "*"
     included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     assert included == copied
+
+
+def test_the_installed_package_carries_every_file_it_reads() -> None:
+    """The image installs the project as a wheel (``pip install .``), which holds besides
+    the modules only the files pyproject.toml's package-data names: the templates, the
+    stylesheet, the Lua scripts."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    package_data = pyproject["tool"]["setuptools"]["package-data"]
+    carried = {
+        path
+        for package, patterns in package_data.items()
+        for pattern in patterns
+        for path in (REPO / package.replace(".", "/")).glob(pattern)
+    }
+    files = {
+        path
+        for top in ("services", "shared")
+        for path in (REPO / top).rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    assert any(path.suffix == ".lua" for path in files)
+    assert files == carried

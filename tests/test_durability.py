@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
-from shared.redis_store import connect
+from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
+from shared.storage.redis_store import connect
 from tests.assertions import assert_error
 from tests.flows import exchange, is_active, obtain_code, refresh, revoke
 from tests.records import make_resource_server, make_setup

@@ -18,8 +18,9 @@ import aiohttp
 import orjson
 from redis.asyncio import Redis
 
-from shared import crypto, keys, tokens
-from shared.tokens import TokenRecord
+from shared.security import crypto
+from shared.storage import keys, tokens
+from shared.storage.tokens import TokenRecord
 from tests.flows import (
     code_request,
     decide,
@@ -35,7 +36,7 @@ from tests.replies import fetch, query_of, session_cookie
 from tests.stack import Stack
 
 NEWER = "field_of_a_newer_release"
-# A compact token record's fields (shared/tokens.py, _encode), the trailing ones elided
+# A compact token record's fields (shared/storage/tokens.py, _encode), the trailing ones elided
 # when they say nothing; a newer release adding one writes those out first.
 TOKEN_FIELDS = 7
 ELIDED = [None, None, 0]

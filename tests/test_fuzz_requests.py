@@ -34,15 +34,11 @@ import redis as redis_sync
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from multidict import CIMultiDict, CIMultiDictProxy
 from redis.asyncio import Redis
+from tessera_resource_server import ResourceServerSettings
 from yarl import URL
 
-from services.authorize.app import create_app as authorize_app
-from services.example_api.app import create_app as notes_app
-from services.introspect.app import create_app as introspect_app
-from services.token.app import create_app as token_app
-from shared import keys
-from shared.devrun import example_api_env
-from shared.local_processes import (
+from devtools.devrun import example_api_env
+from devtools.local_processes import (
     ProcessGroup,
     ensure_signing_key,
     free_port,
@@ -50,8 +46,12 @@ from shared.local_processes import (
     start_module,
     start_redis,
 )
-from shared.resource_server import ResourceServerSettings
-from shared.settings import Settings
+from services.authorize.app import create_app as authorize_app
+from services.example_api.app import create_app as notes_app
+from services.introspect.app import create_app as introspect_app
+from services.token.app import create_app as token_app
+from shared.config.settings import Settings
+from shared.storage import keys
 from tests.records import REDIRECT_URI, make_client, make_resource_server, make_scope
 from tests.replies import SESSION_COOKIE, basic_auth_for
 from tests.request_strategies import FuzzRequest, Route, Vocabulary, requests, routes_of

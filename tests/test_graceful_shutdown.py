@@ -17,8 +17,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared.local_processes import ProcessGroup, free_port, start_service
-from shared.settings import Settings, SettingsError
+from devtools.local_processes import ProcessGroup, free_port, start_service
+from shared.config.settings import Settings, SettingsError
 from tests.flows import introspect, obtain_code
 from tests.records import REDIRECT_URI, make_resource_server, make_setup
 from tests.replies import basic_auth_for

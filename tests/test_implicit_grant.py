@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from redis.asyncio import Redis
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
-from shared import families, jwt_access_tokens
+from shared.storage import families
 from tests.flows import (
     introspect,
     live_tokens,
@@ -127,7 +128,7 @@ async def test_approval_puts_the_access_token_in_the_fragment(
     back = assert_token_fragment(location, stack, params, scope, expires_in="3600")
     assert urlsplit(location).query == ""
     token = back["access_token"]
-    assert not jwt_access_tokens.looks_like_jwt(token)
+    assert not looks_like_jwt(token)
     assert families.family_of(token) is not None
     info = await introspect(http, stack, api, token)
     assert info.status == 200, info.body

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import clients, families
+from shared.storage import clients, families
 from tests.assertions import assert_error, assert_invalid_client, assert_no_store
 from tests.flows import exchange, grant_family, introspect, obtain_code
 from tests.records import Registered, make_client, make_resource_server, make_setup

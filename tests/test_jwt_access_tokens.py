@@ -19,10 +19,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from tessera_resource_server.jwt_verification import VERIFY_CLAIMS, looks_like_jwt
 
-from shared import families
-from shared.jwt_access_tokens import SIGN_CLAIMS, VERIFY_CLAIMS, looks_like_jwt, sign, verify
-from shared.signing_keys import (
+from shared.security.jwt_access_tokens import SIGN_CLAIMS, sign, verify
+from shared.security.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,
     SigningKey,
@@ -30,6 +30,7 @@ from shared.signing_keys import (
     generate_key_file,
     load_key_set,
 )
+from shared.storage import families
 
 # The RSA key of RFC 7517 Appendix A.2, whose public half is the example of RFC 7638 §3.1.
 RFC7517_N = (

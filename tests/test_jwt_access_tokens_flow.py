@@ -23,20 +23,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared import clients, families, tokens
-from shared.clients import NEVER_EXPIRES
-from shared.jwt_access_tokens import looks_like_jwt
-from shared.signing_keys import (
+from shared.security.signing_keys import (
     PRIVATE_MEMBERS,
     KeySet,
     SigningKey,
     generate_key_file,
     load_key_set,
 )
-from shared.tokens import Grant
+from shared.storage import clients, families, tokens
+from shared.storage.clients import NEVER_EXPIRES
+from shared.storage.tokens import Grant
 from tests.assertions import assert_token_response
 from tests.flows import (
     exchange,
@@ -436,7 +436,7 @@ async def test_the_jti_of_a_jwt_is_not_itself_an_access_token(
     assert await is_active(http, stack, api, genuine)
 
 
-# --- key rotation (shared/signing_keys.py) ----------------------------------------------
+# --- key rotation (shared/security/signing_keys.py) ----------------------------------------------
 
 
 async def test_a_token_signed_by_an_older_key_of_the_directory_still_verifies(

@@ -1,4 +1,4 @@
-"""Keyed fingerprints of what callers send (shared.fingerprint): one key for every process,
+"""Keyed fingerprints of what callers send (shared.security.fingerprint): one key for every process,
 made once in Redis; a key of its own while Redis is away at start-up; and the logs of an
 unexpected failure and of an unusual method, which name what was sent by fingerprint."""
 
@@ -17,10 +17,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from devtools.local_processes import ProcessGroup, free_port, start_redis
 from services.token.app import create_app as token_app
-from shared import fingerprint, keys, logs
-from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_store import connect
+from shared.security import fingerprint
+from shared.storage import keys, log_fingerprint_key
+from shared.storage.redis_store import connect
+from shared.web import log_fingerprints, logs
 from tests.stack import FORWARDED_HTTPS, production_settings, unreachable_redis
 
 FINGERPRINT = re.compile(r"fp:[A-Za-z0-9_-]{12}")
@@ -75,12 +77,12 @@ async def test_every_process_gets_the_key_the_first_one_made(
     redis = connect(start_redis(processes, free_port(), tmp_path, persistent=False))
     try:
         # Services starting at once: one makes the key, every one reads the same.
-        found = await asyncio.gather(*(fingerprint.shared_key(redis) for _ in range(8)))
+        found = await asyncio.gather(*(log_fingerprint_key.shared_key(redis) for _ in range(8)))
         assert len(set(found)) == 1
         assert len(found[0]) == 43  # 32 random bytes, base64url
         assert await redis.ttl(keys.LOG_FINGERPRINT_KEY) == -1  # kept for good
         # A restart reads it again: fingerprints stay comparable.
-        assert await fingerprint.shared_key(redis) == found[0]
+        assert await log_fingerprint_key.shared_key(redis) == found[0]
     finally:
         await redis.aclose()
 
@@ -93,7 +95,7 @@ async def test_without_redis_at_start_a_process_uses_its_own_key_until_redis_ans
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(fingerprint, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(log_fingerprints, "RETRY_SECONDS", 0.05)
     port = free_port()
     redis_url = f"redis://127.0.0.1:{port}/0"
     client = await aiohttp_client(
@@ -115,7 +117,7 @@ async def test_without_redis_at_start_a_process_uses_its_own_key_until_redis_ans
 
     redis = connect(redis_url)
     try:
-        shared = await fingerprint.shared_key(redis)
+        shared = await log_fingerprint_key.shared_key(redis)
     finally:
         await redis.aclose()
     caplog.clear()

@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 
 from services.authorize import sessions
 from services.authorize.app import create_app
-from shared import crypto, keys
+from shared.security import crypto
+from shared.storage import keys
 from tests.assertions import assert_access_denied, assert_error_page
 from tests.flows import code_request, exchange, introspect, sign_in, start_authorization
 from tests.records import (

@@ -1,11 +1,11 @@
-"""Sign-in limits (shared/login_throttle.py, README "Sign-in limits"), each tried as an
+"""Sign-in limits (shared/web/login_throttle.py, README "Sign-in limits"), each tried as an
 attacker would: guessing one person's password from one address, from one address over
 many usernames, from many addresses at once, and from a whole IPv6 /64; none of it keeps
 the owner out, at home nor, with the browser's device cookie, on a new network. Also
 ``tessera user unlock``, and that failures leave no username or password in the logs.
 
 The services here are behind a trusted proxy on loopback, so ``X-Forwarded-For`` says
-which address each attempt comes from (shared/client_address.py).
+which address each attempt comes from (shared/web/client_address.py).
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from redis.asyncio import Redis
 
+from devtools.local_processes import ProcessGroup
 from services.authorize import devices
-from shared import crypto, fingerprint, keys, login_throttle
-from shared.local_processes import ProcessGroup
+from shared.security import crypto, fingerprint
+from shared.storage import keys, log_fingerprint_key
+from shared.web import login_throttle
 from tests.command_line import tessera
 from tests.flows import code_request
 from tests.records import PASSWORD, Registered, make_client, make_scope, make_user, unique
@@ -390,7 +392,7 @@ async def test_a_device_cookie_of_another_user_tampered_moved_or_expired_is_no_e
     expiry, mac = mine.split(".")
     # Signed as the services sign, with the key they share: an hour past its end, and
     # (to show the signing is right) one that is not.
-    shared = fingerprint._Key((await fingerprint.shared_key(redis)), fingerprint.PREFIX)
+    shared = fingerprint._Key((await log_fingerprint_key.shared_key(redis)), fingerprint.PREFIX)
     monkeypatch.setattr(fingerprint, "_key", shared)
     expired = devices._value(account.user, int(time.time()) - 3600)
     signed_here = devices._value(account.user, int(time.time()) + 3600)
@@ -440,7 +442,7 @@ async def test_a_process_with_only_its_own_key_neither_sets_nor_accepts_device_c
     """Redis away at its start: a cookie it set would be refused by every other replica,
     and one they set, accepted by it alone if it trusted its own key."""
     settings = production_settings(stack.redis_url)
-    shared = fingerprint._Key((await fingerprint.shared_key(redis)), fingerprint.PREFIX)
+    shared = fingerprint._Key((await log_fingerprint_key.shared_key(redis)), fingerprint.PREFIX)
     monkeypatch.setattr(fingerprint, "_key", shared)
     issued = web.Response()
     devices.set_cookie(issued, settings, "alice")
@@ -506,7 +508,7 @@ async def test_tessera_user_unlock_of_a_name_nobody_has_says_so(proxied: Stack) 
 async def test_refused_sign_ins_log_neither_the_username_nor_the_password(
     grant: Door, proxied: Stack, account: Account, redis: Redis
 ) -> None:
-    key = await fingerprint.shared_key(redis)
+    key = await log_fingerprint_key.shared_key(redis)
     page = LoginPage(proxied, account.client, account.scope)
     for log, door, via in (
         (TOKEN_LOG, grant, {"via": "password_grant"}),

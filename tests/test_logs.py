@@ -21,9 +21,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from services.token.app import create_app as token_app
-from shared import fingerprint, logs
-from shared.errors import invalid_request
-from shared.settings import Settings, SettingsError
+from shared.config.settings import Settings, SettingsError
+from shared.domain.errors import invalid_request
+from shared.security import fingerprint
+from shared.storage import log_fingerprint_key
+from shared.web import logs
 from tests.flows import new_request_id, new_verifier
 from tests.records import make_setup
 from tests.replies import basic_auth_for
@@ -189,7 +191,7 @@ def test_no_line_is_lost_when_the_process_stops(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import asyncio, logging, os
-        from shared import logs
+        from shared.web import logs
 
         logs.configure("token", "json")
         loop = asyncio.new_event_loop()
@@ -420,7 +422,7 @@ async def test_unmatched_paths_are_logged_by_a_fixed_route_and_a_fingerprint(
     assert (line["route"], line["status"]) == ("unmatched", 404)
     # The path a caller made up may be a credential pasted into the URL: a fingerprint
     # of it as sent (percent-encoded), under the key all services share.
-    key = await fingerprint.shared_key(redis)
+    key = await log_fingerprint_key.shared_key(redis)
     assert line["path"] == fingerprint.with_key(key, "/nope/x%0Ay")
 
 

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 import redis
 
-from shared.local_processes import SERVICES, ProcessGroup, free_port, start_redis
+from devtools.local_processes import SERVICES, ProcessGroup, free_port, start_redis
 from tests.flows import decide, sign_in
 from tests.replies import Reply, basic_auth, post_form, query_of
 from tests.stack import Stack
@@ -125,7 +125,7 @@ async def launch(env: dict[str, str]) -> RunningDemo:
     read_end, write_end = os.pipe()
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shared.devrun", cwd=ROOT, env=env,
+            sys.executable, "-m", "devtools.devrun", cwd=ROOT, env=env,
             stdout=write_end, stderr=asyncio.subprocess.STDOUT, preexec_fn=ignore_sigint,
         )  # fmt: skip
     finally:

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared import metrics
-from shared.app_keys import METRICS
+from shared.web import metrics
+from shared.web.metrics import METRICS
 from tests.flows import exchange
 from tests.records import make_setup
 from tests.stack import FORWARDED_HTTPS, Stack, unreachable_redis

@@ -28,9 +28,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared import fingerprint, users
-from shared.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
-from shared.redis_store import connect
+from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
+from shared.security import fingerprint
+from shared.storage import log_fingerprint_key, users
+from shared.storage.redis_store import connect
 from tests.command_line import tessera
 from tests.flows import (
     code_request,
@@ -651,7 +652,7 @@ async def test_no_credential_sent_in_a_wrong_place_is_logged(
 
     # What was refused is named by fingerprint, the same in every service (the key they
     # all read from Redis), so the same bad value is seen wherever it arrives.
-    key = await fingerprint.shared_key(own_redis)
+    key = await log_fingerprint_key.shared_key(own_redis)
     as_client_id = f"unknown client {fingerprint.with_key(key, world.confidential.secret or '')}"
     for service in ("token", "introspect"):
         reasons = {

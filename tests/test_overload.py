@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared.settings import Settings, SettingsError
+from shared.config.settings import Settings, SettingsError
 from tests.stack import FORWARDED_HTTPS, Stack, production_settings
 from tests.test_metrics import samples, value
 

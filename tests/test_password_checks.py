@@ -1,4 +1,4 @@
-"""The lines in front of the argon2 threads (shared/password_checks.py): bounded, the
+"""The lines in front of the argon2 threads (shared/web/password_checks.py): bounded, the
 owner's line first; and through the services, a full line answered 429 at once (JSON for
 the password grant, the sign-in page for the browser) and a refused attempt answered
 without a password check."""
@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 
 from services.authorize.app import create_app as authorize_app
 from services.token.app import create_app as token_app
-from shared import crypto, keys, login_throttle
-from shared.app_keys import PASSWORD_CHECKS
-from shared.password_checks import PasswordChecks, Place
+from shared.security import crypto
+from shared.storage import keys
+from shared.web import login_throttle
+from shared.web.password_checks import PASSWORD_CHECKS, PasswordChecks, Place
 from tests.flows import code_request
 from tests.records import PASSWORD, make_client, make_scope, make_user, unique
 from tests.replies import csrf_token, fetch, page_message, query_of

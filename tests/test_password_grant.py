@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import keys, login_throttle, users
+from shared.storage import keys, users
+from shared.web import login_throttle
 from tests.assertions import (
     assert_error,
     assert_invalid_client,
@@ -83,7 +84,7 @@ def pair_counter(username: str) -> str:
 
 
 async def failures(redis: Redis, username: str) -> int:
-    """The failed sign-ins counted for ``username`` from here (shared.login_throttle)."""
+    """The failed sign-ins counted for ``username`` from here (shared.web.login_throttle)."""
     return int(await redis.get(pair_counter(username)) or 0)
 
 

@@ -1,5 +1,5 @@
-"""The rate-limit counter (shared/rate_limits.py) against a real Redis, and the client
-address it counts by (shared/client_address.py)."""
+"""The rate-limit counter (shared/storage/rate_limits.py) against a real Redis, and the client
+address it counts by (shared/web/client_address.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from redis.asyncio import Redis
 
-from shared import keys, rate_limits, redis_access
-from shared.client_address import client_address, limit_subject
-from shared.rate_limits import Rate, RecentRefusals
+from shared.domain.rates import OFF, Rate
+from shared.storage import keys, rate_limits, redis_access
+from shared.storage.rate_limits import RecentRefusals
+from shared.web.client_address import client_address, limit_subject
 from tests.records import unique
 from tests.stack import Stack, production_settings
 
@@ -39,7 +40,7 @@ async def test_exhausted_reads_without_counting(redis: Redis) -> None:
 async def test_the_services_redis_client_counts_reads_and_gives_back_alike(
     stack: Stack, redis: Redis
 ) -> None:
-    """Through the request path's auto-pipelined client (shared.redis_access), as the
+    """Through the request path's auto-pipelined client (shared.storage.redis_access), as the
     services count, not only redis-py."""
     client = redis_access.connect(stack.redis_url)
     try:
@@ -74,7 +75,7 @@ async def test_an_ended_window_starts_afresh(redis: Redis) -> None:
 async def test_an_off_limit_stores_nothing(redis: Redis) -> None:
     subject = unique("subject")
     for _ in range(3):
-        assert await rate_limits.hit(redis, "test", rate_limits.OFF, subject) is None
+        assert await rate_limits.hit(redis, "test", OFF, subject) is None
     assert await redis.exists(keys.rate_counter("test", subject)) == 0
 
 

@@ -16,12 +16,12 @@ import pytest
 from redis import exceptions
 from redis.asyncio import Redis
 
-from shared import keys, scripts
-from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_access import Address, Client, Options, Outages, connect
-from shared.redis_access.connection import Connection
-from shared.redis_access.node import Node
-from shared.redis_access.server import ServerRouter
+from devtools.local_processes import ProcessGroup, free_port, start_redis
+from shared.storage import script_runner, scripts
+from shared.storage.redis_access import Address, Client, Options, Outages, connect
+from shared.storage.redis_access.connection import Connection
+from shared.storage.redis_access.node import Node
+from shared.storage.redis_access.server import ServerRouter
 
 
 class Server:
@@ -131,11 +131,11 @@ async def test_a_transaction_runs_as_one_block(client: Client, admin: Redis) -> 
 async def test_scripts_are_sent_by_sha_and_again_in_full_after_a_flush(
     client: Client, admin: Redis
 ) -> None:
-    assert await scripts.run(client, "return ARGV[1]", [], ["one"]) == "one"
+    assert await script_runner.run(client, "return ARGV[1]", [], ["one"]) == "one"
     await admin.script_flush()
-    assert await scripts.run(client, "return ARGV[1]", [], ["two"]) == "two"
+    assert await script_runner.run(client, "return ARGV[1]", [], ["two"]) == "two"
     await admin.script_flush()
-    answer = await scripts.run_after(
+    answer = await script_runner.run_after(
         client,
         lambda pipe: pipe.set("before", "1"),
         "return redis.call('GET', KEYS[1])",
@@ -321,11 +321,11 @@ async def test_a_script_write_refused_by_a_demoted_master_drops_the_connection(
     client = _master_only(server)
     write = "return redis.call('SET', KEYS[1], ARGV[1])"
     try:
-        assert await scripts.run(client, write, ["k"], ["1"]) == "OK"
+        assert await script_runner.run(client, write, ["k"], ["1"]) == "OK"
         assert len(await admin.client_list(_type="normal")) == 2
         await admin.replicaof("127.0.0.1", new_master.port)
         with pytest.raises(exceptions.ResponseError, match="READONLY"):
-            await scripts.run(client, write, ["k"], ["2"])
+            await script_runner.run(client, write, ["k"], ["2"])
         await asyncio.sleep(0.05)
         assert len(await admin.client_list(_type="normal")) == 1  # the admin's alone
         with pytest.raises(exceptions.ConnectionError, match="not the master"):
@@ -335,10 +335,10 @@ async def test_a_script_write_refused_by_a_demoted_master_drops_the_connection(
         new_master.stop()
 
 
-async def test_the_key_schema_scripts_run_on_the_layer(client: Client) -> None:
+async def test_tesseras_own_scripts_run_on_the_layer(client: Client) -> None:
     """One of Tessera's own scripts, as the services run it."""
     family = "f" * 22
-    deleted = await scripts.run(client, keys.REVOKE_FAMILY, keys.family_keys(family), [60])
+    deleted = await scripts.revoke_family(client, family=family, tombstone_ttl=60)
     assert deleted == 0
 
 

@@ -17,8 +17,8 @@ import redis as sync_redis
 from redis import exceptions
 from redis.crc import key_slot
 
-from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_access import Outages, connect
+from devtools.local_processes import ProcessGroup, free_port, start_redis
+from shared.storage.redis_access import Outages, connect
 from tests.redis_topologies import (
     CLUSTER_BUS_OFFSET,
     SENTINEL_SERVICE,

@@ -15,16 +15,16 @@ import redis as sync_redis
 from redis.asyncio import RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from shared import clients, families, keys, scopes, users
-from shared.client_cache import ClientCache
-from shared.client_changes import ClientChanges
-from shared.local_processes import (
+from devtools.local_processes import (
     ProcessGroup,
     ensure_signing_key,
     free_port,
     start_redis,
 )
-from shared.redis_store import RedisClient, SentinelMaster, connect
+from shared.storage import clients, families, keys, scopes, users
+from shared.storage.redis_store import RedisClient, SentinelMaster, connect
+from shared.web.client_cache import ClientCache
+from shared.web.client_changes import ClientChanges
 from tests.assertions import assert_error
 from tests.flows import exchange, introspect, new_verifier, obtain_code, origin_allowed, s256
 from tests.records import PASSWORD, Setup, make_client, make_resource_server, make_setup, unique
@@ -158,7 +158,7 @@ async def test_a_client_change_reaches_the_services_caches(
     topology: Topology, store: RedisClient, http: aiohttp.ClientSession
 ) -> None:
     """The services keep clients in memory and forget one when its change is published
-    (shared/client_cache.py); on a cluster the message crosses nodes."""
+    (shared/web/client_cache.py); on a cluster the message crosses nodes."""
     setup = await make_setup(store)
     api = await make_resource_server(store, [setup.scope])
     assert (await introspect(http, topology.stack, api, "unknown")).status == 200  # cached

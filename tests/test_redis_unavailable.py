@@ -13,12 +13,12 @@ from aiohttp import web
 from redis import exceptions as redis_exceptions
 from yarl import URL
 
+from devtools.local_processes import ProcessGroup, free_port, start_redis
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared.local_processes import ProcessGroup, free_port, start_redis
-from shared.redis_store import connect
-from shared.web import redis_unavailable
+from shared.storage.redis_store import connect
+from shared.web.base_app import redis_unavailable
 from tests.records import make_setup
 from tests.replies import basic_auth_for
 from tests.stack import FORWARDED_HTTPS, production_settings, unreachable_redis

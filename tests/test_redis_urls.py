@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
-from shared.redis_store import SentinelMaster, connect
-from shared.redis_urls import parse
-from shared.settings import Settings, SettingsError
+from shared.config.redis_urls import parse
+from shared.config.settings import Settings, SettingsError
+from shared.storage.redis_store import SentinelMaster, connect
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from redis.asyncio import Redis
 
-from shared import clients, crypto, families, keys, users
+from shared.security import crypto
+from shared.storage import clients, families, keys, users
 from tests.assertions import (
     INVALID_GRANT_DESCRIPTION,
     assert_error,
@@ -187,7 +188,7 @@ async def test_the_refresh_count_bounds_the_chain(
     presented = [chain.refresh_token]
 
     # Exactly refresh_count refreshes succeed; the last answer carries no refresh token,
-    # since nothing could be done with it (shared.tokens._new_batch).
+    # since nothing could be done with it (shared.storage.tokens._new_batch).
     for n in range(1, refresh_count + 1):
         reply = await refresh(http, stack, chain.client, presented[-1])
         last = n == refresh_count

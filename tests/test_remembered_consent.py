@@ -17,7 +17,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared import admin, consents, keys
+from shared.storage import consents, keys, management
 from tests.assertions import assert_error, assert_error_page
 from tests.flows import (
     authorize,
@@ -598,7 +598,7 @@ async def test_deleting_a_client_forgets_every_approval_of_it(
     await authorize(http, stack, code_request(r.client, r.read), r.user)
     assert await redis.sismember(keys.client_consents(r.client.client_id), r.user)
 
-    await admin.delete_client(redis, r.client.client_id)
+    await management.delete_client(redis, r.client.client_id)
 
     assert await stored_consent(redis, r.user, r.client) is None
     assert await redis.exists(keys.client_consents(r.client.client_id)) == 0
@@ -615,7 +615,7 @@ async def test_deleting_a_scope_takes_it_out_of_remembered_approvals(
     await consents.record(redis, user, "client-a", [gone, stays], [gone, stays])
     await consents.record(redis, user, "client-b", [gone], [gone])
 
-    await admin.delete_scope(redis, gone)
+    await management.delete_scope(redis, gone)
 
     remembered = {c.client_id: c.scope for c in await consents.list_for(redis, user)}
     assert remembered == {"client-a": [stays]}

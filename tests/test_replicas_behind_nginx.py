@@ -42,8 +42,7 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 
-from shared import families
-from shared.local_processes import (
+from devtools.local_processes import (
     SERVICES,
     ProcessGroup,
     ensure_signing_key,
@@ -51,7 +50,8 @@ from shared.local_processes import (
     service_env,
     start_service,
 )
-from shared.redis_store import connect
+from shared.storage import families
+from shared.storage.redis_store import connect
 from tests.flows import (
     exchange,
     is_active,

@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 
 from services.token.app import create_app as token_app
-from shared.app_keys import DRAIN, METRICS
-from shared.logs import QUIET_ROUTES
+from shared.web.logs import QUIET_ROUTES
+from shared.web.metrics import METRICS
+from shared.web.shutdown import DRAIN
 from tests.flows import new_request_id
 from tests.stack import FORWARDED_HTTPS, unreachable_redis
 from tests.test_metrics import samples, value

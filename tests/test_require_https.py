@@ -33,10 +33,10 @@ from redis.asyncio import Redis
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
-from shared.app_keys import SETTINGS
-from shared.errors import OAuthError
-from shared.settings import Settings, SettingsError
-from shared.transport import is_https, require_https
+from shared.config.settings import Settings, SettingsError
+from shared.domain.errors import OAuthError
+from shared.web.app_keys import SETTINGS
+from shared.web.transport import is_https, require_https
 from tests.assertions import assert_error
 from tests.flows import is_active, live_tokens, token_request
 from tests.records import make_client, make_resource_server, make_scope
@@ -376,7 +376,7 @@ def test_switching_https_off_or_the_development_switch_on_is_logged_loudly(
     assert all(record.levelno == logging.WARNING for record in caplog.records)
 
 
-# --- the peer's address decides (shared/transport.py) ------------------------------------
+# --- the peer's address decides (shared/web/transport.py) ------------------------------------
 
 
 def _request(settings: Settings, peer: str, headers: dict[str, str] | None = None) -> web.Request:

@@ -1,36 +1,33 @@
-"""A resource server protected with shared.resource_server, end to end: the example notes
-API in this process, checking tokens that the real services issued through the browser
-flow, by introspection (RFC 7662) with a bounded cache; the answers of RFC 6750 §3; and
-503, never 401, when Tessera cannot be asked."""
+"""A resource server protected with the resource-server library (tessera_resource_server),
+end to end: the example notes API in this process, checking tokens that the real services
+issued through the browser flow, by introspection (RFC 7662) with a bounded cache; the
+answers of RFC 6750 §3; and 503, never 401, when Tessera cannot be asked. The library's
+own tests, which need no Tessera, are in resource-server/tests."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer, make_mocked_request
+from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
-from yarl import URL
-
-from services.example_api.app import READ, WRITE, create_app
-from services.introspect.app import create_app as introspect_app
-from shared import clients, logs
-from shared.local_processes import free_port
-from shared.resource_server import (
+from tessera_resource_server import (
     RESOURCE_SERVER,
     ResourceServer,
     ResourceServerSettings,
     required_scopes,
 )
-from shared.resource_server.access_token import AccessToken
-from shared.resource_server.middleware import logged_path
-from shared.resource_server.token_cache import TokenCache
+
+from devtools.local_processes import free_port
+from services.example_api.app import READ, WRITE, create_app
+from services.introspect.app import create_app as introspect_app
+from shared.storage import clients
+from shared.web import logs
 from tests.flows import revoke
 from tests.resource_servers import (
     Start,
@@ -346,126 +343,6 @@ async def test_a_newline_in_the_path_cannot_split_a_log_line(
     for line in lines:
         assert "\n" not in line and "\r" not in line, line
         assert "/notes/x%0A2026-01-01" in line  # the path as it came, still readable
-
-
-def test_a_path_with_raw_control_or_non_ascii_characters_is_logged_escaped() -> None:
-    # What aiohttp's pure-Python parser can let into rel_url.raw_path (its C parser
-    # answers 400): a raw U+2028 or NEL splits lines for some readers, str.splitlines too.
-    for raw in ("/notes/a\u2028b", "/notes/a\x85b", "/notes/a\udc85b", "/notes/a\x1bb"):
-        request = make_mocked_request("GET", "/").clone(rel_url=URL.build(path=raw, encoded=True))
-        assert request.rel_url.raw_path == raw
-        logged = logged_path(request)
-        assert logged.isascii() and logged.isprintable(), logged
-        assert len(logged.splitlines()) == 1
-    plain = make_mocked_request("GET", "/notes/x%0Ay?access_token=secret")
-    assert logged_path(plain) == "/notes/x%0Ay"  # as sent, without the query
-
-
-# --- the cache ---------------------------------------------------------------------------
-
-
-def token_info(exp: int | None) -> AccessToken:
-    return AccessToken.from_claims({"active": True, "sub": "s", "exp": exp}, "introspection")
-
-
-def test_the_cache_is_bounded_keyed_by_digest_and_never_outlives_exp() -> None:
-    cache = TokenCache(max_seconds=60, max_entries=2)
-    later = int(time.time()) + 3600
-    for token in ("one", "two", "three"):
-        cache.put(token, token_info(later))
-
-    assert len(cache) == 2
-    assert cache.get("one") is None  # the least recently used went
-    assert cache.get("three") is not None
-    assert not {"one", "two", "three"} & set(cache._entries)  # digests, not tokens
-
-    cache.put("expired", token_info(int(time.time()) - 1))
-    assert cache.get("expired") is None
-    assert TokenCache(max_seconds=0, max_entries=10).get("one") is None
-
-
-# --- settings ----------------------------------------------------------------------------
-
-
-def test_settings_from_the_environment() -> None:
-    settings = ResourceServerSettings.from_env(
-        {
-            "RESOURCE_SERVER_ISSUER": "https://id.example.com",
-            "RESOURCE_SERVER_INTROSPECTION_ENDPOINT": "http://tessera-introspect/introspect",
-            "RESOURCE_SERVER_CLIENT_ID": "api",
-            "RESOURCE_SERVER_CLIENT_SECRET": "secret",
-            "RESOURCE_SERVER_CACHE_SECONDS": "2.5",
-            "RESOURCE_SERVER_ENFORCE_SCOPE_RESOURCES": "yes",
-            "RESOURCE_SERVER_JWKS_URI": "",
-        }
-    )
-    assert settings.cache_seconds == 2.5
-    assert settings.enforce_scope_resources is True
-    assert settings.jwks_uri is None
-    assert settings.expected_audience == "https://id.example.com"
-    assert settings.scope_definitions_url == "http://tessera-introspect/scopes"
-
-
-def jwks_env(**fields: str) -> dict[str, str]:
-    """A resource server verifying JWTs, with ``fields`` as RESOURCE_SERVER_* variables."""
-    env = {
-        "RESOURCE_SERVER_ISSUER": "https://id",
-        "RESOURCE_SERVER_JWKS_URI": "https://id/jwks.json",
-    }
-    return env | {f"RESOURCE_SERVER_{name.upper()}": value for name, value in fields.items()}
-
-
-def test_the_jwks_refresh_limits_may_be_equal() -> None:
-    settings = ResourceServerSettings.from_env(
-        jwks_env(jwks_min_refresh_seconds="0.5", jwks_cache_seconds="0.5")
-    )
-    assert settings.jwks_min_refresh_seconds == settings.jwks_cache_seconds == 0.5
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({}, "RESOURCE_SERVER_ISSUER is required"),
-        ({"RESOURCE_SERVER_ISSUER": "id.example.com"}, "issuer must be an http(s) URL"),
-        ({"RESOURCE_SERVER_ISSUER": "https://id"}, "set introspection_endpoint, jwks_uri"),
-        (
-            {
-                "RESOURCE_SERVER_ISSUER": "https://id",
-                "RESOURCE_SERVER_INTROSPECTION_ENDPOINT": "http://i/introspect",
-            },
-            "client_id and client_secret are required",
-        ),
-        (
-            {
-                "RESOURCE_SERVER_ISSUER": "https://id",
-                "RESOURCE_SERVER_JWKS_URI": "https://id/jwks.json",
-                "RESOURCE_SERVER_CACHE_SECONDS": "soon",
-            },
-            "RESOURCE_SERVER_CACHE_SECONDS: not a valid float",
-        ),
-        (
-            {
-                "RESOURCE_SERVER_ISSUER": "https://id",
-                "RESOURCE_SERVER_JWKS_URI": "https://id/jwks.json",
-                "RESOURCE_SERVER_INTROSPECT_JWTS": "1",
-            },
-            "introspect_jwts needs introspection_endpoint",
-        ),
-        # 0, negative or NaN would let tokens with made-up kids refetch the JWK Set at will.
-        *(
-            (jwks_env(**{name: value}), f"{name} must be more than 0")
-            for name in ("jwks_min_refresh_seconds", "jwks_cache_seconds")
-            for value in ("0", "-5", "nan")
-        ),
-        (
-            jwks_env(jwks_min_refresh_seconds="60", jwks_cache_seconds="30"),
-            "jwks_min_refresh_seconds (60.0) must be at most jwks_cache_seconds (30.0)",
-        ),
-    ],
-)
-def test_bad_settings_are_refused_with_a_message(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        ResourceServerSettings.from_env(env)
 
 
 def test_the_readme_sample_is_the_real_api() -> None:

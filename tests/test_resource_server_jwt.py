@@ -23,14 +23,14 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from redis.asyncio import Redis
+from tessera_resource_server import RESOURCE_SERVER, ResourceServerSettings
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
+from devtools.local_processes import free_port
 from services.example_api.app import READ, WRITE
 from services.token.app import create_app as token_app
-from shared import jwt_access_tokens
-from shared.jwt_access_tokens import looks_like_jwt
-from shared.local_processes import free_port
-from shared.resource_server import RESOURCE_SERVER, ResourceServerSettings
-from shared.signing_keys import generate_key_file, load_key_set
+from shared.security import jwt_access_tokens
+from shared.security.signing_keys import generate_key_file, load_key_set
 from tests.flows import revoke
 from tests.resource_servers import (
     REALM,
@@ -249,7 +249,7 @@ async def test_a_key_published_later_is_fetched_when_a_token_names_it(
     finally:
         await first.close()
 
-    # Rotation, step one (shared.signing_keys): the new key is published.
+    # Rotation, step one (shared.security.signing_keys): the new key is published.
     generate_key_file(keys_dir / "2026-02.pem")
     second = await token_service()
     try:

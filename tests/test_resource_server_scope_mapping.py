@@ -1,4 +1,4 @@
-"""Tessera's scope definitions as the resource server's policy (shared.resource_server
+"""Tessera's scope definitions as the resource server's policy (tessera_resource_server
 .scope_rules): a scope lists the resources it covers, "METHOD /path/{var}"; the resource
 server fetches them from the introspection service's GET /scopes and matches each
 request's method and route template. Any covering scope admits; a route no scope covers
@@ -18,9 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
-
-from shared import scopes
-from shared.resource_server import (
+from tessera_resource_server import (
     ACCESS_TOKEN,
     RESOURCE_SERVER,
     ResourceServerSettings,
@@ -28,6 +26,8 @@ from shared.resource_server import (
     public,
     requires_scope,
 )
+
+from shared.storage import scopes
 from tests.assertions import assert_token_response
 from tests.flows import token_request
 from tests.records import Registered, make_client, make_resource_server, unique

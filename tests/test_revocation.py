@@ -15,8 +15,9 @@ from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
-from shared import clients, families, jwt_access_tokens, keys
+from shared.storage import clients, families, keys
 from tests.assertions import (
     assert_error,
     assert_invalid_client,
@@ -162,7 +163,7 @@ async def test_a_jwt_access_token_is_revoked_with_its_family(
     by_jwt = await _pair(http, stack, s)
     by_refresh = await _pair(http, stack, s)
     for pair in (by_jwt, by_refresh):
-        assert jwt_access_tokens.looks_like_jwt(pair.access_token)
+        assert looks_like_jwt(pair.access_token)
         assert await is_active(http, stack, api, pair.access_token)
 
     # The JWT is recorded by its jti, so presenting the JWT finds the family ...

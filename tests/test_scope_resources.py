@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import scopes
+from shared.storage import scopes
 from tests.assertions import assert_invalid_client, assert_no_store
 from tests.command_line import assert_refused, tessera
 from tests.flows import admin_json
@@ -76,11 +76,6 @@ async def test_a_bad_resource_is_refused_and_nothing_written(
     args = ["scope", "add", name, "--description", "x", "--resource", resource]
 
     await assert_refused(stack, redis, args, message)
-
-
-def test_parse_resource_gives_the_canonical_form() -> None:
-    assert str(scopes.parse_resource("  delete   /a/{b}/c/ ")) == "DELETE /a/{b}/c/"
-    assert scopes.parse_resource("GET /") == scopes.Resource("GET", "/")
 
 
 async def test_resource_servers_read_the_definitions_at_get_scopes(

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from argon2.profiles import RFC_9106_LOW_MEMORY as ARGON2_CFFI_RFC_9106_LOW_MEMORY
 
-from shared import crypto, pkce
-from shared.crypto import PasswordHashing
-from shared.rate_limits import OFF, Rate
-from shared.settings import Settings, SettingsError, password_hashing_from_env
+from shared.config.settings import Settings, SettingsError, password_hashing_from_env
+from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
+from shared.domain.rates import OFF, Rate
+from shared.security import crypto, pkce
 
 HTTPS = {"TESSERA_ISSUER": "https://id.example.com"}
 
@@ -241,7 +241,7 @@ def test_passwords_are_hashed_with_rfc_9106_s_second_recommended_set_by_default(
     rfc_9106 = PasswordHashing(time_cost=3, memory_kib=2**16, parallelism=4)
     assert Settings.from_env(HTTPS).password_hashing == rfc_9106
     assert password_hashing_from_env({}) == rfc_9106
-    assert crypto.RFC_9106_LOW_MEMORY == rfc_9106
+    assert RFC_9106_LOW_MEMORY == rfc_9106
     profile = ARGON2_CFFI_RFC_9106_LOW_MEMORY  # argon2-cffi's own spelling of the set
     assert (profile.time_cost, profile.memory_cost, profile.parallelism) == (3, 2**16, 4)
 
@@ -283,7 +283,7 @@ def test_password_hash_parameters_are_read_and_validated(
 
 def test_an_unknown_username_is_checked_against_a_hash_of_the_same_parameters() -> None:
     """Else a wrong username would answer faster or slower than a wrong password."""
-    assert crypto.dummy_password_hash(crypto.RFC_9106_LOW_MEMORY) == crypto.DUMMY_PASSWORD_HASH
+    assert crypto.dummy_password_hash(RFC_9106_LOW_MEMORY) == crypto.DUMMY_PASSWORD_HASH
     cheap = PasswordHashing(time_cost=1, memory_kib=8, parallelism=1)
     dummy = crypto.dummy_password_hash(cheap)
     assert dummy.startswith("$argon2id$v=19$m=8,t=1,p=1$")

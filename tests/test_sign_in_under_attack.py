@@ -26,14 +26,14 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared.crypto import RFC_9106_LOW_MEMORY
-from shared.local_processes import (
+from devtools.local_processes import (
     ProcessGroup,
     ensure_signing_key,
     free_port,
     start_redis,
 )
-from shared.redis_store import connect
+from shared.domain.password_hashing import RFC_9106_LOW_MEMORY
+from shared.storage.redis_store import connect
 from tests.flows import code_request
 from tests.records import PASSWORD, Registered, make_client, make_scope, make_user
 from tests.replies import csrf_token, fetch, post_form, query_of

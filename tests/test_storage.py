@@ -15,7 +15,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from shared import crypto, families, keys, scopes
+from shared.security import crypto
+from shared.storage import families, keys, scopes
 from tests.flows import exchange, grant_family, introspect, new_verifier, obtain_code, s256
 from tests.records import (
     PASSWORD,

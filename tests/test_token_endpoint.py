@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from shared import clients, crypto, families, keys
+from shared.security import crypto
+from shared.storage import clients, families, keys
 from tests.assertions import assert_error, assert_invalid_client, assert_invalid_grant
 from tests.flows import (
     authorize,

@@ -1,6 +1,6 @@
 """Token management: webMethods Integration Server's Tokens page as ``tessera
 token|scope|client`` and as the admin API under /admin/ on the token service, both over
-the same shared/admin.py."""
+the same shared/storage/management.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from services.token.app import create_app as token_app
-from shared import crypto, keys
+from shared.security import crypto
+from shared.storage import keys
 from tests.command_line import tessera, tessera_process
 from tests.flows import (
     ADMIN,

@@ -23,7 +23,7 @@ async def until_heard(
 ) -> Heard:
     """The last answer of ``attempt``, repeated until ``heard`` says it follows a client's
     change (for 5 s at most): the token and introspection services hear of a change a few
-    milliseconds after it is saved (``shared/client_changes.py``), and until then answer
+    milliseconds after it is saved (``shared/web/client_changes.py``), and until then answer
     from the record they read before. The caller asserts on what is returned."""
     for _ in range(250):
         answer = await attempt()
@@ -51,7 +51,7 @@ async def until_changes_heard(
     """Wait until the token and authorize services have heard of every client change
     announced so far, for a test whose next request would change what it waits for (a
     refresh rotates its token): each service hears the changes in the order they were
-    announced (``shared/client_changes.py``), so once both allow the origin of a public
+    announced (``shared/web/client_changes.py``), so once both allow the origin of a public
     client registered now, for ``scope``, they have heard every change before it."""
     origin = f"https://{unique('heard')}.example.com"
     await make_client(redis, [scope], client_type="public", redirect_uris=[f"{origin}/cb"])

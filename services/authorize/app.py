@@ -9,20 +9,21 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from services.authorize import pages
+from services.authorize import authorization_endpoint, connected_apps, consent, login, logout
 from services.authorize.metadata import METADATA_PATH, metadata
-from shared.browser_origins import browser_origins
-from shared.client_changes import follow_client_changes
-from shared.errors import OAuthError
-from shared.password_checks import password_checks_context
-from shared.settings import Settings
-from shared.web import create_base_app
+from services.authorize.responses import render
+from shared.config.settings import Settings
+from shared.domain.errors import OAuthError
+from shared.web.base_app import create_base_app
+from shared.web.browser_origins import browser_origins
+from shared.web.client_changes import follow_client_changes
+from shared.web.password_checks import password_checks_context
 
 log = logging.getLogger("tessera.authorize")
 
 HERE = Path(__file__).parent
 
-# What browser-based clients call themselves (shared.cors): the metadata only. Never the
+# What browser-based clients call themselves (shared.web.cors): the metadata only. Never the
 # pages: a browser is sent to them, and RFC 9700 §2.6 forbids CORS at /authorize.
 BROWSER_ROUTES = {METADATA_PATH: "GET"}
 
@@ -42,7 +43,7 @@ SECURITY_HEADERS = {
 
 def _error_page(request: web.Request, exc: OAuthError) -> web.Response:
     # Errors that cannot go back to the client are shown to the person as a page.
-    return pages.render(request, "error.html", {"error": exc}, status=exc.status)
+    return render(request, "error.html", {"error": exc}, status=exc.status)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -72,17 +73,17 @@ def create_app(settings: Settings) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     )
     app.on_response_prepare.append(_security_headers)
-    app.router.add_route("GET", "/authorize", pages.authorize)
-    app.router.add_route("POST", "/authorize", pages.authorize)
-    app.router.add_get("/authorize/resume", pages.resume)
-    app.router.add_get("/login", pages.login_page)
-    app.router.add_post("/login", pages.login_submit)
-    app.router.add_get("/consent", pages.consent_page)
-    app.router.add_post("/consent", pages.consent_submit)
-    app.router.add_get(pages.CONNECTED_APPS, pages.connected_apps_page)
-    app.router.add_post(pages.CONNECTED_APPS, pages.connected_apps_revoke)
-    app.router.add_get("/logout", pages.logout_page)
-    app.router.add_post("/logout", pages.logout_submit)
+    app.router.add_route("GET", "/authorize", authorization_endpoint.authorize)
+    app.router.add_route("POST", "/authorize", authorization_endpoint.authorize)
+    app.router.add_get("/authorize/resume", authorization_endpoint.resume)
+    app.router.add_get("/login", login.login_page)
+    app.router.add_post("/login", login.login_submit)
+    app.router.add_get("/consent", consent.consent_page)
+    app.router.add_post("/consent", consent.consent_submit)
+    app.router.add_get(connected_apps.CONNECTED_APPS, connected_apps.connected_apps_page)
+    app.router.add_post(connected_apps.CONNECTED_APPS, connected_apps.connected_apps_revoke)
+    app.router.add_get("/logout", logout.logout_page)
+    app.router.add_post("/logout", logout.logout_submit)
     app.router.add_get(METADATA_PATH, metadata)
     add_static_files(app)
     return app

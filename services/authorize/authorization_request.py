@@ -6,7 +6,7 @@ status). After that, every error is reported to the client by redirect
 (``RedirectableError``).
 
 A client id that names no client, and a redirect URI not registered, are logged as
-fingerprints (``shared.fingerprint``): either may be a credential sent in the wrong place.
+fingerprints (``shared.security.fingerprint``): either may be a credential sent in the wrong place.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared import clients, fingerprint, pkce, scopes
-from shared.clients import Client
-from shared.errors import OAuthError
-from shared.forms import logged_names
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.domain.errors import OAuthError
+from shared.security import fingerprint, pkce
+from shared.storage import clients, scopes
+from shared.storage.clients import Client
+from shared.web.forms import logged_names
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.storage.redis_store import RedisClient
 
 # webMethods Integration Server answers these with invalid_request rather than
 # unsupported_response_type.

@@ -1,7 +1,7 @@
 """Device cookies: a browser that signed in as a username is known to it for a while,
 wherever it is (OWASP's "device cookie" against lockout; README "Sign-in limits").
 
-A known address (``shared.login_throttle``) keeps the owner's sign-ins from home free of
+A known address (``shared.web.login_throttle``) keeps the owner's sign-ins from home free of
 the per-username pace; a device cookie does the same for the owner's browser on a new
 network, which an attacker holding the pace would otherwise keep out. A successful
 sign-in at the sign-in page sets it; a later attempt for the same username that carries
@@ -9,7 +9,7 @@ it counts as known (the per-(username, address) limit still holds).
 
 The value is ``<expiry>.<mac>``: the Unix time it ends at and the base64url HMAC-SHA256
 of a purpose label, the username's digest (case-folded, as the limits count it) and the
-expiry, under the key every replica shares (``shared.fingerprint.shared_mac``). Nothing
+expiry, under the key every replica shares (``shared.security.fingerprint.shared_mac``). Nothing
 is stored. A process that has only its own key (Redis was away at its start) neither
 sets nor accepts one, so no replica accepts what another would refuse.
 """
@@ -21,9 +21,9 @@ import time
 
 from aiohttp import web
 
-from shared import crypto, fingerprint
-from shared.login_throttle import username_digest
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.security import crypto, fingerprint
+from shared.web.login_throttle import username_digest
 
 PURPOSE = "tessera device cookie"
 # Unix times have 10 digits until the year 2286; anything longer is no value of ours.

@@ -22,12 +22,14 @@ import orjson
 from redis.exceptions import ResponseError
 
 from services.authorize.authorization_request import AuthorizationRequest
-from services.authorize.sessions import Session
-from shared import crypto, keys, scripts
-from shared.settings import Settings
+from services.authorize.sessions import Session, SignedIn, who_is_signed_in
+from shared.config.settings import Settings
+from shared.domain.errors import OAuthError
+from shared.security import crypto
+from shared.storage import keys, scripts
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.storage.redis_store import RedisClient
 
 
 # The stored value begins with the binding: 128 bits of the browser value's digest,
@@ -98,7 +100,7 @@ async def create(
     """Store the request, bound to ``session``'s browser, or unbound until ``claim``;
     brief until someone signed in has it (``keep``)."""
     interaction_id = crypto.random_token(16)
-    signed_in = session is not None and session.signed_in
+    signed_in = who_is_signed_in(session) is not None
     await redis.set(
         keys.interaction(interaction_id),
         (_binding(session) if session else UNBOUND) + _encode(request),
@@ -109,8 +111,8 @@ async def create(
 
 async def claim(redis: RedisClient, interaction_id: str, session: Session) -> bool:
     """Bind an unbound interaction to this browser; true when it is (now) this browser's."""
-    claimed = scripts.run(
-        redis, keys.CLAIM_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
+    claimed = scripts.claim_interaction(
+        redis, interaction=keys.interaction(interaction_id), binding=_binding(session)
     )
     return bool(await _unless_older(claimed, 0))
 
@@ -126,24 +128,41 @@ async def get(
     return _decode(stored[_BINDING_LENGTH:])
 
 
+def expired() -> OAuthError:
+    """The error page for an interaction that is not (or no longer) this browser's."""
+    return OAuthError(
+        "invalid_request",
+        "This sign-in request has expired or is unknown. "
+        "Go back to the application and start again.",
+        cause="interaction unknown, expired, or started by another browser session",
+    )
+
+
+async def pending(
+    redis: RedisClient, interaction_id: str | None, session: Session
+) -> AuthorizationRequest:
+    """The pending request, when it exists and belongs to this browser; else ``expired``."""
+    request = await get(redis, interaction_id, session) if interaction_id else None
+    if request is None:
+        raise expired()
+    return request
+
+
 async def keep(
     redis: RedisClient,
     settings: Settings,
     interaction_id: str,
-    session: Session,
+    session: SignedIn,
     request: AuthorizationRequest | None = None,
 ) -> bool:
     """Once the person signed in: keep the pending request ``interaction_lifetime``, and
     replace it by ``request`` if given; if it still exists and belongs to this browser."""
-    kept = scripts.run(
+    kept = scripts.keep_interaction(
         redis,
-        keys.KEEP_INTERACTION,
-        [keys.interaction(interaction_id)],
-        [
-            _binding(session),
-            settings.interaction_lifetime * 1000,
-            _encode(request) if request is not None else "",
-        ],
+        interaction=keys.interaction(interaction_id),
+        binding=_binding(session),
+        lifetime_ms=settings.interaction_lifetime * 1000,
+        request=_encode(request) if request is not None else "",
     )
     return bool(await _unless_older(kept, 0))
 
@@ -152,8 +171,8 @@ async def take(
     redis: RedisClient, interaction_id: str, session: Session
 ) -> AuthorizationRequest | None:
     """Consume the pending request for the decision, if it belongs to this browser."""
-    taken = scripts.run(
-        redis, keys.TAKE_INTERACTION, [keys.interaction(interaction_id)], [_binding(session)]
+    taken = scripts.take_interaction(
+        redis, interaction=keys.interaction(interaction_id), binding=_binding(session)
     )
     raw = await _unless_older(taken, None)
     return _decode(raw) if raw else None

@@ -5,12 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.authorize.authorization_request import SUPPORTED_RESPONSE_TYPES
-from shared import keys, pkce
-from shared.app_keys import REDIS, SETTINGS
-from shared.client_auth import SECRET_AUTH_METHODS
-from shared.clients import GRANT_TYPES, REFRESH_GRANT
-from shared.cors import vary_on_origin
-from shared.web import json_response
+from shared.security import pkce
+from shared.storage import keys
+from shared.storage.clients import GRANT_TYPES, REFRESH_GRANT
+from shared.web.app_keys import REDIS, SETTINGS
+from shared.web.base_app import json_response
+from shared.web.client_auth import SECRET_AUTH_METHODS
+from shared.web.cors import vary_on_origin
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"  # RFC 8414 §3
 

@@ -23,13 +23,16 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from shared import crypto, keys, records
-from shared.app_keys import REDIS, SETTINGS
-from shared.settings import Settings
-from shared.users import User
+from shared.config.settings import Settings
+from shared.domain import records
+from shared.domain.errors import OAuthError
+from shared.security import crypto
+from shared.storage import keys
+from shared.storage.users import User
+from shared.web.app_keys import REDIS, SETTINGS
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.storage.redis_store import RedisClient
 
 
 _ID_BYTES = 32
@@ -38,19 +41,39 @@ RETIRED = "retired"
 _ID_LENGTH = len(crypto.random_token(_ID_BYTES))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Session:
+    """A browser's session: anonymous, unless it is a ``SignedIn``."""
+
     session_id: str
     csrf_token: str
     browser: str
-    username: str | None = None
-    sub: str | None = None
-    # Signed in: the digest of the anonymous id the ``browser`` value was derived from.
+
+    @property
+    def signed_in(self) -> bool:
+        # For the templates (logout.html); code asks ``who_is_signed_in``, which narrows.
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn(Session):
+    """A session someone signed in to: what only a signed-in person may do takes one, so
+    the type checker refuses an anonymous session there."""
+
+    username: str
+    sub: str
+    # The digest of the anonymous id the ``browser`` value was derived from.
     origin: str | None = None
 
     @property
     def signed_in(self) -> bool:
-        return self.username is not None
+        return True
+
+
+def who_is_signed_in(session: Session | None) -> SignedIn | None:
+    """The signed-in session, or None for an anonymous one or none at all: the one
+    question the pages ask before anything only a signed-in person may do."""
+    return session if isinstance(session, SignedIn) else None
 
 
 def cookie_name(settings: Settings) -> str:
@@ -75,7 +98,9 @@ def anonymous(session_id: str) -> Session:
 def lifetime(settings: Settings, session: Session) -> int:
     """Anonymous sessions exist only to carry an interaction and its CSRF token, so they
     live as long as an interaction; signed-in ones the configured session lifetime."""
-    return settings.session_lifetime if session.signed_in else settings.interaction_lifetime
+    if who_is_signed_in(session) is None:
+        return settings.interaction_lifetime
+    return settings.session_lifetime
 
 
 async def load(request: web.Request) -> Session | None:
@@ -90,10 +115,10 @@ async def load(request: web.Request) -> Session | None:
         return anonymous(session_id)
     if raw == RETIRED:
         return None
-    return records.from_json(Session, raw, session_id=session_id)
+    return records.from_json(SignedIn, raw, session_id=session_id)
 
 
-async def _store(redis: RedisClient, settings: Settings, session: Session) -> None:
+async def _store(redis: RedisClient, settings: Settings, session: SignedIn) -> None:
     # Stored under the id's digest; the id itself stays with the browser.
     state = {name: value for name, value in asdict(session).items() if name != "session_id"}
     await redis.set(
@@ -108,17 +133,18 @@ def start() -> Session:
     return anonymous(crypto.random_token(_ID_BYTES))
 
 
-async def sign_in(request: web.Request, current: Session, user: User) -> Session:
+async def sign_in(request: web.Request, current: Session, user: User) -> SignedIn:
     """Replace the current session (anonymous, or signed in before prompt=login) by a
     signed-in one for the same browser."""
-    if current.signed_in:
-        await end(request, current)
-        origin = current.origin
+    before = who_is_signed_in(current)
+    if before is not None:
+        await end(request, before)
+        origin = before.origin
     else:
         origin = crypto.digest(current.session_id)
     if origin is not None:
         await _retire(request, origin)
-    session = Session(
+    session = SignedIn(
         session_id=crypto.random_token(_ID_BYTES),
         csrf_token=crypto.random_token(32),
         browser=current.browser,
@@ -138,10 +164,9 @@ async def load_or_start(request: web.Request) -> tuple[Session, bool]:
     return start(), True
 
 
-async def end(request: web.Request, session: Session) -> None:
+async def end(request: web.Request, session: SignedIn) -> None:
     """Sign out: the id becomes an anonymous session's, of a browser value nothing uses."""
-    if session.signed_in:
-        await request.app[REDIS].delete(keys.session(crypto.digest(session.session_id)))
+    await request.app[REDIS].delete(keys.session(crypto.digest(session.session_id)))
 
 
 async def _retire(request: web.Request, origin: str) -> None:
@@ -170,7 +195,15 @@ def clear_cookie(response: web.StreamResponse, settings: Settings) -> None:
     )
 
 
-def csrf_matches(session: Session | None, submitted: str | None) -> bool:
-    return (
-        session is not None and submitted is not None and crypto.same(session.csrf_token, submitted)
-    )
+async def load_for_form(request: web.Request, csrf_token: str | None) -> Session:
+    """The session a posted form belongs to: the browser's session, when the form echoes
+    its CSRF token; else the form is refused, whoever is signed in."""
+    session = await load(request)
+    if session is None or csrf_token is None or not crypto.same(session.csrf_token, csrf_token):
+        raise OAuthError(
+            "invalid_request",
+            "The form has expired. Go back to the application and start again.",
+            status=403,
+            cause="missing or wrong CSRF token",
+        )
+    return session

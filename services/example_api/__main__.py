@@ -1,5 +1,7 @@
 """``python -m services.example_api --host 127.0.0.1 --port 9003``; settings from the
-``RESOURCE_SERVER_*`` variables (shared.resource_server.settings)."""
+``RESOURCE_SERVER_*`` variables (``ResourceServerSettings.from_env``). Run as Tessera's
+services are, with their log format and HTTP server options, so that ``make run``'s logs
+read alike; the API itself (``app``) needs nothing of Tessera's server."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ import os
 import sys
 
 from aiohttp import web
+from tessera_resource_server import ResourceServerSettings
 
 from services.example_api.app import create_app
-from shared import logs
-from shared.resource_server import ResourceServerSettings
-from shared.shutdown import SERVER_OPTIONS
+from shared.web import logs
+from shared.web.shutdown import SERVER_OPTIONS
 
 
 def main() -> None:

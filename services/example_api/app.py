@@ -1,5 +1,7 @@
-"""An example resource server: a small notes API protected by Tessera's tokens with
-``shared.resource_server`` (RFC 6750, RFC 7662, RFC 9068).
+"""An example resource server: a small notes API protected by Tessera's tokens with the
+resource-server library, ``tessera_resource_server`` (RFC 6750, RFC 7662, RFC 9068). It
+uses the library as any API would, through its public names only, and nothing of
+Tessera's server.
 
 - ``GET /notes`` and ``GET /notes/{note_id}`` need ``notes:read``;
 - ``POST /notes`` (JSON ``{"text": "..."}``) needs ``notes:write``;
@@ -13,13 +15,12 @@ private. Notes live in memory: this is a demonstration, not a store.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict, dataclass
 
 import orjson
 from aiohttp import web
-
-from shared import crypto
-from shared.resource_server import (
+from tessera_resource_server import (
     ACCESS_TOKEN,
     RESOURCE_SERVER,
     AccessToken,
@@ -92,7 +93,7 @@ async def add_note(request: web.Request) -> web.Response:
     text = body.get("text") if isinstance(body, dict) else None
     if not isinstance(text, str) or not text or len(text) > MAX_TEXT:
         raise web.HTTPBadRequest(text='send {"text": "..."} with 1 to 10000 characters')
-    note = Note(crypto.random_id(8), _owner(request[ACCESS_TOKEN]), text)
+    note = Note(secrets.token_hex(8), _owner(request[ACCESS_TOKEN]), text)
     request.app[NOTES][note.id] = note
     return _json(asdict(note), status=201)
 

@@ -7,16 +7,16 @@ import logging
 
 from aiohttp import web
 
-from shared import scopes, tokens
-from shared.app_keys import CLIENTS, REDIS, SETTINGS, SIGNING_KEYS
-from shared.client_auth import authenticate_client
-from shared.client_cache import client_cache
-from shared.client_changes import follow_client_changes
-from shared.clients import NEVER_EXPIRES, Client
-from shared.errors import invalid_client, invalid_request
-from shared.forms import read_form
-from shared.settings import Settings
-from shared.web import create_base_app, json_error, json_response
+from shared.config.settings import Settings
+from shared.domain.errors import invalid_client, invalid_request
+from shared.storage import scopes, tokens
+from shared.storage.clients import NEVER_EXPIRES, Client
+from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.web.base_app import create_base_app, json_error, json_response
+from shared.web.client_auth import authenticate_client
+from shared.web.client_cache import CLIENTS, client_cache
+from shared.web.client_changes import follow_client_changes
+from shared.web.forms import read_form
 
 log = logging.getLogger("tessera.introspect")
 
@@ -70,7 +70,7 @@ async def introspect(request: web.Request) -> web.Response:
 
 async def scope_definitions(request: web.Request) -> web.Response:
     """``GET /scopes``: every scope definition with the resources it covers, for resource
-    servers that enforce them (``shared.resource_server``). No RFC defines this, and no
+    servers that enforce them (``tessera_resource_server``). No RFC defines this, and no
     metadata field names it (RFC 8414 §2 has none), so it is found by convention: beside
     /introspect, for the same callers. Resource servers learn the definitions here
     rather than from Redis, which only Tessera reads."""

@@ -1,4 +1,4 @@
 from services.token.app import create_app
-from shared.serve import serve
+from shared.web.serve import serve
 
 serve("token", create_app, default_port=9001)

@@ -2,9 +2,10 @@
 
 Off unless TESSERA_ADMIN_TOKEN is set; every request then carries it as a bearer token
 (RFC 6750 §2.1). The Ingress does not route ``/admin/``: it is for operators inside the
-cluster. Each handler calls the same ``shared.admin`` function as the CLI.
+cluster. Each handler calls the same ``shared.storage`` function as the CLI, and a refusal
+of that function (``shared.domain.domain_errors``) is answered here, in ``domain_errors``.
 
-A name in the URL that names nothing is logged as its fingerprint (``shared.fingerprint``):
+A name in the URL that names nothing is logged as its fingerprint (``shared.security.fingerprint``):
 it may be a credential pasted in the wrong place.
 """
 
@@ -13,13 +14,15 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from shared import admin, clients, fingerprint, scopes
-from shared.app_keys import REDIS, SETTINGS
-from shared.crypto import digest, same
-from shared.errors import OAuthError, invalid_request
-from shared.forms import read_form
-from shared.logs import security_event
-from shared.web import json_response
+from shared.domain.domain_errors import Conflict, DomainError, NotFound
+from shared.domain.errors import OAuthError, invalid_request
+from shared.security import fingerprint
+from shared.security.crypto import digest, same
+from shared.storage import clients, management, scopes
+from shared.web.app_keys import REDIS, SETTINGS
+from shared.web.base_app import json_response
+from shared.web.forms import read_form
+from shared.web.logs import security_event
 
 PREFIX = "/admin/"
 
@@ -34,11 +37,18 @@ def _unauthorized(cause: str) -> OAuthError:
     )
 
 
-def _not_found(kind: str, name: str) -> OAuthError:
-    # The administrator learns which name; the log only its fingerprint.
-    return OAuthError(
-        "not_found", f"no {kind} {name!r}", status=404, cause=f"no {kind} {fingerprint.of(name)}"
-    )
+def _refusal(exc: DomainError) -> OAuthError:
+    """The answer to a refused operation: 404 when it names nothing (RFC 9110 §15.5.5),
+    409 when it clashes with what is stored (§15.5.10), 400 for a bad value (§15.5.1);
+    the body says why, in the error's public message."""
+    if isinstance(exc, NotFound):
+        # The administrator learns which name; the log only its fingerprint.
+        cause = f"no {exc.kind} {fingerprint.of(exc.name)}"
+        return OAuthError("not_found", exc.message, status=404, cause=cause)
+    if isinstance(exc, Conflict):
+        return OAuthError("conflict", exc.message, status=409)
+    # The message may quote the value refused: the response shows it, the log does not.
+    return invalid_request(exc.message, cause="a value the operation refused")
 
 
 @web.middleware
@@ -56,8 +66,20 @@ async def require_admin_token(request: web.Request, handler: Handler) -> web.Str
     return await handler(request)
 
 
+@web.middleware
+async def domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every admin handler's refusals, answered as ``_refusal`` says. Only under
+    ``/admin/``: anywhere else such an error is a fault, answered as server_error."""
+    if not request.path.startswith(PREFIX):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        raise _refusal(exc) from None
+
+
 async def list_tokens(request: web.Request) -> web.Response:
-    found = await admin.list_tokens(
+    found = await management.list_tokens(
         request.app[REDIS],
         client_id=request.query.get("client"),
         username=request.query.get("user"),
@@ -73,11 +95,11 @@ async def revoke_tokens(request: web.Request) -> web.Response:
     if len(given) != 1:
         raise invalid_request("Give exactly one of token, client or user.")
     if "token" in form:
-        revoked = int(await admin.revoke_token(redis, form["token"]))
+        revoked = int(await management.revoke_token(redis, form["token"]))
     elif "client" in form:
-        revoked = await admin.revoke_client_tokens(redis, form["client"])
+        revoked = await management.revoke_client_tokens(redis, form["client"])
     else:
-        revoked = await admin.revoke_user_tokens(redis, form["user"])
+        revoked = await management.revoke_user_tokens(redis, form["user"])
     return json_response({"revoked_grants": revoked})
 
 
@@ -87,41 +109,24 @@ async def list_scopes(request: web.Request) -> web.Response:
 
 
 async def show_scope(request: web.Request) -> web.Response:
-    redis, name = request.app[REDIS], request.match_info["name"]
-    found = (await scopes.get_many(redis, [name])).get(name)
-    if found is None:
-        raise _not_found("scope", name)
-    users_of = [c.client_id for c in await clients.list_all(redis) if name in c.scopes]
-    return json_response({**found.view(), "clients": users_of})
+    found = await management.show_scope(request.app[REDIS], request.match_info["name"])
+    return json_response(found.view())
 
 
 async def delete_scope(request: web.Request) -> web.Response:
-    redis, name = request.app[REDIS], request.match_info["name"]
-    if not (await scopes.get_many(redis, [name])):
-        raise _not_found("scope", name)
-    try:
-        await admin.delete_scope(redis, name)
-    except ValueError as exc:
-        raise OAuthError("conflict", str(exc), status=409) from None
+    await management.delete_scope(request.app[REDIS], request.match_info["name"])
     return web.Response(status=204)
 
 
 async def set_client_enabled(request: web.Request) -> web.Response:
     enabled = request.match_info["action"] == "enable"
     client_id = request.match_info["client_id"]
-    try:
-        client = await clients.set_enabled(request.app[REDIS], client_id, enabled)
-    except ValueError:
-        raise _not_found("client", client_id) from None
+    client = await clients.set_enabled(request.app[REDIS], client_id, enabled)
     return json_response(client.public_view())
 
 
 async def delete_client(request: web.Request) -> web.Response:
-    client_id = request.match_info["client_id"]
-    try:
-        revoked = await admin.delete_client(request.app[REDIS], client_id)
-    except ValueError:
-        raise _not_found("client", client_id) from None
+    revoked = await management.delete_client(request.app[REDIS], request.match_info["client_id"])
     return json_response({"revoked_grants": revoked})
 
 

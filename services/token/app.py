@@ -8,19 +8,19 @@ from services.token import admin_api
 from services.token.endpoint import token
 from services.token.jwks import jwks
 from services.token.revocation import revoke
-from shared.browser_origins import browser_origins
-from shared.client_cache import client_cache
-from shared.client_changes import follow_client_changes
-from shared.password_checks import password_checks_context
-from shared.settings import Settings
-from shared.web import create_base_app, json_error
+from shared.config.settings import Settings
+from shared.web.base_app import create_base_app, json_error
+from shared.web.browser_origins import browser_origins
+from shared.web.client_cache import client_cache
+from shared.web.client_changes import follow_client_changes
+from shared.web.password_checks import password_checks_context
 
-# What browser-based clients call themselves (shared.cors); the admin API never.
+# What browser-based clients call themselves (shared.web.cors); the admin API never.
 BROWSER_ROUTES = {"/token": "POST", "/revoke": "POST", "/jwks.json": "GET"}
 
 
 def create_app(settings: Settings) -> web.Application:
-    admin = [admin_api.require_admin_token] if settings.admin_token else []
+    admin = [admin_api.require_admin_token, admin_api.domain_errors] if settings.admin_token else []
     app = create_base_app(settings, json_error, admin, BROWSER_ROUTES)
     app.cleanup_ctx.append(follow_client_changes(client_cache, browser_origins))
     app.cleanup_ctx.append(password_checks_context)  # the password grant

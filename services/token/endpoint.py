@@ -1,7 +1,7 @@
 """``POST /token`` as a list of small named steps (RFC 6749 §3.2, §5).
 
 A grant type or scope name the server does not know is logged as its fingerprint
-(``shared.fingerprint``): it may be a credential sent in the wrong field.
+(``shared.security.fingerprint``): it may be a credential sent in the wrong field.
 """
 
 from __future__ import annotations
@@ -12,17 +12,19 @@ from aiohttp import web
 
 from services.token.grants import HANDLERS, TAKE_SCOPE
 from services.token.grants.base import TokenRequest
-from shared import fingerprint, logs, metrics, scopes, tokens
-from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
-from shared.client_auth import authenticate_client
-from shared.clients import Client
-from shared.errors import OAuthError, invalid_request, invalid_scope
-from shared.forms import read_form
-from shared.tokens import IssuedTokens
-from shared.web import json_response
+from shared.domain.errors import OAuthError, invalid_request, invalid_scope
+from shared.security import fingerprint
+from shared.storage import scopes, tokens
+from shared.storage.clients import Client
+from shared.storage.tokens import IssuedTokens
+from shared.web import logs, metrics
+from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.web.base_app import json_response
+from shared.web.client_auth import authenticate_client
+from shared.web.forms import read_form
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.storage.redis_store import RedisClient
 
 # Grant types defined elsewhere that Tessera does not support, named in the log as they
 # are (RFC 8628, RFC 7523, RFC 7522, RFC 8693, OpenID Connect CIBA).

@@ -9,8 +9,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from shared.app_keys import SIGNING_KEYS
-from shared.cors import vary_on_origin
+from shared.web.app_keys import SIGNING_KEYS
+from shared.web.cors import vary_on_origin
 
 # Short enough that a resource server sees a new key soon after it is added; resource
 # servers should also refetch on a kid they do not know.

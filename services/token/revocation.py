@@ -13,13 +13,13 @@ import logging
 
 from aiohttp import web
 
-from shared import tokens
-from shared.app_keys import REDIS, SETTINGS, SIGNING_KEYS
-from shared.client_auth import authenticate_client
-from shared.errors import invalid_request
-from shared.forms import read_form
-from shared.logs import security_event
-from shared.web import NO_STORE
+from shared.domain.errors import invalid_request
+from shared.storage import tokens
+from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+from shared.web.base_app import NO_STORE
+from shared.web.client_auth import authenticate_client
+from shared.web.forms import read_form
+from shared.web.logs import security_event
 
 log = logging.getLogger("tessera.token")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared import codes, pkce
-from shared.codes import Redemption
-from shared.errors import invalid_grant, invalid_request
-from shared.logs import security_event
-from shared.tokens import Grant, IssuedTokens
+from shared.domain.errors import invalid_grant, invalid_request
+from shared.security import pkce
+from shared.storage import codes
+from shared.storage.codes import Redemption
+from shared.storage.tokens import Grant, IssuedTokens
+from shared.web.logs import security_event
 
 GRANT_TYPE = "authorization_code"
 

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shared import tokens
-from shared.clients import Client
-from shared.errors import invalid_scope
-from shared.settings import Settings
-from shared.signing_keys import KeySet
-from shared.tokens import Grant, IssuedTokens
+from shared.config.settings import Settings
+from shared.domain.errors import invalid_scope
+from shared.security.signing_keys import KeySet
+from shared.storage import tokens
+from shared.storage.clients import Client
+from shared.storage.tokens import Grant, IssuedTokens
 
 if TYPE_CHECKING:
-    from shared.redis_store import RedisClient
+    from shared.storage.redis_store import RedisClient
 
 
 @dataclass(slots=True, frozen=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared import families
-from shared.errors import OAuthError
-from shared.tokens import Grant, IssuedTokens
+from shared.domain.errors import OAuthError
+from shared.storage import families
+from shared.storage.tokens import Grant, IssuedTokens
 
 GRANT_TYPE = "client_credentials"
 

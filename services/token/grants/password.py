@@ -1,7 +1,7 @@
 """The resource owner password credentials grant (RFC 6749 §4.3).
 
 Only for clients explicitly allowed it (off by default). The password check is the login
-page's (``shared.login_throttle``): argon2id off the event loop, and the same sign-in
+page's (``shared.web.login_throttle``): argon2id off the event loop, and the same sign-in
 limits, which RFC 6749 §10.7 asks for ("protect the endpoint against brute force
 attacks"). A limit refuses with 429 and Retry-After (RFC 6585 §4), without a check.
 """
@@ -9,12 +9,13 @@ attacks"). A limit refuses with 429 and Retry-After (RFC 6585 §4), without a ch
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared import families, login_throttle
-from shared.app_keys import PASSWORD_CHECKS
-from shared.client_address import limit_subject
-from shared.errors import invalid_grant, invalid_request, too_many_requests
-from shared.login_throttle import Refused
-from shared.tokens import Grant, IssuedTokens
+from shared.domain.errors import invalid_grant, invalid_request, too_many_requests
+from shared.storage import families
+from shared.storage.tokens import Grant, IssuedTokens
+from shared.web import login_throttle
+from shared.web.client_address import limit_subject
+from shared.web.login_throttle import Refused
+from shared.web.password_checks import PASSWORD_CHECKS
 
 GRANT_TYPE = "password"
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 
 from services.token.grants.base import TokenRequest
-from shared import families, tokens
-from shared.errors import invalid_grant, invalid_request, invalid_scope
-from shared.logs import security_event
-from shared.tokens import IssuedTokens, Rotation, TokenRecord
+from shared.domain.errors import invalid_grant, invalid_request, invalid_scope
+from shared.storage import families, tokens
+from shared.storage.tokens import IssuedTokens, Rotation, TokenRecord
+from shared.web.logs import security_event
 
 GRANT_TYPE = "refresh_token"
 

@@ -1,0 +1,114 @@
+"""The authorization response: what goes back to the client through its redirect URI.
+
+A code (RFC 6749 §4.1.2) or, for the implicit grant, an access token in the fragment
+(§4.2.2); an error (§4.1.2.1, §4.2.2.1); each with ``iss`` (RFC 9207 §2).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from aiohttp import web
+
+from services.authorize.authorization_request import AuthorizationRequest, RedirectableError
+from services.authorize.responses import see_other
+from services.authorize.sessions import SignedIn
+from shared.config.settings import Settings
+from shared.storage import codes, families, tokens
+from shared.storage.clients import Client
+from shared.storage.codes import CodeRecord
+from shared.storage.tokens import Grant
+from shared.web import metrics
+from shared.web.app_keys import REDIS, SETTINGS, SIGNING_KEYS
+
+
+def redirect_to_client(
+    settings: Settings,
+    redirect_uri: str,
+    params: dict[str, str | None],
+    *,
+    in_fragment: bool = False,
+) -> web.Response:
+    """Back to the client with ``params`` and ``iss`` (RFC 9207 §2): added to the redirect
+    URI's own query (RFC 6749 §3.1.2 keeps it), or for the implicit grant in the fragment
+    (RFC 6749 §4.2.2), which the browser never sends to a server."""
+    parts = urlsplit(redirect_uri)
+    added = urlencode(
+        {k: v for k, v in {**params, "iss": settings.issuer}.items() if v is not None}
+    )
+    if in_fragment:
+        return see_other(urlunsplit(parts._replace(fragment=added)))
+    query = f"{parts.query}&{added}" if parts.query else added
+    return see_other(urlunsplit(parts._replace(query=query)))
+
+
+def error_redirect(settings: Settings, exc: RedirectableError) -> web.Response:
+    return redirect_to_client(
+        settings,
+        exc.redirect_uri,
+        {"error": exc.error, "error_description": exc.description, "state": exc.state},
+        in_fragment=exc.in_fragment,
+    )
+
+
+async def issue(
+    request: web.Request,
+    client: Client,
+    auth_request: AuthorizationRequest,
+    signed_in: SignedIn,
+    approved: list[str],
+) -> web.Response:
+    """The answer to an approved request: a code (RFC 6749 §4.1.2) or, for the implicit
+    grant, a token (§4.2.2)."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    if auth_request.implicit:
+        return await _implicit_response(request, client, auth_request, signed_in, approved)
+    code = await codes.create(
+        redis,
+        settings,
+        CodeRecord(
+            family=families.new_family(),
+            client_id=client.client_id,
+            redirect_uri=auth_request.redirect_uri_param,
+            username=signed_in.username,
+            sub=signed_in.sub,
+            scope=approved,
+            code_challenge=auth_request.code_challenge,
+            code_challenge_method=auth_request.code_challenge_method,
+        ),
+    )
+    return redirect_to_client(
+        settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
+    )
+
+
+async def _implicit_response(
+    request: web.Request,
+    client: Client,
+    auth_request: AuthorizationRequest,
+    signed_in: SignedIn,
+    approved: list[str],
+) -> web.Response:
+    """RFC 6749 §4.2.2: the access token in the fragment, never a refresh token."""
+    redis, settings = request.app[REDIS], request.app[SETTINGS]
+    grant = Grant(
+        families.new_family(), client.client_id, approved, signed_in.username, signed_in.sub
+    )
+    issued = await tokens.issue(
+        redis, settings, client, grant, key_set=request.app[SIGNING_KEYS], refreshable=False
+    )
+    assert issued is not None  # a new family cannot have been revoked
+    metrics.grant_issued(request, "implicit")
+    expires_in = str(issued.expires_in) if issued.expires_in is not None else None
+    return redirect_to_client(
+        settings,
+        auth_request.redirect_uri,
+        {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "scope": " ".join(issued.scope),
+            "state": auth_request.state,
+        },
+        in_fragment=True,
+    )

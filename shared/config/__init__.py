@@ -1,0 +1,1 @@
+"""Configuration: the typed settings read from the environment."""

@@ -1,0 +1,2 @@
+"""Security: hashing and random values, signing keys, JWT access tokens, PKCE, log
+fingerprints."""

@@ -1,0 +1,76 @@
+"""Authorization codes (RFC 6749 §4.1.2): created on approval, redeemed once at /token."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import orjson
+
+from shared.config.settings import Settings
+from shared.domain import records
+from shared.security import crypto
+from shared.storage import families, keys, scripts, tokens
+from shared.storage.tokens import Grant
+
+if TYPE_CHECKING:
+    from shared.storage.redis_store import RedisClient
+
+CODE_BYTES = 32  # 256 bits; RFC 6749 §10.10 asks for at least 128
+
+
+@dataclass(slots=True)
+class CodeRecord:
+    family: str
+    client_id: str
+    # The redirect_uri parameter given at /authorize, or None when it was absent.
+    redirect_uri: str | None
+    username: str
+    sub: str
+    scope: list[str]
+    code_challenge: str | None
+    code_challenge_method: str | None
+
+
+class Redemption(Enum):
+    FRESH = "fresh"
+    REPLAYED = "replayed"
+
+
+async def create(redis: RedisClient, settings: Settings, record: CodeRecord) -> str:
+    """Store the record under the code's digest, with the code lifetime as TTL."""
+    code = families.new_value(record.family, CODE_BYTES)
+    # Indexed before it exists, as tokens are: a person removing the app from their
+    # connected applications, or a client's deletion, must reach a code not yet used.
+    grant = Grant(record.family, record.client_id, record.scope, record.username, record.sub)
+    await tokens.index_grant(redis, grant, time.time() + settings.code_lifetime)
+    key = keys.code(record.family, crypto.digest(code))
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, "record", orjson.dumps(record))
+        pipe.expire(key, settings.code_lifetime)
+        await pipe.execute()
+    return code
+
+
+async def redeem(
+    redis: RedisClient, settings: Settings, code: str
+) -> tuple[Redemption, CodeRecord] | None:
+    """Consume a code atomically. A second redemption revokes the whole family.
+
+    None when the code is unknown or expired.
+    """
+    family = families.family_of(code)
+    if family is None:
+        return None
+    result = await scripts.redeem_code(
+        redis,
+        code=keys.code(family, crypto.digest(code)),
+        family=family,
+        tombstone_ttl=families.TOMBSTONE_TTL,
+    )
+    if not result:
+        return None
+    status, raw = result
+    return Redemption(status), records.from_json(CodeRecord, raw)

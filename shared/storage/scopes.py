@@ -1,0 +1,121 @@
+"""Scope definitions (RFC 6749 §3.3): a name, the description shown on the approval page,
+and optionally the resources the scope covers.
+
+Resources follow webMethods Integration Server, whose scope definitions list the folders
+and services (URL templates) a scope grants: here each is an HTTP method and an aiohttp
+path template, ``GET /notes/{note_id}``. Tessera itself never enforces them; resource
+servers fetch the definitions from the introspection service (``GET /scopes``) and may
+enforce them with ``tessera_resource_server``, whose ``scope_resources`` module holds
+their grammar: Tessera checks a definition with the same parser that enforces it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from tessera_resource_server.scope_resources import parse_resource
+
+from shared.domain import records
+from shared.domain.domain_errors import Conflict, Invalid, NotFound
+from shared.storage import keys
+
+if TYPE_CHECKING:
+    from shared.storage.redis_store import RedisClient
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+@dataclass(slots=True)
+class Scope:
+    name: str
+    description: str = ""
+    # "METHOD /path/template" strings, each valid for parse_resource.
+    resources: list[str] = field(default_factory=list)
+
+    def view(self) -> dict[str, Any]:
+        """The stored and shown form. ``resources`` only when there are some, so a scope
+        without them keeps the record older releases read (those before
+        ``records.from_json`` refused a record with a field they did not know)."""
+        shown: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.resources:
+            shown["resources"] = list(self.resources)
+        return shown
+
+
+def is_scope_token(name: str) -> bool:
+    return _SCOPE_TOKEN.fullmatch(name) is not None
+
+
+def parse_scope(value: str | None) -> list[str]:
+    """Split a space-delimited scope parameter, dropping duplicates, keeping order."""
+    if not value:
+        return []
+    return list(dict.fromkeys(value.split(" ")))
+
+
+# More scopes than any client is registered for: a request naming more is refused before
+# any name is looked up, so that one request cannot cost a command per name it carries.
+MAX_REQUESTED = 100
+
+
+def parse_requested(value: str | None) -> list[str]:
+    """A request's scope parameter (RFC 6749 §3.3: scope-tokens, each separated by one
+    space) as ``parse_scope`` splits it; empty when absent. Invalid when a token is
+    malformed, so that a malformed name is refused before it is looked up anywhere."""
+    requested = parse_scope(value)
+    if len(requested) > MAX_REQUESTED:
+        raise Invalid(f"more than {MAX_REQUESTED} scopes requested")
+    if not all(is_scope_token(name) for name in requested):
+        # Not the value: a caller may have put anything there (README, "Logs").
+        raise Invalid("malformed scope parameter")
+    return requested
+
+
+async def add(
+    redis: RedisClient, name: str, description: str, resources: list[str] | None = None
+) -> Scope:
+    if not is_scope_token(name):
+        raise Invalid(f"scope name {name!r} is not a valid scope token (RFC 6749 §3.3)")
+    try:
+        parsed = [str(parse_resource(value)) for value in resources or []]
+    except ValueError as exc:  # parse_resource is the resource servers' too: plain ValueError
+        raise Invalid(str(exc)) from None
+    scope = Scope(name=name, description=description, resources=list(dict.fromkeys(parsed)))
+    if not await redis.set(keys.scope(name), orjson.dumps(scope.view()), nx=True):
+        raise Conflict(f"scope {name!r} already exists")
+    await redis.sadd(keys.SCOPE_INDEX, name)
+    return scope
+
+
+async def get(redis: RedisClient, name: str) -> Scope | None:
+    return (await get_many(redis, [name])).get(name)
+
+
+async def get_many(redis: RedisClient, names: list[str]) -> dict[str, Scope]:
+    """The defined scopes among ``names`` (undefined ones are simply absent)."""
+    if not names:
+        return {}
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.get(keys.scope(name))
+        raws = await pipe.execute()
+    return {
+        name: records.from_json(Scope, raw) for name, raw in zip(names, raws, strict=True) if raw
+    }
+
+
+async def list_all(redis: RedisClient) -> list[Scope]:
+    names = sorted(await redis.smembers(keys.SCOPE_INDEX))
+    found = await get_many(redis, names)
+    return [found[name] for name in names if name in found]
+
+
+async def delete(redis: RedisClient, name: str) -> None:
+    """Remove a definition. Callers check first that no client is registered for it."""
+    if not await redis.delete(keys.scope(name)):
+        raise NotFound("scope", name)
+    await redis.srem(keys.SCOPE_INDEX, name)
