@@ -32,6 +32,15 @@ from tests.stack import (
 )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """One process, not pytest-xdist's workers (pyproject.toml), when the output is asked
+    for (-s: the workers would swallow what a test prints, such as the figures the README
+    quotes) or a debugger (--pdb, which xdist refuses)."""
+    if config.option.capture == "no" or config.option.usepdb:
+        config.option.numprocesses = 0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def logs_hold_no_secrets() -> Iterator[None]:
     """No log line of the run holds a credential it handed out or sent (DESIGN: the cause

@@ -50,9 +50,8 @@ LOGS = ARTIFACTS / "logs" / "besieged"
 @pytest.fixture(scope="module")
 def besieged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Every guess is logged: some tens of MB a run, not kept from the last, and in a
-    # folder of their own, which the run's search of every log for secrets
-    # (tests/test_zz_logs_hold_no_secrets.py) would take minutes over; this test
-    # searches them for its own.
+    # folder of their own, which the run's search of every log for secrets at its end
+    # (tests/conftest.py) leaves out; this test searches them for its own.
     LOGS.mkdir(parents=True, exist_ok=True)
     for log in LOGS.glob("*.log"):
         log.unlink()
