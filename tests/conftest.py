@@ -8,6 +8,8 @@ credential the run used.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -23,6 +25,7 @@ from tests.resource_servers import ApiClient, Start
 from tests.secrets_ledger import SECRETS_USED, secrets_in_logs
 from tests.stack import (
     ADMIN_TOKEN,
+    ARTIFACTS,
     GENEROUS_RATE_LIMITS,
     LOGS,
     REFRESH_REUSE_GRACE,
@@ -39,6 +42,35 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     quotes) or a debugger (--pdb, which xdist refuses)."""
     if config.option.capture == "no" or config.option.usepdb:
         config.option.numprocesses = 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "alone: no test runs in another worker meanwhile (a figure of timing)"
+    )
+
+
+# Under pytest-xdist, a test marked `alone` runs while the other worker waits: each test
+# takes the gate, then a shared hold on the run, and gives the gate back; a test that must
+# run alone keeps the gate (no other test starts) until it holds the run exclusively (the
+# tests under way have ended). Locks of the kernel (flock), released when a worker dies.
+_ALONE_GATE = ARTIFACTS / ".alone-gate.lock"
+_ALONE_RUN = ARTIFACTS / ".alone-run.lock"
+
+
+@pytest.fixture(autouse=True)
+def alone_or_side_by_side(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(_ALONE_GATE, "a") as gate, open(_ALONE_RUN, "a") as run:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(run, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -130,6 +130,8 @@ def p95(values: list[float]) -> float:
     return sorted(values)[math.ceil(0.95 * len(values)) - 1]
 
 
+# No other test's load in the figure: nothing runs in the other worker meanwhile.
+@pytest.mark.alone
 async def test_the_owner_signs_in_promptly_while_60_attackers_guess(besieged: Stack) -> None:
     redis: Redis = connect(besieged.redis_url)
     try:
