@@ -54,6 +54,7 @@ from devtools.local_processes import (
 from services.example_api.app import READ as NOTES_READ
 from services.example_api.app import SCOPE_RESOURCES
 from services.example_api.app import WRITE as NOTES_WRITE
+from shared.config.settings import password_hashing_from_env
 from shared.security import crypto, pkce
 from shared.storage import clients, scopes, users
 from shared.storage.redis_store import RedisClient, connect
@@ -147,7 +148,7 @@ async def seed_demo(redis_url: str, layout: Layout) -> dict[str, str]:
                 await scopes.add(redis, name, description, SCOPE_RESOURCES[name])
         all_scopes = [DEMO_SCOPE, *notes_scopes]
         if await users.get(redis, DEMO_USER) is None:
-            await users.add(redis, DEMO_USER, DEMO_PASSWORD)
+            await users.add(redis, DEMO_USER, DEMO_PASSWORD, password_hashing_from_env())
         demo = orjson.loads(layout.demo_file.read_bytes()) if layout.demo_file.exists() else {}
         if not demo.get("app_id") or await clients.get(redis, demo["app_id"]) is None:
             app, _ = await clients.create(

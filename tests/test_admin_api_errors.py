@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 
 from shared.security import fingerprint
 from shared.storage import keys, log_fingerprint_key
-from tests.oauth import ADMIN_TOKEN, Stack, logged_lines, make_setup, unique
-from tests.test_cli import tessera
+from tests.command_line import tessera
+from tests.records import make_setup, unique
+from tests.stack import ADMIN_TOKEN, Stack, logged_lines
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

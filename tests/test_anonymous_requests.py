@@ -15,23 +15,11 @@ from yarl import URL
 from devtools.local_processes import ProcessGroup
 from services.authorize.authorization_request import MAX_FREE_TEXT
 from shared.storage import keys
-from tests.oauth import (
-    Stack,
-    assert_error,
-    assert_invalid_client,
-    basic_auth,
-    basic_auth_for,
-    code_request,
-    fetch,
-    make_client,
-    make_resource_server,
-    make_scope,
-    make_setup,
-    post_form,
-    query_of,
-    start_stack,
-    unique,
-)
+from tests.assertions import assert_error, assert_invalid_client
+from tests.flows import code_request
+from tests.records import make_client, make_resource_server, make_scope, make_setup, unique
+from tests.replies import basic_auth, basic_auth_for, fetch, post_form, query_of
+from tests.stack import Stack, start_stack
 
 REQUESTS = 5_000
 # Visible ASCII (RFC 6749 Appendix A.5), random so that nothing compresses it.

@@ -10,32 +10,26 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from tests.oauth import (
-    Reply,
-    Stack,
-    assert_access_denied,
-    assert_no_store,
+from tests.assertions import assert_access_denied, assert_token_response
+from tests.flows import (
     authorize,
     code_request,
     exchange,
     introspect,
-    make_client,
-    make_resource_server,
-    make_scope,
-    make_setup,
-    make_user,
     new_verifier,
     obtain_code,
     s256,
 )
+from tests.records import make_client, make_resource_server, make_scope, make_setup, make_user
+from tests.replies import Reply
+from tests.stack import Stack
 
 
-def assert_token_response(reply: Reply, scope: str) -> None:
-    assert reply.status == 200, reply.body
-    assert_no_store(reply)
-    assert reply.body["token_type"] == "Bearer"
+def assert_opaque_token(reply: Reply, *, refresh: bool, scope: str) -> None:
+    """A token response (RFC 6749 §5.1) with an opaque access token of the default
+    lifetime."""
+    assert_token_response(reply, refresh=refresh, scope=scope)
     assert reply.body["expires_in"] == 3600
-    assert reply.body["scope"] == scope
     # At least 256 bits of entropy in the secret part of the token.
     assert len(reply.body["access_token"].split(".", 1)[1]) >= 43
 
@@ -55,8 +49,7 @@ async def test_confidential_client_basic_auth_approve_all_then_introspect(
     assert back["iss"] == stack.issuer  # RFC 9207
     assert "error" not in back
     reply = await exchange(http, stack, client, back["code"], auth="basic")
-    assert_token_response(reply, f"{read} {write}")
-    assert "refresh_token" not in reply.body  # refresh count 0
+    assert_opaque_token(reply, refresh=False, scope=f"{read} {write}")  # refresh count 0
 
     before = int(time.time())
     info = await introspect(http, stack, api, reply.body["access_token"])
@@ -86,7 +79,7 @@ async def test_confidential_client_post_auth_approves_a_subset(
     back = await authorize(http, stack, code_request(client, f"{read} {write}"), user, tick=[write])
 
     reply = await exchange(http, stack, client, back["code"], auth="post")
-    assert_token_response(reply, write)
+    assert_opaque_token(reply, refresh=True, scope=write)
     assert reply.body["refresh_token"] != reply.body["access_token"]
     info = await introspect(http, stack, api, reply.body["access_token"])
     assert info.body["active"] is True
@@ -124,7 +117,7 @@ async def test_public_client_with_pkce_s256(
     back = await authorize(http, stack, params, s.user)
     reply = await exchange(http, stack, s.client, back["code"], auth="none", code_verifier=verifier)
 
-    assert_token_response(reply, s.scope)
+    assert_opaque_token(reply, refresh=False, scope=s.scope)
     info = await introspect(http, stack, api, reply.body["access_token"])
     assert info.body["active"] is True
     assert info.body["client_id"] == s.client.client_id
@@ -141,7 +134,7 @@ async def test_public_client_with_pkce_plain_as_the_default_method(
     back = await authorize(http, stack, params, s.user)
     reply = await exchange(http, stack, s.client, back["code"], auth="none", code_verifier=verifier)
 
-    assert_token_response(reply, s.scope)
+    assert_opaque_token(reply, refresh=False, scope=s.scope)
 
 
 async def test_a_signed_in_person_goes_straight_to_the_approval_page(

@@ -44,28 +44,24 @@ from services.authorize.connected_apps import REVOKED
 from services.authorize.login import LOGIN_FAILED
 from shared.storage import scopes
 from shared.storage.redis_store import connect
-from tests.oauth import (
+from tests.assertions import assert_access_denied
+from tests.command_line import tessera
+from tests.flows import code_request, exchange, is_active, new_verifier, s256
+from tests.records import (
     PASSWORD,
     REDIRECT_URI,
     Registered,
-    Stack,
-    assert_access_denied,
-    code_request,
-    exchange,
-    is_active,
     make_client,
     make_resource_server,
     make_scope,
     make_setup,
     make_user,
-    new_verifier,
-    query_of,
-    remember_secrets,
-    s256,
     unique,
-    until_origin,
 )
-from tests.test_cli import tessera
+from tests.replies import query_of
+from tests.secrets_ledger import remember_secrets
+from tests.stack import Stack
+from tests.waiting import until_origin
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -1,15 +1,14 @@
-"""The ``tessera`` administration command, run as a real process against the test Redis:
-what it writes, what it prints, and that bad input is refused with a clear message on
-stderr before anything is written."""
+"""The ``tessera`` administration command against the test Redis: what it writes, what it
+prints, and that bad input is refused with a clear message on stderr before anything is
+written. The command runs in this process (tests/command_line.py), and as the installed
+process where the process is the point: its entry point, exit statuses and standard
+input."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,79 +19,12 @@ from redis.asyncio import Redis
 from shared.security import crypto
 from shared.storage import keys
 from shared.storage.clients import Client
-from tests.oauth import (
-    REDIRECT_URI,
-    Registered,
-    Stack,
-    authorize,
-    code_request,
-    exchange,
-    make_scope,
-    make_user,
-    unique,
-)
+from tests.command_line import TESSERA, assert_refused, tessera, tessera_process
+from tests.flows import authorize, code_request, exchange
+from tests.records import REDIRECT_URI, Registered, make_scope, make_user, unique
+from tests.stack import Stack
 
-TESSERA = str(Path(sys.executable).with_name("tessera"))
 LONG_PASSWORD = "a long enough password"
-
-
-@dataclass(frozen=True)
-class Run:
-    status: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return orjson.loads(self.stdout)
-
-
-async def tessera(stack: Stack, *args: str, stdin: str | None = None) -> Run:
-    process = await asyncio.create_subprocess_exec(
-        TESSERA,
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "REDIS_URL": stack.redis_url},
-    )
-    out, err = await process.communicate(stdin.encode() if stdin is not None else b"")
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
-
-
-async def snapshot(redis: Redis) -> dict[str, object]:
-    """Every client, scope and user key with its value, and the three index sets."""
-    state: dict[str, object] = {}
-    for pattern in ("tessera:client:*", "tessera:scope:*", "tessera:user:*"):
-        async for key in redis.scan_iter(match=pattern, count=1000):
-            state[key] = await redis.get(key)
-    for index in (keys.CLIENT_INDEX, keys.SCOPE_INDEX, keys.USER_INDEX):
-        state[index] = await redis.smembers(index)
-    return state
-
-
-async def counts(redis: Redis) -> tuple[int, int, int]:
-    return (
-        await redis.scard(keys.CLIENT_INDEX),
-        await redis.scard(keys.SCOPE_INDEX),
-        await redis.scard(keys.USER_INDEX),
-    )
-
-
-async def assert_refused(
-    stack: Stack, redis: Redis, args: list[str], message: str, stdin: str | None = None
-) -> Run:
-    """The command exits non-zero, says why on stderr, prints nothing, changes nothing."""
-    before, before_counts = await snapshot(redis), await counts(redis)
-    run = await tessera(stack, *args, stdin=stdin)
-    assert run.status != 0, run
-    assert message in run.stderr, run.stderr
-    assert run.stderr.startswith("tessera") or run.stderr.startswith("usage: tessera")
-    assert "Traceback" not in run.stderr
-    assert run.stdout == ""
-    assert await counts(redis) == before_counts
-    assert await snapshot(redis) == before
-    return run
 
 
 def create_args(scope: str, *extra: str, client_type: str = "confidential") -> list[str]:
@@ -138,7 +70,8 @@ async def test_scope_add(stack: Stack, redis: Redis) -> None:
 async def test_user_add_reads_the_password_from_stdin(stack: Stack, redis: Redis) -> None:
     username = unique("bob")
 
-    run = await tessera(
+    # The installed command, as a process: the password comes through a pipe.
+    run = await tessera_process(
         stack, "user", "add", username, "--password-stdin", stdin=LONG_PASSWORD + "\n"
     )
 
@@ -146,7 +79,8 @@ async def test_user_add_reads_the_password_from_stdin(stack: Stack, redis: Redis
     assert username in run.stdout
     assert LONG_PASSWORD not in run.stdout + run.stderr
     record = orjson.loads(await redis.get(keys.user(username)) or "{}")
-    assert record["password_hash"].startswith("$argon2id$")
+    # With the parameters of TESSERA_PASSWORD_HASH_* (the suite's cheap ones).
+    assert record["password_hash"].startswith("$argon2id$v=19$m=8,t=1,p=1$")
     assert username in await redis.smembers(keys.USER_INDEX)
     # The trailing newline is not part of the password.
     assert crypto.check_password(record["password_hash"], LONG_PASSWORD)
@@ -289,7 +223,15 @@ async def test_a_client_made_with_the_cli_completes_a_code_flow(
 
 async def test_unknown_scope(stack: Stack, redis: Redis) -> None:
     missing = unique("no-such-scope")
-    await assert_refused(stack, redis, create_args(missing), f"scope(s) not defined: {missing}")
+    # The installed command, as a process: exit status 1.
+    run = await assert_refused(
+        stack,
+        redis,
+        create_args(missing),
+        f"scope(s) not defined: {missing}",
+        run_command=tessera_process,
+    )
+    assert run.status == 1
 
 
 async def test_a_malformed_scope_name_is_refused_even_if_redis_holds_it(
@@ -392,10 +334,16 @@ async def test_a_bad_redirect_uri(
 
 async def test_unknown_client_type(stack: Stack, redis: Redis) -> None:
     scope = await make_scope(redis)
+    # The installed command, as a process: argparse's usage error, exit status 2.
     run = await assert_refused(
-        stack, redis, create_args(scope, client_type="trusted"), "invalid choice: 'trusted'"
+        stack,
+        redis,
+        create_args(scope, client_type="trusted"),
+        "invalid choice: 'trusted'",
+        run_command=tessera_process,
     )
     assert "--type" in run.stderr
+    assert run.status == 2
 
 
 async def test_unknown_grant(stack: Stack, redis: Redis) -> None:

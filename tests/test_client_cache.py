@@ -19,10 +19,10 @@ from redis.backoff import NoBackoff
 
 from devtools.local_processes import free_port
 from shared.storage import clients, keys
-from shared.web import client_cache
+from shared.web import client_cache, client_changes
 from shared.web.client_cache import ClientCache
-from shared.web.client_changes import RESUBSCRIBE_SECONDS, ClientChanges
-from tests.oauth import make_client, make_scope
+from shared.web.client_changes import ClientChanges
+from tests.records import make_client, make_scope
 
 
 async def eventually(check: Callable[[], bool], seconds: float = 3) -> None:
@@ -131,16 +131,18 @@ async def test_unknown_ids_cannot_grow_it_without_bound(
 
 
 async def test_a_listener_that_cannot_subscribe_says_so_once(
-    redis: Redis, caplog: pytest.LogCaptureFixture
+    redis: Redis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Redis away: the listener tries again every second, and logs the loss once."""
+    """Redis away: the listener tries again every second (a tenth of one here, so three
+    attempts take no time), and logs the loss once."""
+    monkeypatch.setattr(client_changes, "RESUBSCRIBE_SECONDS", 0.1)
     # No retries of redis-py's own, so each attempt of the listener fails at once.
     away = Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     idle = ClientCache(redis)
     changes = ClientChanges(away, [idle])
     with caplog.at_level(logging.WARNING, logger="tessera.clients"):
         changes.start()
-        await asyncio.sleep(RESUBSCRIBE_SECONDS * 2.5)  # three attempts
+        await asyncio.sleep(client_changes.RESUBSCRIBE_SECONDS * 2.5)  # three attempts
         await changes.stop()
     await away.aclose()
     lines = [r.getMessage() for r in caplog.records if r.name == "tessera.clients"]

@@ -9,29 +9,27 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.storage import clients, keys
-from tests.oauth import (
-    REDIRECT_URI,
-    Registered,
-    Reply,
-    Stack,
+from tests.assertions import (
     assert_error,
     assert_invalid_client,
+    assert_invalid_scope,
     assert_no_store,
     assert_token_response,
-    basic_auth_for,
-    grant_family,
-    introspect,
+)
+from tests.flows import grant_family, introspect, live_tokens, token_request
+from tests.records import (
+    REDIRECT_URI,
+    Registered,
     make_client,
     make_resource_server,
     make_scope,
-    post_form,
-    token_request,
     unique,
 )
+from tests.replies import basic_auth_for, post_form
+from tests.stack import Stack
 
 FORM = "application/x-www-form-urlencoded"
 GRANT = {"grant_type": "client_credentials"}
-INVALID_SCOPE_DESCRIPTION = "The requested scope is invalid, unknown, or not allowed."
 
 
 async def service_client(redis: Redis, scope_names: list[str], **options: object) -> Registered:
@@ -39,11 +37,6 @@ async def service_client(redis: Redis, scope_names: list[str], **options: object
     return await make_client(
         redis, scope_names, grants=["client_credentials"], redirect_uris=[], **options
     )
-
-
-def assert_invalid_scope(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_scope")
-    assert reply.body["error_description"] == INVALID_SCOPE_DESCRIPTION
 
 
 # --- success ---------------------------------------------------------------------------
@@ -244,7 +237,7 @@ async def test_a_client_not_allowed_the_grant_is_unauthorized_client(
     reply = await token_request(http, stack, client, {**GRANT, "scope": read})
 
     assert_error(reply, 400, "unauthorized_client")
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
 
 
 async def test_a_public_client_is_unauthorized_client(
@@ -264,7 +257,7 @@ async def test_a_public_client_is_unauthorized_client(
 
     # RFC 6749 §4.4: confidential clients only.
     assert_error(reply, 400, "unauthorized_client")
-    assert not await redis.exists(keys.client_families(public.client_id))
+    assert await live_tokens(http, stack, client=public.client_id) == []
 
 
 async def test_registration_refuses_client_credentials_for_a_public_client(
@@ -301,7 +294,7 @@ async def test_a_wrong_secret_is_invalid_client(
 
     assert_invalid_client(reply)
     assert reply.headers["WWW-Authenticate"] == 'Basic realm="tessera", charset="UTF-8"'
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
 
 
 async def test_no_client_authentication_is_invalid_client(
@@ -340,7 +333,7 @@ async def test_a_missing_grant_type_is_invalid_request(
     reply = await token_request(http, stack, client, {"scope": read})
 
     assert_error(reply, 400, "invalid_request")
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
 
 
 async def test_a_repeated_parameter_is_invalid_request(
@@ -358,4 +351,4 @@ async def test_a_repeated_parameter_is_invalid_request(
     ):
         reply = await post_form(http, f"{stack.token}/token", body, headers)
         assert_error(reply, 400, "invalid_request")
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []

@@ -15,22 +15,11 @@ from redis.asyncio import Redis
 
 from shared.storage import clients
 from shared.web.browser_origins import web_origin
-from tests.oauth import (
-    ADMIN_TOKEN,
-    Registered,
-    Stack,
-    basic_auth_for,
-    code_request,
-    cors_preflight,
-    logged_lines,
-    make_client,
-    make_resource_server,
-    make_scope,
-    new_request_id,
-    origin_allowed,
-    unique,
-    until_origin,
-)
+from tests.flows import code_request, new_request_id, origin_allowed
+from tests.records import Registered, make_client, make_resource_server, make_scope, unique
+from tests.replies import basic_auth_for, cors_preflight
+from tests.stack import ADMIN_TOKEN, Stack, logged_lines
+from tests.waiting import until_origin
 
 ACAO = "Access-Control-Allow-Origin"
 CORS_HEADERS = (

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from shared.domain.domain_errors import Conflict, DomainError, Invalid, NotFound
 from shared.storage import clients, keys, management, scopes, users
-from tests.oauth import PASSWORD, make_setup, unique
+from tests.records import PASSWORD, make_setup, unique
 
 
 async def test_an_unknown_name_is_not_found(redis: Redis) -> None:

@@ -20,18 +20,10 @@ from redis.asyncio import Redis
 
 from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.storage.redis_store import connect
-from tests.oauth import (
-    Stack,
-    assert_error,
-    exchange,
-    is_active,
-    make_resource_server,
-    make_setup,
-    obtain_code,
-    refresh,
-    revoke,
-    start_stack,
-)
+from tests.assertions import assert_error
+from tests.flows import exchange, is_active, obtain_code, refresh, revoke
+from tests.records import make_resource_server, make_setup
+from tests.stack import Stack, start_stack
 
 
 @dataclass

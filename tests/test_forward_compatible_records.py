@@ -21,23 +21,19 @@ from redis.asyncio import Redis
 from shared.domain.token_records import TokenRecord
 from shared.security import crypto
 from shared.storage import keys, tokens
-from tests.oauth import (
-    PASSWORD,
-    Stack,
+from tests.flows import (
     code_request,
     decide,
     exchange,
-    fetch,
     grant_family,
     introspect,
-    make_resource_server,
-    make_setup,
-    query_of,
     refresh,
-    session_cookie,
     sign_in,
     start_authorization,
 )
+from tests.records import PASSWORD, make_resource_server, make_setup
+from tests.replies import fetch, query_of, session_cookie
+from tests.stack import Stack
 
 NEWER = "field_of_a_newer_release"
 # A compact token record's fields (shared/domain/token_records.py, encode), the trailing ones elided

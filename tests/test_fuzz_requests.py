@@ -52,22 +52,12 @@ from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings
 from shared.storage import keys
-from tests.oauth import (
-    ADMIN_TOKEN,
-    ARTIFACTS,
-    GENEROUS_RATE_LIMITS,
-    REDIRECT_URI,
-    SECRETS_USED,
-    SESSION_COOKIE,
-    Stack,
-    basic_auth_for,
-    make_client,
-    make_resource_server,
-    make_scope,
-    start_stack,
-)
+from tests.records import REDIRECT_URI, make_client, make_resource_server, make_scope
+from tests.replies import SESSION_COOKIE, basic_auth_for
 from tests.request_strategies import FuzzRequest, Route, Vocabulary, requests, routes_of
 from tests.resource_servers import notes_scopes
+from tests.secrets_ledger import SECRETS_USED
+from tests.stack import ADMIN_TOKEN, ARTIFACTS, GENEROUS_RATE_LIMITS, Stack, start_stack
 
 EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "300"))
 LOG_PREFIX = "fuzz-"

@@ -19,16 +19,10 @@ from redis.asyncio import Redis
 
 from devtools.local_processes import ProcessGroup, free_port, start_service
 from shared.config.settings import Settings, SettingsError
-from tests.oauth import (
-    ARTIFACTS,
-    REDIRECT_URI,
-    Stack,
-    basic_auth_for,
-    introspect,
-    make_resource_server,
-    make_setup,
-    obtain_code,
-)
+from tests.flows import introspect, obtain_code
+from tests.records import REDIRECT_URI, make_resource_server, make_setup
+from tests.replies import basic_auth_for
+from tests.stack import ARTIFACTS, Stack
 
 DRAIN_SECONDS = 1
 # The request id of the request in flight (a UUID: a form a caller's id is kept in).

@@ -13,22 +13,24 @@ import aiohttp
 from redis.asyncio import Redis
 from tessera_resource_server.jwt_verification import looks_like_jwt
 
-from shared.storage import families, keys
-from tests.oauth import (
-    REDIRECT_URI,
-    Registered,
-    Stack,
-    fragment_of,
+from shared.storage import families
+from tests.flows import (
     introspect,
-    make_client,
-    make_resource_server,
-    make_scope,
-    make_user,
-    query_of,
+    live_tokens,
     sign_in_and_decide,
     start_authorization,
     verify_with_jwks,
 )
+from tests.records import (
+    REDIRECT_URI,
+    Registered,
+    make_client,
+    make_resource_server,
+    make_scope,
+    make_user,
+)
+from tests.replies import fragment_of, query_of
+from tests.stack import Stack
 
 FRAGMENT_TOKEN_PARAMS = {"access_token", "token_type", "expires_in", "scope", "state", "iss"}
 
@@ -104,9 +106,9 @@ def assert_error_fragment(
     return back
 
 
-async def families_of(redis: Redis, client: Registered) -> int:
-    """How many grant families were ever issued to the client."""
-    return int(await redis.zcard(keys.client_families(client.client_id)))
+async def families_of(http: aiohttp.ClientSession, stack: Stack, client: Registered) -> int:
+    """How many grant families of the client have live tokens (token management)."""
+    return len({t["family"] for t in await live_tokens(http, stack, client=client.client_id)})
 
 
 # --- approval: the token in the fragment ------------------------------------------------
@@ -138,7 +140,7 @@ async def test_approval_puts_the_access_token_in_the_fragment(
     assert info.body["sub"] and info.body["sub"] != user
     assert info.body["exp"] - info.body["iat"] == 3600
     # One grant family, holding the access token alone.
-    assert await families_of(redis, client) == 1
+    assert await families_of(http, stack, client) == 1
 
 
 async def test_the_person_may_narrow_the_scope_and_a_never_expiring_token_has_no_expires_in(
@@ -254,7 +256,7 @@ async def test_a_client_not_allowed_the_implicit_grant_gets_unauthorized_client(
             )
             assert "access_token" not in back
             assert query_of(started.headers["Location"]) == {}
-        assert await families_of(redis, client) == 0
+        assert await families_of(http, stack, client) == 0
     assert not http.cookie_jar.filter_cookies(stack.authorize)
 
 
@@ -294,7 +296,7 @@ async def test_denial_is_access_denied_in_the_fragment(
     location = await redirect_back(http, stack, params, user, tick=[])
     assert_error_fragment(location, stack, "access_denied", params["state"])
 
-    assert await families_of(redis, client) == 0
+    assert await families_of(http, stack, client) == 0
 
 
 async def test_request_errors_are_reported_in_the_fragment(
@@ -319,4 +321,4 @@ async def test_request_errors_are_reported_in_the_fragment(
         assert_error_fragment(
             started.headers["Location"], stack, "invalid_request", params["state"]
         )
-    assert await families_of(redis, client) == 0
+    assert await families_of(http, stack, client) == 0

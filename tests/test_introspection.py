@@ -12,26 +12,12 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.storage import clients, families
-from tests.oauth import (
-    Registered,
-    Reply,
-    Stack,
-    assert_error,
-    assert_invalid_client,
-    assert_no_store,
-    basic_auth,
-    basic_auth_for,
-    exchange,
-    grant_family,
-    introspect,
-    make_client,
-    make_resource_server,
-    make_setup,
-    obtain_code,
-    post_form,
-    post_json,
-    until_heard,
-)
+from tests.assertions import assert_error, assert_invalid_client, assert_no_store
+from tests.flows import exchange, grant_family, introspect, obtain_code
+from tests.records import Registered, make_client, make_resource_server, make_setup
+from tests.replies import Reply, basic_auth, basic_auth_for, post_form, post_json
+from tests.stack import Stack
+from tests.waiting import until_heard
 
 INACTIVE = {"active": False}
 

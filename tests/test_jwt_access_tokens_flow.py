@@ -38,28 +38,27 @@ from shared.security.signing_keys import (
 from shared.storage import clients, families, tokens
 from shared.storage.clients import NEVER_EXPIRES
 from shared.storage.tessera import Tessera
-from tests.oauth import (
-    FORWARDED_HTTPS,
-    REDIRECT_URI,
-    Registered,
-    Reply,
-    Stack,
-    assert_token_response,
-    basic_auth_for,
+from tests.assertions import assert_token_response
+from tests.flows import (
     exchange,
     introspect,
     is_active,
-    make_client,
-    make_resource_server,
-    make_scope,
-    make_setup,
     obtain_code,
-    production_settings,
     refresh,
     revoke,
     token_request,
     verify_with_jwks,
 )
+from tests.records import (
+    REDIRECT_URI,
+    Registered,
+    make_client,
+    make_resource_server,
+    make_scope,
+    make_setup,
+)
+from tests.replies import Reply, basic_auth_for
+from tests.stack import FORWARDED_HTTPS, Stack, production_settings
 
 JWKS_CACHE_CONTROL = "public, max-age=300"
 

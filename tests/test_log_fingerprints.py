@@ -23,7 +23,7 @@ from shared.security import fingerprint
 from shared.storage import keys, log_fingerprint_key
 from shared.storage.redis_store import connect
 from shared.web import log_fingerprints, logs
-from tests.oauth import FORWARDED_HTTPS, production_settings, unreachable_redis
+from tests.stack import FORWARDED_HTTPS, production_settings, unreachable_redis
 
 FINGERPRINT = re.compile(r"fp:[A-Za-z0-9_-]{12}")
 

@@ -30,26 +30,11 @@ from services.authorize import devices
 from shared.security import crypto, fingerprint
 from shared.storage import keys, log_fingerprint_key
 from shared.web import login_throttle
-from tests.oauth import (
-    ARTIFACTS,
-    PASSWORD,
-    Answer,
-    Registered,
-    Stack,
-    code_request,
-    csrf_token,
-    fetch,
-    make_client,
-    make_scope,
-    make_user,
-    page_message,
-    post_form,
-    production_settings,
-    query_of,
-    start_stack,
-    unique,
-)
-from tests.test_cli import tessera
+from tests.command_line import tessera
+from tests.flows import code_request
+from tests.records import PASSWORD, Registered, make_client, make_scope, make_user, unique
+from tests.replies import Answer, csrf_token, fetch, page_message, post_form, query_of
+from tests.stack import ARTIFACTS, Stack, production_settings, start_stack
 
 # The defaults (README "Sign-in limits") but for the pace, shortened so that a test can
 # wait for it.
@@ -57,7 +42,7 @@ PAIR_LIMIT = 5
 ADDRESS_LIMIT = 30
 USERNAME_LIMIT = 10
 WINDOW = 900
-PACE = 8
+PACE = 4
 KNOWN_LIFETIME = 30 * 24 * 3600
 DEVICE_COOKIE = "tessera_device"  # development mode (TESSERA_INSECURE_LOOPBACK=1)
 FAILED = "The username or password is incorrect."

@@ -26,18 +26,12 @@ from shared.domain.errors import invalid_request
 from shared.security import fingerprint
 from shared.storage import log_fingerprint_key
 from shared.web import logs
-from tests.oauth import (
-    ARTIFACTS,
-    FORWARDED_HTTPS,
-    Stack,
-    basic_auth_for,
-    make_setup,
-    new_request_id,
-    new_verifier,
-    unreachable_redis,
-)
+from tests.flows import new_request_id, new_verifier
+from tests.records import make_setup
+from tests.replies import basic_auth_for
+from tests.stack import FORWARDED_HTTPS, Stack, session_log, unreachable_redis
 
-TOKEN_LOG = ARTIFACTS / "logs" / "token.log"
+TOKEN_LOG = session_log("token")
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 # A caller's request id as ingress-nginx makes them (32 hex digits).
 TWICE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"

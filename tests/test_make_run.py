@@ -21,7 +21,9 @@ import pytest
 import redis
 
 from devtools.local_processes import SERVICES, ProcessGroup, free_port, start_redis
-from tests.oauth import Reply, Stack, basic_auth, decide, post_form, query_of, sign_in
+from tests.flows import decide, sign_in
+from tests.replies import Reply, basic_auth, post_form, query_of
+from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 # TESSERA_DEV_PORTS, in its order.

@@ -23,18 +23,10 @@ import pytest
 from redis.asyncio import Redis
 from yarl import URL
 
-from tests.oauth import (
-    ADMIN_TOKEN,
-    Stack,
-    assert_error,
-    assert_error_page,
-    basic_auth_for,
-    fetch,
-    logged_lines,
-    make_resource_server,
-    make_scope,
-    post_form,
-)
+from tests.assertions import assert_error, assert_error_page
+from tests.records import make_resource_server, make_scope
+from tests.replies import basic_auth_for, fetch, post_form
+from tests.stack import ADMIN_TOKEN, Stack, logged_lines
 
 FORM = "application/x-www-form-urlencoded"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -6,7 +6,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from tests.oauth import Stack, make_scope, unreachable_redis
+from tests.records import make_scope
+from tests.stack import Stack, unreachable_redis
 
 
 async def test_metadata_lists_everything_implemented(

@@ -15,7 +15,9 @@ from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.web import metrics
 from shared.web.metrics import METRICS
-from tests.oauth import FORWARDED_HTTPS, Stack, exchange, make_setup, unreachable_redis
+from tests.flows import exchange
+from tests.records import make_setup
+from tests.stack import FORWARDED_HTTPS, Stack, unreachable_redis
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -32,33 +32,34 @@ from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port
 from shared.security import fingerprint
 from shared.storage import log_fingerprint_key, users
 from shared.storage.redis_store import connect
-from tests.oauth import (
-    GENEROUS_RATE_LIMITS,
-    LOGS,
-    REDIRECT_URI,
-    SECRETS_USED,
-    Registered,
-    Stack,
-    basic_auth,
-    basic_auth_for,
+from tests.command_line import tessera
+from tests.flows import (
     code_request,
-    csrf_token,
     decide,
+    new_request_id,
+    new_verifier,
+    s256,
+    sign_in,
+    start_authorization,
+)
+from tests.records import (
+    REDIRECT_URI,
+    Registered,
     make_client,
     make_resource_server,
     make_scope,
-    new_request_id,
-    new_verifier,
-    post_form,
-    query_of,
-    s256,
-    session_cookie,
-    sign_in,
-    start_authorization,
-    start_stack,
     unique,
 )
-from tests.test_cli import tessera
+from tests.replies import (
+    basic_auth,
+    basic_auth_for,
+    csrf_token,
+    post_form,
+    query_of,
+    session_cookie,
+)
+from tests.secrets_ledger import SECRETS_USED
+from tests.stack import GENEROUS_RATE_LIMITS, LOGS, TEST_PASSWORD_HASHING, Stack, start_stack
 
 LOG_PREFIX = "misplaced-secrets-"
 SERVICES = ("authorize", "token", "introspect")
@@ -150,7 +151,7 @@ async def code_flow(
 async def build_world(http: aiohttp.ClientSession, stack: Stack, redis: Redis) -> World:
     scope = await make_scope(redis)
     username = unique("alice")
-    await users.add(redis, username, PASSWORD)
+    await users.add(redis, username, PASSWORD, TEST_PASSWORD_HASHING)
     confidential = await make_client(
         redis, [scope], grants=["authorization_code", "password"], refresh_count=5
     )

@@ -17,7 +17,7 @@ from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings, SettingsError
-from tests.oauth import FORWARDED_HTTPS, Stack, production_settings
+from tests.stack import FORWARDED_HTTPS, Stack, production_settings
 from tests.test_metrics import samples, value
 
 LIMIT = 3

@@ -22,21 +22,10 @@ from shared.security import crypto
 from shared.storage import keys
 from shared.web import login_throttle
 from shared.web.password_checks import PASSWORD_CHECKS, PasswordChecks, Place
-from tests.oauth import (
-    FORWARDED_HTTPS,
-    PASSWORD,
-    Stack,
-    code_request,
-    csrf_token,
-    fetch,
-    make_client,
-    make_scope,
-    make_user,
-    page_message,
-    production_settings,
-    query_of,
-    unique,
-)
+from tests.flows import code_request
+from tests.records import PASSWORD, make_client, make_scope, make_user, unique
+from tests.replies import csrf_token, fetch, page_message, query_of
+from tests.stack import FORWARDED_HTTPS, Stack, production_settings
 from tests.test_login_throttle import new_address
 
 HASH = crypto.hash_password(PASSWORD)

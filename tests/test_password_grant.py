@@ -13,52 +13,44 @@ from redis.asyncio import Redis
 
 from shared.storage import keys, users
 from shared.web import login_throttle
-from tests.oauth import (
-    PASSWORD,
-    Registered,
-    Reply,
-    Stack,
+from tests.assertions import (
     assert_error,
     assert_invalid_client,
+    assert_invalid_grant,
+    assert_invalid_scope,
     assert_token_response,
-    basic_auth_for,
+)
+from tests.flows import (
     code_request,
-    csrf_token,
-    fetch,
     grant_family,
     introspect,
+    live_tokens,
+    start_authorization,
+    token_request,
+)
+from tests.records import (
+    PASSWORD,
+    Registered,
     make_client,
     make_resource_server,
     make_scope,
     make_user,
+    unique,
+)
+from tests.replies import (
+    Reply,
+    basic_auth_for,
+    csrf_token,
+    fetch,
     page_message,
     post_form,
     query_of,
-    start_authorization,
-    token_request,
-    unique,
 )
+from tests.stack import Stack
 
 FORM = "application/x-www-form-urlencoded"
 PAIR_LIMIT = 5  # the default TESSERA_LOGIN_PAIR_RATE: failures per username and address
-# The one public description of invalid_grant (shared.domain.errors.invalid_grant).
-INVALID_GRANT_DESCRIPTION = (
-    "The authorization grant is invalid, expired, revoked, or was issued to another "
-    "client or redirect URI."
-)
-INVALID_SCOPE_DESCRIPTION = "The requested scope is invalid, unknown, or not allowed."
 LIMITED_PAGE = "Too many sign-in attempts. Try again in "
-
-
-def assert_invalid_grant(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_grant")
-    # One description for every cause: nothing tells which part was wrong.
-    assert reply.body["error_description"] == INVALID_GRANT_DESCRIPTION
-
-
-def assert_invalid_scope(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_scope")
-    assert reply.body["error_description"] == INVALID_SCOPE_DESCRIPTION
 
 
 async def password_client(redis: Redis, scope_names: list[str], **options: object) -> Registered:
@@ -162,7 +154,8 @@ async def test_introspection_names_the_person(
     assert info.body["scope"] == read
     # The family is listed under the person, for token management.
     family = grant_family(reply.body["access_token"])
-    assert await redis.zscore(keys.user_families(username), family) is not None
+    listed = await live_tokens(http, stack, user=username)
+    assert [(token["family"], token["kind"]) for token in listed] == [(family, "access_token")]
 
 
 async def test_a_public_client_authenticates_with_its_client_id_alone(
@@ -208,8 +201,8 @@ async def test_a_client_not_allowed_the_password_grant_gets_nothing(
     assert wrong.body == right.body
     assert_error(wrong, 400, "unauthorized_client")
     # Nothing was issued to the client or for the person...
-    assert not await redis.exists(keys.client_families(client.client_id))
-    assert not await redis.exists(keys.user_families(user))
+    assert await live_tokens(http, stack, client=client.client_id) == []
+    assert await live_tokens(http, stack, user=user) == []
     # ...and the password was never checked: such a client cannot probe passwords, nor
     # lock a person out by spending their failed sign-ins.
     assert await failures(redis, user) == 0
@@ -233,7 +226,7 @@ async def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(
     for reply in (wrong_password, unknown_user, other_case):
         assert_invalid_grant(reply)
     assert wrong_password.body == unknown_user.body == other_case.body
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
 
 
 async def test_after_too_many_failures_the_right_password_is_refused_here_and_at_login(
@@ -258,7 +251,7 @@ async def test_after_too_many_failures_the_right_password_is_refused_here_and_at
     # Refused without a check, with 429 and Retry-After (RFC 6585 §4): the right
     # password included, from this address, until the window ends.
     assert_too_many_requests(limited)
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
     window = await redis.ttl(pair_counter(user))
     assert 0 < window <= 900
 
@@ -311,7 +304,7 @@ async def test_concurrent_guesses_cannot_outrun_the_failure_limit(
         if reply.status != 400:
             assert_too_many_requests(reply)
     assert_too_many_requests(right)
-    assert not await redis.exists(keys.client_families(client.client_id))
+    assert await live_tokens(http, stack, client=client.client_id) == []
 
 
 async def test_a_success_clears_the_failure_count(

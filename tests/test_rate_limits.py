@@ -11,7 +11,8 @@ from shared.domain.rates import OFF, Rate
 from shared.storage import keys, rate_limits, redis_access
 from shared.storage.rate_limits import RecentRefusals
 from shared.web.client_address import client_address, limit_subject
-from tests.oauth import Stack, production_settings, unique
+from tests.records import unique
+from tests.stack import Stack, production_settings
 
 
 async def test_a_window_lets_count_events_pass_then_refuses_until_it_ends(redis: Redis) -> None:

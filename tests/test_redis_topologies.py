@@ -25,25 +25,12 @@ from shared.storage import clients, families, keys, scopes, users
 from shared.storage.redis_store import RedisClient, SentinelMaster, connect
 from shared.web.client_cache import ClientCache
 from shared.web.client_changes import ClientChanges
-from tests.oauth import (
-    PASSWORD,
-    Setup,
-    Stack,
-    assert_error,
-    exchange,
-    introspect,
-    make_client,
-    make_resource_server,
-    make_setup,
-    new_verifier,
-    obtain_code,
-    origin_allowed,
-    s256,
-    start_stack,
-    unique,
-    until_origin,
-)
+from tests.assertions import assert_error
+from tests.flows import exchange, introspect, new_verifier, obtain_code, origin_allowed, s256
+from tests.records import PASSWORD, Setup, make_client, make_resource_server, make_setup, unique
 from tests.redis_topologies import SENTINEL_SERVICE, start_cluster, start_sentinel
+from tests.stack import TEST_PASSWORD_HASHING, Stack, start_stack
+from tests.waiting import until_origin
 
 
 @dataclass(frozen=True)
@@ -246,7 +233,7 @@ async def test_names_holding_a_hash_tag_work_and_choose_no_slot(
     tagged = f"{{g:{family}}}"
     scope, user = f"read{tagged}x", f"alice{tagged}"
     await scopes.add(store, scope, "A scope whose name holds a hash tag")
-    await users.add(store, user, PASSWORD)
+    await users.add(store, user, PASSWORD, TEST_PASSWORD_HASHING)
     client = await make_client(store, [scope])
     api = await make_resource_server(store, [scope])
 

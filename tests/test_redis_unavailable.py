@@ -19,13 +19,9 @@ from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.storage.redis_store import connect
 from shared.web.base_app import redis_unavailable
-from tests.oauth import (
-    FORWARDED_HTTPS,
-    basic_auth_for,
-    make_setup,
-    production_settings,
-    unreachable_redis,
-)
+from tests.records import make_setup
+from tests.replies import basic_auth_for
+from tests.stack import FORWARDED_HTTPS, production_settings, unreachable_redis
 
 JSON_ENDPOINTS = [(token_app, "/token"), (introspect_app, "/introspect")]
 FORM = {"grant_type": "authorization_code", "code": "x.y", "token": "x.y"}

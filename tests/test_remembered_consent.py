@@ -18,30 +18,27 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.storage import consents, keys, management
-from tests.oauth import (
-    PASSWORD,
-    REDIRECT_URI,
-    Answer,
-    Registered,
-    Stack,
-    assert_error,
-    assert_error_page,
+from tests.assertions import assert_error, assert_error_page
+from tests.flows import (
     authorize,
     code_request,
-    csrf_token,
     exchange,
-    fetch,
-    fragment_of,
     is_active,
-    make_client,
-    make_resource_server,
-    make_scope,
-    make_user,
-    query_of,
     refresh,
     sign_in,
     start_authorization,
 )
+from tests.records import (
+    PASSWORD,
+    REDIRECT_URI,
+    Registered,
+    make_client,
+    make_resource_server,
+    make_scope,
+    make_user,
+)
+from tests.replies import Answer, csrf_token, fetch, fragment_of, query_of
+from tests.stack import Stack
 
 CSRF_FAILED = "The form has expired. Go back to the application and start again."
 EXPIRED = (

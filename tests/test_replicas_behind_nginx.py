@@ -52,28 +52,21 @@ from devtools.local_processes import (
 )
 from shared.storage import families
 from shared.storage.redis_store import connect
-from tests.manifests import DEPLOY, render
-from tests.nginx import NOT_INSTALLED, Nginx, ingress_routes, local_service, nginx_binary
-from tests.oauth import (
-    ARTIFACTS,
-    GENEROUS_RATE_LIMITS,
-    Registered,
-    Setup,
-    Stack,
+from tests.flows import (
     exchange,
     is_active,
-    make_client,
-    make_resource_server,
-    make_setup,
     new_verifier,
     obtain_code,
     refresh,
     revoke,
     s256,
     token_request,
-    unique,
 )
+from tests.manifests import DEPLOY, render
+from tests.nginx import NOT_INSTALLED, Nginx, ingress_routes, local_service, nginx_binary
+from tests.records import Registered, Setup, make_client, make_resource_server, make_setup, unique
 from tests.redis_topologies import start_cluster
+from tests.stack import ARTIFACTS, GENEROUS_RATE_LIMITS, Stack
 
 LOGS = ARTIFACTS / "logs"
 LOG_PREFIX = "replicas-"
@@ -501,9 +494,11 @@ async def test_replicas_behind_nginx(processes: Processes) -> None:
             assert_crosses_replicas(await run_flow(rig), {"A", "B"})
 
         stop = asyncio.Event()
+        running_since = time.monotonic()
         workers = [asyncio.create_task(keep_running_flows(rig, stop)) for _ in range(WORKERS)]
         try:
-            await asyncio.sleep(1.5)  # flows in flight at the first kill
+            # Flows in flight at the first kill: the workers are under way.
+            await until(completed_since(rig, running_since, WORKERS), "flows under way")
 
             # 1. SIGTERM to A; the endpoints drop it a moment later; A' replaces it.
             terminated_at = time.monotonic()

@@ -15,7 +15,8 @@ from services.token.app import create_app as token_app
 from shared.web.logs import QUIET_ROUTES
 from shared.web.metrics import METRICS
 from shared.web.shutdown import DRAIN
-from tests.oauth import FORWARDED_HTTPS, new_request_id, unreachable_redis
+from tests.flows import new_request_id
+from tests.stack import FORWARDED_HTTPS, unreachable_redis
 from tests.test_metrics import samples, value
 
 

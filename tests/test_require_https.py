@@ -35,23 +35,13 @@ from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings, SettingsError
 from shared.domain.errors import OAuthError
-from shared.storage import keys
 from shared.web.app_keys import SETTINGS
 from shared.web.transport import is_https, require_https
-from tests.oauth import (
-    FORWARDED_HTTPS,
-    Reply,
-    Stack,
-    assert_error,
-    basic_auth_for,
-    is_active,
-    make_client,
-    make_resource_server,
-    make_scope,
-    page_message,
-    production_settings,
-    token_request,
-)
+from tests.assertions import assert_error
+from tests.flows import is_active, live_tokens, token_request
+from tests.records import make_client, make_resource_server, make_scope
+from tests.replies import Reply, basic_auth_for, page_message
+from tests.stack import FORWARDED_HTTPS, Stack, production_settings
 
 HTTPS_REQUIRED = "This endpoint requires HTTPS."
 AppFactory = Callable[[Settings], web.Application]
@@ -253,7 +243,7 @@ async def test_a_refused_request_has_no_effect(
     )
     assert issued.status == 200
     token = issued.body["access_token"]
-    families_before = await redis.zcard(keys.client_families(client.client_id))
+    tokens_before = await live_tokens(http, stack, client=client.client_id)
 
     for path, form in (
         ("/token", {"grant_type": "client_credentials", "scope": scope}),
@@ -263,7 +253,7 @@ async def test_a_refused_request_has_no_effect(
             assert r.status == 400
             assert (await r.json())["error_description"] == HTTPS_REQUIRED
 
-    assert await redis.zcard(keys.client_families(client.client_id)) == families_before
+    assert await live_tokens(http, stack, client=client.client_id) == tokens_before
     assert await is_active(http, stack, api, token)
 
 

@@ -28,7 +28,7 @@ from services.example_api.app import READ, WRITE, create_app
 from services.introspect.app import create_app as introspect_app
 from shared.storage import clients
 from shared.web import logs
-from tests.oauth import Stack, production_settings, revoke, until_heard
+from tests.flows import revoke
 from tests.resource_servers import (
     Start,
     assert_challenge,
@@ -38,6 +38,8 @@ from tests.resource_servers import (
     requests_served,
     rs_settings,
 )
+from tests.stack import Stack, production_settings
+from tests.waiting import until_heard
 
 
 def test_the_example_routes_declare_their_scopes() -> None:

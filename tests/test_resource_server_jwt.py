@@ -31,7 +31,7 @@ from services.example_api.app import READ, WRITE
 from services.token.app import create_app as token_app
 from shared.security import jwt_access_tokens
 from shared.security.signing_keys import generate_key_file, load_key_set
-from tests.oauth import Stack, production_settings, revoke
+from tests.flows import revoke
 from tests.resource_servers import (
     REALM,
     Start,
@@ -42,6 +42,7 @@ from tests.resource_servers import (
     requests_served,
     rs_settings,
 )
+from tests.stack import Stack, production_settings
 
 
 def b64(data: bytes) -> str:

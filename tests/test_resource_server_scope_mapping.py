@@ -28,16 +28,11 @@ from tessera_resource_server import (
 )
 
 from shared.storage import scopes
-from tests.oauth import (
-    Registered,
-    Stack,
-    assert_token_response,
-    make_client,
-    make_resource_server,
-    token_request,
-    unique,
-)
+from tests.assertions import assert_token_response
+from tests.flows import token_request
+from tests.records import Registered, make_client, make_resource_server, unique
 from tests.resource_servers import assert_challenge, call, nowhere, rs_settings
+from tests.stack import Stack
 
 ApiClient = TestClient[web.Request, web.Application]
 

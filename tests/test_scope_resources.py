@@ -7,24 +7,16 @@ permission as /introspect."""
 from __future__ import annotations
 
 import aiohttp
-import orjson
 import pytest
 from redis.asyncio import Redis
 
-from shared.storage import keys, scopes
-from tests.oauth import (
-    Reply,
-    Stack,
-    assert_invalid_client,
-    assert_no_store,
-    basic_auth,
-    basic_auth_for,
-    make_client,
-    make_resource_server,
-    make_scope,
-    unique,
-)
-from tests.test_cli import assert_refused, tessera
+from shared.storage import scopes
+from tests.assertions import assert_invalid_client, assert_no_store
+from tests.command_line import assert_refused, tessera
+from tests.flows import admin_json
+from tests.records import make_client, make_resource_server, make_scope, unique
+from tests.replies import Reply, basic_auth, basic_auth_for
+from tests.stack import Stack
 
 
 async def get_scopes(
@@ -34,7 +26,7 @@ async def get_scopes(
         return Reply(r.status, r.headers, await r.json(content_type=None))
 
 
-async def test_scope_add_with_resources_and_show(stack: Stack, redis: Redis) -> None:
+async def test_scope_add_with_resources_and_show(stack: Stack, http: aiohttp.ClientSession) -> None:
     name = unique("notes:read")
 
     run = await tessera(
@@ -47,12 +39,13 @@ async def test_scope_add_with_resources_and_show(stack: Stack, redis: Redis) -> 
 
     assert run.status == 0, run.stderr
     # Methods upper-cased, duplicates dropped, order kept.
-    record = orjson.loads(await redis.get(keys.scope(name)) or "{}")
-    assert record == {
+    record = {
         "name": name,
         "description": "Read your notes",
         "resources": ["GET /notes", "GET /notes/{note_id}"],
     }
+    status, admin_view = await admin_json(http, "GET", f"{stack.token}/admin/scopes/{name}")
+    assert (status, admin_view) == (200, {**record, "clients": []})
     shown = await tessera(stack, "scope", "show", name)
     assert "resource     GET /notes\n" in shown.stdout
     assert "resource     GET /notes/{note_id}\n" in shown.stdout

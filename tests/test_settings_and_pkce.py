@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from pathlib import Path
 
 import pytest
+from argon2.profiles import RFC_9106_LOW_MEMORY as ARGON2_CFFI_RFC_9106_LOW_MEMORY
 
-from shared.config.settings import Settings, SettingsError
+from shared.config.settings import Settings, SettingsError, password_hashing_from_env
+from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.domain.rates import OFF, Rate
-from shared.security import pkce
+from shared.security import crypto, pkce
 
 HTTPS = {"TESSERA_ISSUER": "https://id.example.com"}
 
@@ -230,6 +233,64 @@ def test_the_replaced_login_failure_settings_are_named_in_a_warning(
     (warning,) = [r.getMessage() for r in caplog.records]
     assert warning.startswith("TESSERA_LOGIN_MAX_FAILURES is no longer read; see ")
     assert "TESSERA_LOGIN_PAIR_RATE" in warning
+
+
+def test_passwords_are_hashed_with_rfc_9106_s_second_recommended_set_by_default() -> None:
+    """RFC 9106 §4: where 2 GiB a check is too much, argon2id with t=3 passes, p=4 lanes,
+    64 MiB, a 128-bit salt and a 256-bit tag. Only the tests lower it."""
+    rfc_9106 = PasswordHashing(time_cost=3, memory_kib=2**16, parallelism=4)
+    assert Settings.from_env(HTTPS).password_hashing == rfc_9106
+    assert password_hashing_from_env({}) == rfc_9106
+    assert RFC_9106_LOW_MEMORY == rfc_9106
+    profile = ARGON2_CFFI_RFC_9106_LOW_MEMORY  # argon2-cffi's own spelling of the set
+    assert (profile.time_cost, profile.memory_cost, profile.parallelism) == (3, 2**16, 4)
+
+    params, salt, tag = crypto.hash_password("a long password").rsplit("$", 3)[-3:]
+    assert params == "m=65536,t=3,p=4"
+    assert len(base64.b64decode(salt + "==")) * 8 == 128
+    assert len(base64.b64decode(tag + "==")) * 8 == 256
+
+
+def test_password_hash_parameters_are_read_and_validated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cheap = {
+        "TESSERA_PASSWORD_HASH_TIME_COST": "1",
+        "TESSERA_PASSWORD_HASH_MEMORY_KIB": "16",
+        "TESSERA_PASSWORD_HASH_PARALLELISM": "2",
+    }
+    with caplog.at_level(logging.WARNING, logger="tessera.settings"):
+        settings = Settings.from_env({**HTTPS, **cheap})
+    assert settings.password_hashing == PasswordHashing(1, 16, 2)
+    assert password_hashing_from_env(cheap) == PasswordHashing(1, 16, 2)
+    # Lowered, the services say so at start.
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "TESSERA_PASSWORD_HASH_*" in warning
+    assert "never in production" in warning
+
+    for name, value in [
+        ("TESSERA_PASSWORD_HASH_TIME_COST", "0"),
+        ("TESSERA_PASSWORD_HASH_MEMORY_KIB", "64MiB"),
+        ("TESSERA_PASSWORD_HASH_PARALLELISM", "-1"),
+    ]:
+        assert refused({**HTTPS, name: value}).startswith(f"{name}={value!r}")
+    # RFC 9106 §3.1: at least 8 KiB of memory per lane.
+    message = refused({**HTTPS, **cheap, "TESSERA_PASSWORD_HASH_MEMORY_KIB": "15"})
+    assert message.startswith("TESSERA_PASSWORD_HASH_MEMORY_KIB=15: must be at least 8 KiB")
+    with pytest.raises(SettingsError, match="TESSERA_PASSWORD_HASH_PARALLELISM"):
+        password_hashing_from_env({"TESSERA_PASSWORD_HASH_PARALLELISM": "x"})
+
+
+def test_an_unknown_username_is_checked_against_a_hash_of_the_same_parameters() -> None:
+    """Else a wrong username would answer faster or slower than a wrong password."""
+    assert crypto.dummy_password_hash(RFC_9106_LOW_MEMORY) == crypto.DUMMY_PASSWORD_HASH
+    cheap = PasswordHashing(time_cost=1, memory_kib=8, parallelism=1)
+    dummy = crypto.dummy_password_hash(cheap)
+    assert dummy.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert crypto.dummy_password_hash(cheap) == dummy  # made once
+    assert crypto.check_password(None, "any password", cheap) is False
+    user = crypto.hash_password("the password", cheap)
+    assert crypto.check_password(user, "the password", cheap) is True
 
 
 def test_settings_error_is_a_value_error() -> None:

@@ -17,23 +17,18 @@ from redis.crc import key_slot
 
 from shared.security import crypto
 from shared.storage import families, keys, scopes
-from tests.oauth import (
+from tests.flows import exchange, grant_family, introspect, new_verifier, obtain_code, s256
+from tests.records import (
     PASSWORD,
     REDIRECT_URI,
     Registered,
-    Stack,
-    exchange,
-    grant_family,
-    introspect,
     make_client,
     make_resource_server,
     make_scope,
     make_setup,
-    new_verifier,
-    obtain_code,
-    s256,
-    session_cookie,
 )
+from tests.replies import session_cookie
+from tests.stack import Stack
 
 CODE_LIFETIME = 600
 ACCESS_TOKEN_LIFETIME = 3600

@@ -15,40 +15,25 @@ from redis.asyncio import Redis
 
 from shared.security import crypto
 from shared.storage import clients, families, keys
-from tests.oauth import (
-    REDIRECT_URI,
-    Registered,
-    Reply,
-    Stack,
-    assert_error,
-    assert_invalid_client,
+from tests.assertions import assert_error, assert_invalid_client, assert_invalid_grant
+from tests.flows import (
     authorize,
-    basic_auth,
-    basic_auth_for,
     code_request,
     exchange,
     grant_family,
     introspect,
-    make_client,
-    make_resource_server,
-    make_setup,
     new_verifier,
     obtain_code,
-    post_form,
-    post_json,
-    query_of,
     s256,
     start_authorization,
 )
+from tests.records import REDIRECT_URI, Registered, make_client, make_resource_server, make_setup
+from tests.replies import Reply, basic_auth, basic_auth_for, post_form, post_json, query_of
+from tests.stack import Stack
 
 FORM = "application/x-www-form-urlencoded"
 LOGS = Path(__file__).resolve().parent.parent / "test-artifacts/logs"
 OTHER_URI = "https://app.example.com/other"
-# The one public description of invalid_grant (shared.domain.errors.invalid_grant).
-INVALID_GRANT_DESCRIPTION = (
-    "The authorization grant is invalid, expired, revoked, or was issued to another "
-    "client or redirect URI."
-)
 
 
 async def authorize_or_error(
@@ -62,12 +47,6 @@ async def authorize_or_error(
     if location.startswith(params["redirect_uri"]):
         return query_of(location)
     return await authorize(http, stack, params, user)
-
-
-def assert_invalid_grant(reply: Reply) -> None:
-    assert_error(reply, 400, "invalid_grant")
-    # One description for every cause, so a caller learns nothing about the grant.
-    assert reply.body["error_description"] == INVALID_GRANT_DESCRIPTION
 
 
 def _token_url(stack: Stack) -> str:

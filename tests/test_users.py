@@ -10,9 +10,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from shared.domain.password_hashing import PasswordHashing
 from shared.security import crypto
 from shared.storage import keys, users
-from tests.oauth import PASSWORD, unique
+from tests.records import PASSWORD, unique
+from tests.stack import TEST_PASSWORD_HASHING
 
 
 async def test_a_new_users_password_is_hashed_off_the_event_loop(
@@ -21,13 +23,13 @@ async def test_a_new_users_password_is_hashed_off_the_event_loop(
     hashed_in: list[int] = []
     hash_password = crypto.hash_password
 
-    def recording_thread(password: str) -> str:
+    def recording_thread(password: str, hashing: PasswordHashing) -> str:
         hashed_in.append(threading.get_ident())
-        return hash_password(password)
+        return hash_password(password, hashing)
 
     monkeypatch.setattr(crypto, "hash_password", recording_thread)
 
-    user = await users.add(redis, unique("frank"), PASSWORD)
+    user = await users.add(redis, unique("frank"), PASSWORD, TEST_PASSWORD_HASHING)
 
     assert len(hashed_in) == 1
     assert hashed_in[0] != threading.get_ident()  # the event loop's thread

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from redis.exceptions import RedisError
 
-from shared.config.settings import redis_url_from_env
+from shared.config.settings import password_hashing_from_env, redis_url_from_env
 from shared.domain.domain_errors import DomainError, Invalid, NotFound
 from shared.security import fingerprint
 from shared.storage import clients, log_fingerprint_key, management, scopes, users
@@ -82,7 +82,7 @@ async def user_add(redis: RedisClient, args: argparse.Namespace) -> None:
     if not args.password_stdin:
         raise Invalid("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    user = await users.add(redis, args.username, password)
+    user = await users.add(redis, args.username, password, password_hashing_from_env())
     print(f"user {user.username} added")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from shared.config import redis_urls
+from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.domain.rates import OFF, Rate
 
 log = logging.getLogger("tessera.settings")
@@ -39,6 +40,13 @@ REPLACED = {
 
 def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
     return (os.environ if env is None else env).get("REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def password_hashing_from_env(env: Mapping[str, str] | None = None) -> PasswordHashing:
+    """The argon2id parameters of new password hashes (``TESSERA_PASSWORD_HASH_*``): read
+    by the services (for the hash an unknown username is checked against) and by whatever
+    adds users (the ``tessera`` CLI, ``make run``)."""
+    return _Reader(os.environ if env is None else env).password_hashing()
 
 
 class SettingsError(ValueError):
@@ -94,6 +102,9 @@ class Settings:
     # lines (shared/web/password_checks.py); one more is answered 429 at once.
     password_check_threads: int = 2
     password_check_queue: int = 8
+    # argon2id's parameters (shared/security/crypto.py): RFC 9106's second recommended set. The
+    # tests lower them, so that hashing their thousand users costs milliseconds.
+    password_hashing: PasswordHashing = RFC_9106_LOW_MEMORY
     # webMethods Integration Server leaves PKCE optional; we require it of public clients by default
     # (RFC 9700 §2.1.1). A client may override it either way.
     require_pkce_public: bool = True
@@ -184,6 +195,7 @@ class Settings:
             ),
             password_check_threads=reader.positive("TESSERA_PASSWORD_CHECK_THREADS", 2, "threads"),
             password_check_queue=reader.non_negative("TESSERA_PASSWORD_CHECK_QUEUE", 8, "checks"),
+            password_hashing=reader.password_hashing(),
             require_pkce_public=reader.boolean("TESSERA_REQUIRE_PKCE_PUBLIC", True),
             insecure_loopback=insecure,
             require_https=reader.boolean("TESSERA_REQUIRE_HTTPS", True),
@@ -212,6 +224,11 @@ class Settings:
         )
         settings._check_https()
         settings._check_tokens()
+        if settings.password_hashing != RFC_9106_LOW_MEMORY:
+            log.warning(
+                "TESSERA_PASSWORD_HASH_* differ from RFC 9106's recommended argon2id "
+                "parameters (t=3, 64 MiB, p=4): for tests only, never in production"
+            )
         for name in REPLACED.keys() & env.keys():
             log.warning("%s is no longer read; see %s", name, REPLACED[name])
         return settings
@@ -315,6 +332,23 @@ class _Reader:
         if value < minimum:
             raise SettingsError(f"{name}={raw!r}: must be at least {minimum} ({unit})")
         return value
+
+    def password_hashing(self) -> PasswordHashing:
+        default = RFC_9106_LOW_MEMORY
+        hashing = PasswordHashing(
+            time_cost=self.positive("TESSERA_PASSWORD_HASH_TIME_COST", default.time_cost, "passes"),
+            memory_kib=self.positive("TESSERA_PASSWORD_HASH_MEMORY_KIB", default.memory_kib, "KiB"),
+            parallelism=self.positive(
+                "TESSERA_PASSWORD_HASH_PARALLELISM", default.parallelism, "lanes"
+            ),
+        )
+        # RFC 9106 §3.1: at least 8 KiB of memory per lane.
+        if hashing.memory_kib < 8 * hashing.parallelism:
+            raise SettingsError(
+                f"TESSERA_PASSWORD_HASH_MEMORY_KIB={hashing.memory_kib}: must be at least 8 "
+                f"KiB per lane (TESSERA_PASSWORD_HASH_PARALLELISM={hashing.parallelism})"
+            )
+        return hashing
 
     def networks(self, name: str) -> tuple[IPNetwork, ...]:
         """Comma-separated addresses or CIDR ranges, such as ``10.0.0.0/8,127.0.0.1``."""

@@ -9,6 +9,7 @@ user passwords are low-entropy and get argon2id, checked in a thread
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -16,12 +17,22 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_password_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory: 64 MiB, 3 passes
+from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
+
+
+def _hasher(hashing: PasswordHashing) -> PasswordHasher:
+    return PasswordHasher(
+        time_cost=hashing.time_cost, memory_cost=hashing.memory_kib, parallelism=hashing.parallelism
+    )
+
+
+# Verifies a hash of any parameters: argon2 reads them from the hash itself.
+_password_hasher = _hasher(RFC_9106_LOW_MEMORY)
 
 
 # Verified against when the user does not exist, so a wrong username costs what a wrong
 # password costs and the response time does not tell them apart. A hash of a random
-# password nobody kept, made once with the hasher's parameters (a test checks they still
+# password nobody kept, made once with the default parameters (a test checks they still
 # match): made at start-up instead, its 64 MiB would set the peak memory of every service.
 # A hash of nobody's password, never a credential:
 DUMMY_PASSWORD_HASH = (
@@ -54,15 +65,28 @@ def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def hash_password(password: str) -> str:
-    return _password_hasher.hash(password)
+def hash_password(password: str, hashing: PasswordHashing = RFC_9106_LOW_MEMORY) -> str:
+    return _hasher(hashing).hash(password)
 
 
-def check_password(password_hash: str | None, password: str) -> bool:
+@functools.cache
+def dummy_password_hash(hashing: PasswordHashing) -> str:
+    """The hash an unknown username is checked against: made with ``hashing``, as the
+    users' own hashes are. The default's is the constant above; any other is made once,
+    on the first check that needs it (in a password-check thread, never on the loop)."""
+    if hashing == RFC_9106_LOW_MEMORY:
+        return DUMMY_PASSWORD_HASH
+    return hash_password(random_token(), hashing)
+
+
+def check_password(
+    password_hash: str | None, password: str, hashing: PasswordHashing = RFC_9106_LOW_MEMORY
+) -> bool:
     """Whether ``password`` matches its argon2id hash (None: a user that does not exist,
-    checked against the dummy hash all the same). Blocks for 64 MiB and about a tenth of
-    a second: services run it through ``shared.web.password_checks``, never on the loop."""
+    checked against the dummy hash of ``hashing`` all the same). Blocks for 64 MiB and
+    about a tenth of a second: services run it through ``shared.web.password_checks``,
+    never on the loop."""
     try:
-        return _password_hasher.verify(password_hash or DUMMY_PASSWORD_HASH, password)
+        return _password_hasher.verify(password_hash or dummy_password_hash(hashing), password)
     except (VerificationError, InvalidHashError):
         return False

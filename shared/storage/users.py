@@ -11,6 +11,7 @@ import orjson
 
 from shared.domain import records
 from shared.domain.domain_errors import Conflict, Invalid
+from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.security import crypto
 from shared.storage import keys
 
@@ -26,7 +27,12 @@ class User:
     created_at: int
 
 
-async def add(redis: RedisClient, username: str, password: str) -> User:
+async def add(
+    redis: RedisClient,
+    username: str,
+    password: str,
+    hashing: PasswordHashing = RFC_9106_LOW_MEMORY,
+) -> User:
     if not username or any(ch.isspace() or not ch.isprintable() for ch in username):
         raise Invalid("username must be non-empty, without spaces or control characters")
     if len(password) < 8:
@@ -35,7 +41,7 @@ async def add(redis: RedisClient, username: str, password: str) -> User:
         username=username,
         sub=crypto.random_token(16),
         # argon2id holds a core and 64 MiB for about a tenth of a second: off the loop.
-        password_hash=await asyncio.to_thread(crypto.hash_password, password),
+        password_hash=await asyncio.to_thread(crypto.hash_password, password, hashing),
         created_at=int(time.time()),
     )
     if not await redis.set(keys.user(username), orjson.dumps(user), nx=True):

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.security import crypto
 from shared.web.app_keys import SETTINGS
 
@@ -52,7 +53,11 @@ def _run_niced() -> None:
 
 
 class PasswordChecks:
-    def __init__(self, threads: int, queue: int) -> None:
+    def __init__(
+        self, threads: int, queue: int, hashing: PasswordHashing = RFC_9106_LOW_MEMORY
+    ) -> None:
+        # The parameters of the hash an unknown username is checked against.
+        self.hashing = hashing
         # Two pools, so that the owners' checks never run on a niced thread; how many
         # run at once in both together is counted below (memory: 64 MiB each).
         # Everyone else may hold all threads but one, kept for the owners' line: an owner
@@ -144,7 +149,7 @@ class Place:
             raise
         loop = asyncio.get_running_loop()
         executor = self._checks._executors[self._kind]
-        job = executor.submit(crypto.check_password, password_hash, password)
+        job = executor.submit(crypto.check_password, password_hash, password, self._checks.hashing)
 
         # The thread is given to the next turn when the check really ends, even if the
         # caller stopped waiting for it (cancelled): never more checks than threads.
@@ -173,7 +178,11 @@ class Place:
 async def password_checks_context(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context of the services that check passwords (authorize, token)."""
     settings = app[SETTINGS]
-    checks = PasswordChecks(settings.password_check_threads, settings.password_check_queue)
+    checks = PasswordChecks(
+        settings.password_check_threads,
+        settings.password_check_queue,
+        settings.password_hashing,
+    )
     app[PASSWORD_CHECKS] = checks
     yield
     checks.close()
