@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
@@ -29,10 +28,9 @@ from tests.flows import (
 )
 from tests.records import REDIRECT_URI, Registered, make_client, make_resource_server, make_setup
 from tests.replies import Reply, basic_auth, basic_auth_for, post_form, post_json, query_of
-from tests.stack import Stack
+from tests.stack import Stack, session_log
 
 FORM = "application/x-www-form-urlencoded"
-LOGS = Path(__file__).resolve().parent.parent / "test-artifacts/logs"
 OTHER_URI = "https://app.example.com/other"
 
 
@@ -214,7 +212,7 @@ async def test_an_authorization_header_is_never_logged(
     assert_invalid_client(reply)
     await post_form(http, _token_url(stack), {}, {})  # one more request: the log is written
 
-    assert secret not in (LOGS / "token.log").read_text()
+    assert secret not in session_log("token").read_text()
 
 
 # --- invalid_request (400) --------------------------------------------------------------
