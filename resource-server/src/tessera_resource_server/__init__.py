@@ -26,17 +26,23 @@ The package depends on aiohttp, pyjwt and orjson only, never on Tessera's server
 Tessera depends on it.
 """
 
-from tessera_resource_server.access_token import AccessToken
-from tessera_resource_server.middleware import (
-    ACCESS_TOKEN,
-    RESOURCE_SERVER,
-    ResourceServer,
-    protect,
-    public,
-    required_scopes,
-    requires_scope,
-)
-from tessera_resource_server.settings import ResourceServerSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tessera_resource_server.access_token import AccessToken
+    from tessera_resource_server.middleware import (
+        ACCESS_TOKEN,
+        RESOURCE_SERVER,
+        ResourceServer,
+        protect,
+        public,
+        required_scopes,
+        requires_scope,
+    )
+    from tessera_resource_server.settings import ResourceServerSettings
 
 __all__ = [
     "ACCESS_TOKEN",
@@ -49,3 +55,30 @@ __all__ = [
     "required_scopes",
     "requires_scope",
 ]
+
+# Each public name from the module that defines it, loaded on first use: importing one
+# module of the package (Tessera's server imports the JWT verifier and the scope
+# grammar, below its web layer) must not load aiohttp through the middleware.
+_MODULE_OF = {
+    "AccessToken": "access_token",
+    "ResourceServerSettings": "settings",
+    **dict.fromkeys(
+        (
+            "ACCESS_TOKEN",
+            "RESOURCE_SERVER",
+            "ResourceServer",
+            "protect",
+            "public",
+            "required_scopes",
+            "requires_scope",
+        ),
+        "middleware",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
