@@ -126,7 +126,7 @@ async def consent_submit(request: web.Request) -> web.Response:
         else []
     )
     # The page showed the requested scopes: for those the person's decision now stands,
-    # ticked ones remembered and unticked (or denied) ones forgotten (shared/consents).
+    # ticked ones remembered and unticked (or denied) ones forgotten (shared/storage/consents.py).
     await consents.record(redis, signed_in.username, client.client_id, auth_request.scope, approved)
 
     def deny(description: str) -> web.Response:
