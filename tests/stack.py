@@ -19,7 +19,7 @@ from devtools.local_processes import (
     service_env,
     start_service,
 )
-from shared.config.settings import Settings
+from shared.config.settings import WEAK_HASHING_FOR_TESTS, Settings
 from shared.domain.password_hashing import PasswordHashing
 from tests.secrets_ledger import SECRETS_USED
 
@@ -40,6 +40,7 @@ def password_hashing_env(hashing: PasswordHashing) -> dict[str, str]:
         "TESSERA_PASSWORD_HASH_TIME_COST": str(hashing.time_cost),
         "TESSERA_PASSWORD_HASH_MEMORY_KIB": str(hashing.memory_kib),
         "TESSERA_PASSWORD_HASH_PARALLELISM": str(hashing.parallelism),
+        WEAK_HASHING_FOR_TESTS: "1",
     }
 
 

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from argon2.profiles import RFC_9106_LOW_MEMORY as ARGON2_CFFI_RFC_9106_LOW_MEMORY
 
-from shared.config.settings import Settings, SettingsError, password_hashing_from_env
+from shared.config.settings import (
+    WEAK_HASHING_FOR_TESTS,
+    Settings,
+    SettingsError,
+    password_hashing_from_env,
+)
 from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.domain.rates import OFF, Rate
 from shared.security import crypto, pkce
@@ -258,6 +263,7 @@ def test_password_hash_parameters_are_read_and_validated(
         "TESSERA_PASSWORD_HASH_TIME_COST": "1",
         "TESSERA_PASSWORD_HASH_MEMORY_KIB": "16",
         "TESSERA_PASSWORD_HASH_PARALLELISM": "2",
+        WEAK_HASHING_FOR_TESTS: "1",
     }
     with caplog.at_level(logging.WARNING, logger="tessera.settings"):
         settings = Settings.from_env({**HTTPS, **cheap})
@@ -279,6 +285,31 @@ def test_password_hash_parameters_are_read_and_validated(
     assert message.startswith("TESSERA_PASSWORD_HASH_MEMORY_KIB=15: must be at least 8 KiB")
     with pytest.raises(SettingsError, match="TESSERA_PASSWORD_HASH_PARALLELISM"):
         password_hashing_from_env({"TESSERA_PASSWORD_HASH_PARALLELISM": "x"})
+
+
+def test_password_hashing_below_rfc_9106_needs_the_test_switch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A deployment cannot weaken its stored hashes by a stray variable: fewer passes or
+    less memory than RFC 9106 recommends are refused, in the services and in the CLI
+    (which reads password_hashing_from_env), unless the test suite's switch is on."""
+    for weaker in (
+        {"TESSERA_PASSWORD_HASH_TIME_COST": "2"},
+        {"TESSERA_PASSWORD_HASH_MEMORY_KIB": "32768"},
+    ):
+        assert WEAK_HASHING_FOR_TESTS in refused({**HTTPS, **weaker})
+        with pytest.raises(SettingsError, match="below RFC 9106"):
+            password_hashing_from_env(weaker)
+    # Stronger than recommended (or other lanes) is the operator's choice, and quiet.
+    stronger = {
+        "TESSERA_PASSWORD_HASH_TIME_COST": "4",
+        "TESSERA_PASSWORD_HASH_MEMORY_KIB": "131072",
+        "TESSERA_PASSWORD_HASH_PARALLELISM": "2",
+    }
+    with caplog.at_level(logging.WARNING, logger="tessera.settings"):
+        settings = Settings.from_env({**HTTPS, **stronger})
+    assert settings.password_hashing == PasswordHashing(4, 131072, 2)
+    assert not [r for r in caplog.records if "PASSWORD_HASH" in r.getMessage()]
 
 
 def test_an_unknown_username_is_checked_against_a_hash_of_the_same_parameters() -> None:

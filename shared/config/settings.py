@@ -42,6 +42,17 @@ def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
     return (os.environ if env is None else env).get("REDIS_URL", DEFAULT_REDIS_URL)
 
 
+# The switch without which TESSERA_PASSWORD_HASH_* may not go below RFC 9106's advice.
+WEAK_HASHING_FOR_TESTS = "TESSERA_WEAK_PASSWORD_HASHING_FOR_TESTS"
+
+
+def weaker_than_recommended(hashing: PasswordHashing) -> bool:
+    return (
+        hashing.time_cost < RFC_9106_LOW_MEMORY.time_cost
+        or hashing.memory_kib < RFC_9106_LOW_MEMORY.memory_kib
+    )
+
+
 def password_hashing_from_env(env: Mapping[str, str] | None = None) -> PasswordHashing:
     """The argon2id parameters of new password hashes (``TESSERA_PASSWORD_HASH_*``): read
     by the services (for the hash an unknown username is checked against) and by whatever
@@ -224,10 +235,10 @@ class Settings:
         )
         settings._check_https()
         settings._check_tokens()
-        if settings.password_hashing != RFC_9106_LOW_MEMORY:
+        if weaker_than_recommended(settings.password_hashing):
             log.warning(
-                "TESSERA_PASSWORD_HASH_* differ from RFC 9106's recommended argon2id "
-                "parameters (t=3, 64 MiB, p=4): for tests only, never in production"
+                "TESSERA_PASSWORD_HASH_* are lower than RFC 9106's recommended argon2id "
+                "parameters (t=3, 64 MiB): for tests only, never in production"
             )
         for name in REPLACED.keys() & env.keys():
             log.warning("%s is no longer read; see %s", name, REPLACED[name])
@@ -347,6 +358,16 @@ class _Reader:
             raise SettingsError(
                 f"TESSERA_PASSWORD_HASH_MEMORY_KIB={hashing.memory_kib}: must be at least 8 "
                 f"KiB per lane (TESSERA_PASSWORD_HASH_PARALLELISM={hashing.parallelism})"
+            )
+        # Fewer passes or less memory than RFC 9106 recommends make every stored hash
+        # cheaper to crack for good (nothing rehashes them): only a test suite, whose
+        # users need no protection, may ask for that, and must say so.
+        if weaker_than_recommended(hashing) and not self.boolean(WEAK_HASHING_FOR_TESTS, False):
+            raise SettingsError(
+                f"TESSERA_PASSWORD_HASH_*: {hashing.time_cost} passes and "
+                f"{hashing.memory_kib} KiB are below RFC 9106's recommended "
+                f"{default.time_cost} passes and {default.memory_kib} KiB; refused unless "
+                f"{WEAK_HASHING_FOR_TESTS}=1, which is for test suites only"
             )
         return hashing
 
