@@ -9,6 +9,7 @@ import hmac
 import time
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -121,6 +122,19 @@ def test_the_alg_must_be_the_key_s_own(es_signer: Signer, rs_signer: Signer) -> 
 
     assert refused.reason == "alg RS256 is not the key's ES256 (RFC 8725 §2.1)"
     assert refused.kid == es_signer.kid
+
+
+def test_a_forbidden_alg_or_typ_aimed_at_our_key_names_that_key(es_signer: Signer) -> None:
+    """Refused before any key is looked up (RFC 8725 §3.1), and still the refusal says
+    which of our keys the forgery named: a log reader sees what was targeted."""
+    header = {"kid": es_signer.kid, "typ": "at+jwt"}
+    hs256 = jwt.encode(access_claims(), "s" * 32, algorithm="HS256", headers=header)
+    plain_jwt = es_signer.sign(access_claims(), typ="JWT")
+
+    for forged in (hs256, plain_jwt):
+        assert refusal(forged, keys_of(es_signer)).kid == es_signer.kid
+    unknown = jwt.encode(access_claims(), "s" * 32, algorithm="HS256", headers={"kid": "not-ours"})
+    assert refusal(unknown, keys_of(es_signer)).kid is None
 
 
 def test_another_key_under_our_kid_is_refused(es_signer: Signer) -> None:

@@ -165,7 +165,14 @@ def verify(
 ) -> dict[str, Any]:
     """The claims of a valid access token signed by one of ``keys`` (by kid) and issued
     by ``issuer``, else JwtRefused. ``audience``, when given, must be among its ``aud``."""
-    header = read_header(token, shown=shown)
+    try:
+        header = read_header(token, shown=shown)
+    except JwtRefused as refused:
+        if refused.malformed:
+            raise
+        # A forgery aimed at one of our keys (another alg, another typ) names the key it
+        # targets: worth a log reader's knowing.
+        raise JwtRefused(refused.reason, kid=_our_kid(token, keys)) from None
     return verify_with(
         token,
         header,
@@ -175,6 +182,15 @@ def verify(
         leeway=leeway,
         shown=shown,
     )
+
+
+def _our_kid(token: str, keys: Mapping[str, VerificationKey]) -> str | None:
+    """The header's kid when it names one of ``keys`` (public), else None."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except (jwt.PyJWTError, ValueError, RecursionError):
+        return None
+    return kid if isinstance(kid, str) and kid in keys else None
 
 
 def _named(value: object, known: frozenset[str], shown: Shown) -> str:
