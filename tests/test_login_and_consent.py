@@ -18,10 +18,9 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from services.authorize import sessions
 from services.authorize.app import create_app
 from shared.security import crypto
-from shared.storage import keys
+from shared.storage import browser_sessions, keys
 from tests.assertions import assert_access_denied, assert_error_page
 from tests.flows import code_request, exchange, introspect, sign_in, start_authorization
 from tests.records import (
@@ -1007,7 +1006,7 @@ async def test_signing_in_again_keeps_the_first_anonymous_id_retired(
     assert (await sign_in(http, stack, again.headers["Location"], s.user, PASSWORD)).status == 303
 
     # ... so the id it was derived from stays retired as long as the new session lives.
-    assert await redis.get(anonymous) == sessions.RETIRED
+    assert await redis.get(anonymous) == browser_sessions.RETIRED.value
     assert 28790 <= await redis.ttl(anonymous) <= 28800
 
 

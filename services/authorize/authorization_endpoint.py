@@ -12,7 +12,6 @@ from redis.exceptions import RedisError
 
 from services.authorize import interactions, sessions
 from services.authorize.authorization_request import (
-    AuthorizationRequest,
     RedirectableError,
     enabled_client,
     resolve_client,
@@ -22,7 +21,9 @@ from services.authorize.authorization_response import error_redirect, issue
 from services.authorize.consent import answer_if_remembered, remembered
 from services.authorize.responses import see_other, with_interaction
 from shared.storage import consents
+from shared.storage.browser_sessions import Session
 from shared.storage.clients import Client
+from shared.storage.pending_requests import AuthorizationRequest
 from shared.storage.redis_access.errors import is_unavailable
 from shared.storage.token_minting import check_can_sign_for
 from shared.web import metrics
@@ -108,7 +109,7 @@ async def resume(request: web.Request) -> web.Response:
 
 async def _proceed(
     request: web.Request,
-    session: sessions.Session,
+    session: Session,
     is_new: bool,
     interaction_id: str,
     auth_request: AuthorizationRequest,
@@ -130,7 +131,7 @@ async def _proceed(
 
 
 async def _answer_silently(
-    request: web.Request, session: sessions.Session, interaction_id: str
+    request: web.Request, session: Session, interaction_id: str
 ) -> web.Response:
     """prompt=none (OpenID Connect Core §3.1.2.1): the code or token when the person is
     signed in and the approval is remembered; otherwise login_required or

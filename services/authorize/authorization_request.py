@@ -11,7 +11,6 @@ fingerprints (``shared.security.fingerprint``): either may be a credential sent 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared.config.settings import Settings
@@ -19,6 +18,7 @@ from shared.domain.errors import OAuthError
 from shared.security import fingerprint, pkce
 from shared.storage import clients, scopes
 from shared.storage.clients import Client
+from shared.storage.pending_requests import AuthorizationRequest
 from shared.web.forms import logged_names
 
 if TYPE_CHECKING:
@@ -45,41 +45,6 @@ def _free_text_within_bounds(params: dict[str, str]) -> bool:
     if any(len(params.get(name) or "") > MAX_FREE_TEXT for name in FREE_TEXT_PARAMETERS):
         return False
     return all(" " <= ch <= "~" for ch in params.get("state") or "")
-
-
-@dataclass(slots=True)
-class AuthorizationRequest:
-    client_id: str
-    # The redirect_uri parameter as given (None when absent) and the URI redirected to.
-    redirect_uri_param: str | None
-    redirect_uri: str
-    scope: list[str]
-    state: str | None
-    code_challenge: str | None
-    code_challenge_method: str | None
-    response_type: str = "code"
-    # The prompt values among PROMPTS; "login" is dropped once the person has signed in
-    # again for this request.
-    prompt: list[str] = field(default_factory=list)
-
-    @property
-    def implicit(self) -> bool:
-        return self.response_type == "token"
-
-    @property
-    def silent(self) -> bool:
-        """prompt=none: answer without showing the person any page."""
-        return "none" in self.prompt
-
-    @property
-    def must_sign_in(self) -> bool:
-        """prompt=login: the person signs in again, even with a session."""
-        return "login" in self.prompt
-
-    @property
-    def must_ask(self) -> bool:
-        """prompt=consent: show the approval page even when an approval is remembered."""
-        return "consent" in self.prompt
 
 
 class RedirectableError(OAuthError):

@@ -10,14 +10,15 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from services.authorize.authorization_request import AuthorizationRequest, RedirectableError
+from services.authorize.authorization_request import RedirectableError
 from services.authorize.responses import see_other
-from services.authorize.sessions import SignedIn
 from shared.config.settings import Settings
 from shared.domain.token_records import Grant
 from shared.storage import codes, families, tokens
+from shared.storage.browser_sessions import SignedIn
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
+from shared.storage.pending_requests import AuthorizationRequest
 from shared.web import metrics
 from shared.web.app_keys import SETTINGS, TESSERA
 

@@ -10,16 +10,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from services.authorize import interactions, sessions
-from services.authorize.authorization_request import (
-    AuthorizationRequest,
-    RedirectableError,
-    enabled_client,
-)
+from services.authorize.authorization_request import RedirectableError, enabled_client
 from services.authorize.authorization_response import error_redirect, issue
 from services.authorize.responses import render, see_other, with_interaction
-from services.authorize.sessions import SignedIn
 from shared.storage import consents, scopes
+from shared.storage.browser_sessions import SignedIn
 from shared.storage.clients import Client
+from shared.storage.pending_requests import AuthorizationRequest
 from shared.web import metrics
 from shared.web.app_keys import REDIS, SETTINGS
 from shared.web.forms import read_pairs, single_valued

@@ -8,10 +8,12 @@ import logging
 from aiohttp import web
 
 from services.authorize import devices, interactions, sessions
-from services.authorize.authorization_request import AuthorizationRequest, enabled_client
+from services.authorize.authorization_request import enabled_client
 from services.authorize.connected_apps import CONNECTED_APPS
 from services.authorize.responses import render, see_other, with_interaction
+from shared.storage.browser_sessions import Session
 from shared.storage.clients import Client
+from shared.storage.pending_requests import AuthorizationRequest
 from shared.web import login_throttle
 from shared.web.address_limits import limit_address
 from shared.web.app_keys import REDIS, SETTINGS
@@ -33,7 +35,7 @@ SIGN_IN_TARGETS = (CONNECTED_APPS,)
 def _render_login(
     request: web.Request,
     client: Client | None,
-    session: sessions.Session,
+    session: Session,
     *,
     interaction_id: str = "",
     next_page: str = "",

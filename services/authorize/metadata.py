@@ -6,7 +6,7 @@ from aiohttp import web
 
 from services.authorize.authorization_request import SUPPORTED_RESPONSE_TYPES
 from shared.security import pkce
-from shared.storage import keys
+from shared.storage import scopes
 from shared.storage.clients import GRANT_TYPES, REFRESH_GRANT
 from shared.web.app_keys import REDIS, SETTINGS
 from shared.web.base_app import json_response
@@ -18,7 +18,7 @@ METADATA_PATH = "/.well-known/oauth-authorization-server"  # RFC 8414 §3
 
 async def metadata(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    scope_names = sorted(await request.app[REDIS].smembers(keys.SCOPE_INDEX))
+    scope_names = await scopes.names(request.app[REDIS])
     return json_response(
         {
             "issuer": settings.issuer,

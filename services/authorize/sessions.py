@@ -13,61 +13,24 @@ derive neither (a double-submit cookie). Nothing is signed: any well-formed id i
 anonymous session, and whoever can plant a cookie knows its CSRF token. The __Host-
 prefix (outside development mode) keeps a sibling site from planting one; an id planted
 anyway is worth nothing once the person signs in (``_retire``).
+
+The session types, and what Redis holds of them, are ``shared.storage.browser_sessions``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
-
-import orjson
 from aiohttp import web
 
 from shared.config.settings import Settings
-from shared.domain import records
 from shared.domain.errors import OAuthError
 from shared.security import crypto
-from shared.storage import keys
+from shared.storage import browser_sessions
+from shared.storage.browser_sessions import Session, SignedIn
 from shared.storage.users import User
 from shared.web.app_keys import REDIS, SETTINGS
 
-if TYPE_CHECKING:
-    from shared.storage.redis_store import RedisClient
-
-
 _ID_BYTES = 32
-# Stored under an anonymous id that signed in (``_retire``); never valid JSON.
-RETIRED = "retired"
 _ID_LENGTH = len(crypto.random_token(_ID_BYTES))
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """A browser's session: anonymous, unless it is a ``SignedIn``."""
-
-    session_id: str
-    csrf_token: str
-    browser: str
-
-    @property
-    def signed_in(self) -> bool:
-        # For the templates (logout.html); code asks ``who_is_signed_in``, which narrows.
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIn(Session):
-    """A session someone signed in to: what only a signed-in person may do takes one, so
-    the type checker refuses an anonymous session there."""
-
-    username: str
-    sub: str
-    # The digest of the anonymous id the ``browser`` value was derived from.
-    origin: str | None = None
-
-    @property
-    def signed_in(self) -> bool:
-        return True
 
 
 def who_is_signed_in(session: Session | None) -> SignedIn | None:
@@ -109,23 +72,11 @@ async def load(request: web.Request) -> Session | None:
     session_id = request.cookies.get(cookie_name(request.app[SETTINGS]), "")
     if not _well_formed(session_id):
         return None
-    raw = await request.app[REDIS].get(keys.session(crypto.digest(session_id)))
-    if raw is None:
-        # Never signed in, or its signed-in session ended: anonymous either way.
-        return anonymous(session_id)
-    if raw == RETIRED:
+    found = await browser_sessions.find(request.app[REDIS], session_id)
+    if found is browser_sessions.RETIRED:
         return None
-    return records.from_json(SignedIn, raw, session_id=session_id)
-
-
-async def _store(redis: RedisClient, settings: Settings, session: SignedIn) -> None:
-    # Stored under the id's digest; the id itself stays with the browser.
-    state = {name: value for name, value in asdict(session).items() if name != "session_id"}
-    await redis.set(
-        keys.session(crypto.digest(session.session_id)),
-        orjson.dumps(state),
-        ex=lifetime(settings, session),
-    )
+    # None: never signed in, or its signed-in session ended; anonymous either way.
+    return anonymous(session_id) if found is None else found
 
 
 def start() -> Session:
@@ -152,7 +103,8 @@ async def sign_in(request: web.Request, current: Session, user: User) -> SignedI
         sub=user.sub,
         origin=origin,
     )
-    await _store(request.app[REDIS], request.app[SETTINGS], session)
+    settings = request.app[SETTINGS]
+    await browser_sessions.save(request.app[REDIS], session, lifetime(settings, session))
     return session
 
 
@@ -166,7 +118,7 @@ async def load_or_start(request: web.Request) -> tuple[Session, bool]:
 
 async def end(request: web.Request, session: SignedIn) -> None:
     """Sign out: the id becomes an anonymous session's, of a browser value nothing uses."""
-    await request.app[REDIS].delete(keys.session(crypto.digest(session.session_id)))
+    await browser_sessions.delete(request.app[REDIS], session)
 
 
 async def _retire(request: web.Request, origin: str) -> None:
@@ -174,7 +126,7 @@ async def _retire(request: web.Request, origin: str) -> None:
     whoever kept the old id (planted it, even) must not derive it any more, for as long
     as the new signed-in session can live (renewed by every sign-in that keeps it)."""
     settings = request.app[SETTINGS]
-    await request.app[REDIS].set(keys.session(origin), RETIRED, ex=settings.session_lifetime)
+    await browser_sessions.retire(request.app[REDIS], origin, settings.session_lifetime)
 
 
 def set_cookie(response: web.StreamResponse, settings: Settings, session: Session) -> None:

@@ -44,6 +44,11 @@ async def give_back(redis: RedisClient, limit: str, subject: str) -> None:
     await scripts.uncount_in_window(redis, counter=keys.rate_counter(limit, subject))
 
 
+async def reset(redis: RedisClient, limit: str, subject: str) -> None:
+    """Start ``subject``'s count of ``limit`` again: the next event opens a new window."""
+    await redis.delete(keys.rate_counter(limit, subject))
+
+
 async def exhausted(redis: RedisClient, limit: str, rate: Rate, subject: str) -> int | None:
     """Whether ``subject`` has used up ``limit`` already, counting nothing: None, or the
     seconds until its window ends."""

@@ -108,10 +108,15 @@ async def get_many(redis: RedisClient, names: list[str]) -> dict[str, Scope]:
     }
 
 
+async def names(redis: RedisClient) -> list[str]:
+    """The defined scopes' names, sorted."""
+    return sorted(await redis.smembers(keys.SCOPE_INDEX))
+
+
 async def list_all(redis: RedisClient) -> list[Scope]:
-    names = sorted(await redis.smembers(keys.SCOPE_INDEX))
-    found = await get_many(redis, names)
-    return [found[name] for name in names if name in found]
+    listed = await names(redis)
+    found = await get_many(redis, listed)
+    return [found[name] for name in listed if name in found]
 
 
 async def delete(redis: RedisClient, name: str) -> None:

@@ -196,6 +196,8 @@ async def readyz(request: web.Request) -> web.Response:
     if request.app[DRAIN].draining:
         return json_response({"status": "draining"}, status=503)
     try:
+        # Sent here, not through storage (tests/test_layers.py allows it): the question
+        # is the connection itself, not any record.
         await request.app[REDIS].ping()
     except (RedisError, OSError) as exc:
         # Probed every few seconds: an outage the Redis client logged is not logged again.

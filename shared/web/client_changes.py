@@ -81,6 +81,7 @@ class ClientChanges:
                     # A cluster client picks the subscription's node from its slot map,
                     # which it loads on first use: load it first.
                     await subscriber.initialize()
+                # Pub/sub stays here, beside its followers (tests/test_layers.py allows it).
                 pubsub = subscriber.pubsub()
                 await pubsub.subscribe(keys.CLIENT_CHANGES)
                 while not self.listening and not self._stopping:

@@ -14,14 +14,14 @@ shares them (README "Sign-in limits"):
   seconds (60) is checked, the others refused until then.
 
 A successful sign-in makes its address *known* to the username for
-``login_known_address_lifetime`` (30 days): attempts for that username from there skip
-the per-username pace and the per-address limit (the per-pair limit still holds) and
-their password checks go first (``shared.web.password_checks``). So guesses from elsewhere,
-however many and from however many addresses, neither keep the owner out nor make them
-wait: OWASP's "device cookie" scheme, keyed by the address so that it works for the
-password grant too. The sign-in page adds the scheme's cookie
-(``services.authorize.devices``): an attempt carrying it is known in the same way, from
-any address (``known_device``).
+``login_known_address_lifetime`` (30 days; ``shared.storage.sign_in_addresses``): attempts
+for that username from there skip the per-username pace and the per-address limit (the
+per-pair limit still holds) and their password checks go first
+(``shared.web.password_checks``). So guesses from elsewhere, however many and from however
+many addresses, neither keep the owner out nor make them wait: OWASP's "device cookie"
+scheme, keyed by the address so that it works for the password grant too. The sign-in page
+adds the scheme's cookie (``services.authorize.devices``): an attempt carrying it is known
+in the same way, from any address (``known_device``).
 
 Every attempt is counted before its password is checked, so a burst sent at once cannot
 outrun a limit, and given back when it succeeds, so the limits count failures. Refusals
@@ -43,7 +43,7 @@ from aiohttp import web
 from shared.config.settings import Settings
 from shared.domain.rates import Rate
 from shared.security import crypto, fingerprint
-from shared.storage import keys, rate_limits, users
+from shared.storage import rate_limits, sign_in_addresses, users
 from shared.storage.users import User
 from shared.web.logs import add_to_line, security_event
 from shared.web.password_checks import PasswordChecks
@@ -107,13 +107,13 @@ async def sign_in(
     a device cookie of the username, so it counts as from a known address."""
     name = username_digest(username)
     found, pair_refused, user = await asyncio.gather(
-        redis.exists(keys.login_known_address(name, address)),
+        sign_in_addresses.is_known(redis, name, address),
         rate_limits.exhausted(redis, PAIR, settings.login_pair_rate, _pair(name, address)),
         users.get(redis, username),
     )
     if pair_refused is not None:
         return Refused(Reason.PAIR, pair_refused)
-    known = known_device or bool(found)
+    known = known_device or found
     place = checks.reserve(priority=known)
     if place is None:
         return BUSY  # before anything is counted: for the limits, no attempt was made
@@ -145,10 +145,9 @@ async def _count_attempt(
             wait = await rate_limits.hit(redis, PACE, pace, name)
             if wait is not None:
                 return Refused(Reason.USERNAME, wait)
-    pair, _, _ = await asyncio.gather(
+    pair, _ = await asyncio.gather(
         rate_limits.hit(redis, PAIR, settings.login_pair_rate, _pair(name, address)),
-        redis.sadd(keys.login_addresses(name), address),
-        redis.expire(keys.login_addresses(name), settings.login_pair_rate.seconds),
+        sign_in_addresses.note_tried(redis, name, address, settings.login_pair_rate.seconds),
     )
     return None if pair is None else Refused(Reason.PAIR, pair)
 
@@ -159,12 +158,8 @@ async def _succeeded(
     """The owner, from ``address``: known there from now on, the pair's count starts
     again, and the attempt is given back to the per-address and per-username limits."""
     await asyncio.gather(
-        redis.set(
-            keys.login_known_address(name, address),
-            1,
-            ex=settings.login_known_address_lifetime,
-        ),
-        redis.delete(keys.rate_counter(PAIR, _pair(name, address))),
+        sign_in_addresses.make_known(redis, name, address, settings.login_known_address_lifetime),
+        rate_limits.reset(redis, PAIR, _pair(name, address)),
         *(
             ()
             if known
@@ -198,13 +193,10 @@ async def unlock(redis: RedisClient, username: str) -> None:
     """Clear the username's sign-in limits: its per-username count and pace, and its
     count from every address (``tessera user unlock``). Known addresses stay known."""
     name = username_digest(username)
-    addresses = await redis.smembers(keys.login_addresses(name))
-    counters = [keys.rate_counter(PAIR, _pair(name, str(address))) for address in addresses]
-    # One key per DEL: on a Cluster they live in different slots.
-    for key in (
-        *counters,
-        keys.rate_counter(USERNAME, name),
-        keys.rate_counter(PACE, name),
-        keys.login_addresses(name),
-    ):
-        await redis.delete(key)
+    counts = [
+        (PAIR, _pair(name, address)) for address in await sign_in_addresses.tried(redis, name)
+    ]
+    # One key at a time: on a Cluster they live in different slots.
+    for limit, subject in (*counts, (USERNAME, name), (PACE, name)):
+        await rate_limits.reset(redis, limit, subject)
+    await sign_in_addresses.forget_tried(redis, name)
