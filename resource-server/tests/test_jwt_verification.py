@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from signers import AUDIENCE, ISSUER, Signer, access_claims, b64url, segment
 
 from tessera_resource_server.jwt_verification import (
@@ -207,3 +207,25 @@ def test_a_tampered_payload_is_refused(signer: Signer) -> None:
 
     assert refused.reason.startswith("InvalidSignatureError")
     assert not refused.malformed
+
+
+def test_a_verification_key_is_made_only_for_what_its_alg_allows(
+    es_signer: Signer, rs_signer: Signer
+) -> None:
+    """RFC 8725 §3.1, RFC 7518 §3.3, §3.4: whoever builds the keys, the verifier never
+    holds a key of the wrong type, curve or size for its alg."""
+    es_key, rs_key = es_signer.public_key, rs_signer.public_key
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point
+    short_rsa = short.public_key()
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    for alg, key in (
+        ("ES256", rs_key),
+        ("RS256", es_key),
+        ("RS256", short_rsa),
+        ("ES256", p384),
+        ("HS256", es_key),
+        ("none", rs_key),
+    ):
+        with pytest.raises(ValueError, match="kid-1"):
+            VerificationKey("kid-1", alg, key)
+    assert VerificationKey("kid-1", "ES256", es_key).key is es_key

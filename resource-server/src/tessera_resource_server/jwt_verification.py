@@ -59,9 +59,26 @@ _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 @dataclass(frozen=True, slots=True)
 class VerificationKey:
+    """A public key that verifies tokens of one algorithm. Made only as RFC 8725 §3.1 and
+    RFC 7518 allow: an allowed alg, the key type it needs (§6.1; the P-256 curve for
+    ES256, §3.4), an RSA key of at least MIN_RSA_BITS (§3.3); else ValueError."""
+
     kid: str
     alg: str
     key: PublicKey
+
+    def __post_init__(self) -> None:
+        key = self.key
+        if self.alg == "ES256":
+            if not isinstance(key, EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+                raise ValueError(f"key {self.kid!r}: ES256 needs a P-256 key")
+        elif self.alg == "RS256":
+            if not isinstance(key, RSAPublicKey) or key.key_size < MIN_RSA_BITS:
+                raise ValueError(
+                    f"key {self.kid!r}: RS256 needs an RSA key of {MIN_RSA_BITS}+ bits"
+                )
+        else:
+            raise ValueError(f"key {self.kid!r}: alg {self.alg!r} is not allowed")
 
 
 @dataclass(frozen=True, slots=True)
