@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Callable
 
 import kubernetes_validate
 import pytest
@@ -38,6 +37,7 @@ from tests.manifests import (
     render,
     selects,
 )
+from tests.stack import CreateApp
 
 BASE = DEPLOY / "base"
 DEV = DEPLOY / "overlays" / "dev"
@@ -407,7 +407,7 @@ def served_paths(app: web.Application) -> set[str]:
     ],
 )
 def test_ingress_routes_every_public_path_a_service_serves(
-    create_app: Callable[[Settings], web.Application], service: str
+    create_app: CreateApp, service: str
 ) -> None:
     # A page or endpoint added to a service without an Ingress path fails here.
     app = create_app(Settings.from_env({"TESSERA_ISSUER": "https://id.example.com"}))
