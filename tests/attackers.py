@@ -36,7 +36,10 @@ def username(config: dict[str, Any]) -> str:
 
 
 async def by_password_grant(
-    http: aiohttp.ClientSession, config: dict[str, Any], stop: asyncio.Event, answers: Counter
+    http: aiohttp.ClientSession,
+    config: dict[str, Any],
+    stop: asyncio.Event,
+    answers: Counter[str],
 ) -> None:
     form = {
         "grant_type": "password",
@@ -77,7 +80,7 @@ async def by_login_page(
     config: dict[str, Any],
     form: dict[str, str],
     stop: asyncio.Event,
-    answers: Counter,
+    answers: Counter[str],
 ) -> None:
     while not stop.is_set():
         guess = {**form, "username": username(config), "password": secrets.token_hex(6)}

@@ -16,7 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import Redis
@@ -42,6 +42,12 @@ def command_env(stack: Stack) -> dict[str, str]:
     """What the command reads from the environment: the Redis, and how to hash a password
     (the suite's cheap parameters)."""
     return {"REDIS_URL": stack.redis_url, **password_hashing_env(TEST_PASSWORD_HASHING)}
+
+
+class Command(Protocol):
+    """How a test runs ``tessera ARGS``: ``tessera`` or ``tessera_process``."""
+
+    async def __call__(self, stack: Stack, *args: str, stdin: str | None = None) -> Run: ...
 
 
 async def tessera_process(stack: Stack, *args: str, stdin: str | None = None) -> Run:
@@ -130,7 +136,7 @@ async def assert_refused(
     message: str,
     stdin: str | None = None,
     *,
-    run_command: Any = tessera,
+    run_command: Command = tessera,
 ) -> Run:
     """The command exits non-zero, says why on stderr, prints nothing, changes nothing."""
     before, before_counts = await snapshot(redis), await counts(redis)

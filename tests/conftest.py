@@ -11,16 +11,15 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import aiohttp
 import pytest
+from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 from tessera_resource_server import ResourceServerSettings
 
 from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from services.example_api.app import create_app as notes_app
-from shared.storage.redis_store import connect
 from tests.resource_servers import ApiClient, Start
 from tests.secrets_ledger import SECRETS_USED, secrets_in_logs
 from tests.stack import (
@@ -31,6 +30,7 @@ from tests.stack import (
     REFRESH_REUSE_GRACE,
     SESSION_LOG_PREFIX,
     Stack,
+    connect_single_server,
     start_stack,
 )
 
@@ -111,7 +111,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 async def redis(stack: Stack) -> AsyncIterator[Redis]:
-    client = connect(stack.redis_url)
+    client = connect_single_server(stack.redis_url)
     yield client
     await client.aclose()
 
@@ -124,7 +124,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def notes_api(aiohttp_client: Any) -> Start:
+def notes_api(aiohttp_client: AiohttpClient) -> Start:
     """Start the example notes API with the given settings; stopped after the test."""
 
     async def start(settings: ResourceServerSettings) -> ApiClient:

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from multidict import CIMultiDictProxy
 
 from shared.security import pkce
 from shared.storage import families
@@ -223,7 +224,7 @@ async def refresh(
 
 async def revoke(
     http: aiohttp.ClientSession, stack: Stack, client: Registered, token: str, **extra: str
-) -> tuple[int, Any, str]:
+) -> tuple[int, CIMultiDictProxy[str], str]:
     """POST /revoke (RFC 7009); status, headers and body text."""
     form = {"token": token, **extra}
     headers = None

@@ -70,7 +70,8 @@ def selects(selector: Manifest, labels: dict[str, str]) -> bool:
 
 
 def pod_labels(deployment: Manifest) -> dict[str, str]:
-    return deployment["spec"]["template"]["metadata"]["labels"]
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
 
 
 # NetworkPolicy, ingress direction only: https://kubernetes.io/docs/concepts/services-networking/network-policies/
@@ -113,9 +114,10 @@ def _rule_admits(rule: Manifest, peer: Peer, port: int) -> bool:
 
 
 def _port_matches(entry: Manifest, port: int) -> bool:
-    if not isinstance(entry.get("port"), int) or "endPort" in entry:
+    number = entry.get("port")
+    if not isinstance(number, int) or "endPort" in entry:
         raise NotImplementedError(f"port {entry}: extend tests/manifests.py")
-    return entry.get("protocol", "TCP") == "TCP" and entry["port"] == port
+    return entry.get("protocol", "TCP") == "TCP" and number == port
 
 
 def _source_matches(source: Manifest, peer: Peer) -> bool:

@@ -7,11 +7,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from shared.domain.password_hashing import PasswordHashing
 from shared.storage import clients, scopes, users
 from shared.storage.clients import Client
+from shared.storage.redis_store import RedisClient
 from tests.secrets_ledger import SECRETS_USED
 from tests.stack import TEST_PASSWORD_HASHING
 
@@ -44,20 +43,20 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-async def make_scope(redis: Redis, description: str = "Read things") -> str:
+async def make_scope(redis: RedisClient, description: str = "Read things") -> str:
     name = unique("read")
     await scopes.add(redis, name, description)
     return name
 
 
-async def make_user(redis: Redis, hashing: PasswordHashing = TEST_PASSWORD_HASHING) -> str:
+async def make_user(redis: RedisClient, hashing: PasswordHashing = TEST_PASSWORD_HASHING) -> str:
     username = unique("alice")
     await users.add(redis, username, PASSWORD, hashing)
     return username
 
 
 async def make_client(
-    redis: Redis,
+    redis: RedisClient,
     scope_names: list[str],
     *,
     client_type: str = "confidential",
@@ -79,13 +78,13 @@ async def make_client(
 
 
 async def make_resource_server(
-    redis: Redis, scope_names: list[str], name: str = "Resource server"
+    redis: RedisClient, scope_names: list[str], name: str = "Resource server"
 ) -> Registered:
     """A confidential client allowed to introspect."""
     return await make_client(redis, scope_names, introspect=True, name=name)
 
 
-async def make_setup(redis: Redis, **client_options: Any) -> Setup:
+async def make_setup(redis: RedisClient, **client_options: Any) -> Setup:
     """A fresh scope, user and client; ``client_options`` go to ``make_client``."""
     scope = await make_scope(redis)
     user = await make_user(redis)

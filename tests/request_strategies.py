@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
 from aiohttp import web
@@ -28,7 +28,7 @@ class Route:
     method: str
     # A plain path, a regular expression for a path with variables, or a static prefix.
     path: str | None = None
-    pattern: Any = None
+    pattern: re.Pattern[str] | None = None
     prefix: str | None = None
 
 

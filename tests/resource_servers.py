@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from redis.asyncio import Redis
 from tessera_resource_server import ResourceServerSettings
 
@@ -92,7 +92,8 @@ async def browser_token(
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: Any
+    headers: CIMultiDictProxy[str]
+    # The JSON body, or the text of another.
     body: Any
 
 

@@ -4,13 +4,17 @@ gives them and the services it runs in this process."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
+from redis.asyncio import Redis
 
 from devtools.local_processes import (
     SERVICES,
@@ -21,6 +25,8 @@ from devtools.local_processes import (
 )
 from shared.config.settings import WEAK_HASHING_FOR_TESTS, Settings
 from shared.domain.password_hashing import PasswordHashing
+from shared.storage.redis_store import connect
+from shared.web import logs
 from tests.secrets_ledger import SECRETS_USED
 
 # The test stack's settings (tests/conftest.py). The refresh grace is the shortest the
@@ -114,6 +120,20 @@ def start_stack(
     )
 
 
+def connect_single_server(redis_url: str) -> Redis:
+    """redis-py's client of the Redis at ``redis_url``, as Tessera's CLI connects: a single
+    server, which every stack the tests start runs on but the topologies' own
+    (tests/test_redis_topologies.py), so the server's own commands (CONFIG, INFO) apply."""
+    client = connect(redis_url)
+    assert isinstance(client, Redis), redis_url
+    return client
+
+
+# A service's application factory (``create_app`` of services/<name>/app.py), for a
+# service run in this process.
+CreateApp = Callable[[Settings], web.Application]
+
+
 # A service in this process is reached as behind a TLS-terminating ingress on loopback:
 # its settings trust the loopback proxy, its test clients send this header.
 FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
@@ -148,6 +168,13 @@ def production_settings(redis_url: str, **env: str) -> Settings:
 def unreachable_redis() -> Settings:
     """Settings for a service in this process whose Redis never answers."""
     return production_settings(f"redis://127.0.0.1:{free_port()}/0")
+
+
+def line_fields(record: logging.LogRecord) -> dict[str, object]:
+    """The structured fields of a line a service in this process logged (a record of
+    pytest's caplog): what its JSON line holds beside the message (shared/web/logs.py)."""
+    fields: dict[str, object] = getattr(record, logs.FIELDS_ATTRIBUTE)
+    return fields
 
 
 async def logged_lines(http: aiohttp.ClientSession, url: str, name: str) -> list[dict[str, Any]]:

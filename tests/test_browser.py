@@ -43,7 +43,6 @@ from devtools.local_processes import free_port
 from services.authorize.connected_apps import REVOKED
 from services.authorize.login import LOGIN_FAILED
 from shared.storage import scopes
-from shared.storage.redis_store import connect
 from tests.assertions import assert_access_denied
 from tests.command_line import tessera
 from tests.flows import code_request, exchange, is_active, new_verifier, s256
@@ -60,7 +59,7 @@ from tests.records import (
 )
 from tests.replies import query_of
 from tests.secrets_ledger import remember_secrets
-from tests.stack import Stack
+from tests.stack import Stack, connect_single_server
 from tests.waiting import until_origin
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -136,7 +135,7 @@ async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
 # on the module's loop (the browser's), and a Redis or aiohttp connection cannot cross loops.
 @pytest_asyncio.fixture(loop_scope="module")
 async def redis(stack: Stack) -> AsyncIterator[Redis]:
-    client = connect(stack.redis_url)
+    client = connect_single_server(stack.redis_url)
     yield client
     await client.aclose()
 

@@ -48,7 +48,8 @@ def create_args(scope: str, *extra: str, client_type: str = "confidential") -> l
 async def create_client(stack: Stack, scope: str, *extra: str) -> dict[str, Any]:
     run = await tessera(stack, *create_args(scope, *extra, "--json"))
     assert run.status == 0, run.stderr
-    return run.json()
+    created: dict[str, Any] = run.json()
+    return created
 
 
 # --- what the commands do ----------------------------------------------------------------

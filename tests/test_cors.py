@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from multidict import CIMultiDictProxy
 from redis.asyncio import Redis
 
 from shared.storage import clients
@@ -65,7 +66,7 @@ async def barrier(http: aiohttp.ClientSession, stack: Stack, redis: Redis) -> No
     await until_origin(http, stack, origin, allowed=True)
 
 
-def assert_no_cors(headers: Any) -> None:
+def assert_no_cors(headers: CIMultiDictProxy[str]) -> None:
     for name in CORS_HEADERS:
         assert name not in headers, (name, headers.get(name))
 
@@ -89,7 +90,7 @@ def assert_no_cors(headers: Any) -> None:
         ("https:///cb", None),
     ],
 )
-def test_the_origin_of_a_redirect_uri_is_what_a_browser_sends(uri: str, origin: str | None):
+def test_the_origin_of_a_redirect_uri_is_what_a_browser_sends(uri: str, origin: str | None) -> None:
     # RFC 6454 §6.2: scheme, host and the port unless it is the scheme's default.
     assert web_origin(uri) == origin
 
@@ -274,7 +275,7 @@ async def test_origins_are_refused_while_client_changes_go_unheard(
     _, origin = await browser_app(redis)
     await until_origin(http, stack, origin, allowed=True)
 
-    await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await redis.client_kill_filter(_type="pubsub")
 
     await until_origin(http, stack, origin, allowed=False)
     await until_origin(http, stack, origin, allowed=True)

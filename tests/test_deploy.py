@@ -27,6 +27,7 @@ from tests.manifests import (
     REPO,
     Manifest,
     Peer,
+    Stage,
     admitted,
     dockerfile_stages,
     identity,
@@ -36,6 +37,7 @@ from tests.manifests import (
     render,
     selects,
 )
+from tests.stack import CreateApp
 
 BASE = DEPLOY / "base"
 DEV = DEPLOY / "overlays" / "dev"
@@ -60,7 +62,8 @@ def deployment(component: str) -> Manifest:
 
 
 def container(component: str) -> Manifest:
-    (only,) = deployment(component)["spec"]["template"]["spec"]["containers"]
+    containers: list[Manifest] = deployment(component)["spec"]["template"]["spec"]["containers"]
+    (only,) = containers
     return only
 
 
@@ -69,7 +72,8 @@ def tessera_pods(component: str) -> dict[str, str]:
 
 
 def config() -> dict[str, str]:
-    return named(RENDERED["base"], "ConfigMap", "tessera-config")["data"]
+    data: dict[str, str] = named(RENDERED["base"], "ConfigMap", "tessera-config")["data"]
+    return data
 
 
 def known_settings() -> set[str]:
@@ -402,7 +406,9 @@ def served_paths(app: web.Application) -> set[str]:
         (introspect_app, "tessera-introspect"),
     ],
 )
-def test_ingress_routes_every_public_path_a_service_serves(create_app, service: str) -> None:
+def test_ingress_routes_every_public_path_a_service_serves(
+    create_app: CreateApp, service: str
+) -> None:
     # A page or endpoint added to a service without an Ingress path fails here.
     app = create_app(Settings.from_env({"TESSERA_ISSUER": "https://id.example.com"}))
     for path in served_paths(app):
@@ -543,7 +549,7 @@ def test_an_update_rolls_in_one_ready_pod_at_a_time_as_the_readme_says(component
 # Dockerfile
 
 
-def stages():
+def stages() -> list[Stage]:
     return dockerfile_stages((REPO / "Dockerfile").read_text())
 
 

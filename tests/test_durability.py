@@ -19,11 +19,10 @@ import pytest
 from redis.asyncio import Redis
 
 from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
-from shared.storage.redis_store import connect
 from tests.assertions import assert_error
 from tests.flows import exchange, is_active, obtain_code, refresh, revoke
 from tests.records import make_resource_server, make_setup
-from tests.stack import Stack, start_stack
+from tests.stack import Stack, connect_single_server, start_stack
 
 
 @dataclass
@@ -60,7 +59,7 @@ def durable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DurableStack]:
 
 @pytest.fixture
 async def store(durable: DurableStack) -> AsyncIterator[Redis]:
-    client = connect(durable.stack.redis_url)
+    client = connect_single_server(durable.stack.redis_url)
     yield client
     await client.aclose()
 

@@ -72,6 +72,13 @@ def _newer(value: str) -> str | None:
     return None if newer is None else value[:at] + newer + newline + state
 
 
+def _text(reply: bytes | str | None) -> str:
+    """A stored value as the tests' client reads it: decoded (``decode_responses``, which
+    redis-py's types do not follow)."""
+    assert isinstance(reply, str), reply
+    return reply
+
+
 async def from_a_newer_release(redis: Redis, *names: str) -> int:
     """Give each record stored under these keys a field this release does not know, TTLs
     kept; returns how many records changed."""
@@ -79,13 +86,13 @@ async def from_a_newer_release(redis: Redis, *names: str) -> int:
     for key in names:
         kind = await redis.type(key)
         if kind == "string":
-            newer = _newer(await redis.get(key))
+            newer = _newer(_text(await redis.get(key)))
             if newer is not None:
                 await redis.set(key, newer, keepttl=True)
                 changed += 1
         elif kind == "hash":
             for field, value in (await redis.hgetall(key)).items():
-                newer = _newer(value)
+                newer = _newer(_text(value))
                 if newer is not None:
                     await redis.hset(key, field, newer)
                     changed += 1

@@ -178,17 +178,14 @@ class Outcome:
 
 def _judge(request: FuzzRequest, status: int, headers: CIMultiDictProxy[str], body: str) -> Outcome:
     cookies = headers.getall("Set-Cookie", [])
-    handed = {
-        "session": any(
-            c.startswith(f"{SESSION_COOKIE}=") and "Max-Age=0" not in c for c in cookies
-        ),
-        "interaction": "interaction=" in headers.get("Location", ""),
-    }
+    session = any(c.startswith(f"{SESSION_COOKIE}=") and "Max-Age=0" not in c for c in cookies)
+    interaction = "interaction=" in headers.get("Location", "")
+    problem = ""
     if status >= 500:
-        return Outcome(request, status, f"{status}: {body[:200]}", **handed)
-    if "Traceback" in body:
-        return Outcome(request, status, "a traceback in the answer", **handed)
-    return Outcome(request, status, **handed)
+        problem = f"{status}: {body[:200]}"
+    elif "Traceback" in body:
+        problem = "a traceback in the answer"
+    return Outcome(request, status, problem, session=session, interaction=interaction)
 
 
 async def _send(http: aiohttp.ClientSession, request: FuzzRequest) -> Outcome:
@@ -253,7 +250,8 @@ async def _send_raw(request: FuzzRequest) -> Outcome:
         if request.framing in CUT_SHORT:
             return Outcome(request, None)  # the body never ended: no answer is due
         return Outcome(request, None, f"no status line: {answer[:100]!r}")
-    headers = CIMultiDict(line.split(": ", 1) for line in header_lines if ": " in line)
+    fields = [line.partition(": ") for line in header_lines if ": " in line]
+    headers = CIMultiDict((name, value) for name, _, value in fields)
     return _judge(request, int(match.group(1)), CIMultiDictProxy(headers), body.decode("latin-1"))
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from redis.asyncio import Redis
 from tessera_resource_server.jwt_verification import looks_like_jwt
+from yarl import URL
 
 from shared.storage import families
 from tests.flows import (
@@ -257,7 +258,7 @@ async def test_a_client_not_allowed_the_implicit_grant_gets_unauthorized_client(
             assert "access_token" not in back
             assert query_of(started.headers["Location"]) == {}
         assert await families_of(http, stack, client) == 0
-    assert not http.cookie_jar.filter_cookies(stack.authorize)
+    assert not http.cookie_jar.filter_cookies(URL(stack.authorize))
 
 
 async def test_an_implicit_only_client_asking_for_a_code_gets_unauthorized_client_in_the_query(

@@ -12,7 +12,7 @@ import random
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jwt
@@ -106,6 +106,7 @@ def test_generated_key_file_is_private_pkcs8_and_loads_as_es256(tmp_path: Path) 
     assert set(jwk) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
     assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["use"]) == ("EC", "P-256", "ES256", "sig")
     numbers = key_set.signing.private_key.public_key().public_numbers()
+    assert isinstance(numbers, ec.EllipticCurvePublicNumbers)
     assert (b64url_int(jwk["x"]), b64url_int(jwk["y"])) == (numbers.x, numbers.y)
     assert key_set.by_kid(generated.kid) is key_set.signing
     assert key_set.by_kid("no-such-kid") is None
@@ -382,7 +383,7 @@ def encode(key: SigningKey, claims: dict[str, object], **header: object) -> str:
     return jwt.encode(claims, key.private_key, algorithm=key.alg, headers=headers)
 
 
-def hand_signed(key: SigningKey, header: dict[str, object], claims: dict[str, object]) -> str:
+def hand_signed(key: SigningKey, header: Mapping[str, object], claims: Mapping[str, object]) -> str:
     """A token with exactly this header, validly signed: for headers pyjwt will not write."""
     signing_input = f"{segment(header)}.{segment(claims)}"
     algorithm = jwt.algorithms.get_default_algorithms()[key.alg]

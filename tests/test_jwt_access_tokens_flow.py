@@ -71,11 +71,16 @@ def segment(value: dict[str, Any]) -> str:
     return b64(json.dumps(value, separators=(",", ":")).encode())
 
 
+def unsegment(text: str) -> dict[str, Any]:
+    """The JSON object of a segment (``segment``'s inverse)."""
+    value: dict[str, Any] = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    return value
+
+
 def parts(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Header, claims and signature segment of a compact JWS, unverified."""
     header, payload, signature = token.split(".")
-    decode = lambda s: json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))  # noqa: E731
-    return decode(header), decode(payload), signature
+    return unsegment(header), unsegment(payload), signature
 
 
 def stack_key_set(stack: Stack) -> KeySet:

@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 from redis.asyncio import Redis
 
 from services.token.app import create_app as token_app
@@ -37,8 +38,12 @@ GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 TWICE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
+# A buffer, and the handler writing to it.
+Captured = tuple[io.StringIO, logging.Handler]
+
+
 @pytest.fixture
-def captured() -> Iterator[tuple[io.StringIO, logging.Handler]]:
+def captured() -> Iterator[Captured]:
     """A handler on the root logger writing to a buffer; the formatter is the test's."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)
@@ -76,7 +81,7 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], io.S
     root.setLevel(level)
 
 
-async def refused_twice(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def refused_twice(aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same refused request twice: first with the configured handler alone (request
     lines skip the LogRecord), then beside another handler (they go through logging)."""
     app = token_app(unreachable_redis())
@@ -102,7 +107,9 @@ async def refused_twice(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_a_request_line_without_its_record_is_the_same_json(
-    aiohttp_client, configured: Callable[[str], io.StringIO], monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: AiohttpClient,
+    configured: Callable[[str], io.StringIO],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = configured("json")
 
@@ -138,7 +145,9 @@ async def test_a_request_line_without_its_record_is_the_same_json(
 
 
 async def test_a_request_line_without_its_record_is_the_same_text(
-    aiohttp_client, configured: Callable[[str], io.StringIO], monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: AiohttpClient,
+    configured: Callable[[str], io.StringIO],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = configured("text")
 
@@ -219,7 +228,7 @@ def test_no_line_is_lost_when_the_process_stops(tmp_path: Path) -> None:
     assert [line["message"] for line in lines] == [f"line {n}" for n in range(1000)]
 
 
-def test_a_plain_security_warning_is_rendered_with_its_request_id(captured) -> None:
+def test_a_plain_security_warning_is_rendered_with_its_request_id(captured: Captured) -> None:
     out, handler = captured
     handler.setFormatter(logs.JsonFormatter("token"))
     token = logs.request_id_var.set("req-42")
@@ -239,7 +248,7 @@ def test_a_plain_security_warning_is_rendered_with_its_request_id(captured) -> N
     assert "request_id" not in outside
 
 
-def test_security_event_has_structured_fields_and_redacts_secrets(captured) -> None:
+def test_security_event_has_structured_fields_and_redacts_secrets(captured: Captured) -> None:
     out, handler = captured
     handler.setFormatter(logs.JsonFormatter("token"))
     code, secret = f"fam.{new_verifier()}", new_verifier()
@@ -259,7 +268,7 @@ def test_security_event_has_structured_fields_and_redacts_secrets(captured) -> N
     assert secret not in out.getvalue()
 
 
-def test_a_field_never_overrides_the_lines_own_keys(captured) -> None:
+def test_a_field_never_overrides_the_lines_own_keys(captured: Captured) -> None:
     out, handler = captured
     handler.setFormatter(logs.JsonFormatter("token"))
     logs.security_event("login_failed", level="DEBUG", message="forged")
@@ -267,7 +276,7 @@ def test_a_field_never_overrides_the_lines_own_keys(captured) -> None:
     assert (line["level"], line["message"]) == ("WARNING", "login_failed")
 
 
-def test_text_format_quotes_values_that_could_forge_a_line(captured) -> None:
+def test_text_format_quotes_values_that_could_forge_a_line(captured: Captured) -> None:
     out, handler = captured
     handler.setFormatter(logs.TextFormatter("authorize"))
     token = logs.request_id_var.set("req-7")
@@ -317,7 +326,9 @@ def test_log_format_setting() -> None:
         Settings.from_env(issuer | {"TESSERA_LOG_FORMAT": "xml"})
 
 
-async def test_a_malformed_request_line_is_not_logged(aiohttp_server, captured) -> None:
+async def test_a_malformed_request_line_is_not_logged(
+    aiohttp_server: AiohttpServer, captured: Captured
+) -> None:
     """aiohttp's parser error quotes the request line; only its type is logged."""
     out, handler = captured
     handler.setFormatter(logs.JsonFormatter("token"))
@@ -427,7 +438,7 @@ async def test_unmatched_paths_are_logged_by_a_fixed_route_and_a_fingerprint(
 
 
 async def test_behind_a_trusted_proxy_the_request_line_names_the_client(
-    aiohttp_client, configured: Callable[[str], io.StringIO]
+    aiohttp_client: AiohttpClient, configured: Callable[[str], io.StringIO]
 ) -> None:
     out = configured("json")
     client = await aiohttp_client(token_app(unreachable_redis()), headers=FORWARDED_HTTPS)

@@ -13,7 +13,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -237,7 +237,8 @@ async def walk_the_printed_instructions(demo: RunningDemo, http: aiohttp.ClientS
     assert form["code"] == query_of(callback)["code"]
     tokens = await post_form(http, url.group(1), form)
     assert tokens.status == 200, tokens.body
-    return tokens.body["access_token"]
+    access_token: str = tokens.body["access_token"]
+    return access_token
 
 
 async def introspect_as_printed(
@@ -260,7 +261,7 @@ async def call_the_api_as_printed(
     bearer = {"Authorization": f"Bearer {token}"}
     async with http.get(read.group(1), headers=bearer) as r:
         assert r.status == 200, await r.text()
-        notes = await r.json()
+        notes: dict[str, object] = await r.json()
     write = re.search(r"curl -si (\S+/notes) -H .*\n.* -d '(.*)'", demo.output)
     assert write, demo.output
     async with http.post(
@@ -357,11 +358,12 @@ def test_start_redis_never_takes_another_redis_for_its_own(tmp_path: Path) -> No
 @pytest.mark.parametrize("mistake", ["too few", "not a number", "twice"])
 async def test_a_bad_ports_setting_is_refused_clearly(tmp_path: Path, mistake: str) -> None:
     ports = [free_port() for _ in PORT_NAMES]
-    setting = {
+    settings: dict[str, Sequence[int | str]] = {
         "too few": ports[:4],
         "not a number": [*ports[:5], "x"],
         "twice": [*ports[:5], ports[0]],
-    }[mistake]
+    }
+    setting = settings[mistake]
     output = await refused(tmp_path, ports, tessera_dev_ports=",".join(map(str, setting)))
     assert f"TESSERA_DEV_PORTS={','.join(map(str, setting))!r}" in output, output
     assert all(port_is_closed(port) for port in ports)

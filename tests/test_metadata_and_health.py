@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from tests.records import make_scope
@@ -64,7 +65,7 @@ async def test_health_and_readiness(
     assert body["status"] in {"ok", "ready"}
 
 
-async def test_readiness_fails_when_redis_does_not_answer(aiohttp_client) -> None:
+async def test_readiness_fails_when_redis_does_not_answer(aiohttp_client: AiohttpClient) -> None:
     from services.token.app import create_app
 
     client = await aiohttp_client(create_app(unreachable_redis()))

@@ -3,12 +3,13 @@ errors, Redis errors and grants issued, in the Prometheus text format."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from services.introspect.app import create_app as introspect_app
@@ -19,8 +20,11 @@ from tests.flows import exchange
 from tests.records import make_setup
 from tests.stack import FORWARDED_HTTPS, Stack, unreachable_redis
 
+# The samples of a scrape, by name and labels.
+Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+
+def samples(text: str) -> Scrape:
     """Every sample of a scrape, by name and labels."""
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -29,11 +33,11 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-def value(scrape: dict, name: str, **labels: str) -> float:
+def value(scrape: Scrape, name: str, **labels: str) -> float:
     return scrape.get((name, frozenset(labels.items())), 0.0)
 
 
-async def scrape_service(http: aiohttp.ClientSession, base: str) -> dict:
+async def scrape_service(http: aiohttp.ClientSession, base: str) -> Scrape:
     async with http.get(f"{base}/metrics") as r:
         assert r.status == 200
         assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -77,7 +81,9 @@ async def test_an_oauth_error_is_counted_by_its_code(
         assert value(after, name, **labels) == value(before, name, **labels) + 1
 
 
-async def test_unreachable_redis_counts_unavailable_and_redis_errors(aiohttp_client) -> None:
+async def test_unreachable_redis_counts_unavailable_and_redis_errors(
+    aiohttp_client: AiohttpClient,
+) -> None:
     client = await aiohttp_client(token_app(unreachable_redis()), headers=FORWARDED_HTTPS)
     basic = {"Authorization": "Basic YTpi"}
 
@@ -93,7 +99,7 @@ async def test_unreachable_redis_counts_unavailable_and_redis_errors(aiohttp_cli
     assert value(scrape, "tessera_http_requests_total", **token_503) == 1
 
 
-async def test_labels_stay_bounded_whatever_the_client_sends(aiohttp_client) -> None:
+async def test_labels_stay_bounded_whatever_the_client_sends(aiohttp_client: AiohttpClient) -> None:
     client = await aiohttp_client(token_app(unreachable_redis()), headers=FORWARDED_HTTPS)
     for n in range(3):
         assert (await client.get(f"/probe-{n}/secret-{n}")).status == 404
@@ -111,7 +117,7 @@ async def test_labels_stay_bounded_whatever_the_client_sends(aiohttp_client) -> 
     assert value(scrape, "tessera_http_requests_total", **refused) == 1
 
 
-async def test_each_application_counts_only_its_own_requests(aiohttp_client) -> None:
+async def test_each_application_counts_only_its_own_requests(aiohttp_client: AiohttpClient) -> None:
     """Two apps in one process (as in these tests) have registries of their own."""
     first = await aiohttp_client(token_app(unreachable_redis()), headers=FORWARDED_HTTPS)
     second = await aiohttp_client(introspect_app(unreachable_redis()), headers=FORWARDED_HTTPS)
@@ -127,13 +133,13 @@ async def test_each_application_counts_only_its_own_requests(aiohttp_client) -> 
 def test_grants_issued_are_counted_by_grant_type() -> None:
     app = web.Application()
     app[METRICS] = metrics.Metrics.create()
-    request = SimpleNamespace(app=app)
+    request = make_mocked_request("POST", "/token", app=app)
 
-    metrics.grant_issued(request, "authorization_code")  # type: ignore[arg-type]
-    metrics.grant_issued(request, "authorization_code")  # type: ignore[arg-type]
-    metrics.grant_issued(request, "client_credentials")  # type: ignore[arg-type]
+    metrics.grant_issued(request, "authorization_code")
+    metrics.grant_issued(request, "authorization_code")
+    metrics.grant_issued(request, "client_credentials")
 
-    scrape = samples(metrics.generate_latest(app[METRICS].registry).decode())
+    scrape = samples(generate_latest(app[METRICS].registry).decode())
     issued = "tessera_grants_issued_total"
     assert value(scrape, issued, grant_type="authorization_code") == 2
     assert value(scrape, issued, grant_type="client_credentials") == 1

@@ -31,7 +31,6 @@ from redis.asyncio import Redis
 from devtools.local_processes import ProcessGroup, ensure_signing_key, free_port, start_redis
 from shared.security import fingerprint
 from shared.storage import log_fingerprint_key, users
-from shared.storage.redis_store import connect
 from tests.command_line import tessera
 from tests.flows import (
     code_request,
@@ -59,7 +58,14 @@ from tests.replies import (
     session_cookie,
 )
 from tests.secrets_ledger import SECRETS_USED
-from tests.stack import GENEROUS_RATE_LIMITS, LOGS, TEST_PASSWORD_HASHING, Stack, start_stack
+from tests.stack import (
+    GENEROUS_RATE_LIMITS,
+    LOGS,
+    TEST_PASSWORD_HASHING,
+    Stack,
+    connect_single_server,
+    start_stack,
+)
 
 LOG_PREFIX = "misplaced-secrets-"
 SERVICES = ("authorize", "token", "introspect")
@@ -101,7 +107,7 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 async def own_redis(own_stack: Stack) -> AsyncIterator[Redis]:
-    client = connect(own_stack.redis_url)
+    client = connect_single_server(own_stack.redis_url)
     yield client
     await client.aclose()
 
@@ -272,13 +278,13 @@ class Prober:
     ) -> None:
         request_id = new_request_id()
         headers = {"X-Request-ID": request_id, **(headers or {})}
-        if headers["X-Request-ID"] != request_id:  # the probe puts a credential there
-            request_id = None
+        # None when the probe puts a credential there.
+        own_id = request_id if headers["X-Request-ID"] == request_id else None
         async with self.http.request(
             method, f"{self.urls[service]}{path}", headers=headers, allow_redirects=False, **kwargs
         ) as r:
             await r.read()
-            self.probes.append(Probe(service, what, request_id, r.status))
+            self.probes.append(Probe(service, what, own_id, r.status))
 
     async def send_raw(self, service: str, request_line: str, what: str) -> None:
         """A request written by hand: what no HTTP client sends (a credential as method).

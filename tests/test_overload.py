@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings, SettingsError
-from tests.stack import FORWARDED_HTTPS, Stack, production_settings
-from tests.test_metrics import samples, value
+from tests.stack import FORWARDED_HTTPS, CreateApp, Stack, line_fields, production_settings
+from tests.test_metrics import Scrape, samples, value
+
+# A test client of a service run in this process.
+Client = TestClient[web.Request, web.Application]
 
 LIMIT = 3
 # A refusal does not wait for anything: well under this.
@@ -43,8 +47,8 @@ class Held:
 
 
 async def overloaded(
-    aiohttp_client: Callable, create_app: Callable[[Settings], web.Application], stack: Stack
-) -> tuple[TestClient, Held, list[asyncio.Task]]:
+    aiohttp_client: AiohttpClient, create_app: CreateApp, stack: Stack
+) -> tuple[Client, Held, list[asyncio.Task[aiohttp.ClientResponse]]]:
     """An app that allows LIMIT requests in flight, with LIMIT of them held."""
     app = create_app(production_settings(stack.redis_url, TESSERA_MAX_IN_FLIGHT=str(LIMIT)))
     held = Held(expected=LIMIT)
@@ -56,14 +60,14 @@ async def overloaded(
     return client, held, tasks
 
 
-async def released(held: Held, tasks: list[asyncio.Task]) -> None:
+async def released(held: Held, tasks: list[asyncio.Task[aiohttp.ClientResponse]]) -> None:
     held.release.set()
     for response in await asyncio.gather(*tasks):
         assert response.status == 200
         assert await response.json() == {"held": True}
 
 
-async def scrape(client: TestClient) -> dict:
+async def scrape(client: Client) -> Scrape:
     response = await client.get("/metrics")
     assert response.status == 200
     return samples(await response.text())
@@ -73,7 +77,11 @@ async def scrape(client: TestClient) -> dict:
     ("create_app", "path"), [(token_app, "/token"), (introspect_app, "/introspect")]
 )
 async def test_json_services_refuse_the_request_beyond_the_limit(
-    aiohttp_client, stack: Stack, caplog: pytest.LogCaptureFixture, create_app, path: str
+    aiohttp_client: AiohttpClient,
+    stack: Stack,
+    caplog: pytest.LogCaptureFixture,
+    create_app: CreateApp,
+    path: str,
 ) -> None:
     client, held, tasks = await overloaded(aiohttp_client, create_app, stack)
 
@@ -89,7 +97,7 @@ async def test_json_services_refuse_the_request_beyond_the_limit(
     body = await refused.json()
     assert body["error"] == "temporarily_unavailable"
     assert body["error_description"]
-    (line,) = [r.tessera_fields for r in caplog.records if r.tessera_fields["route"] == path]
+    (line,) = [line_fields(r) for r in caplog.records if line_fields(r)["route"] == path]
     assert (line["status"], line["refused"]) == (503, "overload")
 
     # The probes and the scrape are never refused, and readiness still says Redis answers.
@@ -112,7 +120,9 @@ async def test_json_services_refuse_the_request_beyond_the_limit(
     assert value(metrics, "tessera_overload_refusals_total") == 1
 
 
-async def test_the_authorize_service_shows_its_error_page(aiohttp_client, stack: Stack) -> None:
+async def test_the_authorize_service_shows_its_error_page(
+    aiohttp_client: AiohttpClient, stack: Stack
+) -> None:
     client, held, tasks = await overloaded(aiohttp_client, authorize_app, stack)
 
     async with asyncio.timeout(PROMPTLY):
@@ -132,7 +142,9 @@ async def test_the_authorize_service_shows_its_error_page(aiohttp_client, stack:
     await released(held, tasks)
 
 
-async def test_a_request_that_fails_frees_its_place(aiohttp_client, stack: Stack) -> None:
+async def test_a_request_that_fails_frees_its_place(
+    aiohttp_client: AiohttpClient, stack: Stack
+) -> None:
     app = token_app(production_settings(stack.redis_url, TESSERA_MAX_IN_FLIGHT="1"))
 
     async def broken(request: web.Request) -> web.Response:

@@ -98,7 +98,7 @@ async def test_cluster_resharding_is_followed_through_ask_and_moved(
                 node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
         moved = _redirections(source, "MOVED")
         found = await asyncio.gather(client.get(key), client.get(other))
-        assert found == ["value", "created during the migration"]
+        assert list(found) == ["value", "created during the migration"]
         assert _redirections(source, "MOVED") > moved
         moved = _redirections(source, "MOVED")
         assert await client.get(key) == "value"
@@ -358,7 +358,7 @@ async def test_a_cluster_that_is_down_costs_one_log_line_per_node_not_one_per_co
 
 def _failover_started(sentinel: sync_redis.Redis) -> bool:
     try:
-        sentinel.execute_command("SENTINEL", "FAILOVER", SENTINEL_SERVICE)
+        sentinel.sentinel_failover(SENTINEL_SERVICE)
     except exceptions.ResponseError as exc:
         if "NOGOODSLAVE" in str(exc):  # the replica's state not yet confirmed
             return False
@@ -381,7 +381,8 @@ async def test_sentinel_failover_moves_the_client_to_the_new_master(
 
     def synced() -> bool:
         with sync_redis.Redis(port=replica, decode_responses=True) as node:
-            return node.info("replication")["master_link_status"] == "up"
+            link: object = node.info("replication")["master_link_status"]
+            return link == "up"
 
     wait_until("the replica did not sync", synced, 30)
     sentinel = start_sentinel(group, tmp_path / "sentinel", master)

@@ -22,7 +22,7 @@ from devtools.local_processes import (
     start_redis,
 )
 from shared.storage import clients, families, keys, scopes, users
-from shared.storage.redis_store import RedisClient, SentinelMaster, connect
+from shared.storage.redis_store import AdminClient, SentinelMaster, connect
 from shared.web.client_cache import ClientCache
 from shared.web.client_changes import ClientChanges
 from tests.assertions import assert_error
@@ -69,7 +69,7 @@ def topology(
 
 
 @pytest.fixture
-async def store(topology: Topology) -> AsyncIterator[RedisClient]:
+async def store(topology: Topology) -> AsyncIterator[AdminClient]:
     client = connect(topology.redis_url)
     yield client
     await client.aclose()
@@ -83,7 +83,7 @@ def keys_per_data_node(topology: Topology) -> list[int]:
     return counts
 
 
-async def test_the_client_is_the_topologys(topology: Topology, store: RedisClient) -> None:
+async def test_the_client_is_the_topologys(topology: Topology, store: AdminClient) -> None:
     if topology.kind == "cluster":
         assert isinstance(store, RedisCluster)
         assert await store.ping()  # the client learns the cluster's layout on first use
@@ -94,14 +94,14 @@ async def test_the_client_is_the_topologys(topology: Topology, store: RedisClien
         assert await store.ping()
         pool = store.connection_pool
         assert isinstance(pool, SentinelConnectionPool)
-        assert await pool.get_master_address() == (
-            "127.0.0.1",
-            topology.data_ports[0],
+        master = await (
+            pool.get_master_address()  # type: ignore[no-untyped-call]  # unannotated in redis-py
         )
+        assert master == ("127.0.0.1", topology.data_ports[0])
 
 
 async def test_code_flow_introspection_and_replay(
-    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+    topology: Topology, store: AdminClient, http: aiohttp.ClientSession
 ) -> None:
     stack = topology.stack
     setup = await make_setup(store, client_type="public")
@@ -138,7 +138,7 @@ async def test_code_flow_introspection_and_replay(
 
 
 async def test_cross_slot_reads_and_metadata(
-    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+    topology: Topology, store: AdminClient, http: aiohttp.ClientSession
 ) -> None:
     """Listing clients and reading scopes pipeline GETs of keys in many slots; a cluster
     pipeline splits them by node."""
@@ -155,7 +155,7 @@ async def test_cross_slot_reads_and_metadata(
 
 
 async def test_a_client_change_reaches_the_services_caches(
-    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+    topology: Topology, store: AdminClient, http: aiohttp.ClientSession
 ) -> None:
     """The services keep clients in memory and forget one when its change is published
     (shared/web/client_cache.py); on a cluster the message crosses nodes."""
@@ -173,7 +173,7 @@ async def test_a_client_change_reaches_the_services_caches(
 
 
 async def test_browser_origins_follow_client_changes_on_the_topology(
-    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+    topology: Topology, store: AdminClient, http: aiohttp.ClientSession
 ) -> None:
     """The token and authorize services read every client when they start listening (a
     pipeline across slots on a cluster), then each one whose change is announced."""
@@ -194,7 +194,7 @@ async def test_browser_origins_follow_client_changes_on_the_topology(
 
 
 async def test_the_client_cache_hears_changes_on_the_topology(
-    topology: Topology, store: RedisClient
+    topology: Topology, store: AdminClient
 ) -> None:
     setup = await make_setup(store)
     cache = ClientCache(store)
@@ -219,7 +219,7 @@ async def test_the_client_cache_hears_changes_on_the_topology(
 
 
 async def test_names_holding_a_hash_tag_work_and_choose_no_slot(
-    topology: Topology, store: RedisClient, http: aiohttp.ClientSession
+    topology: Topology, store: AdminClient, http: aiohttp.ClientSession
 ) -> None:
     """DESIGN: no caller-chosen string decides a slot. A scope and a username that name a
     live grant family's hash tag (valid names: RFC 6749 §3.3 allows braces in a scope)

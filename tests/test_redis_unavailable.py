@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient
 from redis import exceptions as redis_exceptions
 from yarl import URL
 
@@ -21,7 +22,13 @@ from shared.storage.redis_store import connect
 from shared.web.base_app import redis_unavailable
 from tests.records import make_setup
 from tests.replies import basic_auth_for
-from tests.stack import FORWARDED_HTTPS, production_settings, unreachable_redis
+from tests.stack import (
+    FORWARDED_HTTPS,
+    CreateApp,
+    line_fields,
+    production_settings,
+    unreachable_redis,
+)
 
 JSON_ENDPOINTS = [(token_app, "/token"), (introspect_app, "/introspect")]
 FORM = {"grant_type": "authorization_code", "code": "x.y", "token": "x.y"}
@@ -39,12 +46,15 @@ def assert_quiet_log(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
-    return [r.tessera_fields for r in caplog.records if r.name == "tessera.access"]
+    return [line_fields(r) for r in caplog.records if r.name == "tessera.access"]
 
 
 @pytest.mark.parametrize(("create_app", "path"), JSON_ENDPOINTS)
 async def test_json_endpoints_answer_temporarily_unavailable(
-    aiohttp_client, caplog: pytest.LogCaptureFixture, create_app, path: str
+    aiohttp_client: AiohttpClient,
+    caplog: pytest.LogCaptureFixture,
+    create_app: CreateApp,
+    path: str,
 ) -> None:
     client = await aiohttp_client(create_app(unreachable_redis()), headers=FORWARDED_HTTPS)
     with caplog.at_level(logging.INFO):
@@ -69,7 +79,7 @@ async def test_json_endpoints_answer_temporarily_unavailable(
 
 
 async def test_authorize_shows_an_error_page(
-    aiohttp_client, caplog: pytest.LogCaptureFixture
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     app: web.Application = authorize_app(unreachable_redis())
     client = await aiohttp_client(app, headers=FORWARDED_HTTPS)
@@ -91,7 +101,7 @@ async def test_authorize_shows_an_error_page(
 
 @pytest.mark.parametrize("create_app", [token_app, introspect_app, authorize_app])
 async def test_probes_still_answer(
-    aiohttp_client, caplog: pytest.LogCaptureFixture, create_app
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture, create_app: CreateApp
 ) -> None:
     client = await aiohttp_client(create_app(unreachable_redis()))
 
@@ -118,7 +128,7 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[str]:
 
 
 async def test_redis_out_of_memory_is_503_and_reads_still_work(
-    aiohttp_client, caplog: pytest.LogCaptureFixture, own_redis: str
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture, own_redis: str
 ) -> None:
     redis = connect(own_redis)
     try:
@@ -149,7 +159,7 @@ async def test_redis_out_of_memory_is_503_and_reads_still_work(
 
 
 async def test_a_bug_is_still_server_error_with_its_stack_trace_in_the_log(
-    aiohttp_client, caplog: pytest.LogCaptureFixture
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = token_app(unreachable_redis())
 
@@ -231,7 +241,7 @@ def test_which_failures_mean_redis_is_unavailable(exc: Exception, unavailable: b
 
 
 async def test_authorize_redirects_temporarily_unavailable_once_the_client_is_known(
-    aiohttp_client, own_redis: str
+    aiohttp_client: AiohttpClient, own_redis: str
 ) -> None:
     """RFC 6749 §4.1.2.1: after client_id and redirect_uri are checked, a Redis that
     cannot store the request is reported to the client by redirect, with its state."""

@@ -66,7 +66,8 @@ async def test_connect_builds_the_client_of_each_form() -> None:
         assert type(single) is Redis
         assert isinstance(sentinel, SentinelMaster)
         assert sentinel.sentinel_manager is not None
-        ports = [s.get_connection_kwargs()["port"] for s in sentinel.sentinel_manager.sentinels]
+        sentinels = sentinel.sentinel_manager.sentinels
+        ports = [s.connection_pool.connection_kwargs["port"] for s in sentinels]
         assert ports == [1, 2]
         assert isinstance(cluster, RedisCluster)
         assert set(cluster.nodes_manager.startup_nodes) == {"127.0.0.1:1", "127.0.0.1:2"}

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import aiohttp
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient
 
 from services.token.app import create_app as token_app
 from shared.web.logs import QUIET_ROUTES
 from shared.web.metrics import METRICS
 from shared.web.shutdown import DRAIN
 from tests.flows import new_request_id
-from tests.stack import FORWARDED_HTTPS, unreachable_redis
+from tests.stack import FORWARDED_HTTPS, line_fields, unreachable_redis
 from tests.test_metrics import samples, value
 
 
@@ -25,14 +27,16 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 async def test_a_request_given_up_on_is_logged_and_counted_as_499(
-    aiohttp_client, caplog: pytest.LogCaptureFixture
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = token_app(unreachable_redis())
     started = asyncio.Event()
-    serving: list[asyncio.Task] = []
+    serving: list[asyncio.Task[object]] = []
 
     async def slow(request: web.Request) -> web.Response:
-        serving.append(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None
+        serving.append(task)
         started.set()
         await asyncio.sleep(30)
         return web.Response(text="too late")
@@ -51,7 +55,7 @@ async def test_a_request_given_up_on_is_logged_and_counted_as_499(
 
     (line,) = access_lines(caplog)
     assert line.getMessage() == "GET /slow 499"
-    assert line.tessera_fields["status"] == 499
+    assert line_fields(line)["status"] == 499
     scrape = samples(await (await client.get("/metrics")).text())
     assert value(scrape, "tessera_http_requests_total", method="GET", route="/slow", status="499")
     assert value(scrape, "tessera_http_requests_in_flight") == 0
@@ -59,7 +63,7 @@ async def test_a_request_given_up_on_is_logged_and_counted_as_499(
 
 @pytest.mark.parametrize(("path", "status"), [("/healthz", 200), ("/nowhere", 404)])
 async def test_while_draining_every_answer_closes_its_connection(
-    aiohttp_client, path: str, status: int
+    aiohttp_client: AiohttpClient, path: str, status: int
 ) -> None:
     app = token_app(unreachable_redis())
     client = await aiohttp_client(app, headers=FORWARDED_HTTPS)
@@ -76,7 +80,7 @@ async def test_while_draining_every_answer_closes_its_connection(
 
 
 async def test_probe_lines_are_debug_unless_the_probe_fails(
-    aiohttp_client, caplog: pytest.LogCaptureFixture
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await aiohttp_client(token_app(unreachable_redis()))
     assert QUIET_ROUTES == {"/healthz", "/readyz", "/metrics"}
@@ -92,7 +96,7 @@ async def test_probe_lines_are_debug_unless_the_probe_fails(
 
 
 async def test_metric_series_are_looked_up_once_each(
-    aiohttp_client, monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = token_app(unreachable_redis())
     client = await aiohttp_client(app, headers=FORWARDED_HTTPS)
@@ -102,7 +106,7 @@ async def test_metric_series_are_looked_up_once_each(
         series = getattr(metrics, name)
         original = series.labels
 
-        def counted(*labels: str, original=original) -> object:
+        def counted(*labels: str, original: Callable[..., object] = original) -> object:
             lookups.append(labels)
             return original(*labels)
 

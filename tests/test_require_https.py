@@ -21,12 +21,13 @@ from unittest import mock
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer, make_mocked_request
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from aiohttp.typedefs import LooseHeaders
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
@@ -91,13 +92,19 @@ ENDPOINT_ARGS = ("create_app", "method", "path", "kind", "status", "text")
 FORM = {"grant_type": "client_credentials", "token": "x.y", "interaction": "nope"}
 
 
-async def call(client: Any, method: str, path: str, headers: Any = None) -> tuple[int, Any, str]:
+# Status, headers and text of an answer.
+Answered = tuple[int, CIMultiDictProxy[str], str]
+
+
+async def call(
+    client: TestClient[Any, Any], method: str, path: str, headers: LooseHeaders | None = None
+) -> Answered:
     data = FORM if method == "POST" else None
     async with client.request(method, path, data=data, headers=headers, allow_redirects=False) as r:
         return r.status, r.headers, await r.text()
 
 
-def assert_https_required(answer: tuple[int, Any, str], kind: str) -> None:
+def assert_https_required(answer: Answered, kind: str) -> None:
     status, headers, text = answer
     if kind == "json":
         reply = Reply(status, headers, json.loads(text))
@@ -115,7 +122,7 @@ def assert_https_required(answer: tuple[int, Any, str], kind: str) -> None:
     assert "Set-Cookie" not in headers
 
 
-def assert_passed(answer: tuple[int, Any, str], status: int, text: str) -> None:
+def assert_passed(answer: Answered, status: int, text: str) -> None:
     """Past Require HTTPS: the endpoint's own answer, not the HTTPS refusal."""
     got, _, body = answer
     assert got == status, answer
@@ -263,7 +270,9 @@ async def test_a_direct_tls_connection_needs_no_header(
     """TLS to the service itself (no ingress) is HTTPS whatever the proxy settings."""
     server = TestServer(token_app(settings_for(stack, TESSERA_TRUSTED_PROXIES="")))
     await server.start_server(ssl=_server_tls(tmp_path))
-    client = await aiohttp_client(server, connector=aiohttp.TCPConnector(ssl=False))
+    client: TestClient[web.Request, None] = await aiohttp_client(
+        server, connector=aiohttp.TCPConnector(ssl=False)
+    )
     assert str(client.make_url("/")).startswith("https://")
 
     status, headers, _ = await call(client, "GET", "/jwks.json")

@@ -30,6 +30,7 @@ from shared.storage import clients
 from shared.web import logs
 from tests.flows import revoke
 from tests.resource_servers import (
+    Answer,
     Start,
     assert_challenge,
     browser_token,
@@ -224,7 +225,7 @@ async def test_unknown_and_garbage_tokens_are_invalid_token(
 # --- Tessera unavailable: 503, never 401 -------------------------------------------------
 
 
-def assert_unavailable(answer: Any) -> None:
+def assert_unavailable(answer: Answer) -> None:
     assert answer.status == 503, (answer.status, answer.body)
     assert "WWW-Authenticate" not in answer.headers
     assert answer.body["error"] == "temporarily_unavailable"

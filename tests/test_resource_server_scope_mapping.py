@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 from tessera_resource_server import (
     ACCESS_TOKEN,
@@ -125,7 +126,7 @@ Start = Callable[..., Awaitable[ApiClient]]
 
 
 @pytest.fixture
-def things(aiohttp_client: Any, stack: Stack) -> Start:
+def things(aiohttp_client: AiohttpClient, stack: Stack) -> Start:
     async def start(mapped: Mapped, **overrides: Any) -> ApiClient:
         options = {
             "enforce_scope_resources": True,

@@ -24,7 +24,6 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from redis.asyncio import Redis
 
 from devtools.local_processes import (
     ProcessGroup,
@@ -33,11 +32,10 @@ from devtools.local_processes import (
     start_redis,
 )
 from shared.domain.password_hashing import RFC_9106_LOW_MEMORY
-from shared.storage.redis_store import connect
 from tests.flows import code_request
 from tests.records import PASSWORD, Registered, make_client, make_scope, make_user
 from tests.replies import csrf_token, fetch, post_form, query_of
-from tests.stack import ARTIFACTS, Stack, start_stack
+from tests.stack import ARTIFACTS, Stack, connect_single_server, start_stack
 
 ATTACKERS = 60
 SIGN_INS = 20
@@ -133,7 +131,7 @@ def p95(values: list[float]) -> float:
 # No other test's load in the figure: nothing runs in the other worker meanwhile.
 @pytest.mark.alone
 async def test_the_owner_signs_in_promptly_while_60_attackers_guess(besieged: Stack) -> None:
-    redis: Redis = connect(besieged.redis_url)
+    redis = connect_single_server(besieged.redis_url)
     try:
         scope = await make_scope(redis)
         user = await make_user(redis, RFC_9106_LOW_MEMORY)
@@ -199,8 +197,8 @@ async def test_the_owner_signs_in_promptly_while_60_attackers_guess(besieged: St
     print(f"\nsign-in under attack: {orjson.dumps(figures).decode()}")
 
     # The attack was real: many guesses on both doors, each from a new address.
-    for door in ("login page", "password grant"):
-        sent = sum(n for answer, n in attack["answers"].items() if answer.startswith(door))
+    for door_name in ("login page", "password grant"):
+        sent = sum(n for answer, n in attack["answers"].items() if answer.startswith(door_name))
         assert sent > 10 * ATTACKERS, attack
     assert [ok for _, ok, _ in results] == [True] * SIGN_INS
     assert figures["p95_seconds"] <= P95_LIMIT
