@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -31,6 +32,7 @@ from tests.stack import (
     SESSION_LOG_PREFIX,
     Stack,
     connect_single_server,
+    session_log,
     start_stack,
 )
 
@@ -42,6 +44,14 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     quotes) or a debugger (--pdb, which xdist refuses)."""
     if config.option.capture == "no" or config.option.usepdb:
         config.option.numprocesses = 0
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The logs of this run only: services append to their log files, so a file left by
+    an earlier run would let a test that reads one pass on old lines. Once, in the
+    process that starts pytest-xdist's workers (or the only one), before they start."""
+    if not hasattr(session.config, "workerinput"):
+        shutil.rmtree(LOGS, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,7 +91,14 @@ def logs_hold_no_secrets() -> Iterator[None]:
     last test) when one does. The folders below logs/ hold logs that their own tests
     search (tests/test_sign_in_under_attack.py)."""
     yield
-    found = secrets_in_logs(sorted(LOGS.glob("*.log")), SECRETS_USED)
+    logs = sorted(LOGS.glob("*.log"))
+    # A check that read nothing would pass: this session's stack ran (its token log is
+    # there), so the ledger must hold what the tests handed out.
+    if session_log("token").exists() and not SECRETS_USED:
+        pytest.fail("no secret was recorded in the ledger: nothing to look for", pytrace=False)
+    if SECRETS_USED and not logs:
+        pytest.fail(f"secrets were handed out but no service log is in {LOGS}", pytrace=False)
+    found = secrets_in_logs(logs, SECRETS_USED)
     if found:
         pytest.fail(f"secrets in service log lines (file, line): {found[:10]}", pytrace=False)
 
