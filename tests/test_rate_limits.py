@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 
 from shared.domain.rates import OFF, Rate
 from shared.storage import keys, rate_limits, redis_access
-from shared.storage.rate_limits import RecentRefusals
 from shared.web.client_address import client_address, limit_subject
+from shared.web.recent_refusals import RecentRefusals
 from tests.records import unique
 from tests.stack import Stack, production_settings
 

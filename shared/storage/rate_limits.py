@@ -15,7 +15,6 @@ would do here is the script below.
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING
 
 from shared.domain.rates import Rate
@@ -62,43 +61,3 @@ async def exhausted(redis: RedisClient, limit: str, rate: Rate, subject: str) ->
     if count is None or int(count) <= rate.count or int(left_ms) < 0:
         return None
     return max(1, math.ceil(int(left_ms) / 1000))
-
-
-class RecentRefusals:
-    """Subjects this process refused lately, until their window ends: checked in memory
-    before work that a refused subject must not get (a secret compared), so requests that
-    never fail pay no Redis command for the limit. Another replica learns of a subject at
-    its first failure there. Bounded: past ``capacity`` the ended ones are dropped, then
-    the oldest."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._until: dict[str, float] = {}
-        self._capacity = capacity
-        self._last_end = -math.inf
-
-    def any_held(self) -> bool:
-        """Whether any refusal may still hold; once the last has ended all are forgotten."""
-        if self._until and time.monotonic() >= self._last_end:
-            self._until.clear()
-        return bool(self._until)
-
-    def refused(self, subject: str) -> int | None:
-        """The seconds ``subject`` remains refused, or None."""
-        until = self._until.get(subject)
-        if until is None:
-            return None
-        left = until - time.monotonic()
-        if left <= 0:
-            del self._until[subject]
-            return None
-        return max(1, math.ceil(left))
-
-    def refuse(self, subject: str, seconds: int) -> None:
-        if len(self._until) >= self._capacity:
-            now = time.monotonic()
-            self._until = {s: u for s, u in self._until.items() if u > now}
-            while len(self._until) >= self._capacity:
-                del self._until[next(iter(self._until))]
-        self._until.pop(subject, None)  # re-inserted last: the dict stays in time order
-        self._until[subject] = until = time.monotonic() + seconds
-        self._last_end = max(self._last_end, until)

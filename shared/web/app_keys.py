@@ -8,7 +8,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from shared.config.settings import Settings
-from shared.storage.rate_limits import RecentRefusals
 from shared.storage.redis_store import RedisClient
 from shared.storage.tessera import Tessera
 
@@ -18,6 +17,3 @@ REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 # Settings, Redis and the JWT signing keys together (shared.storage.tessera), for the code
 # that needs more than one of them: set with REDIS, once the service starts.
 TESSERA = web.AppKey("tessera", Tessera)
-# Client addresses this process refused lately for failing client authentication
-# (shared.web.client_auth), refused again without a secret compared.
-CLIENT_AUTH_REFUSALS: web.AppKey[RecentRefusals] = web.AppKey("client_auth_refusals")

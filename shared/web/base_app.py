@@ -25,16 +25,16 @@ from shared.domain.errors import OAuthError, server_error, temporarily_unavailab
 from shared.security import fingerprint
 from shared.security.signing_keys import KeySet, load_key_set
 from shared.storage import redis_access
-from shared.storage.rate_limits import RecentRefusals
 from shared.storage.redis_access.errors import is_unavailable
 from shared.storage.tessera import Tessera
 from shared.web import metrics
-from shared.web.app_keys import CLIENT_AUTH_REFUSALS, REDIS, SETTINGS, TESSERA
+from shared.web.app_keys import REDIS, SETTINGS, TESSERA
 from shared.web.cors import add_preflight_routes, cors_middleware
 from shared.web.forms import well_formed_query
 from shared.web.log_fingerprints import fingerprint_key_context
 from shared.web.logs import TRACE_ATTRIBUTE, add_to_line, logged_method
 from shared.web.metrics import METRICS
+from shared.web.recent_refusals import CLIENT_AUTH_REFUSALS, RecentRefusals
 from shared.web.request_middleware import InFlight, request_middleware
 from shared.web.shutdown import DRAIN, Drain
 from shared.web.transport import require_https

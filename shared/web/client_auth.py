@@ -20,10 +20,11 @@ from shared.domain.errors import OAuthError, invalid_client, invalid_request
 from shared.security import fingerprint
 from shared.storage.clients import Client
 from shared.web import address_limits
-from shared.web.app_keys import CLIENT_AUTH_REFUSALS, SETTINGS
+from shared.web.app_keys import SETTINGS
 from shared.web.client_address import limit_subject
 from shared.web.client_cache import CLIENTS
 from shared.web.logs import security_event
+from shared.web.recent_refusals import CLIENT_AUTH_REFUSALS
 
 if TYPE_CHECKING:
     from shared.web.client_cache import ClientCache
