@@ -11,8 +11,6 @@ import aiohttp
 import orjson
 from redis.asyncio import Redis
 
-from shared.security import fingerprint
-from shared.storage import keys, log_fingerprint_key
 from tests.command_line import tessera
 from tests.records import make_setup, unique
 from tests.stack import ADMIN_TOKEN, Stack, logged_lines
@@ -28,7 +26,7 @@ async def admin(http: aiohttp.ClientSession, method: str, url: str) -> tuple[int
 
 
 async def test_a_name_that_names_nothing_is_404_naming_it_and_logged_as_a_fingerprint(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+    stack: Stack, http: aiohttp.ClientSession
 ) -> None:
     scope, client_id = unique("no-such-scope"), unique("no-such-client")
     for method, path, message in (
@@ -51,9 +49,10 @@ async def test_a_name_that_names_nothing_is_404_naming_it_and_logged_as_a_finger
     logged = orjson.dumps(await logged_lines(http, stack.token, "token")).decode()
     assert scope not in logged
     assert client_id not in logged
-    key = await log_fingerprint_key.shared_key(redis)
-    assert f"no scope {fingerprint.with_key(key, scope)}" in logged
-    assert f"no client {fingerprint.with_key(key, client_id)}" in logged
+    for kind, name in (("scope", scope), ("client", client_id)):
+        found = await tessera(stack, "log", "fingerprint", stdin=name)
+        assert found.status == 0, found.stderr
+        assert f"no {kind} {found.stdout.strip()}" in logged
 
 
 async def test_deleting_a_scope_a_client_is_registered_for_is_409_naming_the_clients(
@@ -65,6 +64,9 @@ async def test_deleting_a_scope_a_client_is_registered_for_is_409_naming_the_cli
     status, body = await admin(http, "DELETE", f"{stack.token}/admin/scopes/{s.scope}")
 
     assert (status, body) == (409, {"error": "conflict", "error_description": message})
-    assert await redis.exists(keys.scope(s.scope)) == 1
+    # Refused, so still there.
+    status, body = await admin(http, "GET", f"{stack.token}/admin/scopes/{s.scope}")
+    kept = {"name": s.scope, "description": "Read things", "clients": [s.client.client_id]}
+    assert (status, body) == (200, kept)
     run = await tessera(stack, "scope", "delete", s.scope)
     assert (run.status, run.stderr) == (1, f"tessera: error: {message}\n")

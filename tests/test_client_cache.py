@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -44,10 +45,12 @@ async def cache(redis: Redis) -> AsyncIterator[ClientCache]:
 
 
 async def _rename_behind_its_back(redis: Redis, client_id: str, name: str) -> None:
-    """Change the stored record without announcing it, as nothing in Tessera does: what
-    the cache answers then shows whether it answered from memory."""
-    record = orjson.loads(await redis.get(keys.client(client_id)))
-    await redis.set(keys.client(client_id), orjson.dumps({**record, "name": name}))
+    """Change the stored record without announcing it (``clients.save`` would), as
+    nothing in Tessera does: what the cache answers then shows whether it answered from
+    memory."""
+    record = await clients.get(redis, client_id)
+    assert record is not None
+    await redis.set(keys.client(client_id), orjson.dumps(replace(record, name=name)))
 
 
 async def test_a_listening_cache_answers_from_memory(redis: Redis, cache: ClientCache) -> None:
@@ -112,7 +115,7 @@ async def test_a_lost_subscription_empties_the_cache_until_it_is_back(
     registered = await make_client(redis, [await make_scope(redis)])
     await cache.get(registered.client_id)
     # Whatever happens while the subscription is down goes unheard: Redis drops it.
-    await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await redis.client_kill_filter(_type="pubsub")
     await eventually(lambda: not cache.listening)
     await _rename_behind_its_back(redis, registered.client_id, "renamed while deaf")
     found = await cache.get(registered.client_id)

@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.domain.domain_errors import Conflict, DomainError, Invalid, NotFound
-from shared.storage import clients, keys, management, scopes, users
+from shared.storage import clients, management, scopes, users
 from tests.records import PASSWORD, make_setup, unique
 
 
@@ -32,7 +32,8 @@ async def test_an_unknown_name_is_not_found(redis: Redis) -> None:
         with pytest.raises(NotFound) as caught:
             await unknown_scope
         assert (caught.value.kind, caught.value.name) == ("scope", scope)
-    assert await redis.exists(keys.client(client_id), keys.scope(scope)) == 0
+    assert await clients.get(redis, client_id) is None
+    assert await scopes.get(redis, scope) is None
 
 
 async def test_a_taken_name_or_a_scope_in_use_is_a_conflict(redis: Redis) -> None:
@@ -69,7 +70,7 @@ async def test_a_bad_value_is_invalid_and_a_value_error(redis: Redis) -> None:
         assert isinstance(caught.value, ValueError)
     with pytest.raises(Invalid, match="malformed scope parameter"):
         scopes.parse_requested('quo"te')
-    assert await redis.exists(keys.scope(scope)) == 0
+    assert await scopes.get(redis, scope) is None
 
 
 def test_the_kinds_are_distinct_domain_errors() -> None:

@@ -19,8 +19,7 @@ from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from services.authorize.app import create_app
-from shared.security import crypto
-from shared.storage import browser_sessions, keys
+from shared.storage import keys
 from tests.assertions import assert_access_denied, assert_error_page
 from tests.flows import code_request, exchange, introspect, sign_in, start_authorization
 from tests.records import (
@@ -66,7 +65,7 @@ def text_of(page: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(without_tags)).strip()
 
 
-def assert_cookie_attributes(morsel: Morsel, *, secure: bool, signed_in: bool) -> None:
+def assert_cookie_attributes(morsel: Morsel[str], *, secure: bool, signed_in: bool) -> None:
     assert morsel["httponly"] is True
     assert morsel["samesite"] == "Lax"
     assert morsel["path"] == "/"
@@ -90,6 +89,8 @@ def consent_form(
 
 
 async def code_count(redis: Redis) -> int:
+    """How many codes Redis holds: a storage check. A refused decision must store no
+    code, though nobody could learn one it stored."""
     return len([k async for k in redis.scan_iter(match=keys.code("*", "*"), count=1000)])
 
 
@@ -600,11 +601,9 @@ async def test_consent_for_an_expired_interaction_is_an_error_page(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     at = await to_consent(http, stack, redis)
-    key = keys.interaction(at.interaction)
-    # The interaction lives as long as TESSERA_INTERACTION_LIFETIME (600 s) ...
-    assert 540 <= await redis.ttl(key) <= 600
-    # ... and then Redis removes it, as here.
-    await redis.delete(key)
+    # The interaction lives as long as TESSERA_INTERACTION_LIFETIME (its TTL:
+    # tests/test_storage.py), and then Redis removes it, as here.
+    await redis.delete(keys.interaction(at.interaction))
     codes_before = await code_count(redis)
 
     posted = await post_consent(
@@ -969,45 +968,6 @@ async def test_a_resumed_request_belongs_to_the_first_browser_that_resumes_it(
         unknown = await fetch(other, "GET", f"{stack.authorize}/authorize/resume?interaction=x")
     assert_error_page(second, EXPIRED)
     assert_error_page(unknown, EXPIRED)
-
-
-async def test_an_anonymous_request_is_kept_briefly_until_someone_signs_in(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await make_setup(redis)
-    started = await start_authorization(http, stack, code_request(s.client, s.scope))
-    interaction = keys.interaction(query_of(started.headers["Location"])["interaction"])
-    anonymous = keys.session(crypto.digest(session_cookie(http, stack)))
-    # The anonymous session is its cookie alone; the pending request lives
-    # TESSERA_ANONYMOUS_INTERACTION_LIFETIME (300 s) ...
-    assert await redis.exists(anonymous) == 0
-    assert 290 <= await redis.ttl(interaction) <= 300
-
-    await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
-    # ... and, once someone signed in, TESSERA_INTERACTION_LIFETIME (600 s).
-    assert 590 <= await redis.ttl(interaction) <= 600
-    signed_in = keys.session(crypto.digest(session_cookie(http, stack)))
-    assert 28790 <= await redis.ttl(signed_in) <= 28800
-    # The anonymous id is retired for as long as the signed-in session may live.
-    assert 28790 <= await redis.ttl(anonymous) <= 28800
-
-
-async def test_signing_in_again_keeps_the_first_anonymous_id_retired(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
-) -> None:
-    s = await make_setup(redis)
-    started = await start_authorization(http, stack, code_request(s.client, s.scope))
-    anonymous = keys.session(crypto.digest(session_cookie(http, stack)))
-    await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
-    await redis.expire(anonymous, 60)  # as if most of the first session's lifetime passed
-
-    # prompt=login: signed in again, and the session keeps the same browser value ...
-    again = await start_authorization(http, stack, code_request(s.client, s.scope, prompt="login"))
-    assert (await sign_in(http, stack, again.headers["Location"], s.user, PASSWORD)).status == 303
-
-    # ... so the id it was derived from stays retired as long as the new session lives.
-    assert await redis.get(anonymous) == browser_sessions.RETIRED.value
-    assert 28790 <= await redis.ttl(anonymous) <= 28800
 
 
 async def test_a_consent_form_that_is_not_utf8_is_an_error_page(

@@ -19,14 +19,12 @@ from redis.asyncio import Redis
 from services.authorize.app import create_app as authorize_app
 from services.token.app import create_app as token_app
 from shared.security import crypto
-from shared.storage import keys
-from shared.web import login_throttle
 from shared.web.password_checks import PASSWORD_CHECKS, PasswordChecks, Place
 from tests.flows import code_request
 from tests.records import PASSWORD, make_client, make_scope, make_user, unique
 from tests.replies import csrf_token, fetch, page_message, query_of
 from tests.stack import FORWARDED_HTTPS, Stack, production_settings
-from tests.test_login_throttle import new_address
+from tests.test_login_throttle import PAIR_LIMIT, USERNAME_LIMIT, new_address
 
 HASH = crypto.hash_password(PASSWORD)
 # An answer that needs no password check does not wait for one: well under this.
@@ -133,12 +131,16 @@ async def test_a_place_given_up_or_cancelled_leaves_its_line() -> None:
 # --- through the services --------------------------------------------------------------
 
 
+# A service in this process, as aiohttp's test client drives it.
+Service = TestClient[web.Request, web.Application]
+
+
 async def start(
     aiohttp_client: AiohttpClient,
     create_app: Callable[..., web.Application],
     stack: Stack,
     queue: int = 0,
-) -> TestClient:
+) -> Service:
     """A service in this process with one password-check thread and ``queue`` places in
     each line (none: a check is refused whenever the thread is busy)."""
     settings = production_settings(
@@ -146,7 +148,7 @@ async def start(
         TESSERA_PASSWORD_CHECK_THREADS="1",
         TESSERA_PASSWORD_CHECK_QUEUE=str(queue),
     )
-    client: TestClient = await aiohttp_client(
+    client: Service = await aiohttp_client(
         create_app(settings), cookie_jar=aiohttp.DummyCookieJar(), headers=FORWARDED_HTTPS
     )
     return client
@@ -155,6 +157,20 @@ async def start(
 def hold_the_thread(app: web.Application) -> Place:
     """Take the one thread, as a long check would."""
     return taken(app[PASSWORD_CHECKS].reserve(priority=False))
+
+
+def from_address(address: str) -> dict[str, str]:
+    """The header of the trusted proxy in front (loopback) naming the client's address."""
+    return {"X-Forwarded-For": address}
+
+
+async def statuses(service: Service, form: dict[str, str], addresses: list[str]) -> list[int]:
+    """The statuses of ``form`` posted to /token from each address, one after another."""
+    found = []
+    for address in addresses:
+        answer = await service.post("/token", data=form, headers=from_address(address))
+        found.append(answer.status)
+    return found
 
 
 async def test_a_busy_token_service_answers_the_password_grant_429_at_once(
@@ -174,9 +190,10 @@ async def test_a_busy_token_service_answers_the_password_grant_429_at_once(
         "client_secret": client.secret,
     }
 
+    there = new_address()
     holder = hold_the_thread(service.app)
     async with asyncio.timeout(PROMPTLY):
-        busy = await service.post("/token", data=form)
+        busy = await service.post("/token", data=form, headers=from_address(there))
 
     # RFC 6585 §4 in RFC 6749 §5.2's JSON: a moment later may work.
     assert busy.status == 429
@@ -185,15 +202,18 @@ async def test_a_busy_token_service_answers_the_password_grant_429_at_once(
     body = await busy.json()
     assert body["error"] == "temporarily_unavailable"
     assert set(body) == {"error", "error_description"}
-    # Nothing was counted against the person: the attempt never happened.
-    name = login_throttle.username_digest(user)
-    assert not await redis.exists(keys.login_addresses(name))
-    assert not await redis.exists(keys.rate_counter(login_throttle.USERNAME, name))
 
     holder.release()
-    signed_in = await service.post("/token", data=form)
+    signed_in = await service.post("/token", data=form, headers=from_address(new_address()))
     assert signed_in.status == 200
     assert "access_token" in await signed_in.json()
+    # Nothing was counted against the person: the attempt never happened. From there they
+    # still have every failure of the pair's limit; from elsewhere, every one before the
+    # username is slowed and its one paced attempt; then no more.
+    guess = {**form, "password": "guess"}
+    assert await statuses(service, guess, [there] * PAIR_LIMIT) == [400] * PAIR_LIMIT
+    elsewhere = [new_address() for _ in range(USERNAME_LIMIT - PAIR_LIMIT + 2)]
+    assert await statuses(service, guess, elsewhere) == [400] * (len(elsewhere) - 1) + [429]
 
 
 async def test_a_busy_sign_in_page_asks_to_try_again_in_a_moment(
@@ -253,7 +273,7 @@ async def test_a_limited_attempt_is_refused_without_a_password_check(
                     "client_id": client.client_id,
                     "client_secret": client.secret or "",
                 },
-                headers={"X-Forwarded-For": address},
+                headers=from_address(address),
             )
         if answer.status == 429:
             assert int(answer.headers["Retry-After"]) > 1  # a limit, not a busy process

@@ -14,12 +14,11 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.integrations.base_client import OAuthError  # type: ignore[import-untyped]
+from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
 from redis.asyncio import Redis
 
-from shared.security import crypto
-from shared.storage import clients, families, keys, users
+from shared.storage import clients, families, users
 from tests.assertions import (
     INVALID_GRANT_DESCRIPTION,
     assert_error,
@@ -58,7 +57,6 @@ from tests.stack import REFRESH_REUSE_GRACE, Stack, logged_lines
 from tests.waiting import until_changes_heard
 
 FORM = "application/x-www-form-urlencoded"
-REFRESH_TOKEN_LIFETIME = 2592000  # TESSERA_REFRESH_TOKEN_LIFETIME default
 
 
 @dataclass(frozen=True)
@@ -135,8 +133,6 @@ async def test_a_refresh_rotates_the_refresh_token(
     assert new_refresh != chain.refresh_token
     assert new_access != chain.access_token
     assert grant_family(new_refresh) == grant_family(new_access) == chain.family
-    ttl = await redis.ttl(keys.refresh_token(chain.family, crypto.digest(new_refresh)))
-    assert REFRESH_TOKEN_LIFETIME - 10 < ttl <= REFRESH_TOKEN_LIFETIME
     # The new access token stands for the same person and grant.
     person = await users.get(redis, chain.setup.user)
     assert person is not None
@@ -407,19 +403,14 @@ async def test_reuse_late_in_the_grace_window_still_revokes_nothing(
     stack: Stack, redis: Redis, http: aiohttp.ClientSession
 ) -> None:
     chain = await start_chain(http, stack, redis, refresh_count=5)
-    old_key = keys.refresh_token(chain.family, crypto.digest(chain.refresh_token))
-    before = time.time()
+    before = time.time()  # the rotation comes after: the reuse below is surely within
     rotated = await refresh(http, stack, chain.client, chain.refresh_token)
     assert_token_response(rotated, refresh=True)
-    marker = await redis.get(old_key)
-    assert marker is not None and marker.startswith(keys.ROTATED_MARKER)
-    # "rotated:<ms>:<client_id>", in milliseconds so the grace is the whole configured time.
-    at, client_id = marker.removeprefix(keys.ROTATED_MARKER).split(":")
-    assert client_id == chain.client.client_id
-    rotated_at = int(at) / 1000
-    assert before - 0.05 <= rotated_at <= time.time() + 0.05
 
-    await asyncio.sleep(rotated_at + REFRESH_REUSE_GRACE - 0.4 - time.time())
+    # The rotation is stamped in milliseconds (tests/test_storage.py), so the grace is the
+    # whole configured time: stamped in whole seconds, a reuse this late would mostly fall
+    # after it, and revoke.
+    await asyncio.sleep(before + REFRESH_REUSE_GRACE - 0.4 - time.time())
     again = await refresh(http, stack, chain.client, chain.refresh_token)
 
     assert_invalid_grant(again)
@@ -454,14 +445,8 @@ async def test_reuse_after_the_grace_window_revokes_the_whole_family(
         assert info.body == {"active": False}
         assert_no_store(info)
     assert_invalid_grant(await refresh(http, stack, chain.client, newest.body["refresh_token"]))
-    # The family is tombstoned, and nothing of it is left in Redis.
-    assert await redis.get(keys.family_revoked(chain.family)) == "1"
-    ttl = await redis.ttl(keys.family_revoked(chain.family))
-    assert families.TOMBSTONE_TTL - 10 < ttl <= families.TOMBSTONE_TTL
-    assert await redis.exists(keys.family_members(chain.family)) == 0
-    assert await redis.exists(keys.first_access_token(chain.family)) == 0
-    newest_key = keys.refresh_token(chain.family, crypto.digest(newest.body["refresh_token"]))
-    assert await redis.exists(newest_key) == 0
+    # Token management lists nothing of it (what it leaves in Redis: tests/test_storage.py).
+    assert await live_tokens(http, stack, client=chain.client.client_id) == []
 
 
 async def test_concurrent_refreshes_of_one_token_exactly_one_succeeds(

@@ -8,8 +8,10 @@ CSRF token; RFC 7009 / RFC 7662 for what revoking does to the tokens.
 
 from __future__ import annotations
 
+import html
 import re
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -20,6 +22,7 @@ from redis.asyncio import Redis
 from shared.storage import consents, keys, management
 from tests.assertions import assert_error, assert_error_page
 from tests.flows import (
+    admin_json,
     authorize,
     code_request,
     exchange,
@@ -44,6 +47,8 @@ CSRF_FAILED = "The form has expired. Go back to the application and start again.
 EXPIRED = (
     "This sign-in request has expired or is unknown. Go back to the application and start again."
 )
+LONG_AGO = 1_000_000_000
+LONG_AGO_SHOWN = "2001-09-09T01:46:40Z"
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,13 @@ async def remembering(redis: Redis, **options: Any) -> Remembering:
     options.setdefault("remember_consent", True)
     client = await make_client(redis, [read, write], **options)
     return Remembering(client, read, write, user)
+
+
+@pytest.fixture
+async def theirs() -> AsyncIterator[aiohttp.ClientSession]:
+    """Another person's browser."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        yield browser
 
 
 async def ask(http: aiohttp.ClientSession, stack: Stack, params: dict[str, str]) -> Answer:
@@ -85,9 +97,37 @@ def assert_asks(answer: Answer) -> None:
     assert answer.location.startswith("/consent?interaction="), answer.location
 
 
-async def stored_consent(redis: Redis, user: str, client: Registered) -> dict[str, Any] | None:
-    raw = await redis.hget(keys.consents(user), client.client_id)
-    return orjson.loads(raw) if raw else None
+@dataclass(frozen=True)
+class Listed:
+    """An approval as the person's connected applications page shows it."""
+
+    scope: list[str]
+    first_approved: str  # as <time datetime> carries it: 2001-09-09T01:46:40Z
+    last_used: str
+
+
+async def listed_approval(
+    http: aiohttp.ClientSession, stack: Stack, client: Registered
+) -> Listed | None:
+    """The approval of ``client`` on the connected applications page of the person the
+    browser ``http`` is signed in as; None when the page lists no such application."""
+    page = await connected_apps(http, stack)
+    for app in page.text.split('<li class="app">')[1:]:
+        if f'name="client_id" value="{client.client_id}"' in app:
+            names = re.findall(r'<span class="scope-name">([^<]*)</span>', app)
+            first_approved, last_used = re.findall(r'<time datetime="([^"]+)">', app)
+            return Listed([html.unescape(name) for name in names], first_approved, last_used)
+    return None
+
+
+async def age_the_approval(redis: Redis, user: str, client: Registered, when: int) -> None:
+    """Make the person's approval of ``client`` look first approved and last used at
+    ``when``: time no endpoint can move."""
+    record = await consents.get(redis, user, client.client_id)
+    assert record is not None
+    aged = asdict(replace(record, first_approved=when, last_used=when))
+    del aged["client_id"]  # the hash field's name, not part of the record
+    await redis.hset(keys.consents(user), client.client_id, orjson.dumps(aged))
 
 
 # --- Remembering ------------------------------------------------------------------------------
@@ -100,12 +140,11 @@ async def test_the_same_or_fewer_scopes_skip_the_page_and_the_code_works(
     both = f"{r.read} {r.write}"
     first = await authorize(http, stack, code_request(r.client, both), r.user)
     assert (await exchange(http, stack, r.client, first["code"])).body["scope"] == both
-    record = await stored_consent(redis, r.user, r.client)
-    assert record is not None
-    assert record["scope"] == [r.read, r.write]
+    listed = await listed_approval(http, stack, r.client)
+    assert listed is not None
+    assert listed.scope == [r.read, r.write]
     # Pretend the approval is old, to see which date moves.
-    record |= {"first_approved": 1_000_000_000, "last_used": 1_000_000_000}
-    await redis.hset(keys.consents(r.user), r.client.client_id, orjson.dumps(record))
+    await age_the_approval(redis, r.user, r.client, LONG_AGO)
 
     for scope in (both, r.read, r.write):
         params = code_request(r.client, scope)
@@ -115,11 +154,11 @@ async def test_the_same_or_fewer_scopes_skip_the_page_and_the_code_works(
         # What was requested, never the wider approval that covered it.
         assert reply.body["scope"] == scope
 
-    after = await stored_consent(redis, r.user, r.client)
+    after = await listed_approval(http, stack, r.client)
     assert after is not None
-    assert after["first_approved"] == 1_000_000_000
-    assert after["last_used"] > 1_000_000_000
-    assert after["scope"] == [r.read, r.write]
+    assert after.first_approved == LONG_AGO_SHOWN
+    assert after.last_used > LONG_AGO_SHOWN
+    assert after.scope == [r.read, r.write]
 
 
 async def test_wider_scopes_show_the_page_and_the_new_approval_adds_to_the_old(
@@ -131,9 +170,9 @@ async def test_wider_scopes_show_the_page_and_the_new_approval_adds_to_the_old(
     assert_asks(await ask(http, stack, code_request(r.client, f"{r.read} {r.write}")))
     # A request for write alone is asked about too, and approving it keeps read.
     await authorize(http, stack, code_request(r.client, r.write), r.user)
-    record = await stored_consent(redis, r.user, r.client)
-    assert record is not None
-    assert record["scope"] == [r.read, r.write]
+    listed = await listed_approval(http, stack, r.client)
+    assert listed is not None
+    assert listed.scope == [r.read, r.write]
     params = code_request(r.client, f"{r.write} {r.read}")
     assert_answered_at_once(await ask(http, stack, params), params)
 
@@ -151,9 +190,9 @@ async def test_a_scope_unticked_on_a_new_approval_is_forgotten(
     )
     assert (await exchange(http, stack, r.client, back["code"])).body["scope"] == r.read
 
-    record = await stored_consent(redis, r.user, r.client)
-    assert record is not None
-    assert record["scope"] == [r.read]
+    listed = await listed_approval(http, stack, r.client)
+    assert listed is not None
+    assert listed.scope == [r.read]
     assert_asks(await ask(http, stack, code_request(r.client, r.write)))
     params = code_request(r.client, r.read)
     assert_answered_at_once(await ask(http, stack, params), params)
@@ -170,9 +209,9 @@ async def test_denying_forgets_what_the_page_showed(
     )
 
     assert back["error"] == "access_denied"
-    record = await stored_consent(redis, r.user, r.client)
-    assert record is not None
-    assert record["scope"] == [r.read]  # read was not on the page: it stays
+    listed = await listed_approval(http, stack, r.client)
+    assert listed is not None
+    assert listed.scope == [r.read]  # read was not on the page: it stays
     assert_asks(await ask(http, stack, code_request(r.client, r.write)))
 
 
@@ -196,37 +235,37 @@ async def test_a_client_that_does_not_remember_always_asks(
     for _ in range(2):
         assert "code" in await authorize(http, stack, code_request(r.client, r.read), r.user)
     # The approval is recorded all the same: the person sees and can revoke it.
-    record = await stored_consent(redis, r.user, r.client)
-    assert record is not None
-    assert record["scope"] == [r.read]
+    listed = await listed_approval(http, stack, r.client)
+    assert listed is not None
+    assert listed.scope == [r.read]
     assert_asks(await ask(http, stack, code_request(r.client, r.read)))
 
 
 async def test_another_persons_approval_never_applies(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, theirs: aiohttp.ClientSession
 ) -> None:
     r = await remembering(redis)
     await authorize(http, stack, code_request(r.client, r.read), r.user)
     other = await make_user(redis)
 
     # Another browser, signed in as someone else.
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as theirs:
-        started = await start_authorization(theirs, stack, code_request(r.client, r.read))
-        signed_in = await sign_in(theirs, stack, started.headers["Location"], other, PASSWORD)
-        assert signed_in.status == 303
-        assert signed_in.headers["Location"].startswith("/consent?interaction=")
-        assert_asks(await ask(theirs, stack, code_request(r.client, r.read)))
+    started = await start_authorization(theirs, stack, code_request(r.client, r.read))
+    signed_in = await sign_in(theirs, stack, started.headers["Location"], other, PASSWORD)
+    assert signed_in.status == 303
+    assert signed_in.headers["Location"].startswith("/consent?interaction=")
+    assert_asks(await ask(theirs, stack, code_request(r.client, r.read)))
+    assert await listed_approval(theirs, stack, r.client) is None
     # The same browser after the first person signs out and the other signs in.
     logout = await fetch(http, "GET", f"{stack.authorize}/logout")
     ended = await fetch(
         http, "POST", f"{stack.authorize}/logout", data={"csrf_token": csrf_token(logout.text)}
     )
     assert ended.status == 200
-    started = await ask(http, stack, code_request(r.client, r.read))
-    assert started.location.startswith("/login?interaction=")
-    signed_in = await sign_in(http, stack, started.location, other, PASSWORD)
-    assert signed_in.headers["Location"].startswith("/consent?interaction=")
-    assert await stored_consent(redis, other, r.client) is None
+    asked = await ask(http, stack, code_request(r.client, r.read))
+    assert asked.location.startswith("/login?interaction=")
+    again = await sign_in(http, stack, asked.location, other, PASSWORD)
+    assert again.headers["Location"].startswith("/consent?interaction=")
+    assert await listed_approval(http, stack, r.client) is None
 
 
 async def test_a_remembered_implicit_grant_answers_in_the_fragment(
@@ -423,7 +462,7 @@ async def test_the_login_page_is_no_open_redirector(
 
 
 async def test_revoking_an_app_forgets_the_approval_and_revokes_its_tokens(
-    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, theirs: aiohttp.ClientSession
 ) -> None:
     r = await remembering(redis, refresh_count=3, description="Buys the groceries.")
     other_app = await make_client(redis, [r.read], name="Other app", refresh_count=1)
@@ -450,11 +489,8 @@ async def test_revoking_an_app_forgets_the_approval_and_revokes_its_tokens(
     )
     # Someone else's grant of the same client.
     someone = await make_user(redis)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as theirs:
-        theirs_code = (await authorize(theirs, stack, code_request(r.client, r.read), someone))[
-            "code"
-        ]
-        their_tokens = await exchange(theirs, stack, r.client, theirs_code)
+    theirs_code = (await authorize(theirs, stack, code_request(r.client, r.read), someone))["code"]
+    their_tokens = await exchange(theirs, stack, r.client, theirs_code)
 
     page = await connected_apps(http, stack)
     assert set(listed_client_ids(page.text)) == {r.client.client_id, other_app.client_id}
@@ -490,7 +526,6 @@ async def test_revoking_an_app_forgets_the_approval_and_revokes_its_tokens(
         assert_error(
             await refresh(http, stack, r.client, reply.body["refresh_token"]), 400, "invalid_grant"
         )
-    assert await stored_consent(redis, r.user, r.client) is None
     after = await fetch(http, "GET", f"{stack.authorize}{revoked.location}")
     assert listed_client_ids(after.text) == [other_app.client_id]
     assert '<p class="notice" role="status">' in after.text
@@ -499,7 +534,7 @@ async def test_revoking_an_app_forgets_the_approval_and_revokes_its_tokens(
     # The person's other app, and the other person's grant of this app, are untouched.
     assert await is_active(http, stack, api, kept.body["access_token"])
     assert await is_active(http, stack, api, their_tokens.body["access_token"])
-    assert await stored_consent(redis, someone, r.client) is not None
+    assert await listed_approval(theirs, stack, r.client) is not None
 
 
 async def test_a_code_not_yet_exchanged_dies_with_the_app_removed(
@@ -567,7 +602,7 @@ async def test_revoking_someone_elses_or_an_unknown_client_harms_nobody(
             assert answer.location == "/connected-apps?revoked=1"
 
     assert await is_active(http, stack, api, victim_tokens.body["access_token"])
-    assert await stored_consent(redis, r.user, r.client) is not None
+    assert await listed_approval(http, stack, r.client) is not None
     params = code_request(r.client, r.read)
     assert_answered_at_once(await ask(http, stack, params), params)
 
@@ -585,7 +620,7 @@ async def test_a_revoke_post_from_a_browser_not_signed_in_is_refused(
             data={"client_id": r.client.client_id, "csrf_token": "guess"},
         )
     assert_error_page(answer, CSRF_FAILED, status=403)
-    assert await stored_consent(redis, r.user, r.client) is not None
+    assert await listed_approval(http, stack, r.client) is not None
 
 
 # --- Forgotten with the client or the scope -----------------------------------------------------
@@ -596,12 +631,14 @@ async def test_deleting_a_client_forgets_every_approval_of_it(
 ) -> None:
     r = await remembering(redis)
     await authorize(http, stack, code_request(r.client, r.read), r.user)
-    assert await redis.sismember(keys.client_consents(r.client.client_id), r.user)
+    assert await listed_approval(http, stack, r.client) is not None
 
-    await management.delete_client(redis, r.client.client_id)
+    client_url = f"{stack.token}/admin/clients/{r.client.client_id}"
 
-    assert await stored_consent(redis, r.user, r.client) is None
-    assert await redis.exists(keys.client_consents(r.client.client_id)) == 0
+    status, _ = await admin_json(http, "DELETE", client_url)
+
+    assert status == 200
+    # What the deletion leaves in Redis (none of the approvals): tests/test_storage.py.
     assert listed_client_ids((await connected_apps(http, stack)).text) == []
 
 

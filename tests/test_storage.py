@@ -1,13 +1,17 @@
-"""What Tessera leaves in Redis after a full code flow (DESIGN: "Redis is the only store"):
-no secret in clear, TTLs equal to lifetimes, argon2id passwords, hashed client secrets,
-and one Redis Cluster hash slot per grant family. Read from the real Redis server."""
+"""What Tessera leaves in Redis (DESIGN: "Redis is the only store"): no secret in clear,
+TTLs equal to lifetimes, argon2id passwords, hashed client secrets, one Redis Cluster hash
+slot per grant family, what a revocation or a deletion leaves, and the indexes kept
+no larger than what they list. Read from the real Redis server; the other test files
+check behaviour through the endpoints, the admin API and the ``tessera`` command."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from binascii import crc_hqx
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -16,8 +20,23 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from shared.security import crypto
-from shared.storage import families, keys, scopes
-from tests.flows import exchange, grant_family, introspect, new_verifier, obtain_code, s256
+from shared.storage import browser_sessions, clients, families, keys, log_fingerprint_key, scopes
+from tests.assertions import assert_invalid_grant, assert_token_response
+from tests.command_line import tessera
+from tests.flows import (
+    code_request,
+    exchange,
+    grant_family,
+    introspect,
+    new_verifier,
+    obtain_code,
+    refresh,
+    revoke,
+    s256,
+    sign_in,
+    start_authorization,
+    token_request,
+)
 from tests.records import (
     PASSWORD,
     REDIRECT_URI,
@@ -26,13 +45,22 @@ from tests.records import (
     make_resource_server,
     make_scope,
     make_setup,
+    make_user,
 )
-from tests.replies import session_cookie
-from tests.stack import Stack
+from tests.replies import query_of, session_cookie
+from tests.stack import REFRESH_REUSE_GRACE, Stack
 
 CODE_LIFETIME = 600
 ACCESS_TOKEN_LIFETIME = 3600
 REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600
+INTERACTION_LIFETIME = 600
+ANONYMOUS_INTERACTION_LIFETIME = 300
+SESSION_LIFETIME = 8 * 3600
+
+
+def _text(values: Iterable[bytes | str]) -> list[str]:
+    """Redis replies as text (the suite's clients decode them, as Tessera's do)."""
+    return [value if isinstance(value, str) else value.decode() for value in values]
 
 
 @dataclass(frozen=True)
@@ -77,19 +105,20 @@ async def _dump(redis: Redis) -> dict[str, list[str]]:
     async for key in redis.scan_iter(match="tessera:*", count=1000):
         kind = await redis.type(key)
         if kind == "string":
-            values = [await redis.get(key) or ""]
+            values = _text([await redis.get(key) or ""])
         elif kind == "hash":
-            values = [part for item in (await redis.hgetall(key)).items() for part in item]
+            values = _text(part for item in (await redis.hgetall(key)).items() for part in item)
         elif kind == "set":
-            values = list(await redis.smembers(key))
+            values = _text(await redis.smembers(key))
         elif kind == "list":
-            values = await redis.lrange(key, 0, -1)
+            values = _text(await redis.lrange(key, 0, -1))
         elif kind == "zset":
-            values = await redis.zrange(key, 0, -1)
+            # Without scores, the members alone (redis-py types the reply for both).
+            values = _text(cast("list[str]", await redis.zrange(key, 0, -1)))
         elif kind == "none":  # expired between SCAN and TYPE
             continue
         else:
-            raise AssertionError(f"unexpected Redis type {kind} at {key}")
+            raise AssertionError(f"unexpected Redis type {kind!r} at {key}")
         found[key] = values
     return found
 
@@ -188,7 +217,8 @@ async def test_token_ttls_are_their_lifetimes(
     assert await redis.smembers(keys.family_members(family)) == {rt_key}
     # The value is the token's digest, then its record, whose lifetime is the key's TTL:
     # [client_id, scope, iat, lifetime, username, sub].
-    digest, _, raw = (await redis.get(at_key) or "").partition(" ")
+    (stored,) = _text([await redis.get(at_key) or ""])
+    digest, _, raw = stored.partition(" ")
     assert digest == crypto.digest(flow.access_token)
     client_id, scope, iat, lifetime, username, sub = orjson.loads(raw)
     assert lifetime == ACCESS_TOKEN_LIFETIME
@@ -374,3 +404,236 @@ async def test_a_token_in_a_tombstoned_family_is_inactive_even_if_left_behind(
 
     assert await redis.exists(keys.first_access_token(family)) == 1
     assert (await introspect(http, stack, api, flow.access_token)).body == {"active": False}
+
+
+# --- what revoking a grant family leaves (DESIGN: grant families) ------------------------
+
+
+async def _replay_the_code(stack: Stack, http: aiohttp.ClientSession, flow: Flow) -> None:
+    replayed = await exchange(http, stack, flow.client, flow.code, code_verifier=flow.verifier)
+    assert_invalid_grant(replayed)
+
+
+async def _reuse_a_rotated_refresh_token(
+    stack: Stack, http: aiohttp.ClientSession, flow: Flow
+) -> None:
+    rotated = await refresh(http, stack, flow.client, flow.refresh_token)
+    assert_token_response(rotated, refresh=True)
+    await asyncio.sleep(REFRESH_REUSE_GRACE + 0.3)  # past the grace: a reuse revokes
+    assert_invalid_grant(await refresh(http, stack, flow.client, flow.refresh_token))
+
+
+async def _revoke_the_access_token(stack: Stack, http: aiohttp.ClientSession, flow: Flow) -> None:
+    status, _, body = await revoke(http, stack, flow.client, flow.access_token)
+    assert status == 200, body
+
+
+async def _delete_the_client(stack: Stack, http: aiohttp.ClientSession, flow: Flow) -> None:
+    run = await tessera(stack, "client", "delete", flow.client.client_id)
+    assert run.status == 0, run.stderr
+
+
+Revocation = Callable[[Stack, aiohttp.ClientSession, Flow], Awaitable[None]]
+REVOCATIONS = [
+    pytest.param(revocation, id=revocation.__name__.strip("_").replace("_", "-"))
+    for revocation in (
+        _replay_the_code,
+        _reuse_a_rotated_refresh_token,
+        _revoke_the_access_token,
+        _delete_the_client,
+    )
+]
+
+
+@pytest.mark.parametrize("revocation", REVOCATIONS)
+async def test_a_revoked_family_leaves_its_used_code_and_a_tombstone(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, revocation: Revocation
+) -> None:
+    """Whatever revokes a grant family (a code replay, RFC 6749 §4.1.2; a refresh token
+    reuse, RFC 9700 §4.14.2; a revocation, RFC 7009 §2.1; its client deleted) deletes
+    every token of it. What stays is the used code, kept until it expires to recognise a
+    replay, and the tombstone, which keeps anything more from being issued into the
+    family for longer than any code of it could be redeemed."""
+    flow = await _full_flow(stack, redis, http)
+    family = grant_family(flow.code)
+
+    await revocation(stack, http, flow)
+
+    stored = {key async for key in redis.scan_iter(match=f"tessera:{{g:{family}}}:*")}
+    assert stored == {keys.code(family, crypto.digest(flow.code)), keys.family_revoked(family)}
+    assert await redis.get(keys.family_revoked(family)) == "1"
+    ttl = await redis.ttl(keys.family_revoked(family))
+    assert families.TOMBSTONE_TTL - 10 < ttl <= families.TOMBSTONE_TTL
+
+
+# --- token records -------------------------------------------------------------------------
+
+
+async def _machine_client(redis: Redis, scope: str, **options: Any) -> Registered:
+    """A client allowed client_credentials, granted ``scope`` when it names none."""
+    return await make_client(
+        redis,
+        [scope],
+        grants=["client_credentials"],
+        redirect_uris=[],
+        default_scopes=[scope],
+        **options,
+    )
+
+
+async def _machine_token(http: aiohttp.ClientSession, stack: Stack, client: Registered) -> str:
+    reply = await token_request(http, stack, client, {"grant_type": "client_credentials"})
+    assert_token_response(reply, refresh=False)
+    token: str = reply.body["access_token"]
+    return token
+
+
+@pytest.mark.parametrize("grant", ["client_credentials", "password"])
+async def test_a_family_of_one_access_token_holds_no_member_set(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession, grant: str
+) -> None:
+    """An access token issued alone (client credentials, RFC 6749 §4.4.3; the password
+    grant of a client with a refresh count of 0) is stored under the family's first-token
+    key, and the family, with no refresh token to list, has no member set."""
+    scope = await make_scope(redis)
+    client = await make_client(redis, [scope], grants=[grant], redirect_uris=[])
+    form = {"grant_type": grant, "scope": scope}
+    if grant == "password":
+        form |= {"username": await make_user(redis), "password": PASSWORD}
+
+    reply = await token_request(http, stack, client, form)
+
+    assert_token_response(reply, refresh=False, scope=scope)
+    family = grant_family(reply.body["access_token"])
+    assert await redis.exists(keys.first_access_token(family)) == 1
+    assert await redis.exists(keys.family_members(family)) == 0
+
+
+async def test_a_clients_own_access_token_lifetime_is_its_records_ttl(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """Redis drops a token's record when the token expires, at the client's own lifetime
+    when it has one; a token that never expires is stored without a TTL."""
+    scope = await make_scope(redis)
+    brief = await _machine_client(redis, scope, access_token_lifetime=120)
+    lasting = await _machine_client(redis, scope, access_token_lifetime=clients.NEVER_EXPIRES)
+
+    brief_family = grant_family(await _machine_token(http, stack, brief))
+    lasting_family = grant_family(await _machine_token(http, stack, lasting))
+
+    assert 110 < await redis.ttl(keys.first_access_token(brief_family)) <= 120
+    assert await redis.ttl(keys.first_access_token(lasting_family)) == -1
+
+
+async def test_a_rotation_marks_the_old_refresh_token_and_stores_the_new_for_its_lifetime(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    flow = await _full_flow(stack, redis, http)
+    family = grant_family(flow.refresh_token)
+    before = time.time()
+
+    reply = await refresh(http, stack, flow.client, flow.refresh_token)
+
+    assert_token_response(reply, refresh=True)
+    successor = keys.refresh_token(family, crypto.digest(reply.body["refresh_token"]))
+    assert REFRESH_TOKEN_LIFETIME - 10 < await redis.ttl(successor) <= REFRESH_TOKEN_LIFETIME
+    # "rotated:<ms>:<client_id>" where the token was, in milliseconds so the grace
+    # (TESSERA_REFRESH_REUSE_GRACE) is the whole configured time.
+    marker = await redis.get(keys.refresh_token(family, crypto.digest(flow.refresh_token)))
+    assert isinstance(marker, str) and marker.startswith(keys.ROTATED_MARKER), marker
+    at, client_id = marker.removeprefix(keys.ROTATED_MARKER).split(":")
+    assert client_id == flow.client.client_id
+    assert before - 0.05 <= int(at) / 1000 <= time.time() + 0.05
+
+
+# --- the indexes: no larger than what they list ------------------------------------------
+
+
+async def test_the_client_index_holds_only_live_grants(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    scope = await make_scope(redis)
+    # Long enough that the last token is still live when it is revoked on a busy machine.
+    brief = await _machine_client(redis, scope, access_token_lifetime=3)
+    index = keys.client_families(brief.client_id)
+    for _ in range(3):
+        await _machine_token(http, stack, brief)
+    assert await redis.zcard(index) == 3
+
+    await asyncio.sleep(4.2)  # past the lifetime and the whole second pruning rounds to
+    kept = await _machine_token(http, stack, brief)
+    # Issuing drops the families whose tokens have all expired.
+    assert await redis.zcard(index) == 1
+    # Revoking takes the family out at once.
+    status, _, _ = await revoke(http, stack, brief, kept)
+    assert status == 200
+    assert await redis.zcard(index) == 0
+
+
+async def test_deleting_a_client_leaves_no_approval_of_it(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """Every approval is listed under its client as it is recorded, so that deleting the
+    client finds and forgets each one: none is left, nor the list."""
+    s = await make_setup(redis)
+    await obtain_code(http, stack, s)
+    assert await redis.sismember(keys.client_consents(s.client.client_id), s.user)
+    assert await redis.hexists(keys.consents(s.user), s.client.client_id)
+
+    run = await tessera(stack, "client", "delete", s.client.client_id)
+
+    assert run.status == 0, run.stderr
+    assert not await redis.hexists(keys.consents(s.user), s.client.client_id)
+    assert await redis.exists(keys.client_consents(s.client.client_id)) == 0
+
+
+# --- sessions and pending requests -----------------------------------------------------------
+
+
+async def test_an_anonymous_request_is_kept_briefly_until_someone_signs_in(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    started = await start_authorization(http, stack, code_request(s.client, s.scope))
+    interaction = keys.interaction(query_of(started.headers["Location"])["interaction"])
+    anonymous = keys.session(crypto.digest(session_cookie(http, stack)))
+    # The anonymous session is its cookie alone; the pending request lives
+    # TESSERA_ANONYMOUS_INTERACTION_LIFETIME ...
+    assert await redis.exists(anonymous) == 0
+    ttl = await redis.ttl(interaction)
+    assert ANONYMOUS_INTERACTION_LIFETIME - 10 <= ttl <= ANONYMOUS_INTERACTION_LIFETIME
+
+    await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
+    # ... and, once someone signed in, TESSERA_INTERACTION_LIFETIME.
+    assert INTERACTION_LIFETIME - 10 <= await redis.ttl(interaction) <= INTERACTION_LIFETIME
+    signed_in = keys.session(crypto.digest(session_cookie(http, stack)))
+    assert SESSION_LIFETIME - 10 <= await redis.ttl(signed_in) <= SESSION_LIFETIME
+    # The anonymous id is retired for as long as the signed-in session may live.
+    assert await redis.get(anonymous) == browser_sessions.RETIRED.value
+    assert SESSION_LIFETIME - 10 <= await redis.ttl(anonymous) <= SESSION_LIFETIME
+
+
+async def test_signing_in_again_keeps_the_first_anonymous_id_retired(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    s = await make_setup(redis)
+    started = await start_authorization(http, stack, code_request(s.client, s.scope))
+    anonymous = keys.session(crypto.digest(session_cookie(http, stack)))
+    await sign_in(http, stack, started.headers["Location"], s.user, PASSWORD)
+    await redis.expire(anonymous, 60)  # as if most of the first session's lifetime passed
+
+    # prompt=login: signed in again, and the session keeps the same browser value ...
+    again = await start_authorization(http, stack, code_request(s.client, s.scope, prompt="login"))
+    assert (await sign_in(http, stack, again.headers["Location"], s.user, PASSWORD)).status == 303
+
+    # ... so the id it was derived from stays retired as long as the new session lives.
+    assert await redis.get(anonymous) == browser_sessions.RETIRED.value
+    assert SESSION_LIFETIME - 10 <= await redis.ttl(anonymous) <= SESSION_LIFETIME
+
+
+async def test_the_log_fingerprint_key_is_kept_for_good(stack: Stack, redis: Redis) -> None:
+    """The key every process fingerprints with (shared.storage.log_fingerprint_key) never
+    expires: fingerprints in logs months apart stay comparable."""
+    made = await log_fingerprint_key.shared_key(redis)
+    assert await redis.ttl(keys.LOG_FINGERPRINT_KEY) == -1
+    assert await log_fingerprint_key.shared_key(redis) == made
