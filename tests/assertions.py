@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests.replies import Answer, Reply, page_message
 from tests.stack import Stack
 
-# The one public description of each error (shared.domain.errors): every cause of an
+# The one public description of each error (shared.domain.oauth_errors): every cause of an
 # invalid_grant reads the same, so a caller learns nothing about the grant.
 INVALID_GRANT_DESCRIPTION = (
     "The authorization grant is invalid, expired, revoked, or was issued to another "

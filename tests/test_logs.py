@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings, SettingsError
-from shared.domain.errors import invalid_request
+from shared.domain.oauth_errors import invalid_request
 from shared.security import fingerprint
 from shared.storage import log_fingerprint_key
 from shared.web import logs

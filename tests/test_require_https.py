@@ -35,7 +35,7 @@ from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings, SettingsError
-from shared.domain.errors import OAuthError
+from shared.domain.oauth_errors import OAuthError
 from shared.web.app_keys import SETTINGS
 from shared.web.transport import is_https, require_https
 from tests.assertions import assert_error

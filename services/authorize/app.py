@@ -13,7 +13,7 @@ from services.authorize import authorization_endpoint, connected_apps, consent, 
 from services.authorize.metadata import METADATA_PATH, metadata
 from services.authorize.responses import render
 from shared.config.settings import Settings
-from shared.domain.errors import OAuthError
+from shared.domain.oauth_errors import OAuthError
 from shared.web.base_app import create_base_app
 from shared.web.browser_origins import browser_origins
 from shared.web.client_changes import follow_client_changes

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.config.settings import Settings
-from shared.domain.errors import OAuthError
+from shared.domain.oauth_errors import OAuthError
 from shared.security import fingerprint, pkce
 from shared.storage import clients, scopes
 from shared.storage.clients import Client

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from services.authorize.sessions import who_is_signed_in
 from shared.config.settings import Settings
-from shared.domain.errors import OAuthError
+from shared.domain.oauth_errors import OAuthError
 from shared.storage import pending_requests
 from shared.storage.browser_sessions import Session, SignedIn
 from shared.storage.pending_requests import AuthorizationRequest

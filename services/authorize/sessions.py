@@ -22,7 +22,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from shared.config.settings import Settings
-from shared.domain.errors import OAuthError
+from shared.domain.oauth_errors import OAuthError
 from shared.security import crypto
 from shared.storage import browser_sessions
 from shared.storage.browser_sessions import Session, SignedIn

@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from shared.config.settings import Settings
-from shared.domain.errors import invalid_client, invalid_request
+from shared.domain.oauth_errors import invalid_client, invalid_request
 from shared.domain.token_records import NEVER_EXPIRES
 from shared.storage import scopes, tokens
 from shared.storage.clients import Client

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from shared.domain.domain_errors import Conflict, DomainError, NotFound
-from shared.domain.errors import OAuthError, invalid_request
+from shared.domain.oauth_errors import OAuthError, invalid_request
 from shared.security import fingerprint
 from shared.security.crypto import digest, same
 from shared.storage import clients, management, scopes

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from services.token.grants import HANDLERS, TAKE_SCOPE
 from services.token.grants.base import TokenRequest
-from shared.domain.errors import OAuthError, invalid_request, invalid_scope
+from shared.domain.oauth_errors import OAuthError, invalid_request, invalid_scope
 from shared.security import fingerprint
 from shared.storage import scopes, token_minting
 from shared.storage.clients import Client

@@ -13,7 +13,7 @@ import logging
 
 from aiohttp import web
 
-from shared.domain.errors import invalid_request
+from shared.domain.oauth_errors import invalid_request
 from shared.storage import families, tokens
 from shared.web.app_keys import TESSERA
 from shared.web.base_app import NO_STORE

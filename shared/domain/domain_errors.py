@@ -5,7 +5,7 @@ Storage raises these; each front end answers them in one place: the admin API wi
 404, 409 or 400 (``services.token.admin_api``), the ``tessera`` command with its message
 and exit status 1 (``shared.admin.cli``). The message is public: it is written for the
 administrator who asked, and names the value at fault. (OAuth's own errors, answered
-to clients and browsers, are ``shared.domain.errors``.)
+to clients and browsers, are ``shared.domain.oauth_errors``.)
 """
 
 from __future__ import annotations

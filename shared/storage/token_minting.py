@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from shared.domain.errors import server_error
+from shared.domain.oauth_errors import server_error
 from shared.domain.token_records import NEVER_EXPIRES, Grant, TokenRecord
 from shared.security import jwt_access_tokens
 from shared.storage import families

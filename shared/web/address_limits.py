@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from shared.domain.errors import OAuthError, too_many_requests
+from shared.domain.oauth_errors import OAuthError, too_many_requests
 from shared.domain.rates import Rate
 from shared.storage import rate_limits
 from shared.storage.redis_access.errors import is_unavailable

@@ -21,7 +21,7 @@ from redis import exceptions as redis_exceptions
 from redis.exceptions import RedisError
 
 from shared.config.settings import Settings
-from shared.domain.errors import OAuthError, server_error, temporarily_unavailable
+from shared.domain.oauth_errors import OAuthError, server_error, temporarily_unavailable
 from shared.security import fingerprint
 from shared.security.signing_keys import KeySet, load_key_set
 from shared.storage import redis_access

@@ -16,7 +16,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from shared.domain.errors import OAuthError, invalid_client, invalid_request
+from shared.domain.oauth_errors import OAuthError, invalid_client, invalid_request
 from shared.security import fingerprint
 from shared.storage.clients import Client
 from shared.web import address_limits

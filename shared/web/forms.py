@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from shared.domain.errors import invalid_request
+from shared.domain.oauth_errors import invalid_request
 from shared.security import fingerprint
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"

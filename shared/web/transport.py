@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from shared.config.settings import Settings, is_loopback_host
-from shared.domain.errors import OAuthError
+from shared.domain.oauth_errors import OAuthError
 from shared.web.app_keys import SETTINGS
 from shared.web.client_address import is_trusted_proxy
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared.domain.errors import invalid_grant, invalid_request
+from shared.domain.oauth_errors import invalid_grant, invalid_request
 from shared.domain.token_records import Grant
 from shared.security import pkce
 from shared.storage import codes

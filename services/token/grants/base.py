@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from shared.domain.errors import invalid_scope
+from shared.domain.oauth_errors import invalid_scope
 from shared.domain.token_records import Grant
 from shared.storage import tokens
 from shared.storage.clients import Client

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared.domain.errors import OAuthError
+from shared.domain.oauth_errors import OAuthError
 from shared.domain.token_records import Grant
 from shared.storage import families
 from shared.storage.token_minting import IssuedTokens

@@ -9,7 +9,7 @@ attacks"). A limit refuses with 429 and Retry-After (RFC 6585 §4), without a ch
 from __future__ import annotations
 
 from services.token.grants.base import TokenRequest
-from shared.domain.errors import invalid_grant, invalid_request, too_many_requests
+from shared.domain.oauth_errors import invalid_grant, invalid_request, too_many_requests
 from shared.domain.token_records import Grant
 from shared.storage import families
 from shared.storage.token_minting import IssuedTokens

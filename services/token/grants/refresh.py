@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from services.token.grants.base import TokenRequest
-from shared.domain.errors import invalid_grant, invalid_request, invalid_scope
+from shared.domain.oauth_errors import invalid_grant, invalid_request, invalid_scope
 from shared.domain.token_records import TokenRecord
 from shared.storage import families, tokens
 from shared.storage.token_minting import IssuedTokens
