@@ -202,13 +202,15 @@ def wait_for_pong(
 def _answers_as(process: subprocess.Popen[bytes], port: int) -> bool:
     """Whether ``process`` answers PING on ``port``: not loading its data any more, and
     not another Redis that holds the port (ours then fails to listen and exits)."""
-    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=0.2)
+    redis_client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=0.2)
     try:
-        return bool(client.ping()) and client.info("server")["process_id"] == process.pid
+        return (
+            bool(redis_client.ping()) and redis_client.info("server")["process_id"] == process.pid
+        )
     except redis.RedisError:  # refused, or LOADING its append-only file
         return False
     finally:
-        client.close()
+        redis_client.close()
 
 
 def start_service(

@@ -50,6 +50,10 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
         "listening for client changes: a subscription holds a redis-py connection of its "
         "own, which the request-path client has not",
     ),
+    "devtools/local_processes.py": (
+        frozenset({"ping", "info"}),
+        "waits until the redis-server it started answers, and is that process",
+    ),
     "bench/floor.py": (
         frozenset({"get"}),
         "the benchmark's floor: what one Redis GET costs with nothing of Tessera around it",
