@@ -185,3 +185,12 @@ async def logged_lines(http: aiohttp.ClientSession, url: str, name: str) -> list
         assert r.status == 200
     text = session_log(name).read_text()
     return [orjson.loads(line) for line in text.splitlines() if line[:1] == "{"]
+
+
+def security_events_of(lines: list[dict[str, Any]], family: str) -> list[str]:
+    """The security events (``tessera.security``) among ``lines`` about one grant family."""
+    return [
+        line["event"]
+        for line in lines
+        if line.get("logger") == "tessera.security" and line.get("family") == family
+    ]

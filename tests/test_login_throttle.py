@@ -35,14 +35,11 @@ from tests.command_line import tessera
 from tests.flows import code_request
 from tests.records import PASSWORD, Registered, make_client, make_scope, make_user, unique
 from tests.replies import Answer, csrf_token, fetch, page_message, post_form, query_of
+from tests.sign_in_limits import ADDRESS_LIMIT, PAIR_LIMIT, USERNAME_LIMIT, WINDOW, new_address
 from tests.stack import ARTIFACTS, Stack, production_settings, start_stack
 
-# The defaults (README "Sign-in limits") but for the pace, shortened so that a test can
+# The defaults (tests/sign_in_limits.py) but for the pace, shortened so that a test can
 # wait for it.
-PAIR_LIMIT = 5
-ADDRESS_LIMIT = 30
-USERNAME_LIMIT = 10
-WINDOW = 900
 PACE = 4
 KNOWN_LIFETIME = 30 * 24 * 3600
 DEVICE_COOKIE = "tessera_device"  # development mode (TESSERA_INSECURE_LOOPBACK=1)
@@ -73,11 +70,6 @@ def proxied(stack: Stack) -> Iterator[Stack]:
         )
     finally:
         group.stop()
-
-
-def new_address() -> str:
-    """An address no other attempt of the run comes from."""
-    return "10." + ".".join(str(secrets.randbelow(256)) for _ in range(3))
 
 
 SIGNED_IN, WRONG, LIMITED = "signed in", "wrong", "limited"

@@ -8,7 +8,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
@@ -17,24 +16,9 @@ from services.token.app import create_app as token_app
 from shared.web import metrics
 from shared.web.metrics import METRICS
 from tests.flows import exchange
+from tests.metrics_scrape import Scrape, samples, value
 from tests.records import make_setup
 from tests.stack import FORWARDED_HTTPS, Stack, unreachable_redis
-
-# The samples of a scrape, by name and labels.
-Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def samples(text: str) -> Scrape:
-    """Every sample of a scrape, by name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(scrape: Scrape, name: str, **labels: str) -> float:
-    return scrape.get((name, frozenset(labels.items())), 0.0)
 
 
 async def scrape_service(http: aiohttp.ClientSession, base: str) -> Scrape:

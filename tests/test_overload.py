@@ -18,8 +18,8 @@ from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings, SettingsError
+from tests.metrics_scrape import Scrape, samples, value
 from tests.stack import FORWARDED_HTTPS, CreateApp, Stack, line_fields, production_settings
-from tests.test_metrics import Scrape, samples, value
 
 # A test client of a service run in this process.
 Client = TestClient[web.Request, web.Application]

@@ -23,8 +23,8 @@ from shared.web.password_checks import PASSWORD_CHECKS, PasswordChecks, Place
 from tests.flows import code_request
 from tests.records import PASSWORD, make_client, make_scope, make_user, unique
 from tests.replies import csrf_token, fetch, page_message, query_of
+from tests.sign_in_limits import PAIR_LIMIT, USERNAME_LIMIT, new_address
 from tests.stack import FORWARDED_HTTPS, Stack, production_settings
-from tests.test_login_throttle import PAIR_LIMIT, USERNAME_LIMIT, new_address
 
 HASH = crypto.hash_password(PASSWORD)
 # An answer that needs no password check does not wait for one: well under this.

@@ -46,10 +46,10 @@ from tests.replies import (
     post_form,
     query_of,
 )
+from tests.sign_in_limits import PAIR_LIMIT
 from tests.stack import Stack
 
 FORM = "application/x-www-form-urlencoded"
-PAIR_LIMIT = 5  # the default TESSERA_LOGIN_PAIR_RATE: failures per username and address
 LIMITED_PAGE = "Too many sign-in attempts. Try again in "
 
 

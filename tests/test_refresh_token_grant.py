@@ -53,7 +53,7 @@ from tests.records import (
     unique,
 )
 from tests.replies import basic_auth_for, post_form
-from tests.stack import REFRESH_REUSE_GRACE, Stack, logged_lines
+from tests.stack import REFRESH_REUSE_GRACE, Stack, logged_lines, security_events_of
 from tests.waiting import until_changes_heard
 
 FORM = "application/x-www-form-urlencoded"
@@ -475,14 +475,6 @@ async def test_concurrent_refreshes_of_one_token_exactly_one_succeeds(
 
 
 # --- the end of a chain: the spent last token is not a stolen one -------------------------
-
-
-def security_events_of(lines: list[dict[str, Any]], family: str) -> list[str]:
-    return [
-        line["event"]
-        for line in lines
-        if line.get("logger") == "tessera.security" and line.get("family") == family
-    ]
 
 
 async def test_the_spent_last_token_an_authlib_client_keeps_is_refused_without_revoking(

@@ -18,8 +18,8 @@ from shared.web.logs import QUIET_ROUTES
 from shared.web.metrics import METRICS
 from shared.web.shutdown import DRAIN
 from tests.flows import new_request_id
+from tests.metrics_scrape import samples, value
 from tests.stack import FORWARDED_HTTPS, line_fields, unreachable_redis
-from tests.test_metrics import samples, value
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -29,8 +29,7 @@ from tests.flows import (
 )
 from tests.records import REDIRECT_URI, Registered, make_client, make_resource_server, make_setup
 from tests.replies import Reply, basic_auth, basic_auth_for, post_form, post_json, query_of
-from tests.stack import Stack, logged_lines, session_log
-from tests.test_refresh_token_grant import security_events_of
+from tests.stack import Stack, logged_lines, security_events_of, session_log
 
 FORM = "application/x-www-form-urlencoded"
 OTHER_URI = "https://app.example.com/other"
@@ -460,8 +459,8 @@ async def test_code_of_another_client_fails_and_is_burnt_for_its_own_client(
 
     assert_invalid_grant(stolen)
     # The attempt consumed the code (redemption comes before the client check), so the
-    # rightful client's later redemption counts as a replay: it fails and the family is
-    # revoked, so nothing can ever be issued from this code.
+    # rightful client's later redemption counts as a replay: it fails, and is logged as
+    # one. (That a replay revokes the family is tests/test_storage.py's to check.)
     rightful = await exchange(http, stack, s.client, code)
     assert_invalid_grant(rightful)
     lines = await logged_lines(http, stack.token, "token")
