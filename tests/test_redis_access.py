@@ -1,4 +1,4 @@
-"""The auto-pipelined Redis layer (shared/redis_access) against real redis-server
+"""The auto-pipelined Redis layer (shared/storage/redis_access) against real redis-server
 processes: replies reach their own callers, redis-py's reply shapes, deadlines,
 back-pressure, a dropped connection, a paused and a restarted server."""
 

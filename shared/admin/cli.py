@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_run(args.run, args))
     except DomainError as exc:
         return _refused(exc.message)
-    except ValueError as exc:  # a malformed REDIS_URL (shared.config.redis_urls)
+    except ValueError as exc:  # a malformed REDIS_URL or TESSERA_PASSWORD_HASH_* (SettingsError)
         return _refused(str(exc))
     except (RedisError, OSError) as exc:
         return _refused(f"cannot reach Redis at REDIS_URL: {exc}")
