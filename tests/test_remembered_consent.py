@@ -224,8 +224,12 @@ async def test_prompt_consent_shows_the_page_although_approved(
     assert_asks(await ask(http, stack, code_request(r.client, r.read, prompt="consent")))
     # Unknown prompt values are ignored (RFC 6749 §3.1), known ones still count.
     assert_asks(await ask(http, stack, code_request(r.client, r.read, prompt="x consent")))
-    params = code_request(r.client, r.read, prompt="select_account")
+    params = code_request(r.client, r.read, prompt="x")
     assert_answered_at_once(await ask(http, stack, params), params)
+    # OpenID Connect Core §3.1.2.1 select_account: one account per browser, so choosing
+    # one is signing in again.
+    answer = await ask(http, stack, code_request(r.client, r.read, prompt="select_account"))
+    assert answer.status == 303 and answer.location.startswith("/login?"), answer.location
 
 
 async def test_a_client_that_does_not_remember_always_asks(

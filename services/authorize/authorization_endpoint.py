@@ -6,6 +6,7 @@ once (prompt=none, or a remembered approval)."""
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -20,8 +21,8 @@ from services.authorize.authorization_request import (
 from services.authorize.authorization_response import error_redirect, issue
 from services.authorize.consent import answer_if_remembered, remembered
 from services.authorize.responses import see_other, with_interaction
-from shared.storage import consents
-from shared.storage.browser_sessions import Session
+from shared.storage import consents, subjects
+from shared.storage.browser_sessions import Session, SignedIn
 from shared.storage.clients import Client
 from shared.storage.pending_requests import AuthorizationRequest
 from shared.storage.redis_access.errors import is_unavailable
@@ -79,7 +80,7 @@ async def _authorize_valid_client(
 ) -> web.Response:
     """``authorize`` once the client and its redirect URI are known to be right."""
     redis, settings = request.app[REDIS], request.app[SETTINGS]
-    auth_request = await validate(redis, settings, client, redirect_uri, params, repeated)
+    auth_request = await validate(request.app[TESSERA], client, redirect_uri, params, repeated)
     if auth_request.implicit:
         check_can_sign_for(request.app[TESSERA], client)
     if request.method == "POST":
@@ -88,6 +89,9 @@ async def _authorize_valid_client(
         interaction_id = await interactions.create(redis, settings, auth_request, None)
         return see_other(with_interaction("/authorize/resume", interaction_id))
     session, is_new = await sessions.load_or_start(request)
+    signed_in = sessions.who_is_signed_in(session)
+    if signed_in is not None and await _must_sign_in_again(request, signed_in, auth_request):
+        _ask_to_sign_in(auth_request)
     interaction_id = await interactions.create(redis, settings, auth_request, session)
     return await _proceed(request, session, is_new, interaction_id, auth_request)
 
@@ -99,12 +103,38 @@ async def resume(request: web.Request) -> web.Response:
     session, is_new = await sessions.load_or_start(request)
     if not interaction_id or not await interactions.claim(redis, interaction_id, session):
         raise interactions.expired()
+    auth_request = await interactions.pending(redis, interaction_id, session)
     signed_in = sessions.who_is_signed_in(session)
     if signed_in is not None:
+        changed = None
+        if await _must_sign_in_again(request, signed_in, auth_request):
+            changed = _ask_to_sign_in(auth_request)
         # Stored unbound and brief, as anyone's; someone signed in has it now.
-        await interactions.keep(redis, request.app[SETTINGS], interaction_id, signed_in)
-    auth_request = await interactions.pending(redis, interaction_id, session)
+        await interactions.keep(redis, request.app[SETTINGS], interaction_id, signed_in, changed)
     return await _proceed(request, session, is_new, interaction_id, auth_request)
+
+
+async def _must_sign_in_again(
+    request: web.Request, signed_in: SignedIn, auth_request: AuthorizationRequest
+) -> bool:
+    """OpenID Connect Core §3.1.2.1: the person signs in again when their sign-in is older
+    than max_age (0: always), or when the id_token_hint names someone else."""
+    if auth_request.max_age is not None:
+        if time.time() - signed_in.auth_time >= auth_request.max_age:
+            return True
+    if auth_request.hint_sub is not None:
+        redis = request.app[REDIS]
+        client = await enabled_client(redis, auth_request.client_id)
+        return await subjects.subject_for(redis, client, signed_in.sub) != auth_request.hint_sub
+    return False
+
+
+def _ask_to_sign_in(auth_request: AuthorizationRequest) -> AuthorizationRequest:
+    """The request with prompt=login, unless it is prompt=none, which never shows a page
+    (``_answer_silently`` answers login_required then)."""
+    if not auth_request.silent and not auth_request.must_sign_in:
+        auth_request.prompt = [*auth_request.prompt, "login"]
+    return auth_request
 
 
 async def _proceed(
@@ -142,7 +172,7 @@ async def _answer_silently(
         raise interactions.expired()
     client = await enabled_client(redis, taken.client_id)
     signed_in = sessions.who_is_signed_in(session)
-    if signed_in is None:
+    if signed_in is None or await _must_sign_in_again(request, signed_in, taken):
         error, description = "login_required", "The resource owner is not signed in."
     elif await remembered(redis, client, signed_in, taken):
         await consents.touch(redis, signed_in.username, client.client_id)

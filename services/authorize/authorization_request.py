@@ -11,18 +11,24 @@ fingerprints (``shared.security.fingerprint``): either may be a credential sent 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from shared.config.settings import Settings
+from shared.domain import claims_request
 from shared.domain.oauth_errors import OAuthError
-from shared.security import fingerprint, pkce
+from shared.domain.openid import OPENID
+from shared.security import fingerprint, openid_tokens, pkce
 from shared.storage import clients, scopes
 from shared.storage.clients import Client
 from shared.storage.pending_requests import AuthorizationRequest
+from shared.storage.tessera import Tessera
 from shared.web.forms import logged_names
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
+
+log = logging.getLogger("tessera.authorize")
 
 # webMethods Integration Server answers these with invalid_request rather than
 # unsupported_response_type.
@@ -30,15 +36,18 @@ _GRANT_NAMES_AS_RESPONSE_TYPE = ("password", "client_credentials")
 # Each response type and the grant a client must be allowed for it.
 RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
 SUPPORTED_RESPONSE_TYPES = tuple(RESPONSE_TYPE_GRANTS)
-# OpenID Connect Core 1.0 §3.1.2.1 ``prompt`` values Tessera acts on; others (such as
-# select_account: there is one account per browser) are ignored, as RFC 6749 §3.1 says
-# of anything unrecognised.
+# OpenID Connect Core 1.0 §3.1.2.1 ``prompt`` values Tessera acts on; select_account is
+# treated as login (there is one account per browser: choosing another is signing in
+# again); others are ignored, as RFC 6749 §3.1 says of anything unrecognised.
 PROMPTS = ("none", "login", "consent")
+_PROMPT_AS = {"select_account": "login"}
 # The parameters whose text the client chooses freely and Tessera stores with the pending
 # request; each is bounded, so that no request can make Redis hold much (README, "Rate
 # limits and memory"). RFC 6749 Appendix A.5 makes state 1*VSCHAR (%x20-7E).
 MAX_FREE_TEXT = 1024
-FREE_TEXT_PARAMETERS = ("state", "nonce")
+FREE_TEXT_PARAMETERS = ("state", "nonce", "login_hint")
+# max_age (Core §3.1.2.1) beyond this is no limit at all: a century.
+MAX_AGE_LIMIT = 100 * 365 * 24 * 3600
 
 
 def _free_text_within_bounds(params: dict[str, str]) -> bool:
@@ -111,13 +120,13 @@ async def resolve_client(
 
 
 async def validate(
-    redis: RedisClient,
-    settings: Settings,
+    tessera: Tessera,
     client: Client,
     redirect_uri: str,
     params: dict[str, str],
     repeated: set[str],
 ) -> AuthorizationRequest:
+    redis, settings = tessera.redis, tessera.settings
     state = params.get("state")
     response_type = params.get("response_type")
 
@@ -163,10 +172,21 @@ async def validate(
     ) < len(requested):
         raise fail("invalid_scope", "The requested scope is invalid, unknown, or not allowed.")
 
-    prompt = [value for value in dict.fromkeys((params.get("prompt") or "").split()) if value]
+    if OPENID in requested and tessera.key_set is None:
+        log.error("an OpenID Connect request needs ID tokens; set TESSERA_SIGNING_KEYS")
+        raise fail("server_error", "OpenID Connect is not configured on this server.")
+
+    prompt = [_PROMPT_AS.get(value, value) for value in (params.get("prompt") or "").split()]
+    prompt = list(dict.fromkeys(prompt))
     if "none" in prompt and len(prompt) > 1:
         # OpenID Connect Core §3.1.2.1: none with any other value is an error.
         raise fail("invalid_request", "prompt=none cannot be combined with other values.")
+    max_age = _max_age(params.get("max_age"), fail)
+    try:
+        claims = claims_request.parse(params.get("claims"))
+    except claims_request.ClaimsRequestError as exc:
+        raise fail("invalid_request", f"{exc}.") from None
+    hint_sub = _id_token_hint_sub(tessera, client, params.get("id_token_hint"), fail)
 
     challenge = params.get("code_challenge")
     method = params.get("code_challenge_method")
@@ -198,4 +218,42 @@ async def validate(
         code_challenge_method=method if challenge is not None else None,
         response_type=response_type,
         prompt=[value for value in prompt if value in PROMPTS],
+        nonce=params.get("nonce"),
+        max_age=max_age,
+        login_hint=params.get("login_hint"),
+        claims=claims,
+        hint_sub=hint_sub,
     )
+
+
+Fail = Callable[[str, str], RedirectableError]
+
+
+def _max_age(value: str | None, fail: Fail) -> int | None:
+    """Core §3.1.2.1 max_age: whole seconds, 0 or more."""
+    if value is None:
+        return None
+    if not value.isdigit() or not value.isascii():
+        raise fail("invalid_request", "max_age must be a whole number of seconds.")
+    return min(int(value[:12]), MAX_AGE_LIMIT) if len(value) <= 12 else MAX_AGE_LIMIT
+
+
+def _id_token_hint_sub(
+    tessera: Tessera, client: Client, hint: str | None, fail: Fail
+) -> str | None:
+    """The sub of an id_token_hint (Core §3.1.2.1): an ID token Tessera issued to this
+    client, expired or not. Any other hint is refused: one issued to another client
+    would let that client's knowledge of a person steer this request."""
+    if hint is None:
+        return None
+    key_set = tessera.key_set
+    claims = (
+        openid_tokens.read_hint(key_set, hint, issuer=tessera.settings.issuer) if key_set else None
+    )
+    if claims is None:
+        raise fail("invalid_request", "The id_token_hint is not a valid ID token of this server.")
+    audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if client.client_id not in audience:
+        raise fail("invalid_request", "The id_token_hint was not issued to this client.")
+    sub = claims["sub"]
+    return sub if isinstance(sub, str) else None

@@ -13,7 +13,7 @@ from aiohttp import web
 from services.authorize.authorization_request import RedirectableError
 from services.authorize.responses import see_other
 from shared.config.settings import Settings
-from shared.domain.token_records import Grant
+from shared.domain.token_records import Authentication, Grant
 from shared.storage import codes, families, tokens
 from shared.storage.browser_sessions import SignedIn
 from shared.storage.clients import Client
@@ -75,11 +75,22 @@ async def issue(
             scope=approved,
             code_challenge=auth_request.code_challenge,
             code_challenge_method=auth_request.code_challenge_method,
+            authentication=_authentication(auth_request, signed_in),
+            nonce=auth_request.nonce if auth_request.openid else None,
         ),
     )
     return redirect_to_client(
         settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
     )
+
+
+def _authentication(
+    auth_request: AuthorizationRequest, signed_in: SignedIn
+) -> Authentication | None:
+    """What the ID tokens of an OpenID Connect request's grant say of the sign-in."""
+    if not auth_request.openid:
+        return None
+    return Authentication(signed_in.auth_time, signed_in.sid, auth_request.claims)
 
 
 async def _implicit_response(

@@ -85,7 +85,14 @@ async def login_page(request: web.Request) -> web.Response:
     client = await enabled_client(redis, auth_request.client_id)
     if sessions.who_is_signed_in(session) is not None and not auth_request.must_sign_in:
         return see_other(with_interaction("/consent", interaction_id))
-    return _render_login(request, client, session, interaction_id=interaction_id)
+    # OpenID Connect Core §3.1.2.1 login_hint: a name to prefill, nothing more.
+    return _render_login(
+        request,
+        client,
+        session,
+        interaction_id=interaction_id,
+        username=auth_request.login_hint or "",
+    )
 
 
 async def login_submit(request: web.Request) -> web.Response:

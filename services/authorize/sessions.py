@@ -19,6 +19,8 @@ The session types, and what Redis holds of them, are ``shared.storage.browser_se
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from shared.config.settings import Settings
@@ -102,6 +104,8 @@ async def sign_in(request: web.Request, current: Session, user: User) -> SignedI
         username=user.username,
         sub=user.sub,
         origin=origin,
+        auth_time=int(time.time()),
+        sid=crypto.random_token(16),
     )
     settings = request.app[SETTINGS]
     await browser_sessions.save(request.app[REDIS], session, lifetime(settings, session))

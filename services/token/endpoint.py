@@ -92,6 +92,8 @@ def token_response(issued: IssuedTokens) -> web.Response:
     body["scope"] = " ".join(issued.scope)
     if issued.refresh_token:
         body["refresh_token"] = issued.refresh_token
+    if issued.id_token:
+        body["id_token"] = issued.id_token
     return json_response(body)
 
 

@@ -86,10 +86,14 @@ class Settings:
     introspection_endpoint: str
     revocation_endpoint: str
     jwks_uri: str
+    # OpenID Connect Core §5.3, served by the token service.
+    userinfo_endpoint: str
     # Lifetimes in seconds; webMethods Integration Server's defaults.
     code_lifetime: int = 600
     access_token_lifetime: int = 3600
     refresh_token_lifetime: int = 30 * 24 * 3600
+    # OpenID Connect ID tokens: read once by the client at sign-in (Core §3.1.3.7).
+    id_token_lifetime: int = 3600
     interaction_lifetime: int = 600
     # How long a pending request nobody has signed in to lives: anyone can make one.
     anonymous_interaction_lifetime: int = 300
@@ -183,10 +187,12 @@ class Settings:
                 "TESSERA_REVOCATION_ENDPOINT", default=issuer + "/revoke"
             ),
             jwks_uri=reader.url("TESSERA_JWKS_URI", default=issuer + "/jwks.json"),
+            userinfo_endpoint=reader.url("TESSERA_USERINFO_ENDPOINT", default=issuer + "/userinfo"),
             # RFC 6749 §4.1.2 recommends at most 10 minutes; an hour is the hard limit.
             code_lifetime=reader.seconds("TESSERA_CODE_LIFETIME", 600, maximum=3600),
             access_token_lifetime=reader.seconds("TESSERA_ACCESS_TOKEN_LIFETIME", 3600),
             refresh_token_lifetime=reader.seconds("TESSERA_REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
+            id_token_lifetime=reader.seconds("TESSERA_ID_TOKEN_LIFETIME", 3600, maximum=24 * 3600),
             interaction_lifetime=reader.seconds("TESSERA_INTERACTION_LIFETIME", 600),
             anonymous_interaction_lifetime=reader.seconds(
                 "TESSERA_ANONYMOUS_INTERACTION_LIFETIME", 300
@@ -265,6 +271,7 @@ class Settings:
             ("TESSERA_INTROSPECTION_ENDPOINT", self.introspection_endpoint),
             ("TESSERA_REVOCATION_ENDPOINT", self.revocation_endpoint),
             ("TESSERA_JWKS_URI", self.jwks_uri),
+            ("TESSERA_USERINFO_ENDPOINT", self.userinfo_endpoint),
         ):
             parts = urlsplit(url)
             if parts.scheme == "https":

@@ -13,10 +13,32 @@ from typing import Any
 import orjson
 
 from shared.domain import records
+from shared.domain.claims_request import ClaimsRequest
 
 # An access token lifetime (and a record's ``exp``) of 0 means the token never expires,
 # as webMethods Integration Server allows.
 NEVER_EXPIRES = 0
+
+
+@dataclass(slots=True, frozen=True)
+class Authentication:
+    """How the person of an OpenID Connect grant signed in, for its ID tokens and its
+    UserInfo answers: the time (Core §2 auth_time), the session's public id (sid), and the
+    claims the request asked for by name (Core §5.5)."""
+
+    auth_time: int
+    sid: str
+    claims: ClaimsRequest | None = None
+
+    def encode(self) -> list[object]:
+        return [self.auth_time, self.sid, self.claims]
+
+    @classmethod
+    def decode(cls, found: object) -> Authentication | None:
+        if not isinstance(found, list) or len(found) < 3:
+            return None
+        auth_time, sid, claims = found[:3]
+        return cls(auth_time, sid, claims)
 
 
 @dataclass(slots=True, frozen=True)
@@ -29,6 +51,8 @@ class Grant:
     # The approving person; None when the client acts for itself (client credentials).
     username: str | None
     sub: str
+    # Set for a grant of an OpenID Connect authentication request (the openid scope).
+    authentication: Authentication | None = None
 
 
 @dataclass(slots=True)
@@ -42,14 +66,18 @@ class TokenRecord:
     exp: int  # NEVER_EXPIRES (0) for an access token that never expires
     # Refresh tokens: how many times the chain has been refreshed so far.
     refreshes: int = 0
+    authentication: Authentication | None = None
 
     @property
     def grant(self) -> Grant:
-        return Grant(self.family, self.client_id, self.scope, self.username, self.sub)
+        return Grant(
+            self.family, self.client_id, self.scope, self.username, self.sub, self.authentication
+        )
 
 
 def encode(record: TokenRecord) -> bytes:
-    """``[client_id, scope, iat, lifetime, username, sub, refreshes]``, with the scope
+    """``[client_id, scope, iat, lifetime, username, sub, refreshes, authentication]``,
+    with the scope
     space-delimited as on the wire, lifetime 0 for never, and the trailing fields left
     out where they say nothing: no username (the client acts for itself), a sub that is
     the client's own, no refreshes. The family is in the key. Redis holds one record per
@@ -63,6 +91,7 @@ def encode(record: TokenRecord) -> bytes:
         record.username,
         None if record.sub == record.client_id else record.sub,
         record.refreshes,
+        record.authentication.encode() if record.authentication else None,
     ]
     while fields[-1] in (None, 0) and len(fields) > 4:
         fields.pop()
@@ -81,9 +110,23 @@ def decode(raw: str | bytes, family: str) -> TokenRecord:
 def _from_fields(found: list[Any], family: str) -> TokenRecord:
     # The trailing fields encode left out take their defaults; fields a newer release
     # appended are ignored.
-    client_id, scope, iat, lifetime, username, sub, refreshes = [*found, None, None, 0][:7]
+    client_id, scope, iat, lifetime, username, sub, refreshes, authentication = [
+        *found,
+        None,
+        None,
+        0,
+        None,
+    ][:8]
     exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else iat + lifetime
     # Scope tokens hold no space (RFC 6749 §3.3).
     return TokenRecord(
-        family, client_id, scope.split(), username, sub or client_id, iat, exp, refreshes or 0
+        family,
+        client_id,
+        scope.split(),
+        username,
+        sub or client_id,
+        iat,
+        exp,
+        refreshes or 0,
+        Authentication.decode(authentication),
     )

@@ -45,6 +45,12 @@ class SignedIn(Session):
     sub: str
     # The digest of the anonymous id the ``browser`` value was derived from.
     origin: str | None = None
+    # When the person entered their password (OpenID Connect Core §2 auth_time), and the
+    # session's public id for ID and logout tokens (Back-Channel Logout 1.0 §2.1 sid):
+    # never the cookie's id, which only the browser may know. 0 and "" in a session
+    # stored by a release before OpenID Connect.
+    auth_time: int = 0
+    sid: str = ""
 
     @property
     def signed_in(self) -> bool:

@@ -34,6 +34,8 @@ REFRESH_GRANT = "refresh_token"
 # Grants that send the person's browser back to a redirect URI.
 REDIRECTING_GRANTS = ("authorization_code", "implicit")
 REQUIRE_PKCE_CHOICES = ("yes", "no", "global")
+# OpenID Connect Core §8: the subject identifier types a client may ask for.
+SUBJECT_TYPES = ("public", "pairwise")
 # access_token_lifetime: None = the global default; NEVER_EXPIRES (0, from
 # shared.domain.token_records) as in webMethods Integration Server.
 
@@ -65,6 +67,14 @@ class Client:
     # JWT (RFC 9068) or opaque access tokens; None = TESSERA_ACCESS_TOKEN_FORMAT decides.
     jwt_access_tokens: bool | None = None
     secret_hash: str | None = None
+    # OpenID Connect Core §8: "public" (the person's own sub for every client) or
+    # "pairwise" (a sub of its own per sector_identifier, a host name; §8.1).
+    subject_type: str = "public"
+    sector_identifier: str = ""
+    # RP-Initiated Logout 1.0 §3.1: where the browser may go after signing out; exact match.
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+    # Back-Channel Logout 1.0 §2.2: where logout tokens are posted; "" for none.
+    backchannel_logout_uri: str = ""
     enabled: bool = True
     created_at: int = field(default_factory=lambda: int(time.time()))
 
@@ -115,44 +125,44 @@ class Client:
 MAX_REDIRECT_URI = 2048
 
 
-def _check_redirect_uri(uri: str) -> None:
+def _check_redirect_uri(uri: str, label: str = "redirect URI") -> None:
     """A redirection endpoint as RFC 6749 §3.1.2 and RFC 8252 §7 allow one; Invalid
     naming what is wrong. Every registration passes here (``create``)."""
     if len(uri) > MAX_REDIRECT_URI:
-        raise Invalid(f"redirect URI is longer than {MAX_REDIRECT_URI} characters")
+        raise Invalid(f"{label} is longer than {MAX_REDIRECT_URI} characters")
     if any(ch.isspace() or not ch.isprintable() for ch in uri):
-        raise Invalid(f"redirect URI {uri!r} must not contain spaces or control characters")
+        raise Invalid(f"{label} {uri!r} must not contain spaces or control characters")
     # RFC 6749 §3.1.2: an absolute URI (RFC 3986 §4.3), which has a scheme; every
     # character allowed where it stands, "%" only in escapes, nothing beyond ASCII.
     # (The validator's pattern ends in "$", which matches before a final newline too:
     # the check above has refused every newline already.)
     if validate_rfc3986(uri, rule="URI") is None:
-        raise Invalid(f"redirect URI {uri!r} is not a valid absolute URI (RFC 3986 §4.3)")
+        raise Invalid(f"{label} {uri!r} is not a valid absolute URI (RFC 3986 §4.3)")
     if "#" in uri:
-        raise Invalid(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+        raise Invalid(f"{label} {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
     parts = urlsplit(uri)
     try:
         parts.port  # noqa: B018 - raises for a port beyond 65535
     except ValueError:
-        raise Invalid(f"redirect URI {uri!r} has an invalid port") from None
+        raise Invalid(f"{label} {uri!r} has an invalid port") from None
     if parts.username is not None or parts.password is not None:
         # RFC 3986 §3.2.1 deprecates credentials in a URI, and one such as
         # https://app.example.com@evil.example/ misleads whoever reads it.
-        raise Invalid(f"redirect URI {uri!r} must not carry a user name or password")
+        raise Invalid(f"{label} {uri!r} must not carry a user name or password")
     scheme = parts.scheme.lower()
     if scheme in ("https", "http"):
         if not parts.hostname:
-            raise Invalid(f"redirect URI {uri!r} must name a host")
+            raise Invalid(f"{label} {uri!r} must name a host")
         # RFC 6749 §3.1.2.1 and RFC 9700 §4.1: TLS for codes in transit; plain http only
         # back to the same machine (RFC 8252 §7.3).
         if scheme == "http" and not is_loopback_host(parts.hostname):
-            raise Invalid(f"redirect URI {uri!r} must use https (http only on loopback)")
+            raise Invalid(f"{label} {uri!r} must use https (http only on loopback)")
     elif "." not in scheme:
         # RFC 8252 §7.1: a native app's private-use scheme is a domain name it controls,
         # reversed (com.example.app). That also leaves out javascript:, data:, file: and
         # every other scheme a browser or the system itself acts on.
         raise Invalid(
-            f"redirect URI {uri!r}: a scheme other than https (or http on loopback) must be "
+            f"{label} {uri!r}: a scheme other than https (or http on loopback) must be "
             "a private-use scheme named by a reversed domain, such as com.example.app "
             "(RFC 8252 §7.1)"
         )
@@ -176,6 +186,49 @@ def _check_logo_uri(uri: str) -> None:
         raise Invalid(f"logo URI {uri!r} must be an absolute https URL")
     if parts.username is not None or parts.password is not None:
         raise Invalid(f"logo URI {uri!r} must not carry credentials")
+
+
+def _check_backchannel_logout_uri(uri: str) -> None:
+    """Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment, where Tessera
+    itself will send requests: https, or http to the same machine (development)."""
+    if len(uri) > MAX_REDIRECT_URI:
+        raise Invalid(f"back-channel logout URI is longer than {MAX_REDIRECT_URI} characters")
+    if any(ch.isspace() or not ch.isprintable() for ch in uri):
+        raise Invalid("back-channel logout URI must not contain spaces or control characters")
+    if validate_rfc3986(uri, rule="URI") is None or "#" in uri:
+        raise Invalid(f"back-channel logout URI {uri!r} must be an absolute URI, no fragment")
+    parts = urlsplit(uri)
+    if parts.username is not None or parts.password is not None:
+        raise Invalid(f"back-channel logout URI {uri!r} must not carry credentials")
+    scheme = parts.scheme.lower()
+    if not parts.hostname or not (
+        scheme == "https" or (scheme == "http" and is_loopback_host(parts.hostname))
+    ):
+        raise Invalid(f"back-channel logout URI {uri!r} must use https (http only on loopback)")
+
+
+def _sector_identifier(subject_type: str, sector_identifier: str, redirect_uris: list[str]) -> str:
+    """The sector a pairwise client's subs are computed for (OpenID Connect Core §8.1): the
+    host given, else the one host of its redirect URIs; "" for a public subject type."""
+    if subject_type not in SUBJECT_TYPES:
+        raise Invalid(f"subject type must be one of {', '.join(SUBJECT_TYPES)}")
+    if subject_type == "public":
+        if sector_identifier:
+            raise Invalid("a sector identifier is only for the pairwise subject type")
+        return ""
+    if sector_identifier:
+        if validate_rfc3986(f"https://{sector_identifier}/", rule="URI") is None or any(
+            ch in sector_identifier for ch in "/:@?#"
+        ):
+            raise Invalid(f"sector identifier {sector_identifier!r} must be a host name")
+        return sector_identifier.lower()
+    hosts = {urlsplit(uri).hostname or urlsplit(uri).scheme for uri in redirect_uris}
+    if len(hosts) != 1:
+        # §8.1: with several hosts, the client names its sector.
+        raise Invalid(
+            "a pairwise client whose redirect URIs are not on one host needs a sector identifier"
+        )
+    return hosts.pop().lower()
 
 
 def _check_remember_consent(client_type: str, redirect_uris: list[str], grants: list[str]) -> None:
@@ -215,6 +268,10 @@ async def create(
     default_scopes: list[str] | None = None,
     access_token_lifetime: int | None = None,
     jwt_access_tokens: bool | None = None,
+    subject_type: str = "public",
+    sector_identifier: str = "",
+    post_logout_redirect_uris: list[str] | None = None,
+    backchannel_logout_uri: str = "",
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it with its secret (None for public clients).
 
@@ -239,6 +296,11 @@ async def create(
         _check_redirect_uri(uri)
     if logo_uri:
         _check_logo_uri(logo_uri)
+    sector = _sector_identifier(subject_type, sector_identifier, redirect_uris)
+    for uri in post_logout_redirect_uris or []:
+        _check_redirect_uri(uri, "post-logout redirect URI")
+    if backchannel_logout_uri:
+        _check_backchannel_logout_uri(backchannel_logout_uri)
     if remember_consent:
         _check_remember_consent(client_type, redirect_uris, grants)
     if refresh_count < 0:
@@ -285,6 +347,10 @@ async def create(
         access_token_lifetime=access_token_lifetime,
         jwt_access_tokens=jwt_access_tokens,
         secret_hash=crypto.digest(secret) if secret else None,
+        subject_type=subject_type,
+        sector_identifier=sector,
+        post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris or [])),
+        backchannel_logout_uri=backchannel_logout_uri,
     )
     await save(redis, client)
     await redis.sadd(keys.CLIENT_INDEX, client.client_id)

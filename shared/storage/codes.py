@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from shared.domain import records
-from shared.domain.token_records import Grant
+from shared.domain.token_records import Authentication, Grant
 from shared.security import crypto
 from shared.storage import families, keys, scripts
 from shared.storage.tessera import Tessera
@@ -32,6 +32,10 @@ class CodeRecord:
     scope: list[str]
     code_challenge: str | None
     code_challenge_method: str | None
+    # An OpenID Connect authentication request's (Core §3.1.2.1): how the person signed
+    # in, and the nonce to echo in the ID token (§3.1.3.6). None otherwise.
+    authentication: Authentication | None = None
+    nonce: str | None = None
 
 
 class Redemption(Enum):
@@ -72,4 +76,8 @@ async def redeem(redis: RedisClient, code: str) -> tuple[Redemption, CodeRecord]
     if not result:
         return None
     status, raw = result
-    return Redemption(status), records.from_json(CodeRecord, raw)
+    code_record = records.from_json(CodeRecord, raw)
+    found = code_record.authentication
+    if isinstance(found, dict):  # orjson stores the nested dataclass as an object
+        code_record.authentication = records.from_dict(Authentication, found)
+    return Redemption(status), code_record

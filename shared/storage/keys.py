@@ -23,6 +23,9 @@ USER_INDEX = f"{PREFIX}:users"
 CLIENT_CHANGES = f"{PREFIX}:client-changes"
 # The key of the log fingerprints (shared.security.fingerprint): random, made once, never expires.
 LOG_FINGERPRINT_KEY = f"{PREFIX}:log-fingerprint-key"
+# The salt of pairwise subject identifiers (shared.storage.subjects): random, made once,
+# never expires; losing it would change every pairwise sub (OpenID Connect Core §8.1).
+PAIRWISE_SALT = f"{PREFIX}:pairwise-salt"
 
 
 def _named(name: str) -> str:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, TypeVar
 import orjson
 from redis.exceptions import ResponseError
 
+from shared.domain.claims_request import ClaimsRequest
+from shared.domain.openid import OPENID
 from shared.security import crypto
 from shared.storage import keys, scripts
 
@@ -46,6 +48,19 @@ class AuthorizationRequest:
     # The prompt values among ``authorization_request.PROMPTS``; "login" is dropped once
     # the person has signed in again for this request.
     prompt: list[str] = field(default_factory=list)
+    # OpenID Connect Core §3.1.2.1: echoed in the ID token; the maximum age in seconds of
+    # the sign-in; the username to prefill; the claims parameter (§5.5) as
+    # ``shared.domain.claims_request`` parsed it; the sub of a valid id_token_hint.
+    nonce: str | None = None
+    max_age: int | None = None
+    login_hint: str | None = None
+    claims: ClaimsRequest | None = None
+    hint_sub: str | None = None
+
+    @property
+    def openid(self) -> bool:
+        """An OpenID Connect authentication request (Core §3.1.2.1): the openid scope."""
+        return OPENID in self.scope
 
     @property
     def implicit(self) -> bool:
@@ -72,6 +87,9 @@ class AuthorizationRequest:
 # dots, which no digest contains.
 _BINDING_LENGTH = 22
 UNBOUND = "." * _BINDING_LENGTH
+# The fields of a request stored by a release before OpenID Connect; a request without
+# any of OpenID Connect's is stored as one of those, so such a release reads it.
+_BEFORE_OPENID = 9
 T = TypeVar("T")
 
 
@@ -95,16 +113,26 @@ def _encode(request: AuthorizationRequest) -> str:
         request.code_challenge_method,
         request.response_type,
         request.prompt,
+        # OpenID Connect's, appended (a release before them reads the first nine).
+        request.nonce,
+        request.max_age,
+        request.login_hint,
+        request.claims,
+        request.hint_sub,
     ]
+    while fields[-1] is None and len(fields) > _BEFORE_OPENID:
+        fields.pop()
     # JSON from orjson holds no raw newline, and a state holds visible ASCII only.
     return f"{orjson.dumps(fields).decode()}\n{request.state or ''}"
 
 
 def _decode(stored: str) -> AuthorizationRequest:
     array, _, state = stored.partition("\n")
+    fields = orjson.loads(array)
     client_id, redirect_uri, given, scope, has_state, challenge, method, response_type, prompt = (
-        orjson.loads(array)[:9]
+        fields[:_BEFORE_OPENID]
     )
+    nonce, max_age, login_hint, claims, hint_sub = [*fields[_BEFORE_OPENID:], *[None] * 5][:5]
     return AuthorizationRequest(
         client_id=client_id,
         redirect_uri_param=redirect_uri if given else None,
@@ -115,6 +143,11 @@ def _decode(stored: str) -> AuthorizationRequest:
         code_challenge_method=method,
         response_type=response_type,
         prompt=prompt,
+        nonce=nonce,
+        max_age=max_age,
+        login_hint=login_hint,
+        claims=claims,
+        hint_sub=hint_sub,
     )
 
 

@@ -20,6 +20,7 @@ from tessera_resource_server.scope_resources import parse_resource
 
 from shared.domain import records
 from shared.domain.domain_errors import Conflict, Invalid, NotFound
+from shared.domain.openid import STANDARD_SCOPES
 from shared.storage import keys
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ class Scope:
     # "METHOD /path/template" strings, each valid for parse_resource.
     resources: list[str] = field(default_factory=list)
 
+    @property
+    def built_in(self) -> bool:
+        return self.name in BUILT_IN
+
     def view(self) -> dict[str, Any]:
         """The stored and shown form. ``resources`` only when there are some, so a scope
         without them keeps the record older releases read (those before
@@ -44,6 +49,13 @@ class Scope:
         if self.resources:
             shown["resources"] = list(self.resources)
         return shown
+
+
+# OpenID Connect's scopes, defined by Tessera itself (``shared.domain.openid``): never
+# stored, never added or deleted.
+BUILT_IN: dict[str, Scope] = {
+    name: Scope(name=name, description=description) for name, description in STANDARD_SCOPES.items()
+}
 
 
 def is_scope_token(name: str) -> bool:
@@ -84,6 +96,8 @@ async def add(
         parsed = [str(parse_resource(value)) for value in resources or []]
     except ValueError as exc:  # parse_resource is the resource servers' too: plain ValueError
         raise Invalid(str(exc)) from None
+    if name in BUILT_IN:
+        raise Conflict(f"scope {name!r} is built in (OpenID Connect Core §5.4)")
     scope = Scope(name=name, description=description, resources=list(dict.fromkeys(parsed)))
     if not await redis.set(keys.scope(name), orjson.dumps(scope.view()), nx=True):
         raise Conflict(f"scope {name!r} already exists")
@@ -96,21 +110,25 @@ async def get(redis: RedisClient, name: str) -> Scope | None:
 
 
 async def get_many(redis: RedisClient, names: list[str]) -> dict[str, Scope]:
-    """The defined scopes among ``names`` (undefined ones are simply absent)."""
-    if not names:
-        return {}
+    """The defined scopes among ``names`` (undefined ones are simply absent); the built-in
+    ones cost no command."""
+    found = {name: BUILT_IN[name] for name in names if name in BUILT_IN}
+    stored = [name for name in names if name not in BUILT_IN]
+    if not stored:
+        return found
     async with redis.pipeline(transaction=False) as pipe:
-        for name in names:
+        for name in stored:
             pipe.get(keys.scope(name))
         raws = await pipe.execute()
-    return {
-        name: records.from_json(Scope, raw) for name, raw in zip(names, raws, strict=True) if raw
-    }
+    found.update(
+        (name, records.from_json(Scope, raw)) for name, raw in zip(stored, raws, strict=True) if raw
+    )
+    return {name: found[name] for name in names if name in found}
 
 
 async def names(redis: RedisClient) -> list[str]:
-    """The defined scopes' names, sorted."""
-    return sorted(await redis.smembers(keys.SCOPE_INDEX))
+    """The defined scopes' names, built-in ones included, sorted."""
+    return sorted({*BUILT_IN, *await redis.smembers(keys.SCOPE_INDEX)})
 
 
 async def list_all(redis: RedisClient) -> list[Scope]:
@@ -121,6 +139,8 @@ async def list_all(redis: RedisClient) -> list[Scope]:
 
 async def delete(redis: RedisClient, name: str) -> None:
     """Remove a definition. Callers check first that no client is registered for it."""
+    if name in BUILT_IN:
+        raise Conflict(f"scope {name!r} is built in and cannot be deleted")
     if not await redis.delete(keys.scope(name)):
         raise NotFound("scope", name)
     await redis.srem(keys.SCOPE_INDEX, name)

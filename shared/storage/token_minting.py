@@ -36,6 +36,8 @@ class IssuedTokens:
     expires_in: int | None  # None: never expires
     scope: list[str]
     refresh_token: str | None
+    # OpenID Connect Core §3.1.3.3: for a grant of an authentication request.
+    id_token: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -83,7 +85,16 @@ def mint(
     lifetime = client.token_lifetime(settings)
     exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else now + lifetime
     access_token_id = families.new_value(grant.family, TOKEN_BYTES)
-    record = TokenRecord(grant.family, grant.client_id, scope, grant.username, grant.sub, now, exp)
+    record = TokenRecord(
+        grant.family,
+        grant.client_id,
+        scope,
+        grant.username,
+        grant.sub,
+        now,
+        exp,
+        authentication=grant.authentication,
+    )
     as_jwt = client.wants_jwt(settings)
     value = _signed(tessera, client, record, access_token_id) if as_jwt else access_token_id
     refresh_token = None
@@ -97,6 +108,7 @@ def mint(
             now,
             now + settings.refresh_token_lifetime,
             refreshes,
+            grant.authentication,
         )
         refresh_token = MintedToken(
             families.new_value(grant.family, TOKEN_BYTES),

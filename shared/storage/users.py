@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,6 +25,10 @@ class User:
     sub: str
     password_hash: str
     created_at: int
+    # OpenID Connect Core §5.1 standard claims (name, email, ...), as
+    # ``shared.domain.user_claims`` checks them; updated_at is kept beside them.
+    claims: dict[str, Any] = field(default_factory=dict)
+    updated_at: int = 0
 
 
 async def add(

@@ -16,6 +16,10 @@ lookup in memory (Tessera's key set): ``read_header`` checks all that needs no k
 ``verify_with`` the signature and the claims with the key found; ``verify`` does both
 with keys held in memory.
 
+Other kinds of JWT that Tessera signs with the same keys (ID tokens, whose ``typ`` is
+``JWT``) are checked by the same code with another ``JwtKind``: explicit typing
+(RFC 8725 §3.11) keeps one kind from passing for another.
+
 A refusal is ``JwtRefused``, whose reason names the check for the log, never the token.
 A header value the sender chose (a kid, an alg or typ that is no word of the protocol)
 appears in it only as ``shown`` renders it: Tessera logs a fingerprint of it.
@@ -44,6 +48,21 @@ MIN_RSA_BITS = 2048  # RFC 7518 §3.3: "A key of size 2048 bits or larger MUST b
 ACCEPTED_TYPS = frozenset({"at+jwt", "application/at+jwt"})
 # What a token must carry to be accepted: the REQUIRED claims of RFC 9068 §2.2.
 VERIFY_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
+
+
+@dataclass(frozen=True, slots=True)
+class JwtKind:
+    """What sets one kind of JWT apart: its ``typ`` values (lower case), the claims it
+    must carry, and whether it is refused once expired."""
+
+    name: str
+    typs: frozenset[str]
+    required: tuple[str, ...]
+    verify_exp: bool = True
+
+
+ACCESS_TOKEN = JwtKind("at+jwt (RFC 9068 §4)", ACCEPTED_TYPS, VERIFY_CLAIMS)
+
 # Far above any token Tessera issues (an RS256 signature of 4096 bits is 683 characters),
 # and small enough that nothing is decoded from a huge input.
 MAX_TOKEN_LENGTH = 8192
@@ -113,7 +132,9 @@ def looks_like_jwt(token: str) -> bool:
     return _COMPACT_JWS.fullmatch(token) is not None
 
 
-def read_header(token: str, *, shown: Shown = as_sent) -> JwtHeader:
+def read_header(
+    token: str, *, shown: Shown = as_sent, kind: JwtKind = ACCESS_TOKEN
+) -> JwtHeader:
     """The token's ``alg`` and ``kid`` when its shape, algorithm and type are acceptable,
     checked before any key is looked up, so that a forgery costs no key fetch."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
@@ -128,9 +149,9 @@ def read_header(token: str, *, shown: Shown = as_sent) -> JwtHeader:
     alg, typ, kid = header.get("alg"), header.get("typ"), header.get("kid")
     if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
         raise JwtRefused(f"alg {_named(alg, KNOWN_ALGS, shown)} is not allowed (RFC 8725 §3.1)")
-    if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPS:
+    if not isinstance(typ, str) or typ.lower() not in kind.typs:
         named = _named(typ.lower() if isinstance(typ, str) else typ, KNOWN_TYPS, shown)
-        raise JwtRefused(f"typ {named} is not at+jwt (RFC 9068 §4)")
+        raise JwtRefused(f"typ {named} is not {kind.name}")
     if not isinstance(kid, str) or not kid:
         raise JwtRefused("no kid")
     return JwtHeader(alg=alg, kid=kid)
@@ -145,6 +166,7 @@ def verify_with(
     audience: str | None,
     leeway: float,
     shown: Shown = as_sent,
+    kind: JwtKind = ACCESS_TOKEN,
 ) -> dict[str, Any]:
     """The claims of the token that ``read_header`` accepted, checked with ``key``, the
     verifier's key named by its kid (None: no such key)."""
@@ -162,7 +184,11 @@ def verify_with(
             issuer=issuer,
             audience=audience,
             leeway=leeway,
-            options={"require": list(VERIFY_CLAIMS), "verify_aud": audience is not None},
+            options={
+                "require": list(kind.required),
+                "verify_aud": audience is not None,
+                "verify_exp": kind.verify_exp,
+            },
         )
     except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
         # Whatever a bad token makes pyjwt raise is a refusal, never a server error. Its
@@ -179,11 +205,13 @@ def verify(
     audience: str | None = None,
     leeway: float = 0,
     shown: Shown = as_sent,
+    kind: JwtKind = ACCESS_TOKEN,
 ) -> dict[str, Any]:
-    """The claims of a valid access token signed by one of ``keys`` (by kid) and issued
-    by ``issuer``, else JwtRefused. ``audience``, when given, must be among its ``aud``."""
+    """The claims of a valid token of ``kind`` (an access token unless told) signed by
+    one of ``keys`` (by kid) and issued by ``issuer``, else JwtRefused. ``audience``,
+    when given, must be among its ``aud``."""
     try:
-        header = read_header(token, shown=shown)
+        header = read_header(token, shown=shown, kind=kind)
     except JwtRefused as refused:
         if refused.malformed:
             raise
@@ -198,6 +226,7 @@ def verify(
         audience=audience,
         leeway=leeway,
         shown=shown,
+        kind=kind,
     )
 
 

@@ -45,8 +45,10 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     elif verifier is not None:
         # RFC 9700 §4.8.2: a verifier without a challenge points at a PKCE downgrade.
         raise invalid_grant("code_verifier sent for a code issued without a challenge")
-    grant = Grant(record.family, client_id, record.scope, record.username, record.sub)
+    grant = Grant(
+        record.family, client_id, record.scope, record.username, record.sub, record.authentication
+    )
     issued = await request.issue(grant, refreshable=True)
     if issued is None:
         raise invalid_grant("grant family revoked while the code was redeemed")
-    return issued
+    return await request.with_id_token(issued, grant, nonce=record.nonce)

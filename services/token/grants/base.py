@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ from aiohttp import web
 
 from shared.domain.oauth_errors import invalid_scope
 from shared.domain.token_records import Grant
-from shared.storage import tokens
+from shared.storage import id_tokens, tokens
 from shared.storage.clients import Client
 from shared.storage.tessera import Tessera
 from shared.storage.token_minting import IssuedTokens
@@ -32,6 +33,15 @@ class TokenRequest:
         """Tokens for ``grant`` to this request's client; None when its family was revoked
         meanwhile (see tokens.issue)."""
         return await tokens.issue(self.tessera, self.client, grant, refreshable=refreshable)
+
+    async def with_id_token(
+        self, issued: IssuedTokens, grant: Grant, *, nonce: str | None = None
+    ) -> IssuedTokens:
+        """``issued`` with the ID token of an OpenID Connect grant (Core §3.1.3.3, §12.2)."""
+        id_token = await id_tokens.id_token_for(
+            self.tessera, self.client, grant, access_token=issued.access_token, nonce=nonce
+        )
+        return issued if id_token is None else dataclasses.replace(issued, id_token=id_token)
 
     def scope_or_default(self) -> list[str]:
         """RFC 6749 §3.3: without a scope parameter the client's default scopes apply, and

@@ -52,7 +52,8 @@ async def handle(request: TokenRequest) -> IssuedTokens:
             raise invalid_scope("the client is no longer allowed part of the grant's scope")
     outcome, issued = await tokens.rotate(request.tessera, client, presented, record, scope)
     if issued is not None:
-        return issued
+        assert record is not None  # only a live token is rotated
+        return await request.with_id_token(issued, record.grant)
     family = families.family_of(presented)
     if outcome is Rotation.REUSED:
         # RFC 9700 §4.14.2: one of the two holders is an attacker; the family is revoked.
