@@ -37,6 +37,9 @@ from tests.stack import (
     start_stack,
 )
 
+# The browser's fixtures (headless Chromium), for the modules that drive the pages.
+pytest_plugins = ["tests.browsing"]
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:

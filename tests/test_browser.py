@@ -8,20 +8,15 @@ registered (RFC 6749 §10.14, no script runs), no page can be framed (RFC 6749
 while one on an origin no client registered is blocked. The test also saves screenshots
 of every page at desktop and phone size into ``test-artifacts/screenshots/``.
 
-One browser serves the whole module, so the module's tests and async fixtures share one
-event loop (pytest-asyncio ``loop_scope="module"``); each test gets a fresh browser
-context, so no cookie leaks from one test to the next.
+The browser, its fixtures and the steps every flow takes are ``tests/browsing.py``'s.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -29,12 +24,8 @@ import pytest_asyncio
 from aiohttp import web
 from playwright.async_api import (
     Browser,
-    Dialog,
     Page,
-    Playwright,
     Route,
-    ViewportSize,
-    async_playwright,
     expect,
 )
 from redis.asyncio import Redis
@@ -44,11 +35,22 @@ from services.authorize.connected_apps import REVOKED
 from services.authorize.login import LOGIN_FAILED
 from shared.storage import scopes
 from tests.assertions import assert_access_denied
+from tests.browsing import (
+    DESKTOP,
+    PHONE,
+    Tab,
+    approve_and_land,
+    authorize_url,
+    back_at_client,
+    client_unreachable,
+    open_login_page,
+    open_tab,
+    sign_in,
+)
 from tests.command_line import tessera
 from tests.flows import code_request, exchange, is_active, new_verifier, s256
 from tests.records import (
     PASSWORD,
-    REDIRECT_URI,
     Registered,
     make_client,
     make_resource_server,
@@ -59,35 +61,13 @@ from tests.records import (
 )
 from tests.replies import query_of
 from tests.secrets_ledger import remember_secrets
-from tests.stack import Stack, connect_single_server
+from tests.stack import Stack
 from tests.waiting import until_origin
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
-# The machine has no network: without these flags Chromium keeps trying to reach Google's
-# services (updates, sync, field trials) and floods the log with refused connections.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Nothing but this machine's loopback resolves, so no lookup ever leaves it: the
-    # client's https://app.example.com fails at once, inside the browser.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-]
-
-DESKTOP = ViewportSize(width=1280, height=800)
-PHONE = ViewportSize(width=390, height=844)
-
-# Playwright's auto-waiting timeouts, in milliseconds: generous for a loaded CI machine,
-# short enough that a broken page fails in seconds rather than minutes.
-TIMEOUT_MS = 10_000
-expect.set_options(timeout=TIMEOUT_MS)
 
 XSS_IMG = '<img src=x onerror="window.__xss=1">'
 XSS_SCRIPT = "<script>window.__xss=1</script>"
@@ -95,8 +75,6 @@ XSS_SCRIPT = "<script>window.__xss=1</script>"
 # A client's logo (its logo_uri), served to the browser by a route: nothing leaves the
 # machine. An SVG in an img element runs no script, whatever it holds.
 LOGO_URI = "https://cdn.example.com/calendar-sync/logo.svg"
-# Chromium's page for a navigation that failed (the client app is not on this machine).
-CHROME_ERROR_PAGE = re.compile(r"^chrome-error://")
 LOGO_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96">'
     '<rect width="96" height="96" rx="18" fill="#2457d6"/>'
@@ -106,146 +84,15 @@ LOGO_SVG = (
 )
 
 
-# --- fixtures -----------------------------------------------------------------------------
+# This module's tests run on the browser's loop (tests/browsing.py).
+@pytest.fixture
+def redis(browser_redis: Redis) -> Redis:
+    return browser_redis
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as p:
-        yield p
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "Chromium is not installed (no `chromium` on PATH). `make test` installs it "
-            "from Debian's packages (`make chromium`, i.e. `apt-get install -y chromium`).",
-            pytrace=False,
-        )
-    browser = await playwright.chromium.launch(
-        executable_path=executable, headless=True, args=CHROMIUM_ARGS
-    )
-    yield browser
-    await browser.close()
-
-
-# The conftest's `redis` and `http` fixtures live on a per-test event loop; these tests run
-# on the module's loop (the browser's), and a Redis or aiohttp connection cannot cross loops.
-@pytest_asyncio.fixture(loop_scope="module")
-async def redis(stack: Stack) -> AsyncIterator[Redis]:
-    client = connect_single_server(stack.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-class Tab:
-    """One browser tab in a context of its own, with what it saw recorded."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.dialogs: list[str] = []
-
-
-@asynccontextmanager
-async def open_tab(
-    browser: Browser, viewport: ViewportSize = DESKTOP, *, phone: bool = False
-) -> AsyncIterator[Tab]:
-    context = await browser.new_context(
-        viewport=viewport,
-        is_mobile=phone,
-        has_touch=phone,
-        device_scale_factor=1,
-    )
-    try:
-        context.set_default_timeout(TIMEOUT_MS)
-        page = await context.new_page()
-        tab = Tab(page)
-
-        async def on_dialog(dialog: Dialog) -> None:
-            tab.dialogs.append(f"{dialog.type}: {dialog.message}")
-            await dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-        yield tab
-    finally:
-        await context.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def tab(browser: Browser) -> AsyncIterator[Tab]:
-    async with open_tab(browser) as t:
-        yield t
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def authorize_url(stack: Stack, params: dict[str, str]) -> str:
-    return f"{stack.authorize}/authorize?{urlencode(params)}"
-
-
-async def back_at_client(
-    page: Page, stack: Stack, submit: Callable[[], Awaitable[None]]
-) -> dict[str, str]:
-    """Submit the approval page with ``submit`` and follow the browser back to the client;
-    returns the query of the client's redirect URI as the browser requested it.
-
-    The client app is not on this machine, so the browser's request for its redirect URI
-    fails (name not resolved) and that is fine: the URL is what the client would receive.
-    Why not ``page.route`` that URL and fulfil it? Playwright never routes the hops of a
-    redirect in Chromium (it continues every request that has ``redirectedFrom``), so
-    such a route is not called for the 303 from /consent.
-    """
-    async with page.expect_request(lambda r: r.url.startswith(REDIRECT_URI + "?")) as info:
-        await submit()
-    request = await info.value
-    assert request.is_navigation_request()
-    assert request.frame == page.main_frame
-    assert request.method == "GET"
-    # The browser got there by following the approval form's 303 (RFC 9700 §4.12).
-    hop = request.redirected_from
-    assert hop is not None
-    assert (hop.method, hop.url) == ("POST", f"{stack.authorize}/consent")
-    answer = await hop.response()
-    assert answer is not None
-    assert answer.status == 303
-    assert await answer.header_value("location") == request.url
-    return query_of(request.url)
-
-
-async def approve_and_land(page: Page, stack: Stack) -> dict[str, str]:
-    """Approve, and wait until the browser has given up on the unreachable client (its
-    error page is committed), so the next navigation is not cut short by that one."""
-    back = await back_at_client(page, stack, page.get_by_role("button", name="Approve").click)
-    await client_unreachable(page)
-    return back
-
-
-async def client_unreachable(page: Page) -> None:
-    """Wait until the browser shows its error page for the unreachable client. Polled:
-    ``wait_for_url`` fails with the navigation's own error (name not resolved) when it
-    starts waiting before Chromium has committed its error page."""
-    await expect(page).to_have_url(CHROME_ERROR_PAGE)
-
-
-async def open_login_page(page: Page, stack: Stack, params: dict[str, str]) -> None:
-    await page.goto(authorize_url(stack, params))
-    await page.wait_for_url(f"{stack.authorize}/login?interaction=*")
-    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-
-
-async def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+@pytest.fixture
+def http(browser_http: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    return browser_http
 
 
 async def serve_logo(page: Page) -> None:

@@ -10,7 +10,12 @@ import jinja2
 from aiohttp import web
 
 from services.authorize import authorization_endpoint, connected_apps, consent, login, logout
-from services.authorize.metadata import METADATA_PATH, metadata
+from services.authorize.metadata import (
+    METADATA_PATH,
+    OPENID_CONFIGURATION_PATH,
+    metadata,
+    openid_configuration,
+)
 from services.authorize.responses import render
 from shared.config.settings import Settings
 from shared.domain.oauth_errors import OAuthError
@@ -25,7 +30,7 @@ HERE = Path(__file__).parent
 
 # What browser-based clients call themselves (shared.web.cors): the metadata only. Never the
 # pages: a browser is sent to them, and RFC 9700 §2.6 forbids CORS at /authorize.
-BROWSER_ROUTES = {METADATA_PATH: "GET"}
+BROWSER_ROUTES = {METADATA_PATH: "GET", OPENID_CONFIGURATION_PATH: "GET"}
 
 # Pages are never framed (clickjacking of the approval page, RFC 6749 §10.13) and load
 # nothing but our own stylesheet and, over https, the configured logo.
@@ -85,6 +90,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/logout", logout.logout_page)
     app.router.add_post("/logout", logout.logout_submit)
     app.router.add_get(METADATA_PATH, metadata)
+    app.router.add_get(OPENID_CONFIGURATION_PATH, openid_configuration)
     add_static_files(app)
     return app
 

@@ -4,7 +4,8 @@ RFC 9700 §2.6 (and OAuth 2.0 for Browser-Based Applications): the endpoints a b
 app calls itself may support CORS, the token endpoint, metadata and ``jwks_uri``; the
 authorization endpoint must not, a browser is sent there. So a service names the routes
 it opens, each with the one method browsers use there (``/token``, ``/revoke``,
-``/jwks.json``, ``/.well-known/oauth-authorization-server``); nothing else ever answers
+``/jwks.json``, ``/.well-known/oauth-authorization-server`` and
+``/.well-known/openid-configuration``); nothing else ever answers
 a cross-origin request: not /introspect, not the admin API, not the pages.
 
 On those routes a request whose ``Origin`` is one of a public client's registered
