@@ -6,10 +6,11 @@ Integration Server").
 webMethods Integration Server invokes a service at ``/invoke/<folder>/<service>``; its
 authorization server is the ``pub.oauth`` folder. Each of its paths here is an alias: the
 handlers of Tessera's route registered again under it, so the parameters, the answers
-and every check in a handler (rate limits, client authentication, the services' security
-headers) are the same. What looks at the path instead is told of the aliases here: the
-CORS routes (``browser_routes``), and the route a request is counted and logged under
-(``canonical_route``).
+and every check in a handler (rate limits, client authentication) are the same, as is
+what a service applies to every path (Require HTTPS, the pages' security headers and
+CSP, the bound on requests in flight). What looks at the path itself is told of the
+aliases here: the CORS routes (``browser_routes``), and the route a request is counted
+and logged under (``canonical_route``).
 """
 
 from __future__ import annotations
