@@ -1,10 +1,11 @@
 """Read the deployment files as the tests need them: kustomizations, NetworkPolicies and
 the Dockerfile.
 
-``render`` follows a kustomization's ``resources`` list and nothing else, and refuses a
-kustomization that uses any other field, so it cannot silently render something other
-than what ``kubectl kustomize`` would. ``tests/test_deploy.py`` also compares the two
-where kubectl is installed.
+``render`` follows a kustomization's ``resources`` and ``components`` lists, and a
+component's JSON patches (RFC 6902's ``add`` and ``replace``, each on one object named by
+kind and name), and refuses any other field, so it cannot silently render something
+other than what ``kubectl kustomize`` would. ``tests/test_deploy.py`` also compares the
+two where kubectl is installed.
 """
 
 from __future__ import annotations
@@ -21,18 +22,31 @@ DEPLOY = REPO / "deploy"
 
 Manifest = dict[str, Any]
 
-_RENDERED_FIELDS = {"apiVersion", "kind", "resources"}
+# The fields rendered, by the kind of kustomization.
+_RENDERED_FIELDS = {
+    "Kustomization": {"apiVersion", "kind", "resources", "components"},
+    "Component": {"apiVersion", "kind", "patches"},
+}
 
 
-def render(directory: Path) -> list[Manifest]:
-    """The objects the kustomization in ``directory`` produces, in resource order."""
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    unsupported = set(kustomization) - _RENDERED_FIELDS
+def _kustomization(directory: Path, kind: str) -> Manifest:
+    kustomization: Manifest = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    found = kustomization.get("kind", "Kustomization")
+    if found != kind:
+        raise ValueError(f"{directory.name}/kustomization.yaml: a {found}, not a {kind}")
+    unsupported = set(kustomization) - _RENDERED_FIELDS[kind]
     if unsupported:
         raise ValueError(
             f"{directory.name}/kustomization.yaml uses {sorted(unsupported)}, "
             "which tests/manifests.py does not render"
         )
+    return kustomization
+
+
+def render(directory: Path) -> list[Manifest]:
+    """The objects the kustomization in ``directory`` produces, in resource order, with
+    its components' patches applied."""
+    kustomization = _kustomization(directory, "Kustomization")
     objects: list[Manifest] = []
     for entry in kustomization["resources"]:
         path = (directory / entry).resolve()
@@ -45,7 +59,49 @@ def render(directory: Path) -> list[Manifest]:
     if duplicates:
         # kustomize refuses this too.
         raise ValueError(f"{directory.name}: defined more than once: {sorted(duplicates)}")
+    for entry in kustomization.get("components", []):
+        component_dir = (directory / entry).resolve()
+        component = _kustomization(component_dir, "Component")
+        for patch in component.get("patches", []):
+            _apply_patch(component_dir, patch, objects)
     return objects
+
+
+def _apply_patch(directory: Path, patch: Manifest, objects: list[Manifest]) -> None:
+    """A JSON patch (RFC 6902), inline or in a file, to the one object it targets."""
+    target = patch["target"]
+    if set(target) != {"kind", "name"} or set(patch) - {"target", "patch", "path"}:
+        raise NotImplementedError(f"patch {patch}: extend tests/manifests.py")
+    text = patch["patch"] if "patch" in patch else (directory / patch["path"]).read_text()
+    # A patch that matches nothing would change nothing, silently: refused here.
+    (obj,) = [o for o in objects if identity(o) == (target["kind"], target["name"])]
+    for operation in yaml.safe_load(text):
+        _apply_operation(obj, operation)
+
+
+def _apply_operation(obj: Manifest, operation: Manifest) -> None:
+    """One ``add`` or ``replace`` (RFC 6902 §4.1, §4.3) at a JSON pointer (RFC 6901)."""
+    op, value = operation["op"], operation["value"]
+    *parents, last = [
+        token.replace("~1", "/").replace("~0", "~") for token in operation["path"].split("/")[1:]
+    ]
+    container: Any = obj
+    for token in parents:
+        container = container[int(token)] if isinstance(container, list) else container[token]
+    if op == "add" and isinstance(container, list):
+        # "-" appends; an index inserts before the element there.
+        container.insert(len(container) if last == "-" else int(last), value)
+    elif op == "add":
+        container[last] = value
+    # RFC 6902 §4.3: the target location of a replace must exist.
+    elif op == "replace" and isinstance(container, list):
+        container[int(last)] = value  # IndexError past the end
+    elif op == "replace":
+        if last not in container:
+            raise KeyError(f"replace {operation['path']}: nothing there")
+        container[last] = value
+    else:
+        raise NotImplementedError(f"JSON patch op {op!r}: extend tests/manifests.py")
 
 
 def identity(obj: Manifest) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""The Kubernetes manifests (deploy/base, deploy/overlays/dev) and the Dockerfile.
+"""The Kubernetes manifests (deploy/base, deploy/overlays/dev, and dev with the
+webmethods-paths component) and the Dockerfile.
 
 Every rendered object is validated against the Kubernetes API's own schemas (bundled in
 the kubernetes-validate wheel, so no network), and the parts must fit together: Services,
@@ -22,6 +23,7 @@ from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
 from shared.config.settings import Settings
+from shared.web.webmethods_paths import ALIASES
 from tests.manifests import (
     DEPLOY,
     REPO,
@@ -41,7 +43,9 @@ from tests.stack import CreateApp
 
 BASE = DEPLOY / "base"
 DEV = DEPLOY / "overlays" / "dev"
-OVERLAYS = {"base": BASE, "dev": DEV}
+# The dev overlay with deploy/components/webmethods-paths, which is tested through it.
+DEV_WEBMETHODS = DEPLOY / "overlays" / "dev-webmethods"
+OVERLAYS = {"base": BASE, "dev": DEV, "dev-webmethods": DEV_WEBMETHODS}
 # The oldest minor still common in managed clusters, and the newest the wheel knows.
 KUBERNETES_VERSIONS = ["1.33", "1.37"]
 COMPONENTS = ["authorize", "token", "introspect"]
@@ -71,9 +75,15 @@ def tessera_pods(component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "tessera", "app.kubernetes.io/component": component}
 
 
-def config() -> dict[str, str]:
-    data: dict[str, str] = named(RENDERED["base"], "ConfigMap", "tessera-config")["data"]
+def config(overlay: str = "base") -> dict[str, str]:
+    data: dict[str, str] = named(RENDERED[overlay], "ConfigMap", "tessera-config")["data"]
     return data
+
+
+def overlay_settings(overlay: str) -> Settings:
+    """The services' settings in ``overlay`` (the keys directory exists only in the pod)."""
+    data = config(overlay)
+    return Settings.from_env({k: v for k, v in data.items() if k != "TESSERA_SIGNING_KEYS"})
 
 
 def known_settings() -> set[str]:
@@ -314,16 +324,17 @@ def test_service_sends_port_80_to_its_deployment(component: str) -> None:
     assert resolve_service(RENDERED["base"], f"tessera-{component}", 80) == deployment(component)
 
 
-def ingress() -> Manifest:
-    (only,) = of_kind(RENDERED["base"], "Ingress")
+def ingress(overlay: str = "base") -> Manifest:
+    (only,) = of_kind(RENDERED[overlay], "Ingress")
     return only
 
 
-def route(path: str) -> str | None:
-    """The Service the Ingress sends ``path`` to, by the Ingress API's matching rules:
-    the longest matching path wins, Exact before Prefix; Prefix matches whole segments."""
+def route(path: str, overlay: str = "base") -> str | None:
+    """The Service the Ingress of ``overlay`` sends ``path`` to, by the Ingress API's
+    matching rules: the longest matching path wins, Exact before Prefix; Prefix matches
+    whole segments."""
     candidates = []
-    for rule in ingress()["spec"]["rules"]:
+    for rule in ingress(overlay)["spec"]["rules"]:
         for entry in rule["http"]["paths"]:
             prefix = entry["path"].rstrip("/")
             if entry["pathType"] == "Exact":
@@ -377,8 +388,9 @@ def test_ingress_does_not_route_internal_endpoints(path: str) -> None:
     assert "defaultBackend" not in ingress()["spec"]
 
 
-def test_ingress_is_tls_on_nginx_with_real_backends() -> None:
-    spec = ingress()["spec"]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ingress_is_tls_on_nginx_with_real_backends(overlay: str) -> None:
+    spec = ingress(overlay)["spec"]
     assert spec["ingressClassName"] == "nginx"
     (tls,) = spec["tls"]
     assert tls["secretName"]
@@ -386,7 +398,7 @@ def test_ingress_is_tls_on_nginx_with_real_backends() -> None:
         assert rule["host"] in tls["hosts"]
         for entry in rule["http"]["paths"]:
             backend = entry["backend"]["service"]
-            resolve_service(RENDERED["base"], backend["name"], backend["port"]["name"])
+            resolve_service(RENDERED[overlay], backend["name"], backend["port"]["name"])
 
 
 def served_paths(app: web.Application) -> set[str]:
@@ -398,6 +410,7 @@ def served_paths(app: web.Application) -> set[str]:
     return paths
 
 
+@pytest.mark.parametrize("overlay", ["base", "dev-webmethods"])
 @pytest.mark.parametrize(
     ("create_app", "service"),
     [
@@ -407,13 +420,48 @@ def served_paths(app: web.Application) -> set[str]:
     ],
 )
 def test_ingress_routes_every_public_path_a_service_serves(
-    create_app: CreateApp, service: str
+    create_app: CreateApp, service: str, overlay: str
 ) -> None:
-    # A page or endpoint added to a service without an Ingress path fails here.
-    app = create_app(Settings.from_env({"TESSERA_ISSUER": "https://id.example.com"}))
+    # A page or endpoint added to a service without an Ingress path fails here; and with
+    # webMethods Integration Server's paths on, an alias served without one.
+    app = create_app(overlay_settings(overlay))
     for path in served_paths(app):
         internal = path in INTERNAL_PATHS or path.startswith("/admin/")
-        assert route(path) == (None if internal else service), path
+        internal |= ALIASES.get(path) in INTERNAL_PATHS
+        assert route(path, overlay) == (None if internal else service), path
+
+
+# webMethods Integration Server's paths: the webmethods-paths component
+
+
+def test_the_webmethods_component_turns_the_paths_on_and_routes_them_and_nothing_else() -> None:
+    dev, with_paths = RENDERED["dev"], RENDERED["dev-webmethods"]
+    assert [identity(obj) for obj in with_paths] == [identity(obj) for obj in dev]
+    changed = [identity(b) for a, b in zip(dev, with_paths, strict=True) if a != b]
+    assert changed == [("ConfigMap", "tessera-config"), ("Ingress", "tessera")]
+    # The setting, off in the base, on with the component; the services read it so.
+    assert config("base")["TESSERA_WEBMETHODS_PATHS"] == "false"
+    assert config("dev-webmethods") == {**config("base"), "TESSERA_WEBMETHODS_PATHS": "true"}
+    assert not overlay_settings("base").webmethods_paths
+    assert overlay_settings("dev-webmethods").webmethods_paths
+    # The Ingress: the base's paths, then the aliases' (no other rule, host or TLS).
+    base_paths = ingress("base")["spec"]["rules"][0]["http"]["paths"]
+    paths = ingress("dev-webmethods")["spec"]["rules"][0]["http"]["paths"]
+    assert paths[: len(base_paths)] == base_paths
+    assert {entry["path"] for entry in paths[len(base_paths) :]} <= set(ALIASES)
+    assert {**ingress("dev-webmethods")["spec"], "rules": []} == {
+        **ingress("base")["spec"],
+        "rules": [],
+    }
+
+
+@pytest.mark.parametrize(("alias", "path"), ALIASES.items())
+def test_the_webmethods_component_routes_each_alias_as_the_path_it_serves(
+    alias: str, path: str
+) -> None:
+    # getToken to token as /token; introspectToken nowhere, as /introspect.
+    assert route(alias, "dev-webmethods") == route(path, "dev-webmethods")
+    assert route(alias, "base") is None
 
 
 # NetworkPolicies

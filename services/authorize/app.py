@@ -19,6 +19,7 @@ from services.authorize.metadata import (
 from services.authorize.responses import render
 from shared.config.settings import Settings
 from shared.domain.oauth_errors import OAuthError
+from shared.web import webmethods_paths
 from shared.web.base_app import create_base_app
 from shared.web.browser_origins import browser_origins
 from shared.web.client_changes import follow_client_changes
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get(METADATA_PATH, metadata)
     app.router.add_get(OPENID_CONFIGURATION_PATH, openid_configuration)
     add_static_files(app)
+    webmethods_paths.add_routes(app)
     return app
 
 

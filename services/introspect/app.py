@@ -12,6 +12,7 @@ from shared.domain.oauth_errors import invalid_client, invalid_request
 from shared.domain.token_records import NEVER_EXPIRES
 from shared.storage import scopes, tokens
 from shared.storage.clients import Client
+from shared.web import webmethods_paths
 from shared.web.app_keys import REDIS, TESSERA
 from shared.web.base_app import create_base_app, json_error, json_response
 from shared.web.client_auth import authenticate_client
@@ -88,4 +89,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(follow_client_changes(client_cache))
     app.router.add_post("/introspect", introspect)
     app.router.add_get("/scopes", scope_definitions)
+    webmethods_paths.add_routes(app)
     return app

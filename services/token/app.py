@@ -9,6 +9,7 @@ from services.token.endpoint import token
 from services.token.jwks import jwks
 from services.token.revocation import revoke
 from shared.config.settings import Settings
+from shared.web import webmethods_paths
 from shared.web.base_app import create_base_app, json_error
 from shared.web.browser_origins import browser_origins
 from shared.web.client_cache import client_cache
@@ -21,7 +22,8 @@ BROWSER_ROUTES = {"/token": "POST", "/revoke": "POST", "/jwks.json": "GET"}
 
 def create_app(settings: Settings) -> web.Application:
     admin = [admin_api.require_admin_token, admin_api.domain_errors] if settings.admin_token else []
-    app = create_base_app(settings, json_error, admin, BROWSER_ROUTES)
+    browser_routes = webmethods_paths.browser_routes(BROWSER_ROUTES, settings)
+    app = create_base_app(settings, json_error, admin, browser_routes)
     app.cleanup_ctx.append(follow_client_changes(client_cache, browser_origins))
     app.cleanup_ctx.append(password_checks_context)  # the password grant
     app.router.add_post("/token", token)
@@ -29,4 +31,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/jwks.json", jwks)
     if settings.admin_token:
         admin_api.add_routes(app)
+    webmethods_paths.add_routes(app)
     return app

@@ -145,6 +145,10 @@ class Settings:
     access_token_audience: str = ""
     # Bearer credential of the admin API under /admin/; the API is off when empty.
     admin_token: str = ""
+    # webMethods Integration Server's paths of the OAuth services
+    # (/invoke/pub.oauth/getToken, ...) served beside Tessera's own
+    # (shared/web/webmethods_paths.py).
+    webmethods_paths: bool = False
     # The approval page, as webMethods Integration Server's approvalpage.* parameters.
     approval_title: str = "Tessera"
     approval_header: str = "Authorize access"
@@ -226,6 +230,7 @@ class Settings:
             signing_key=reader.text("TESSERA_SIGNING_KEY", ""),
             access_token_audience=reader.text("TESSERA_ACCESS_TOKEN_AUDIENCE", issuer),
             admin_token=reader.text("TESSERA_ADMIN_TOKEN", ""),
+            webmethods_paths=reader.boolean("TESSERA_WEBMETHODS_PATHS", False),
             approval_title=reader.text("TESSERA_APPROVAL_TITLE", "Tessera"),
             approval_header=reader.text("TESSERA_APPROVAL_HEADER", "Authorize access"),
             approval_logo_url=reader.url("TESSERA_APPROVAL_LOGO_URL", https_only=True),

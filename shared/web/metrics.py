@@ -31,6 +31,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from shared.web.webmethods_paths import canonical_route
+
 # The classic text format (version 0.0.4), which every Prometheus server reads; the
 # library's newer default names a 1.0.0 format that older scrapers do not know.
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -166,9 +168,10 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 
 def route_template(request: web.Request) -> str:
-    """The matched route's path template (``/authorize``, ``/static``), or ``UNMATCHED``."""
+    """The matched route's path template (``/authorize``, ``/static``), or ``UNMATCHED``;
+    webMethods Integration Server's paths as the route they serve (``canonical_route``)."""
     resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else UNMATCHED
+    return canonical_route(resource.canonical) if resource is not None else UNMATCHED
 
 
 def method_label(method: str) -> str:
