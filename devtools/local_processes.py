@@ -272,6 +272,7 @@ def service_env(redis_url: str, ports: dict[str, int], signing_keys: Path) -> di
         "TESSERA_TOKEN_ENDPOINT": f"{token}/token",
         "TESSERA_REVOCATION_ENDPOINT": f"{token}/revoke",
         "TESSERA_JWKS_URI": f"{token}/jwks.json",
+        "TESSERA_USERINFO_ENDPOINT": f"{token}/userinfo",
         "TESSERA_INTROSPECTION_ENDPOINT": f"http://127.0.0.1:{ports['introspect']}/introspect",
         "TESSERA_INSECURE_LOOPBACK": "1",
         "TESSERA_SIGNING_KEYS": str(signing_keys),

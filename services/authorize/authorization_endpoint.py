@@ -172,8 +172,10 @@ async def _answer_silently(
         raise interactions.expired()
     client = await enabled_client(redis, taken.client_id)
     signed_in = sessions.who_is_signed_in(session)
-    if signed_in is None or await _must_sign_in_again(request, signed_in, taken):
+    if signed_in is None:
         error, description = "login_required", "The resource owner is not signed in."
+    elif await _must_sign_in_again(request, signed_in, taken):
+        error, description = "login_required", "The resource owner must sign in again."
     elif await remembered(redis, client, signed_in, taken):
         await consents.touch(redis, signed_in.username, client.client_id)
         return await issue(request, client, taken, signed_in, taken.scope)
