@@ -146,7 +146,8 @@ async def seed_demo(redis_url: str, layout: Layout) -> dict[str, str]:
         for name, description in notes_scopes.items():
             if name not in defined:
                 await scopes.add(redis, name, description, SCOPE_RESOURCES[name])
-        all_scopes = [DEMO_SCOPE, *notes_scopes]
+        # OpenID Connect's scopes are built in: the demo app may sign people in too.
+        all_scopes = [DEMO_SCOPE, *notes_scopes, "openid", "profile", "email"]
         if await users.get(redis, DEMO_USER) is None:
             await users.add(redis, DEMO_USER, DEMO_PASSWORD, password_hashing_from_env())
         demo = orjson.loads(layout.demo_file.read_bytes()) if layout.demo_file.exists() else {}
