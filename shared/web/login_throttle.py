@@ -124,7 +124,9 @@ async def sign_in(
         ok = await place.verify(user.password_hash if user else None, password)
     finally:
         place.release()
-    if not ok or user is None:
+    # A disabled person is refused as for a wrong password, after the same check: the
+    # answer tells no one that the account exists.
+    if not ok or user is None or not user.enabled:
         return WRONG
     await _succeeded(redis, settings, name, address, known=known)
     return user
