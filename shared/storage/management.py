@@ -3,8 +3,8 @@ admin services.
 
 One implementation behind both the ``tessera`` CLI and the admin API
 (``services.admin``). Tokens are found through the per-client and per-user family
-indexes that issuing keeps (``shared.storage.families``); listings never show a token's value, which Tessera
-does not store.
+indexes that issuing keeps (``shared.storage.families``); listings never show a token's
+value, which Tessera does not store.
 """
 
 from __future__ import annotations
