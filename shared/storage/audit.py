@@ -11,6 +11,7 @@ nodes, so a few more), the oldest dropped first.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -119,3 +120,11 @@ async def read(
         await redis.xrange(keys.AUDIT, min=start, max="+", count=count),
     )
     return [_parse(entry_id, fields) for entry_id, fields in entries]
+
+
+_EVENT_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
+
+
+def is_event_id(value: str) -> bool:
+    """Whether ``value`` has the form of a stream entry's id, as ``read`` takes one."""
+    return _EVENT_ID.fullmatch(value) is not None
