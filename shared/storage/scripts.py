@@ -34,6 +34,7 @@ _UNCOUNT_IN_WINDOW = load("uncount_in_window")
 _RECORD_CONSENT = load("record_consent")
 _TOUCH_CONSENT = load("touch_consent")
 _FORGET_CONSENTED_SCOPE = load("forget_consented_scope")
+_REPLACE_RECORD = load("replace_record")
 
 
 async def _run(redis: RedisClient, script: ScriptFile, /, **values: Value) -> Any:
@@ -198,3 +199,15 @@ async def touch_consent(redis: RedisClient, /, *, consents: str, client_id: str,
 
 async def forget_consented_scope(redis: RedisClient, /, *, consents: str, scope: str) -> int:
     return int(await _run(redis, _FORGET_CONSENTED_SCOPE, consents=consents, scope=scope))
+
+
+# Records an administrator changes
+
+
+async def replace_record(
+    redis: RedisClient, /, *, record: str, expected: str | bytes, replaced: bytes
+) -> bool:
+    """Whether ``replaced`` was stored, ``record`` having held ``expected`` still."""
+    return bool(
+        await _run(redis, _REPLACE_RECORD, record=record, expected=expected, replaced=replaced)
+    )

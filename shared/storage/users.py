@@ -1,19 +1,22 @@
-"""Resource owners: a username, a stable subject id, and an argon2id password hash."""
+"""Resource owners: a username, a stable subject id, an argon2id password hash, the
+profile claims of OpenID Connect Core §5.1, and whether they may sign in."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from shared.domain import records
-from shared.domain.domain_errors import Conflict, Invalid
+from shared.domain import records, user_claims
+from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.security import crypto
-from shared.storage import keys
+from shared.storage import keys, listing, scripts
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -29,6 +32,62 @@ class User:
     # ``shared.domain.user_claims`` checks them; updated_at is kept beside them.
     claims: dict[str, Any] = field(default_factory=dict)
     updated_at: int = 0
+    # A disabled person cannot sign in (``shared.web.login_throttle``); their tokens were
+    # revoked when they were disabled (``shared.storage.management.set_user_enabled``).
+    enabled: bool = True
+
+    def public_view(self) -> dict[str, Any]:
+        """What an administrator is shown: everything but the password hash."""
+        view = dataclasses.asdict(self)
+        del view["password_hash"]
+        return view
+
+
+# The claims an administrator may set; the values are checked as far as
+# shared.domain.user_claims says (its names; JSON strings, booleans, the address an object).
+_BOOLEAN_CLAIMS = ("email_verified", "phone_number_verified")
+MAX_CLAIM_TEXT = 2048
+
+
+def _checked_claim(name: str, value: Any) -> Any:
+    if name not in user_claims.STANDARD_CLAIMS:
+        raise Invalid(
+            f"{name!r} is not a standard claim (OpenID Connect Core §5.1)", field=f"claims.{name}"
+        )
+    if name in _BOOLEAN_CLAIMS:
+        if not isinstance(value, bool):
+            raise Invalid(f"claim {name!r} must be true or false", field=f"claims.{name}")
+        return value
+    if name == "address":
+        # Core §5.1.1: an object of strings.
+        if not isinstance(value, dict) or not all(
+            isinstance(member, str) and len(member) <= MAX_CLAIM_TEXT for member in value.values()
+        ):
+            raise Invalid("claim 'address' must be an object of strings", field="claims.address")
+        return value
+    if not isinstance(value, str) or len(value) > MAX_CLAIM_TEXT:
+        raise Invalid(
+            f"claim {name!r} must be a string of at most {MAX_CLAIM_TEXT} characters",
+            field=f"claims.{name}",
+        )
+    return value
+
+
+def merged_claims(claims: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``claims`` changed by a JSON merge patch of them (RFC 7396: ``None`` clears a
+    claim), each value set checked."""
+    merged = dict(claims)
+    for name, value in changes.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = _checked_claim(name, value)
+    return merged
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise Invalid("password must be at least 8 characters", field="password")
 
 
 async def add(
@@ -36,17 +95,27 @@ async def add(
     username: str,
     password: str,
     hashing: PasswordHashing = RFC_9106_LOW_MEMORY,
+    *,
+    claims: Mapping[str, Any] | None = None,
+    enabled: bool = True,
 ) -> User:
     if not username or any(ch.isspace() or not ch.isprintable() for ch in username):
-        raise Invalid("username must be non-empty, without spaces or control characters")
-    if len(password) < 8:
-        raise Invalid("password must be at least 8 characters")
+        raise Invalid(
+            "username must be non-empty, without spaces or control characters", field="username"
+        )
+    _check_password(password)
+    checked = merged_claims({}, claims or {})
+    now = int(time.time())
     user = User(
         username=username,
         sub=crypto.random_token(16),
         # argon2id holds a core and 64 MiB for about a tenth of a second: off the loop.
         password_hash=await asyncio.to_thread(crypto.hash_password, password, hashing),
-        created_at=int(time.time()),
+        created_at=now,
+        claims=checked,
+        # Core §5.1: the time the information was last updated; none without any.
+        updated_at=now if checked else 0,
+        enabled=enabled,
     )
     if not await redis.set(keys.user(username), orjson.dumps(user), nx=True):
         raise Conflict(f"user {username!r} already exists")
@@ -57,3 +126,105 @@ async def add(
 async def get(redis: RedisClient, username: str) -> User | None:
     raw = await redis.get(keys.user(username))
     return records.from_json(User, raw) if raw else None
+
+
+async def existing(redis: RedisClient, username: str) -> User:
+    """The user named ``username``; NotFound when there is none."""
+    user = await get(redis, username)
+    if user is None:
+        raise NotFound("user", username)
+    return user
+
+
+# How often a change is made anew on the record read again when something else changed
+# it between the read and the write (``scripts.replace_record``).
+CHANGE_ATTEMPTS = 5
+
+
+async def _change(
+    redis: RedisClient, username: str, change: Callable[[User], Awaitable[User]]
+) -> tuple[User, User]:
+    """Apply ``change`` to the person's record as stored, written unless it changed
+    meanwhile (then read and changed again); (before, after)."""
+    for _ in range(CHANGE_ATTEMPTS):
+        raw = await redis.get(keys.user(username))
+        if not raw:
+            raise NotFound("user", username)
+        before = records.from_json(User, raw)
+        after = await change(dataclasses.replace(before, claims=dict(before.claims)))
+        if await scripts.replace_record(
+            redis, record=keys.user(username), expected=raw, replaced=orjson.dumps(after)
+        ):
+            return before, after
+    raise Conflict(f"user {username!r} kept changing meanwhile; try again")
+
+
+async def update(
+    redis: RedisClient,
+    username: str,
+    *,
+    claims: Mapping[str, Any] | None = None,
+    enabled: bool | None = None,
+) -> tuple[User, User]:
+    """Change a person's claims (a JSON merge patch of them, ``merged_claims``) and/or
+    whether they may sign in; (before, after). Revoking a disabled person's tokens is
+    ``management.set_user_enabled``'s."""
+
+    async def change(user: User) -> User:
+        if claims:
+            user.claims = merged_claims(user.claims, claims)
+            user.updated_at = int(time.time())
+        if enabled is not None:
+            user.enabled = enabled
+        return user
+
+    return await _change(redis, username, change)
+
+
+async def set_password(
+    redis: RedisClient,
+    username: str,
+    password: str,
+    hashing: PasswordHashing = RFC_9106_LOW_MEMORY,
+) -> None:
+    _check_password(password)
+    password_hash = await asyncio.to_thread(crypto.hash_password, password, hashing)
+
+    async def change(user: User) -> User:
+        user.password_hash = password_hash
+        return user
+
+    await _change(redis, username, change)
+
+
+async def delete(redis: RedisClient, username: str) -> User:
+    """Remove the person's record; the record removed. Their approvals and tokens are
+    ``management.delete_user``'s."""
+    user = await existing(redis, username)
+    if not await redis.delete(keys.user(username)):
+        raise NotFound("user", username)
+    await redis.srem(keys.USER_INDEX, username)
+    return user
+
+
+async def page(
+    redis: RedisClient, *, after: str | None, limit: int, enabled: bool | None = None
+) -> listing.Page[User]:
+    """A page of the people, by username; only those enabled (or not) when ``enabled``."""
+
+    async def fetch(batch: list[str]) -> list[User | None]:
+        # One GET each, pipelined: on a Redis Cluster the records lie in many slots.
+        async with redis.pipeline(transaction=False) as pipe:
+            for name in batch:
+                pipe.get(keys.user(name))
+            raws = await pipe.execute()
+        return [records.from_json(User, raw) if raw else None for raw in raws]
+
+    # Replies are text: every Tessera Redis client decodes them (decode_responses).
+    return await listing.page(
+        cast("set[str]", await redis.smembers(keys.USER_INDEX)),
+        after=after,
+        limit=limit,
+        fetch=fetch,
+        keep=lambda user: enabled is None or user.enabled == enabled,
+    )
