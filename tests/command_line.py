@@ -125,7 +125,7 @@ async def listing(stack: Stack) -> dict[str, list[dict[str, Any]]]:
     async with aiohttp.ClientSession(headers=headers) as http:
         for kind in ("clients", "scopes", "users"):
             items: list[dict[str, Any]] = []
-            params = {"limit": "500"}
+            params = {"limit": "100"}
             while True:
                 async with http.get(f"{stack.admin}/v1/{kind}", params=params) as reply:
                     assert reply.status == 200, await reply.text()

@@ -63,7 +63,7 @@ SECRET_ENV = "TEST_APPLY_CLIENT_SECRET"
 
 
 def secret_env() -> dict[str, str]:
-    secret = "an imported secret of enough length " + unique("s")
+    secret = "an-imported-secret-of-enough-length-" + unique("s")
     SECRETS_USED.add(secret)
     return {SECRET_ENV: secret}
 
@@ -205,7 +205,7 @@ async def test_bad_documents_are_refused_whole_and_change_nothing(
 async def test_a_duplicate_key_or_document_is_refused(stack: Stack, tmp_path: Path) -> None:
     n = Names()
     twice = documents(tmp_path, n.scope_doc() + "description: again\n")
-    await assert_refused(stack, ["apply", "-f", str(twice)], "'description' is given twice")
+    await assert_refused(stack, ["apply", "-f", str(twice)], "line 4: not valid YAML: 'description' is given twice")
     declared_twice = documents(tmp_path, n.scope_doc(), n.scope_doc(), name="twice.yaml")
     await assert_refused(stack, ["apply", "-f", str(declared_twice)], "declared twice")
 
@@ -217,7 +217,7 @@ async def test_import_a_client_id_and_secret_then_client_credentials(
     n = Names()
     secret_file = tmp_path / "secrets" / "wm-client"
     secret_file.parent.mkdir()
-    kept = "the secret webMethods issued " + unique("w")
+    kept = "the.secret.webMethods.issued." + unique("w")
     SECRETS_USED.add(kept)
     secret_file.write_text(kept + "\n")
     client_id = f"{n.prefix}-wm"

@@ -19,11 +19,12 @@ import aiohttp
 import orjson
 
 API_VERSION_PATH = "/v1"
-# The largest page the API serves (its ?limit=); listings follow next_cursor to the end.
-PAGE_SIZE = 500
+# The API's default page (its ?limit= goes to 500); listings follow next_cursor to the end.
+PAGE_SIZE = 100
 # Long enough for a DELETE that revokes a client's many grants, short enough that a
 # command never hangs on a server that accepted the connection and went silent.
 TIMEOUT_SECONDS = 60
+MERGE_PATCH = "application/merge-patch+json"
 
 
 @dataclass(eq=False)
@@ -37,14 +38,17 @@ class ApiError(Exception):
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
-        """One line: the detail (else the title), then each field's message."""
+        """One line: the detail (else the title), and each field's message it does not
+        already say."""
         said = self.detail or self.title or f"HTTP {self.status}"
-        fields = [
-            f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
-            for e in self.errors
-        ]
-        # The detail often names the first field already: only what it does not say.
-        extra = [text for text in fields if text not in said]
+        extra = []
+        for error in self.errors:
+            field, message = error.get("field"), str(error.get("message") or "")
+            if message and message in said:
+                if field and field not in said:
+                    said = f"{field}: {said}"
+            else:
+                extra.append(f"{field}: {message}" if field else message)
         return f"{said} ({'; '.join(extra)})" if extra else said
 
 
@@ -120,7 +124,8 @@ class AdminAPI:
         return self.request("POST", path, body=body)
 
     def patch(self, path: str, body: object) -> Any:
-        return self.request("PATCH", path, body=body)
+        """A JSON Merge Patch (RFC 7396): the fields named are set, null clears one."""
+        return self.request("PATCH", path, body=body, media_type=MERGE_PATCH)
 
     def put(self, path: str, body: object) -> Any:
         return self.request("PUT", path, body=body)
@@ -147,17 +152,28 @@ class AdminAPI:
         return items if at_most is None else items[:at_most]
 
     def request(
-        self, method: str, path: str, *, params: dict[str, str] | None = None, body: object = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: object = None,
+        media_type: str = "application/json",
     ) -> Any:
         """The decoded JSON answer (None for 204); ApiError, or Unreachable."""
-        return self._runner.run(self._request(method, path, params, body))
+        return self._runner.run(self._request(method, path, params, body, media_type))
 
     async def _request(
-        self, method: str, path: str, params: dict[str, str] | None, body: object
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: object,
+        media_type: str,
     ) -> Any:
         assert self._session is not None, "AdminAPI is used inside its with block"
         data = None if body is None else orjson.dumps(body)
-        headers = {} if data is None else {"Content-Type": "application/json"}
+        headers = {} if data is None else {"Content-Type": media_type}
         try:
             async with self._session.request(
                 method, self._base + path, params=params, data=data, headers=headers

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from shared.admin.apply_documents import BadDocument, Desired, Document
+from shared.storage.clients import MAX_SECRET, MIN_IMPORTED_SECRET
 
 Action = Literal["create", "update", "delete"]
 # Compared as sets: their order means nothing to Tessera.
@@ -100,7 +101,16 @@ def _client_create(document: Document) -> Change:
     if document.secret is not None:
         if public:
             raise BadDocument(f"{document.where}: a public client (none) has no client_secret")
-        change.body["client_secret"] = _read(document)
+        secret = _read(document)
+        if not MIN_IMPORTED_SECRET <= len(secret) <= MAX_SECRET or not secret.isascii() or not all(
+            ch.isprintable() and not ch.isspace() for ch in secret
+        ):
+            # The API's rule (RFC 6749 §2.3.1: it travels in a form and in Basic auth).
+            raise BadDocument(
+                f"{document.where}: the client_secret {document.secret.describe()} must be "
+                f"{MIN_IMPORTED_SECRET} to {MAX_SECRET} printable ASCII characters, no spaces"
+            )
+        change.body["client_secret"] = secret
         change.secret_shown_as = f"client_secret {document.secret.describe()}"
     return change
 

@@ -20,7 +20,8 @@ from shared.storage.scopes import is_scope_token
 
 # The grants the API knows, refresh_token among them (RFC 7591 §2 grant_types): allowing
 # it gives the client a refresh count (the API's default when --refresh-count is not given).
-GRANTS = ("authorization_code", "implicit", "client_credentials", "password", "refresh_token")
+REFRESH_GRANT = "refresh_token"
+GRANTS = ("authorization_code", "implicit", "client_credentials", "password", REFRESH_GRANT)
 # --type: the token endpoint authentication method the API stores (RFC 7591 §2). A
 # confidential client may authenticate either way (Basic or in the body) whichever is stored.
 AUTH_METHODS = {"confidential": "client_secret_basic", "public": "none"}
@@ -206,6 +207,9 @@ def registration_body(given: dict[str, Any]) -> dict[str, Any]:
             body[name] = list(dict.fromkeys(given[name]))
     if given.get("grants"):
         body["grant_types"] = list(dict.fromkeys(given["grants"]))
+        if given.get("refresh_count") and REFRESH_GRANT not in body["grant_types"]:
+            # As in webMethods Integration Server, a refresh count above 0 allows refreshing.
+            body["grant_types"].append(REFRESH_GRANT)
     if given.get("scopes"):
         body["scope"] = " ".join(scope_names(given["scopes"], "--scope"))
     if given.get("default_scopes"):

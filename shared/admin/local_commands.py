@@ -13,12 +13,11 @@ import click
 
 from shared.admin.session import Session, output_option, pass_session, read_stdin_line
 from shared.config.settings import redis_url_from_env
+from shared.domain.tessera_scopes import ADMIN as ADMIN_SCOPE
 from shared.security import fingerprint
 from shared.storage import clients, log_fingerprint_key
 from shared.storage.redis_store import RedisClient, connect
 
-# The built-in scope of the admin API's callers (README, "Administering").
-ADMIN_SCOPE = "tessera:admin"
 
 T = TypeVar("T")
 
@@ -60,6 +59,8 @@ def admin_client(session: Session, name: str) -> None:
             redirect_uris=[],
             grants=["client_credentials"],
             scope_names=[ADMIN_SCOPE],
+            # Granted when the token request names no scope (RFC 6749 §3.3).
+            default_scopes=[ADMIN_SCOPE],
         )
 
     made, secret = on_redis(create)
