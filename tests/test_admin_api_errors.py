@@ -31,8 +31,8 @@ async def test_a_name_that_names_nothing_is_404_naming_it_and_logged_as_a_finger
         ("PATCH", f"/v1/clients/{client_id}", f"no client {client_id!r}"),
         ("DELETE", f"/v1/clients/{client_id}", f"no client {client_id!r}"),
     ):
-        body = {"json": {"enabled": False}} if method == "PATCH" else {}
-        status, answer = await admin_json(http, method, f"{stack.admin}{path}", **body)
+        body = {"enabled": False} if method == "PATCH" else None
+        status, answer = await admin_json(http, method, f"{stack.admin}{path}", json=body)
         assert (status, answer) == (404, problem(404, "Not Found", message))
     # The CLI says the same.
     for args, message in (

@@ -171,11 +171,8 @@ async def test_a_query_that_cannot_be_read_is_refused_before_any_handler(
     stack: Stack, http: aiohttp.ClientSession, query: str, description: str
 ) -> None:
     # yarl would have read these as other characters: U+FFFD, or "%zz" as it stands.
-    for url, headers in [
-        (f"{stack.token}/jwks.json", {}),
-        (f"{stack.introspect}/scopes", {}),
-    ]:
-        async with http.get(URL(f"{url}?{query}", encoded=True), headers=headers) as r:
+    for url in [f"{stack.token}/jwks.json", f"{stack.introspect}/scopes"]:
+        async with http.get(URL(f"{url}?{query}", encoded=True)) as r:
             reply_body = await r.json()
             assert r.status == 400, url
         assert reply_body == {"error": "invalid_request", "error_description": description}
