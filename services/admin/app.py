@@ -17,6 +17,7 @@ from services.admin import approvals, audit, auth, clients, openapi, problems, s
 from services.admin.store import admin_redis
 from shared.config.settings import Settings
 from shared.web.app_keys import SETTINGS
+from shared.web.forms import well_formed_query
 from shared.web.log_fingerprints import fingerprint_key_context
 from shared.web.metrics import METRICS, Metrics
 from shared.web.request_middleware import InFlight, request_middleware
@@ -41,6 +42,8 @@ def create_app(settings: Settings, app_metrics: Metrics | None = None) -> web.Ap
         middlewares=[
             request_middleware(app_metrics, drain, in_flight, _overloaded),
             problems.problem_details,
+            # A query string that cannot be read is refused before any handler reads it.
+            well_formed_query,
             auth.authenticate,
         ]
     )

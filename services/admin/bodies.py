@@ -43,10 +43,15 @@ async def json_object(request: web.Request, *, media_types: Collection[str] = (J
 
 class Fields:
     """A body's fields, read by type; what is wrong is gathered and refused at once
-    (``done``) as 400, each wrong field named."""
+    (``done``) as 400, each wrong field named. ``null`` is a value only in a merge patch
+    (``patch``: RFC 7396, it restores the field's default) and where the field may be
+    null (a lifetime: the global default)."""
 
-    def __init__(self, body: Mapping[str, Any], allowed: Collection[str]) -> None:
+    def __init__(
+        self, body: Mapping[str, Any], allowed: Collection[str], *, patch: bool = False
+    ) -> None:
         self.body = body
+        self.patch = patch
         self.errors: list[dict[str, str]] = [
             {"field": name, "message": "not a field of this resource, or read-only"}
             for name in body
@@ -59,9 +64,17 @@ class Fields:
     def _wrong(self, name: str, message: str) -> None:
         self.errors.append({"field": name, "message": message})
 
+    def _null(self, name: str) -> bool:
+        """Whether the field is null, which is wrong outside a merge patch."""
+        if name in self.body and self.body[name] is None:
+            if not self.patch:
+                self._wrong(name, "must not be null")
+            return True
+        return False
+
     def text(self, name: str, default: str = "") -> str:
         value = self.body.get(name, default)
-        if value is None:
+        if self._null(name):
             return default
         if not isinstance(value, str):
             self._wrong(name, "must be a string")
@@ -77,7 +90,7 @@ class Fields:
 
     def texts(self, name: str) -> list[str]:
         value = self.body.get(name)
-        if value is None:
+        if self._null(name) or value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             self._wrong(name, "must be an array of strings")
@@ -86,7 +99,7 @@ class Fields:
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.body.get(name, default)
-        if value is None:
+        if self._null(name):
             return default
         if not isinstance(value, bool):
             self._wrong(name, "must be true or false")
@@ -98,8 +111,8 @@ class Fields:
         value = self.body.get(name, default)
         if value is None:
             if default is not None:
-                return default
-            return None
+                self._null(name)  # null, for a field that cannot be: a patch's default
+            return default
         # JSON's true and false are no numbers, whatever Python says of bool.
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self._wrong(name, f"must be a whole number, {minimum} or more")
@@ -108,7 +121,7 @@ class Fields:
 
     def object(self, name: str) -> dict[str, Any] | None:
         value = self.body.get(name)
-        if value is None:
+        if self._null(name) or value is None:
             return None
         if not isinstance(value, dict):
             self._wrong(name, "must be an object")

@@ -201,6 +201,8 @@ def _keep(request: web.Request) -> Any:
     if enabled is not None and enabled not in ("true", "false"):
         raise invalid("enabled must be true or false", "enabled")
     grant = query.get("grant_type")
+    if grant is not None and grant not in GRANT_TYPES:
+        raise invalid(f"grant_type must be one of {', '.join(GRANT_TYPES)}", "grant_type")
     scope = query.get("scope")
 
     def keep(client: Client) -> bool:
@@ -262,7 +264,7 @@ async def update_client(request: web.Request) -> web.Response:
     client_id = request.match_info["client_id"]
     body = await bodies.json_object(request, media_types=(bodies.MERGE_PATCH, bodies.JSON))
     current = await clients.existing(redis, client_id)
-    fields = bodies.Fields(body, WRITABLE)
+    fields = bodies.Fields(body, WRITABLE, patch=True)
     settings = _settings(fields, current)
     fields.done()
     before, after = await clients.update(redis, client_id, settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from shared.web.base_app import json_response
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 MAX_CURSOR = 1024
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def limit(request: web.Request) -> int:
@@ -39,7 +41,7 @@ def cursor(request: web.Request) -> str | None:
     if raw is None or raw == "":
         return None
     try:
-        if len(raw) > MAX_CURSOR:
+        if len(raw) > MAX_CURSOR or not _BASE64URL.fullmatch(raw):
             raise ValueError
         return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
     except (ValueError, binascii.Error):

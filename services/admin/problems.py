@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from shared.domain.domain_errors import Conflict, DomainError, Invalid, NotFound
+from shared.domain.oauth_errors import OAuthError
 from shared.security import fingerprint
 from shared.web import metrics
 from shared.web.base_app import NO_STORE, log_failure, logged_by_the_redis_client, redis_unavailable
@@ -119,6 +120,9 @@ async def problem_details(request: web.Request, handler: Handler) -> web.StreamR
         problem = _from_domain(exc)
     except Problem as exc:
         problem = exc
+    except OAuthError as exc:
+        # A shared middleware's refusal (a query string that cannot be read).
+        problem = Problem(exc.status, exc.description, cause=exc.cause)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

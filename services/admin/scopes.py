@@ -56,7 +56,7 @@ async def show_scope(request: web.Request) -> web.Response:
 async def update_scope(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     body = await bodies.json_object(request, media_types=(bodies.MERGE_PATCH, bodies.JSON))
-    fields = bodies.Fields(body, ("description", "resources"))
+    fields = bodies.Fields(body, ("description", "resources"), patch=True)
     description = fields.text("description") if "description" in fields else None
     resources = fields.texts("resources") if "resources" in fields else None
     fields.done()

@@ -93,7 +93,7 @@ async def update_user(request: web.Request) -> web.Response:
     redis = request.app[REDIS]
     username = request.match_info["username"]
     body = await bodies.json_object(request, media_types=(bodies.MERGE_PATCH, bodies.JSON))
-    fields = bodies.Fields(body, ("claims", "enabled"))
+    fields = bodies.Fields(body, ("claims", "enabled"), patch=True)
     claims = fields.object("claims")
     enabled = fields.boolean("enabled", True) if "enabled" in fields else None
     fields.done()

@@ -209,10 +209,10 @@ async def locked(redis: RedisClient, settings: Settings, username: str) -> bool:
     (it is slowed), or its count from some address is (refused from there); what
     ``unlock`` clears."""
     name = username_digest(username)
-    if await rate_limits.exhausted(redis, USERNAME, settings.login_username_rate, name):
+    if await rate_limits.reached(redis, USERNAME, settings.login_username_rate, name):
         return True
     for address in await sign_in_addresses.tried(redis, name):
         pair = _pair(name, address)
-        if await rate_limits.exhausted(redis, PAIR, settings.login_pair_rate, pair):
+        if await rate_limits.reached(redis, PAIR, settings.login_pair_rate, pair):
             return True
     return False
