@@ -115,7 +115,9 @@ async def test_one_changed_field_is_one_update(stack: Stack, tmp_path: Path) -> 
         '    client_name: "Orders web" → "Orders, renamed"\n'
         "Plan: 0 to create, 1 to update, 0 to delete. Dry run: nothing was changed.\n"
     )
-    plan = (await tessera(stack, "apply", "-f", str(changed), "--dry-run", "-o", "json", env=env)).json()
+    plan = (
+        await tessera(stack, "apply", "-f", str(changed), "--dry-run", "-o", "json", env=env)
+    ).json()
     assert plan == {
         "dry_run": True,
         "changes": [
@@ -182,11 +184,25 @@ async def test_prune_without_a_managed_document_is_refused(stack: Stack, tmp_pat
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        pytest.param({"client_secret": "s3cr3t-in-the-file"}, "a secret is never kept there", id="literal"),
-        pytest.param({"client_secret": "{fromEnv: TEST_APPLY_UNSET}"}, "TEST_APPLY_UNSET is not set", id="unset"),
-        pytest.param({"client_secret": "{fromFile: missing-file}"}, "cannot read the secret file", id="file"),
-        pytest.param({"grant_types": "[authorization_code, telepathy]"}, "grant_types must be one of", id="grant"),
-        pytest.param({"response_types": "[code]"}, "response_types is set by Tessera", id="read-only"),
+        pytest.param(
+            {"client_secret": "s3cr3t-in-the-file"}, "a secret is never kept there", id="literal"
+        ),
+        pytest.param(
+            {"client_secret": "{fromEnv: TEST_APPLY_UNSET}"},
+            "TEST_APPLY_UNSET is not set",
+            id="unset",
+        ),
+        pytest.param(
+            {"client_secret": "{fromFile: missing-file}"}, "cannot read the secret file", id="file"
+        ),
+        pytest.param(
+            {"grant_types": "[authorization_code, telepathy]"},
+            "grant_types must be one of",
+            id="grant",
+        ),
+        pytest.param(
+            {"response_types": "[code]"}, "response_types is set by Tessera", id="read-only"
+        ),
         pytest.param({"colour": "blue"}, "has no field 'colour'", id="unknown"),
         pytest.param({"refresh_count": "-1"}, "refresh_count must be a whole number", id="count"),
     ],
@@ -205,7 +221,9 @@ async def test_bad_documents_are_refused_whole_and_change_nothing(
 async def test_a_duplicate_key_or_document_is_refused(stack: Stack, tmp_path: Path) -> None:
     n = Names()
     twice = documents(tmp_path, n.scope_doc() + "description: again\n")
-    await assert_refused(stack, ["apply", "-f", str(twice)], "line 4: not valid YAML: 'description' is given twice")
+    await assert_refused(
+        stack, ["apply", "-f", str(twice)], "line 4: not valid YAML: 'description' is given twice"
+    )
     declared_twice = documents(tmp_path, n.scope_doc(), n.scope_doc(), name="twice.yaml")
     await assert_refused(stack, ["apply", "-f", str(declared_twice)], "declared twice")
 
@@ -244,7 +262,10 @@ async def test_import_a_client_id_and_secret_then_client_credentials(
         "client_secret": kept,
     }
     reply = await token_request(
-        http, stack, registered(created, ["client_credentials"]), {"grant_type": "client_credentials"}
+        http,
+        stack,
+        registered(created, ["client_credentials"]),
+        {"grant_type": "client_credentials"},
     )
     assert reply.status == 200, reply.body
     assert reply.body["scope"] == n.scope

@@ -98,7 +98,9 @@ def test_no_option_takes_a_secret_as_its_value() -> None:
         for param in command.params:
             for opt in getattr(param, "opts", []):
                 takes_a_value = not getattr(param, "is_flag", False)
-                assert not (takes_a_value and re.search(r"(secret|password|token)$", opt)), opt
+                assert not (takes_a_value and re.search(r"(secret|password|token)$", opt)), (
+                    f"{path} {opt}"
+                )
 
 
 async def test_version_and_completion_of_the_installed_command(stack: Stack) -> None:
@@ -120,15 +122,16 @@ async def test_exit_statuses_and_one_line_messages_of_the_installed_command(
 ) -> None:
     # A usage error: 2.
     run = await assert_refused(
-        stack, ["client", "create", "--grant", "urn:example:x"], "--grant", run_command=tessera_process
+        stack,
+        ["client", "create", "--grant", "urn:example:x"],
+        "--grant",
+        run_command=tessera_process,
     )
     assert run.status == 2
     assert "(see 'tessera client create --help')" in run.stderr
     # The API refuses: 1.
     missing = unique("no-such-scope")
-    run = await assert_refused(
-        stack, create_args(missing), missing, run_command=tessera_process
-    )
+    run = await assert_refused(stack, create_args(missing), missing, run_command=tessera_process)
     assert run.status == 1
     # Nothing listens: 1, and no traceback.
     nowhere = await tessera_process(
@@ -147,7 +150,9 @@ async def test_without_a_server_or_a_credential_nothing_is_sent(stack: Stack) ->
     )
     no_credential = await tessera(stack, "scope", "list", env={"TESSERA_ADMIN_TOKEN": ""})
     assert no_credential.status == 1
-    assert "no admin credential: set TESSERA_ADMIN_TOKEN or give --token-file" in no_credential.stderr
+    assert (
+        "no admin credential: set TESSERA_ADMIN_TOKEN or give --token-file" in no_credential.stderr
+    )
     wrong = await tessera(stack, "scope", "list", env={"TESSERA_ADMIN_TOKEN": "not-the-token"})
     assert wrong.status == 1
     assert wrong.stderr.startswith("tessera: error: ")
@@ -270,7 +275,10 @@ async def test_the_rfc_7591_refresh_token_grant_and_the_openid_connect_fields(
     assert created["refresh_count"] > 0  # the API's default for refresh_token
     assert created["post_logout_redirect_uris"] == ["https://app.example.com/signed-out"]
     assert created["backchannel_logout_uri"] == "https://app.example.com/logout"
-    assert (created["subject_type"], created["sector_identifier"]) == ("pairwise", "app.example.com")
+    assert (created["subject_type"], created["sector_identifier"]) == (
+        "pairwise",
+        "app.example.com",
+    )
 
 
 async def test_client_update_changes_only_what_is_given(stack: Stack, redis: Redis) -> None:
@@ -299,7 +307,9 @@ async def test_client_update_changes_only_what_is_given(stack: Stack, redis: Red
     assert updated["description"] == ""
     unchanged = {"client_name", "redirect_uris", "scope", "grant_types", "created_at"}
     assert {k: updated[k] for k in unchanged} == {k: created[k] for k in unchanged}
-    back = await tessera(stack, "client", "update", client_id, "--access-token-lifetime", "global", "-o", "json")
+    back = await tessera(
+        stack, "client", "update", client_id, "--access-token-lifetime", "global", "-o", "json"
+    )
     assert back.json()["access_token_lifetime"] is None
 
 
@@ -384,7 +394,14 @@ async def test_rotate_secret_and_import_a_client_id_and_secret(
 async def test_scope_add_update_show_delete(stack: Stack, redis: Redis) -> None:
     name = unique("orders:read")
     run = await tessera(
-        stack, "scope", "add", name, "--description", "Read your orders", "--resource", "GET /orders"
+        stack,
+        "scope",
+        "add",
+        name,
+        "--description",
+        "Read your orders",
+        "--resource",
+        "GET /orders",
     )
     assert (run.status, run.stdout, run.stderr) == (0, f"scope {name} added\n", "")
 
@@ -446,7 +463,13 @@ async def test_user_add_with_claims_update_and_clear(stack: Stack) -> None:
     assert "email" not in claims
 
     listed = await tessera(stack, "user", "list")
-    assert listed.stdout.splitlines()[0].split() == ["USERNAME", "ENABLED", "LOCKED", "NAME", "EMAIL"]
+    assert listed.stdout.splitlines()[0].split() == [
+        "USERNAME",
+        "ENABLED",
+        "LOCKED",
+        "NAME",
+        "EMAIL",
+    ]
     assert username in listed.stdout
 
 
@@ -458,7 +481,9 @@ async def test_a_user_signs_in_with_the_password_set_and_not_once_disabled(
     form = {"grant_type": "password", "username": s.user, "password": new_password}
     form["scope"] = s.scope
 
-    run = await tessera(stack, "user", "set-password", s.user, "--password-stdin", stdin=new_password)
+    run = await tessera(
+        stack, "user", "set-password", s.user, "--password-stdin", stdin=new_password
+    )
     assert run.status == 0, run.stderr
     assert (await token_request(http, stack, s.client, form)).status == 200
 
@@ -505,7 +530,13 @@ async def test_the_audit_trail_lists_the_commands_changes(stack: Stack, redis: R
     mine = [(e["action"], e["actor"]) for e in run.json() if e["resource_id"] == name]
     assert mine == [("create", "bootstrap"), ("delete", "bootstrap")]
     table = await tessera(stack, "audit", "list", "--since", "5m", "--limit", "500")
-    assert table.stdout.splitlines()[0].split() == ["TIME", "ACTOR", "ACTION", "RESOURCE", "RESOURCE_ID"]
+    assert table.stdout.splitlines()[0].split() == [
+        "TIME",
+        "ACTOR",
+        "ACTION",
+        "RESOURCE",
+        "RESOURCE_ID",
+    ]
 
 
 # --- bootstrap and the Redis-side commands --------------------------------------------------
@@ -520,7 +551,10 @@ async def test_bootstrap_admin_client_then_administer_with_its_token(
     assert run.status == 0, run.stderr
     made = run.json()
     assert (made["grant_types"], made["scope"]) == (["client_credentials"], "tessera:admin")
-    admin = registered({**made, "token_endpoint_auth_method": "client_secret_basic", "redirect_uris": []}, ["client_credentials"])
+    admin = registered(
+        {**made, "token_endpoint_auth_method": "client_secret_basic", "redirect_uris": []},
+        ["client_credentials"],
+    )
     reply = await token_request(http, stack, admin, {"grant_type": "client_credentials"})
     assert reply.status == 200, reply.body
     access_token = reply.body["access_token"]
@@ -530,8 +564,12 @@ async def test_bootstrap_admin_client_then_administer_with_its_token(
         stack, "scope", "add", name, "--description", "x", env={"TESSERA_ADMIN_TOKEN": access_token}
     )
     assert run.status == 0, run.stderr
-    audit = (await tessera(stack, "audit", "list", "--since", "5m", "--limit", "500", "-o", "json")).json()
-    assert [e["actor"] for e in audit if e["resource_id"] == name] == [f"client:{made['client_id']}"]
+    audit = (
+        await tessera(stack, "audit", "list", "--since", "5m", "--limit", "500", "-o", "json")
+    ).json()
+    assert [e["actor"] for e in audit if e["resource_id"] == name] == [
+        f"client:{made['client_id']}"
+    ]
 
 
 async def test_log_fingerprint_reads_the_value_from_stdin(stack: Stack) -> None:
@@ -572,11 +610,15 @@ async def test_an_undefined_scope_is_refused(stack: Stack) -> None:
     ("extra", "message"),
     [
         pytest.param(["--grant", "urn:example:unknown"], "Invalid value for '--grant'", id="grant"),
-        pytest.param(["--refresh-count", "-1"], "Invalid value for '--refresh-count'", id="negative"),
+        pytest.param(
+            ["--refresh-count", "-1"], "Invalid value for '--refresh-count'", id="negative"
+        ),
         pytest.param(["--refresh-count", "many"], "Invalid value for '--refresh-count'", id="nan"),
         pytest.param(["--access-token-lifetime", "soon"], "--access-token-lifetime", id="lifetime"),
         pytest.param(["--scope", 'quo"te'], "not a valid scope token", id="scope-token"),
-        pytest.param(["--subject-type", "secret"], "Invalid value for '--subject-type'", id="subject"),
+        pytest.param(
+            ["--subject-type", "secret"], "Invalid value for '--subject-type'", id="subject"
+        ),
     ],
 )
 async def test_bad_options_are_refused_before_any_request(
@@ -590,8 +632,18 @@ async def test_bad_options_are_refused_before_any_request(
 @pytest.mark.parametrize(
     ("extra", "client_type", "field"),
     [
-        pytest.param(["--redirect-uri", "https://app.example.com/cb#frag"], "confidential", "redirect", id="fragment"),
-        pytest.param(["--redirect-uri", "http://app.example.com/cb"], "confidential", "redirect", id="plain-http"),
+        pytest.param(
+            ["--redirect-uri", "https://app.example.com/cb#frag"],
+            "confidential",
+            "redirect",
+            id="fragment",
+        ),
+        pytest.param(
+            ["--redirect-uri", "http://app.example.com/cb"],
+            "confidential",
+            "redirect",
+            id="plain-http",
+        ),
         pytest.param(["--logo-uri", "javascript:alert(1)"], "confidential", "logo", id="logo"),
         pytest.param(["--introspect"], "public", "introspect", id="public-introspect"),
     ],
@@ -630,12 +682,18 @@ async def test_user_add_refusals(stack: Stack, redis: Redis) -> None:
         (["user", "add", username, "--password-stdin"], "", "no password on standard input"),
         (["user", "add", username], LONG_PASSWORD, "--password-stdin"),
         (["user", "add", "two words", "--password-stdin"], LONG_PASSWORD, "username"),
-        (["user", "add", username, "--password-stdin", "--address", "[1]"], LONG_PASSWORD, "--address"),
+        (
+            ["user", "add", username, "--password-stdin", "--address", "[1]"],
+            LONG_PASSWORD,
+            "--address",
+        ),
         (["user", "update", username], None, "nothing to change"),
     ):
         await assert_refused(stack, args, message, stdin=stdin)
     existing = await make_user(redis)
-    await assert_refused(stack, ["user", "add", existing, "--password-stdin"], existing, stdin=LONG_PASSWORD)
+    await assert_refused(
+        stack, ["user", "add", existing, "--password-stdin"], existing, stdin=LONG_PASSWORD
+    )
 
 
 async def test_a_refused_command_leaves_the_listing_as_it_was(stack: Stack) -> None:

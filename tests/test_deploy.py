@@ -376,6 +376,22 @@ def test_the_apply_job_has_the_admin_credential_and_nothing_else_of_the_services
     assert set(box["resources"]["limits"]) == {"cpu", "memory"}
 
 
+def test_the_apply_job_reaches_the_admin_api_and_nothing_else() -> None:
+    """TESSERA_ADMIN_URL is the tessera-admin Service's port, which leads to the token
+    pods' admin port, where the NetworkPolicies admit the Job's pod; its pod is no
+    Tessera service's, so the dev Redis does not admit it."""
+    dev = RENDERED["dev"]
+    template = apply_job()["spec"]["template"]
+    (box,) = template["spec"]["containers"]
+    url = next(v["value"] for v in box["env"] if v["name"] == "TESSERA_ADMIN_URL")
+    host, port = re.fullmatch(r"http://([a-z-]+):(\d+)", url).groups()  # type: ignore[union-attr]
+    assert resolve_service(dev, host, int(port)) == named(dev, "Deployment", "tessera-token")
+    pod = Peer(template["metadata"]["labels"], NAMESPACE, same_namespace=True)
+    assert admitted(dev, tessera_pods("token"), pod, ADMIN_PORT)
+    assert not admitted(dev, pod_labels(named(dev, "Deployment", "tessera-redis")), pod, 6379)
+    assert not any(admitted(dev, tessera_pods(c), pod, PORT) for c in ("authorize", "introspect"))
+
+
 def test_the_dev_overlays_documents_are_accepted_by_tessera_apply(tmp_path: Path) -> None:
     """What the dev overlay's Job would apply, read by apply's own loader: a typo in a
     document fails here rather than in the cluster."""

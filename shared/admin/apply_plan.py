@@ -102,8 +102,10 @@ def _client_create(document: Document) -> Change:
         if public:
             raise BadDocument(f"{document.where}: a public client (none) has no client_secret")
         secret = _read(document)
-        if not MIN_IMPORTED_SECRET <= len(secret) <= MAX_SECRET or not secret.isascii() or not all(
-            ch.isprintable() and not ch.isspace() for ch in secret
+        if (
+            not MIN_IMPORTED_SECRET <= len(secret) <= MAX_SECRET
+            or not secret.isascii()
+            or not all(ch.isprintable() and not ch.isspace() for ch in secret)
         ):
             # The API's rule (RFC 6749 §2.3.1: it travels in a form and in Basic auth).
             raise BadDocument(

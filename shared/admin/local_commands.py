@@ -18,7 +18,6 @@ from shared.security import fingerprint
 from shared.storage import clients, log_fingerprint_key
 from shared.storage.redis_store import RedisClient, connect
 
-
 T = TypeVar("T")
 
 
