@@ -8,12 +8,14 @@ alone: the session's stack holds every other test's records, which --prune must 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from shared.admin.apply_documents import SecretRef, load
 from tests.command_line import Run, assert_refused, listing, tessera
 from tests.flows import token_request
 from tests.records import REDIRECT_URI, unique
@@ -295,3 +297,57 @@ async def test_users_are_created_with_a_password_from_a_file_and_their_claims_up
     assert (await apply(stack, documents(tmp_path, changed))).status == 0
     claims = (await tessera(stack, "user", "show", n.user, "-o", "json")).json()["claims"]
     assert claims == {"name": "Alice", "email": "alice@example.com"}
+
+
+# --- the README's example, as it says ---------------------------------------------------------
+
+
+def readme_blocks(title: str) -> list[tuple[str, str]]:
+    """The fenced blocks (language, text) of the README's section ``title``."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split(f"\n### {title}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return re.findall(r"^```(\w*)\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+
+
+async def test_the_readmes_example_and_its_dry_runs_are_what_apply_does(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The example file of "Declarative configuration" and the two dry runs the README
+    shows, on this stack (whose Redis has no orders:read, orders-web nor billing-job)."""
+    blocks = readme_blocks("Declarative configuration: `tessera apply`")
+    (example,) = [text for language, text in blocks if language == "yaml"]
+    first, second = [text for language, text in blocks if language == ""]
+    folder = tmp_path / "tessera"
+    (folder / "secrets").mkdir(parents=True)
+    (folder / "orders.yaml").write_text(example)
+    (folder / "secrets" / "billing-job").write_text("an-imported-webMethods-secret-1")
+    env = {"ORDERS_WEB_SECRET": "a-secret-of-the-order-app-0123456789"}
+    SECRETS_USED.update(["an-imported-webMethods-secret-1", env["ORDERS_WEB_SECRET"]])
+
+    async def dry_run(path: Path, *extra: str) -> str:
+        run = await apply(stack, path, "--dry-run", *extra, env=env)
+        assert run.status == 0, run.stderr
+        return run.stdout.replace(f"{tmp_path}/", "")
+
+    assert await dry_run(folder / "orders.yaml") == first
+    assert (await apply(stack, folder / "orders.yaml", env=env)).status == 0
+    assert await dry_run(folder / "orders.yaml") == "No changes. Dry run: nothing was changed.\n"
+
+    legacy = ["client", "create", "--client-id", "orders-legacy", "--name", "Old order app"]
+    legacy += ["--type", "public", "--redirect-uri", "https://orders.example.com/old"]
+    assert (await tessera(stack, *legacy)).status == 0
+    changed = example.replace("refresh_count: 5", "refresh_count: 10").replace(
+        "redirect_uris: [https://orders.example.com/callback]",
+        "redirect_uris: [https://orders.example.com/callback, https://orders.example.com/m/callback]",
+    )
+    (folder / "orders.yaml").write_text(changed)
+    assert await dry_run(folder, "--prune") == second
+
+
+def test_the_readmes_import_document_is_one_apply_reads(tmp_path: Path) -> None:
+    blocks = readme_blocks("Its clients, with their ids and secrets")
+    (example,) = [text for language, text in blocks if language == "yaml"]
+    (tmp_path / "client.yaml").write_text(example)
+    desired = load([tmp_path])
+    assert list(desired.clients) == ["billing-job"]
+    assert desired.clients["billing-job"].secret == SecretRef("fromEnv", "BILLING_JOB_SECRET")

@@ -11,7 +11,7 @@ import click
 
 from shared.admin.api_client import segment
 from shared.admin.output import Column, when
-from shared.admin.session import Session, output_option, pass_session, read_stdin_line
+from shared.admin.session import Refused, Session, output_option, pass_session, read_stdin_line
 
 APPROVAL_COLUMNS = [
     Column("USERNAME", "username"),
@@ -109,7 +109,7 @@ def revoke_tokens(
     if sum((token_stdin, client_id is not None, username is not None)) != 1:
         raise click.UsageError("give exactly one of --token-stdin, --client ID, --user NAME")
     if token_stdin:
-        body, what = {"token": read_stdin_line("token")}, "the token's grant"
+        body, what = {"token": read_stdin_line("token")}, "the token"
     elif client_id is not None:
         body, what = {"client_id": client_id}, f"client {client_id}"
     else:
@@ -117,7 +117,14 @@ def revoke_tokens(
         body, what = {"username": username}, f"user {username}"
     with session.api() as api:
         result = api.post("/tokens/revoke", body)
-    session.emit(result, message=f"{result['revoked_grants']} grant(s) of {what} revoked")
+    if token_stdin:
+        if not result["revoked_grants"]:
+            # The message does not quote the value: it is a credential.
+            raise Refused("no live access or refresh token has that value")
+        message = "token revoked, with every token of its grant"
+    else:
+        message = f"{result['revoked_grants']} grant(s) of {what} revoked"
+    session.emit(result, message=message)
 
 
 # --since 15m, 2h, 7d: a time so long ago, as the API's Unix seconds.

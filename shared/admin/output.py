@@ -3,7 +3,7 @@ unchanged), or a table for people (``-o table``, the default).
 
 A listing is a table with a header row and a column per chosen field; one record is a
 FIELD/VALUE table with every field, nested objects (a user's claims) flattened as
-``claims.email``. Times the API gives as Unix seconds are shown in RFC 3339 (UTC).
+``claims.email`` and a list's items one per row. Times the API gives as Unix seconds are shown in RFC 3339 (UTC).
 """
 
 from __future__ import annotations
@@ -92,9 +92,14 @@ def listing(items: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> st
 
 
 def _flattened(record: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, str]]:
+    """A row per field; a nested object's fields as ``name.field``; a list's items one
+    per row (a scope's resources hold spaces)."""
     for name, value in record.items():
         if isinstance(value, dict) and value:
             yield from _flattened(value, f"{prefix}{name}.")
+        elif isinstance(value, list) and value:
+            for number, item in enumerate(value):
+                yield (f"{prefix}{name}" if number == 0 else ""), cell(item)
         else:
             yield f"{prefix}{name}", cell(value, name)
 
