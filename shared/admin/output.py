@@ -3,7 +3,8 @@ unchanged), or a table for people (``-o table``, the default).
 
 A listing is a table with a header row and a column per chosen field; one record is a
 FIELD/VALUE table with every field, nested objects (a user's claims) flattened as
-``claims.email`` and a list's items one per row. Times the API gives as Unix seconds are shown in RFC 3339 (UTC).
+``claims.email`` and a list's items one per row. Times the API gives as Unix seconds
+are shown in RFC 3339 (UTC).
 """
 
 from __future__ import annotations
