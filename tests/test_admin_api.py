@@ -569,6 +569,9 @@ async def test_a_disabled_person_cannot_sign_in_and_loses_their_tokens(
     status, user = await api(http, stack, "PATCH", f"/v1/users/{s.user}", json={"enabled": False})
 
     assert (status, user["enabled"]) == (200, False)
+    # The browser's session, signed in before, gets nothing more.
+    back = await authorize(http, stack, code_request(s.client, s.scope), s.user)
+    assert back["error"] == "access_denied"
     assert not await is_active(http, stack, rs, tokens.body["access_token"])
     assert await live_tokens(http, stack, user=s.user) == []
     status, page = await api(
