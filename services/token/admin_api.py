@@ -1,4 +1,4 @@
-"""The admin HTTP API under ``/admin/``: the CLI's token, scope and client operations.
+"""The admin HTTP API under ``/admin/``: the CLI's token, scope, client and user operations.
 
 Off unless TESSERA_ADMIN_TOKEN is set; every request then carries it as a bearer token
 (RFC 6750 §2.1). The Ingress does not route ``/admin/``: it is for operators inside the
@@ -11,6 +11,9 @@ it may be a credential pasted in the wrong place.
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -18,7 +21,7 @@ from shared.domain.domain_errors import Conflict, DomainError, NotFound
 from shared.domain.oauth_errors import OAuthError, invalid_request
 from shared.security import fingerprint
 from shared.security.crypto import digest, same
-from shared.storage import clients, management, scopes
+from shared.storage import clients, management, scopes, users
 from shared.web.app_keys import REDIS, SETTINGS
 from shared.web.base_app import json_response
 from shared.web.forms import read_form
@@ -130,6 +133,74 @@ async def delete_client(request: web.Request) -> web.Response:
     return json_response({"revoked_grants": revoked})
 
 
+# RFC 7396 §4's media type, which says the body is a merge patch; plain JSON is taken too.
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+# Bodies of a user's claims are a few kilobytes at most.
+MAX_JSON_BODY = 64 * 1024
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The request's body, a JSON object."""
+    if request.content_type not in JSON_TYPES:
+        raise invalid_request(f"The request body must be {' or '.join(JSON_TYPES)}.")
+    body = await request.read()
+    if len(body) > MAX_JSON_BODY:
+        raise invalid_request(f"The request body is longer than {MAX_JSON_BODY} bytes.")
+    try:
+        found = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise invalid_request("The request body is not JSON.") from None
+    if not isinstance(found, dict):
+        raise invalid_request("The request body must be a JSON object.")
+    return found
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise invalid_request(f"{name} must be a string.")
+    return value
+
+
+async def add_user(request: web.Request) -> web.Response:
+    """``{"username", "password", "claims"?}``; 201 with the user, never its password."""
+    body = await _json_object(request)
+    unknown = sorted(set(body) - {"username", "password", "claims"})
+    if unknown:
+        raise invalid_request(f"Unknown members: {', '.join(unknown)}.")
+    claims = body.get("claims", {})
+    if not isinstance(claims, dict):
+        raise invalid_request("claims must be a JSON object.")
+    user = await users.add(
+        request.app[REDIS],
+        _string(body, "username"),
+        _string(body, "password"),
+        request.app[SETTINGS].password_hashing,
+        claims=claims,
+    )
+    location = request.app.router["admin-user"].url_for(username=user.username)
+    return json_response(user.public_view(), status=201, headers={"Location": str(location)})
+
+
+async def show_user(request: web.Request) -> web.Response:
+    user = await users.existing(request.app[REDIS], request.match_info["username"])
+    return json_response(user.public_view())
+
+
+async def change_user(request: web.Request) -> web.Response:
+    """A JSON merge patch (RFC 7396) of the user as ``GET`` shows it, of which only
+    ``claims`` may change: ``{"claims": {"email": "...", "phone_number": null}}``."""
+    body = await _json_object(request)
+    fixed = sorted(set(body) - {"claims"})
+    if fixed:
+        raise invalid_request(f"Only claims can be changed, not {', '.join(fixed)}.")
+    changes = body.get("claims")
+    if not isinstance(changes, dict):
+        raise invalid_request("claims must be a JSON object.")
+    user = await users.update_claims(request.app[REDIS], request.match_info["username"], changes)
+    return json_response(user.public_view())
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/tokens", list_tokens)
     app.router.add_post("/admin/tokens/revoke", revoke_tokens)
@@ -138,3 +209,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/admin/scopes/{name}", delete_scope)
     app.router.add_post("/admin/clients/{client_id}/{action:enable|disable}", set_client_enabled)
     app.router.add_delete("/admin/clients/{client_id}", delete_client)
+    app.router.add_post("/admin/users", add_user)
+    user = app.router.add_resource("/admin/users/{username}", name="admin-user")
+    user.add_route("GET", show_user)
+    user.add_route("PATCH", change_user)

@@ -1,19 +1,21 @@
-"""Resource owners: a username, a stable subject id, and an argon2id password hash."""
+"""Resource owners: a username, a stable subject id, an argon2id password hash, and the
+profile claims of OpenID Connect Core §5.1 with the time they last changed."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shared.domain import records
-from shared.domain.domain_errors import Conflict, Invalid
+from shared.domain import records, user_claims
+from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.security import crypto
-from shared.storage import keys
+from shared.storage import keys, scripts
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -30,23 +32,40 @@ class User:
     claims: dict[str, Any] = field(default_factory=dict)
     updated_at: int = 0
 
+    def public_view(self) -> dict[str, Any]:
+        """What an administrator is shown: everything but the password hash."""
+        return {
+            "username": self.username,
+            "sub": self.sub,
+            "created_at": self.created_at,
+            "claims": self.claims,
+            "updated_at": self.updated_at,
+        }
+
 
 async def add(
     redis: RedisClient,
     username: str,
     password: str,
     hashing: PasswordHashing = RFC_9106_LOW_MEMORY,
+    *,
+    claims: Mapping[str, Any] | None = None,
 ) -> User:
     if not username or any(ch.isspace() or not ch.isprintable() for ch in username):
         raise Invalid("username must be non-empty, without spaces or control characters")
     if len(password) < 8:
         raise Invalid("password must be at least 8 characters")
+    checked = user_claims.checked_claims(claims or {})
+    now = int(time.time())
     user = User(
         username=username,
         sub=crypto.random_token(16),
         # argon2id holds a core and 64 MiB for about a tenth of a second: off the loop.
         password_hash=await asyncio.to_thread(crypto.hash_password, password, hashing),
-        created_at=int(time.time()),
+        created_at=now,
+        claims=checked,
+        # Core §5.1: the time the information was last updated; none without any.
+        updated_at=now if checked else 0,
     )
     if not await redis.set(keys.user(username), orjson.dumps(user), nx=True):
         raise Conflict(f"user {username!r} already exists")
@@ -57,3 +76,25 @@ async def add(
 async def get(redis: RedisClient, username: str) -> User | None:
     raw = await redis.get(keys.user(username))
     return records.from_json(User, raw) if raw else None
+
+
+async def existing(redis: RedisClient, username: str) -> User:
+    """The user named ``username``; NotFound when there is none."""
+    user = await get(redis, username)
+    if user is None:
+        raise NotFound("user", username)
+    return user
+
+
+async def update_claims(redis: RedisClient, username: str, changes: Mapping[str, Any]) -> User:
+    """Set and clear profile claims (a JSON merge patch of them, RFC 7396: ``None``
+    clears; ``address`` changes member by member) and set ``updated_at``. Applied by one
+    script to the record as stored, so a concurrent change of the claims or the password
+    is never lost. Invalid for a bad value (nothing changed), NotFound for no such user."""
+    checked = user_claims.checked_changes(changes)
+    stored = await scripts.update_user_claims(
+        redis, user=keys.user(username), changes=orjson.dumps(checked), updated_at=int(time.time())
+    )
+    if stored is None:
+        raise NotFound("user", username)
+    return records.from_json(User, stored)
