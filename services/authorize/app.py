@@ -10,6 +10,7 @@ import jinja2
 from aiohttp import web
 
 from services.authorize import authorization_endpoint, connected_apps, consent, login, logout
+from services.authorize.backchannel_delivery import deliveries_context
 from services.authorize.metadata import METADATA_PATH, metadata
 from services.authorize.responses import render
 from shared.config.settings import Settings
@@ -65,6 +66,8 @@ def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, _error_page, browser_routes=BROWSER_ROUTES)
     app.cleanup_ctx.append(follow_client_changes(browser_origins))
     app.cleanup_ctx.append(password_checks_context)  # the login page
+    # Logout tokens for the clients of a session that ends (Back-Channel Logout 1.0).
+    app.cleanup_ctx.append(deliveries_context)
     aiohttp_jinja2.setup(
         app,
         loader=template_loader(settings),
