@@ -11,6 +11,7 @@ from aiohttp import web
 
 from services.authorize import authorization_endpoint, connected_apps, consent, login, logout
 from services.authorize.backchannel_delivery import deliveries_context
+from services.authorize.end_session import END_SESSION_PATH, end_session
 from services.authorize.metadata import METADATA_PATH, metadata
 from services.authorize.responses import render
 from shared.config.settings import Settings
@@ -87,6 +88,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(connected_apps.CONNECTED_APPS, connected_apps.connected_apps_revoke)
     app.router.add_get("/logout", logout.logout_page)
     app.router.add_post("/logout", logout.logout_submit)
+    # RP-Initiated Logout 1.0 §2: GET and POST. A page, so never in BROWSER_ROUTES (CORS).
+    app.router.add_get(END_SESSION_PATH, end_session)
+    app.router.add_post(END_SESSION_PATH, end_session)
     app.router.add_get(METADATA_PATH, metadata)
     add_static_files(app)
     return app
