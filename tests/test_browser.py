@@ -16,7 +16,6 @@ context, so no cookie leaks from one test to the next.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from services.authorize.connected_apps import REVOKED
 from services.authorize.login import LOGIN_FAILED
 from shared.storage import scopes
 from tests.assertions import assert_access_denied
+from tests.chromium import launch_chromium
 from tests.command_line import tessera
 from tests.flows import code_request, exchange, is_active, new_verifier, s256
 from tests.records import (
@@ -65,21 +65,6 @@ from tests.waiting import until_origin
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-
-# The machine has no network: without these flags Chromium keeps trying to reach Google's
-# services (updates, sync, field trials) and floods the log with refused connections.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Nothing but this machine's loopback resolves, so no lookup ever leaves it: the
-    # client's https://app.example.com fails at once, inside the browser.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-]
 
 DESKTOP = ViewportSize(width=1280, height=800)
 PHONE = ViewportSize(width=390, height=844)
@@ -117,16 +102,7 @@ async def playwright() -> AsyncIterator[Playwright]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "Chromium is not installed (no `chromium` on PATH). `make test` installs it "
-            "from Debian's packages (`make chromium`, i.e. `apt-get install -y chromium`).",
-            pytrace=False,
-        )
-    browser = await playwright.chromium.launch(
-        executable_path=executable, headless=True, args=CHROMIUM_ARGS
-    )
+    browser = await launch_chromium(playwright)
     yield browser
     await browser.close()
 
