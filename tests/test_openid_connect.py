@@ -60,6 +60,10 @@ async def test_discovery_describes_what_is_implemented(
     assert config["claims_parameter_supported"] is True
     assert config["request_parameter_supported"] is False
     assert config["request_uri_parameter_supported"] is False
+    assert config["end_session_endpoint"] == f"{stack.authorize}/end_session"
+    assert config["backchannel_logout_supported"] is True
+    assert config["backchannel_logout_session_supported"] is True
+    assert config["frontchannel_logout_supported"] is False
     async with http.get(f"{stack.authorize}{OPENID_CONFIGURATION}") as r:
         assert r.headers["Content-Type"].startswith("application/json")
 

@@ -221,6 +221,10 @@ async def client_create(redis: RedisClient, args: argparse.Namespace) -> None:
         default_scopes=args.default_scope,
         access_token_lifetime=args.access_token_lifetime,
         jwt_access_tokens=TOKEN_FORMATS[args.token_format],
+        subject_type=args.subject_type,
+        sector_identifier=args.sector_identifier,
+        post_logout_redirect_uris=args.post_logout_redirect_uri,
+        backchannel_logout_uri=args.backchannel_logout_uri,
     )
     _print_client(client, args.json, secret)
 
@@ -422,6 +426,27 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TOKEN_FORMATS,
         default="global",
         help="opaque or JWT (RFC 9068) access tokens; default: TESSERA_ACCESS_TOKEN_FORMAT",
+    )
+    # OpenID Connect: subject identifiers (Core §8), RP-Initiated and Back-Channel Logout.
+    create.add_argument("--subject-type", choices=clients.SUBJECT_TYPES, default="public")
+    create.add_argument(
+        "--sector-identifier",
+        default="",
+        metavar="HOST",
+        help="pairwise: the host whose clients share subs; default: the redirect URIs' one host",
+    )
+    create.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="where /end_session may send the browser back (exact match)",
+    )
+    create.add_argument(
+        "--backchannel-logout-uri",
+        default="",
+        metavar="URI",
+        help="where logout tokens are posted when a person signs out (https)",
     )
     create.add_argument("--json", action="store_true")
     create.set_defaults(run=client_create)
