@@ -34,7 +34,7 @@ from shared.domain.openid import BACKCHANNEL_LOGOUT_EVENT, OPENID
 from shared.storage import keys
 from tests.flows import obtain_code
 from tests.metrics_scrape import samples, value
-from tests.records import Registered, Setup, make_client
+from tests.records import Registered, Setup, make_client, make_user
 from tests.relying_parties import (
     HANG,
     Hit,
@@ -142,6 +142,28 @@ async def test_signing_out_sends_each_client_of_the_session_a_logout_token(
         assert len(receiver.hits) == 1
         assert bystander.hits == []
     assert not await redis.exists(keys.session_clients(sid))
+
+
+async def test_another_person_signing_in_over_a_session_ends_it_and_tells_its_clients(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """prompt=login answered by someone else: the first person's session is over. The
+    same person signing in again keeps the session, and no client is told anything."""
+    async with logout_receiver() as receiver:
+        told = await openid_setup(redis, backchannel_logout_uri=receiver.url)
+        first = claims_of(await id_token_of(http, stack, told))
+        again = claims_of(await id_token_of(http, stack, told, prompt="login"))
+        assert again["sid"] == first["sid"]
+        await asyncio.sleep(QUIET_SECONDS)
+        assert receiver.hits == []
+
+        someone_else = Setup(told.scope, await make_user(redis), told.client)
+        other = claims_of(await id_token_of(http, stack, someone_else, prompt="login"))
+
+        assert other["sid"] != first["sid"]
+        [hit] = await receiver.until_hits(1)
+        _, claims = await verified(http, stack, hit, told.client)
+        assert (claims["sid"], claims["sub"]) == (first["sid"], first["sub"])
 
 
 async def test_rp_initiated_logout_tells_every_client_as_it_knows_the_person(
