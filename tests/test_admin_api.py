@@ -531,7 +531,8 @@ async def test_users_are_created_listed_patched_and_their_password_set(
         "/v1/users",
         json={"username": unique("d"), "password": PASSWORD, "claims": {"shoe_size": "9"}},
     )
-    assert (status, body["errors"][0]["field"]) == (422, "claims.shoe_size")
+    assert (status, body["errors"][0]["field"]) == (422, "claims")
+    assert "shoe_size" in body["detail"]
 
     status, user = await api(
         http,

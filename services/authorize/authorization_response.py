@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
+from services.authorize import backchannel_logout
 from services.authorize.authorization_request import RedirectableError
 from services.authorize.responses import see_other
 from shared.config.settings import Settings
@@ -93,6 +94,8 @@ async def issue(
             nonce=auth_request.nonce if auth_request.openid else None,
         ),
     )
+    if auth_request.openid:  # Back-Channel Logout 1.0 §2.7: told when the session ends
+        await backchannel_logout.record_relying_party(request, client, signed_in)
     return redirect_to_client(
         settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
     )

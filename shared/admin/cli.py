@@ -13,11 +13,13 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
 
 from shared.config.settings import password_hashing_from_env, redis_url_from_env
+from shared.domain import user_claims
 from shared.domain.domain_errors import DomainError, Invalid, NotFound
 from shared.security import fingerprint
 from shared.storage import clients, log_fingerprint_key, management, scopes, users
@@ -78,12 +80,120 @@ async def scope_delete(redis: RedisClient, args: argparse.Namespace) -> None:
     print(f"scope {args.name} deleted")
 
 
+# The profile claims' options (OpenID Connect Core §5.1): option, claim.
+CLAIM_OPTIONS = (
+    ("--name", "name"),
+    ("--given-name", "given_name"),
+    ("--family-name", "family_name"),
+    ("--middle-name", "middle_name"),
+    ("--nickname", "nickname"),
+    ("--preferred-username", "preferred_username"),
+    ("--gender", "gender"),
+    ("--birthdate", "birthdate"),
+    ("--email", "email"),
+    ("--phone", "phone_number"),
+    ("--locale", "locale"),
+    ("--zoneinfo", "zoneinfo"),
+    ("--picture", "picture"),
+    ("--website", "website"),
+    ("--profile", "profile"),
+)
+# --email-verified / --no-email-verified and the like.
+BOOLEAN_CLAIM_OPTIONS = (
+    ("--email-verified", "email_verified"),
+    ("--phone-verified", "phone_number_verified"),
+)
+# Core §5.1.1: the address's members.
+ADDRESS_OPTIONS = (
+    ("--address-formatted", "formatted"),
+    ("--address-street", "street_address"),
+    ("--address-locality", "locality"),
+    ("--address-region", "region"),
+    ("--address-postal-code", "postal_code"),
+    ("--address-country", "country"),
+)
+# What --clear takes: a claim, or one member of the address.
+CLEARABLE = (
+    *user_claims.STANDARD_CLAIMS,
+    *(f"address.{member}" for member in user_claims.ADDRESS_MEMBERS),
+)
+
+
+def _claims_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The claims the options set; the address as the object of its members given."""
+    given: dict[str, Any] = {}
+    for _, claim in (*CLAIM_OPTIONS, *BOOLEAN_CLAIM_OPTIONS):
+        value = getattr(args, f"claim_{claim}")
+        if value is not None:
+            given[claim] = value
+    address = {
+        member: getattr(args, f"address_{member}")
+        for _, member in ADDRESS_OPTIONS
+        if getattr(args, f"address_{member}") is not None
+    }
+    if address:
+        given["address"] = address
+    return given
+
+
+def _claim_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``user update`` as a merge patch of the claims (RFC 7396):
+    ``--clear`` gives None, to a claim or to an address member."""
+    changes = _claims_given(args)
+    for name in args.clear:
+        claim, _, member = name.partition(".")
+        if not member:
+            if claim in changes:
+                raise Invalid(f"claim {claim!r} is both set and cleared")
+            changes[claim] = None
+            continue
+        address = changes.setdefault("address", {})
+        if address is None or address.get(member) is not None:
+            raise Invalid(f"claim {name!r} is both set and cleared")
+        address[member] = None
+    if not changes:
+        raise Invalid("give a claim to set or --clear")
+    return changes
+
+
+def _print_user(user: users.User, as_json: bool) -> None:
+    view = user.public_view()
+    if as_json:
+        _print_json(view)
+        return
+    shown: list[tuple[str, object]] = [
+        ("username", user.username),
+        ("sub", user.sub),
+        ("created_at", _when(user.created_at)),
+        ("updated_at", _when(user.updated_at) if user.updated_at else "-"),
+    ]
+    for name, value in user.claims.items():
+        if isinstance(value, dict):
+            shown += [(f"{name}.{member}", text) for member, text in value.items()]
+        else:
+            shown.append((name, value))
+    for name, value in shown:
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        # A multi-line address member stays on its line.
+        print(f"{name:22} {text.replace(chr(13), '').replace(chr(10), ' / ')}")
+
+
 async def user_add(redis: RedisClient, args: argparse.Namespace) -> None:
     if not args.password_stdin:
         raise Invalid("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    user = await users.add(redis, args.username, password, password_hashing_from_env())
+    user = await users.add(
+        redis, args.username, password, password_hashing_from_env(), claims=_claims_given(args)
+    )
     print(f"user {user.username} added")
+
+
+async def user_update(redis: RedisClient, args: argparse.Namespace) -> None:
+    _print_user(await users.update_claims(redis, args.username, _claim_changes(args)), args.json)
+
+
+async def user_show(redis: RedisClient, args: argparse.Namespace) -> None:
+    _print_user(await users.existing(redis, args.username), args.json)
 
 
 async def user_unlock(redis: RedisClient, args: argparse.Namespace) -> None:
@@ -111,6 +221,10 @@ async def client_create(redis: RedisClient, args: argparse.Namespace) -> None:
         default_scopes=args.default_scope,
         access_token_lifetime=args.access_token_lifetime,
         jwt_access_tokens=TOKEN_FORMATS[args.token_format],
+        subject_type=args.subject_type,
+        sector_identifier=args.sector_identifier,
+        post_logout_redirect_uris=args.post_logout_redirect_uri,
+        backchannel_logout_uri=args.backchannel_logout_uri,
     )
     _print_client(client, args.json, secret)
 
@@ -198,6 +312,19 @@ def _lifetime(value: str) -> int:
 TOKEN_FORMATS = {"global": None, "opaque": False, "jwt": True}
 
 
+def _add_claim_options(parser: argparse.ArgumentParser) -> None:
+    """The options setting profile claims (OpenID Connect Core §5.1)."""
+    claims = parser.add_argument_group(
+        "profile claims", "OpenID Connect Core §5.1, released at the UserInfo endpoint"
+    )
+    for option, claim in CLAIM_OPTIONS:
+        claims.add_argument(option, dest=f"claim_{claim}", metavar="TEXT")
+    for option, claim in BOOLEAN_CLAIM_OPTIONS:
+        claims.add_argument(option, dest=f"claim_{claim}", action=argparse.BooleanOptionalAction)
+    for option, member in ADDRESS_OPTIONS:
+        claims.add_argument(option, dest=f"address_{member}", metavar="TEXT")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tessera", description="Administer Tessera (uses the Redis at REDIS_URL)."
@@ -235,7 +362,25 @@ def build_parser() -> argparse.ArgumentParser:
     add = user.add_parser("add", help="add a user")
     add.add_argument("username")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _add_claim_options(add)
     add.set_defaults(run=user_add)
+    update = user.add_parser("update", help="set or clear a user's profile claims")
+    update.add_argument("username")
+    _add_claim_options(update)
+    update.add_argument(
+        "--clear",
+        action="append",
+        default=[],
+        choices=CLEARABLE,
+        metavar="CLAIM",
+        help="clear a claim, or one member of the address (address.locality); repeatable",
+    )
+    update.add_argument("--json", action="store_true")
+    update.set_defaults(run=user_update)
+    show = user.add_parser("show", help="a user and its profile claims (never the password)")
+    show.add_argument("username")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=user_show)
     unlock = user.add_parser(
         "unlock", help="clear a username's sign-in limits (its failures from every address)"
     )
@@ -281,6 +426,27 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TOKEN_FORMATS,
         default="global",
         help="opaque or JWT (RFC 9068) access tokens; default: TESSERA_ACCESS_TOKEN_FORMAT",
+    )
+    # OpenID Connect: subject identifiers (Core §8), RP-Initiated and Back-Channel Logout.
+    create.add_argument("--subject-type", choices=clients.SUBJECT_TYPES, default="public")
+    create.add_argument(
+        "--sector-identifier",
+        default="",
+        metavar="HOST",
+        help="pairwise: the host whose clients share subs; default: the redirect URIs' one host",
+    )
+    create.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="where /end_session may send the browser back (exact match)",
+    )
+    create.add_argument(
+        "--backchannel-logout-uri",
+        default="",
+        metavar="URI",
+        help="where logout tokens are posted when a person signs out (https)",
     )
     create.add_argument("--json", action="store_true")
     create.set_defaults(run=client_create)
