@@ -12,13 +12,11 @@ loops: such a module uses ``browser_redis`` and ``browser_http`` instead.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import urlencode
 
 import aiohttp
-import pytest
 import pytest_asyncio
 from playwright.async_api import (
     Browser,
@@ -31,24 +29,10 @@ from playwright.async_api import (
 )
 from redis.asyncio import Redis
 
+from tests.chromium import launch_chromium
 from tests.records import PASSWORD, REDIRECT_URI
 from tests.replies import query_of
 from tests.stack import Stack, connect_single_server
-
-# The machine has no network: without these flags Chromium keeps trying to reach Google's
-# services (updates, sync, field trials) and floods the log with refused connections.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Nothing but this machine's loopback resolves, so no lookup ever leaves it: the
-    # client's https://app.example.com fails at once, inside the browser.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-]
 
 DESKTOP = ViewportSize(width=1280, height=800)
 PHONE = ViewportSize(width=390, height=844)
@@ -71,16 +55,7 @@ async def playwright() -> AsyncIterator[Playwright]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "Chromium is not installed (no `chromium` on PATH). `make test` installs it "
-            "from Debian's packages (`make chromium`, i.e. `apt-get install -y chromium`).",
-            pytrace=False,
-        )
-    browser = await playwright.chromium.launch(
-        executable_path=executable, headless=True, args=CHROMIUM_ARGS
-    )
+    browser = await launch_chromium(playwright)
     yield browser
     await browser.close()
 

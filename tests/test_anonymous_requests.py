@@ -8,12 +8,15 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
+import orjson
 import pytest
 from redis.asyncio import Redis
 from yarl import URL
 
 from devtools.local_processes import ProcessGroup
-from services.authorize.authorization_request import MAX_FREE_TEXT
+from services.authorize.authorization_request import MAX_FREE_TEXT, MAX_LOGIN_HINT
+from shared.domain.claims_request import MAX_CLAIM_NAME
+from shared.domain.claims_request import MAX_LENGTH as CLAIMS_MAX_LENGTH
 from shared.storage import keys
 from tests.assertions import assert_error, assert_invalid_client
 from tests.flows import code_request
@@ -110,6 +113,50 @@ async def test_an_anonymous_authorization_request_holds_at_most_1_5_kb(
 
     print(f"{held:.0f} bytes held per anonymous request")  # the README's figure, with -s
     assert held <= 1536, f"{held:.0f} bytes held per anonymous request"
+
+
+def longest_claims_request() -> str:
+    """A claims parameter (OpenID Connect Core §5.5) as long as it may be, of names as
+    long as they may be."""
+    asked: dict[str, object] = {}
+    while True:
+        name = random_state(MAX_CLAIM_NAME).replace('"', "q").replace("\\", "b")
+        longer = orjson.dumps({"id_token": {**asked, name: {"essential": True}}}).decode()
+        if len(longer) > CLAIMS_MAX_LENGTH:
+            return orjson.dumps({"id_token": asked}).decode()
+        asked[name] = {"essential": True}
+
+
+async def test_an_anonymous_openid_request_at_every_bound_holds_at_most_5_5_kb(
+    stack: Stack, redis: Redis, cookieless: aiohttp.ClientSession
+) -> None:
+    """What OpenID Connect adds to a pending request: a nonce (stored JSON-escaped, so
+    quotes count twice), a login_hint and the claims parameter, each at its bound."""
+    scope = await make_scope(redis)
+    client = await make_client(redis, ["openid", scope], client_type="public")
+    pending = asyncio.Semaphore(16)
+
+    async def one() -> None:
+        params = {
+            **code_request(client, f"openid {scope}", state=random_state(1000)),
+            **S256_CHALLENGE,
+            "nonce": '"' * MAX_FREE_TEXT,
+            "login_hint": '"' * MAX_LOGIN_HINT,
+            "claims": longest_claims_request(),
+        }
+        async with pending:
+            answer = await fetch(cookieless, "GET", f"{stack.authorize}/authorize", params=params)
+        assert answer.status == 303 and answer.location.startswith("/login?interaction="), (
+            answer.location
+        )
+
+    await redis.memory_purge()
+    before = (await redis.info("memory"))["used_memory"]
+    await asyncio.gather(*(one() for _ in range(REQUESTS)))
+    held = ((await redis.info("memory"))["used_memory"] - before) / REQUESTS
+
+    print(f"{held:.0f} bytes held per anonymous OpenID request")  # the README's figure, with -s
+    assert held <= 5632, f"{held:.0f} bytes held per anonymous OpenID request"
 
 
 async def test_a_pending_request_an_older_release_stored_reads_as_expired(

@@ -281,9 +281,16 @@ async def test_users_are_created_with_a_password_from_a_file_and_their_claims_up
     SECRETS_USED.add("alice's long password")
     doc = (
         f"kind: User\nusername: {n.user}\npassword: {{fromFile: alice-password}}\n"
-        "claims: {name: Alice, locale: en-GB}\n"
+        "claims: {name: Alice, locale: en-GB, phone_number: +44 20 7946 0958,"
+        " address: {locality: Oxford}}\n"
     )
     assert (await apply(stack, documents(tmp_path, doc))).status == 0
+    # The phone number is stored in E.164, and the address's other members are left
+    # alone: neither is a difference.
+    member = ["user", "update", n.user, "--address-country", "United Kingdom"]
+    assert (await tessera(stack, *member)).status == 0
+    same = await apply(stack, documents(tmp_path, doc), "--dry-run")
+    assert same.stdout == "No changes. Dry run: nothing was changed.\n"
     changed = doc.replace("locale: en-GB", "locale: null, email: alice@example.com")
 
     dry = await apply(stack, documents(tmp_path, changed), "--dry-run")
@@ -296,7 +303,12 @@ async def test_users_are_created_with_a_password_from_a_file_and_their_claims_up
     )
     assert (await apply(stack, documents(tmp_path, changed))).status == 0
     claims = (await tessera(stack, "user", "show", n.user, "-o", "json")).json()["claims"]
-    assert claims == {"name": "Alice", "email": "alice@example.com"}
+    assert claims == {
+        "name": "Alice",
+        "email": "alice@example.com",
+        "phone_number": "+442079460958",
+        "address": {"locality": "Oxford", "country": "United Kingdom"},
+    }
 
 
 # --- the README's example, as it says ---------------------------------------------------------

@@ -326,6 +326,7 @@ async def test_nothing_else_answers_a_cross_origin_request(
         f"{stack.authorize}/consent",
         f"{stack.authorize}/connected-apps",
         f"{stack.authorize}/logout",
+        f"{stack.authorize}/end_session",
         f"{stack.token}/healthz",
         f"{stack.authorize}/readyz",
     ):

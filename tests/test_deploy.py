@@ -476,6 +476,7 @@ PUBLIC_ROUTES = {
     "/login": "tessera-authorize",
     "/consent": "tessera-authorize",
     "/logout": "tessera-authorize",
+    "/end_session": "tessera-authorize",
     "/connected-apps": "tessera-authorize",
     "/static/tessera.css": "tessera-authorize",
     "/.well-known/oauth-authorization-server": "tessera-authorize",

@@ -14,9 +14,17 @@ import orjson
 from redis.asyncio import Redis
 
 from services.authorize.metadata import CLAIMS_SUPPORTED
-from tests.flows import authorize, code_request, exchange, introspect, start_authorization
+from shared.domain.openid import STANDARD_SCOPES
+from tests.flows import (
+    authorize,
+    code_request,
+    exchange,
+    introspect,
+    sign_in,
+    start_authorization,
+)
 from tests.openid import OPENID_CONFIGURATION, discovery, validated_id_token
-from tests.records import Registered, make_client, make_resource_server, make_user
+from tests.records import PASSWORD, Registered, make_client, make_resource_server, make_user
 from tests.replies import query_of
 from tests.stack import Stack
 
@@ -52,6 +60,10 @@ async def test_discovery_describes_what_is_implemented(
     assert config["claims_parameter_supported"] is True
     assert config["request_parameter_supported"] is False
     assert config["request_uri_parameter_supported"] is False
+    assert config["end_session_endpoint"] == f"{stack.authorize}/end_session"
+    assert config["backchannel_logout_supported"] is True
+    assert config["backchannel_logout_session_supported"] is True
+    assert config["frontchannel_logout_supported"] is False
     async with http.get(f"{stack.authorize}{OPENID_CONFIGURATION}") as r:
         assert r.headers["Content-Type"].startswith("application/json")
 
@@ -222,3 +234,16 @@ async def test_login_hint_prefills_the_sign_in_page_and_is_escaped(
         html = await page.text()
     assert 'value="alice&#34;&gt;&lt;script&gt;x()&lt;/script&gt;"' in html
     assert "<script>x()" not in html
+
+
+async def test_the_approval_page_words_openid_scopes_plainly(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    user = await make_user(redis)
+    client = await make_client(redis, ["openid", "profile", "email"])
+    started = await start_authorization(http, stack, code_request(client, "openid profile email"))
+    signed_in = await sign_in(http, stack, started.headers["Location"], user, PASSWORD)
+    async with http.get(f"{stack.authorize}{signed_in.headers['Location']}") as page:
+        html = await page.text()
+    for name in ("openid", "profile", "email"):
+        assert STANDARD_SCOPES[name] in html, name

@@ -10,12 +10,15 @@ now (``shared.web.login_throttle``); ``POST .../unlock`` clears the limits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
 from services.admin import bodies, changes, pagination
 from services.admin.problems import invalid
+from shared.domain.domain_errors import Invalid
 from shared.storage import management, users
 from shared.storage.users import User
 from shared.web import login_throttle
@@ -32,14 +35,19 @@ async def view(request: web.Request, user: User) -> dict[str, Any]:
 
 def _record(user: User) -> dict[str, Any]:
     """What the audit trail keeps of a person: never the password's hash."""
-    return {
-        "username": user.username,
-        "sub": user.sub,
-        "enabled": user.enabled,
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-        "claims": user.claims,
-    }
+    return user.public_view()
+
+
+@contextlib.contextmanager
+def _claims_named() -> Iterator[None]:
+    """A refused claim (``shared.domain.user_claims``, whose message names it) as the
+    field ``claims``."""
+    try:
+        yield
+    except Invalid as exc:
+        if exc.field is not None:
+            raise
+        raise Invalid(exc.message, field="claims") from None
 
 
 async def list_users(request: web.Request) -> web.Response:
@@ -68,14 +76,15 @@ async def create_user(request: web.Request) -> web.Response:
         if required not in fields:
             fields.errors.append({"field": required, "message": "is required"})
     fields.done()
-    user = await users.add(
-        request.app[REDIS],
-        username,
-        password,
-        request.app[SETTINGS].password_hashing,
-        claims=claims,
-        enabled=enabled,
-    )
+    with _claims_named():
+        user = await users.add(
+            request.app[REDIS],
+            username,
+            password,
+            request.app[SETTINGS].password_hashing,
+            claims=claims,
+            enabled=enabled,
+        )
     await changes.record(
         request, action="create", resource=RESOURCE, resource_id=username, after=_record(user)
     )
@@ -99,7 +108,8 @@ async def update_user(request: web.Request) -> web.Response:
     fields.done()
     before = after = await users.existing(redis, username)
     if claims:
-        before, after = await users.update(redis, username, claims=claims)
+        with _claims_named():
+            after = await users.update_claims(redis, username, claims)
     if enabled is not None and enabled != after.enabled:
         _, after = await management.set_user_enabled(redis, username, enabled)
     if _record(before) != _record(after):

@@ -10,6 +10,8 @@ import jinja2
 from aiohttp import web
 
 from services.authorize import authorization_endpoint, connected_apps, consent, login, logout
+from services.authorize.backchannel_delivery import deliveries_context
+from services.authorize.end_session import END_SESSION_PATH, end_session
 from services.authorize.metadata import (
     METADATA_PATH,
     OPENID_CONFIGURATION_PATH,
@@ -71,6 +73,8 @@ def create_app(settings: Settings) -> web.Application:
     app = create_base_app(settings, _error_page, browser_routes=BROWSER_ROUTES)
     app.cleanup_ctx.append(follow_client_changes(browser_origins))
     app.cleanup_ctx.append(password_checks_context)  # the login page
+    # Logout tokens for the clients of a session that ends (Back-Channel Logout 1.0).
+    app.cleanup_ctx.append(deliveries_context)
     aiohttp_jinja2.setup(
         app,
         loader=template_loader(settings),
@@ -90,6 +94,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(connected_apps.CONNECTED_APPS, connected_apps.connected_apps_revoke)
     app.router.add_get("/logout", logout.logout_page)
     app.router.add_post("/logout", logout.logout_submit)
+    # RP-Initiated Logout 1.0 §2: GET and POST. A page, so never in BROWSER_ROUTES (CORS).
+    app.router.add_get(END_SESSION_PATH, end_session)
+    app.router.add_post(END_SESSION_PATH, end_session)
     app.router.add_get(METADATA_PATH, metadata)
     app.router.add_get(OPENID_CONFIGURATION_PATH, openid_configuration)
     add_static_files(app)

@@ -45,13 +45,16 @@ _PROMPT_AS = {"select_account": "login"}
 # request; each is bounded, so that no request can make Redis hold much (README, "Rate
 # limits and memory"). RFC 6749 Appendix A.5 makes state 1*VSCHAR (%x20-7E).
 MAX_FREE_TEXT = 1024
-FREE_TEXT_PARAMETERS = ("state", "nonce", "login_hint")
+# A username to prefill (Core §3.1.2.1 login_hint): no username is longer.
+MAX_LOGIN_HINT = 256
 # max_age (Core §3.1.2.1) beyond this is no limit at all: a century.
 MAX_AGE_LIMIT = 100 * 365 * 24 * 3600
 
 
 def _free_text_within_bounds(params: dict[str, str]) -> bool:
-    if any(len(params.get(name) or "") > MAX_FREE_TEXT for name in FREE_TEXT_PARAMETERS):
+    if any(len(params.get(name) or "") > MAX_FREE_TEXT for name in ("state", "nonce")):
+        return False
+    if len(params.get("login_hint") or "") > MAX_LOGIN_HINT:
         return False
     return all(" " <= ch <= "~" for ch in params.get("state") or "")
 
@@ -139,8 +142,8 @@ async def validate(
         # Not echoed back: the state may be what is wrong (and would make the URL huge).
         raise RedirectableError(
             "invalid_request",
-            f"state and nonce may have at most {MAX_FREE_TEXT} characters, "
-            "state only visible ASCII (RFC 6749, Appendix A.5).",
+            f"state and nonce may have at most {MAX_FREE_TEXT} characters, login_hint "
+            f"{MAX_LOGIN_HINT}, state only visible ASCII (RFC 6749, Appendix A.5).",
             redirect_uri,
             None,
             in_fragment=response_type == "token",
@@ -218,10 +221,12 @@ async def validate(
         code_challenge_method=method if challenge is not None else None,
         response_type=response_type,
         prompt=[value for value in prompt if value in PROMPTS],
-        nonce=params.get("nonce"),
+        # The nonce and the claims parameter matter only to ID tokens: a request without
+        # openid stores neither (a pending request stays small, README "Rate limits").
+        nonce=params.get("nonce") if OPENID in requested else None,
         max_age=max_age,
         login_hint=params.get("login_hint"),
-        claims=claims,
+        claims=claims if OPENID in requested else None,
         hint_sub=hint_sub,
     )
 
@@ -235,7 +240,8 @@ def _max_age(value: str | None, fail: Fail) -> int | None:
         return None
     if not value.isdigit() or not value.isascii():
         raise fail("invalid_request", "max_age must be a whole number of seconds.")
-    return min(int(value[:12]), MAX_AGE_LIMIT) if len(value) <= 12 else MAX_AGE_LIMIT
+    # A longer string of digits is beyond the limit; no huge integer is parsed.
+    return MAX_AGE_LIMIT if len(value) > 12 else min(int(value), MAX_AGE_LIMIT)
 
 
 def _id_token_hint_sub(

@@ -10,17 +10,18 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
+from services.authorize import backchannel_logout
 from services.authorize.authorization_request import RedirectableError
 from services.authorize.responses import see_other
 from shared.config.settings import Settings
 from shared.domain.token_records import Authentication, Grant
-from shared.storage import codes, families, tokens
+from shared.storage import codes, families, tokens, users
 from shared.storage.browser_sessions import SignedIn
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
 from shared.storage.pending_requests import AuthorizationRequest
 from shared.web import metrics
-from shared.web.app_keys import SETTINGS, TESSERA
+from shared.web.app_keys import REDIS, SETTINGS, TESSERA
 
 
 def redirect_to_client(
@@ -60,8 +61,22 @@ async def issue(
     approved: list[str],
 ) -> web.Response:
     """The answer to an approved request: a code (RFC 6749 §4.1.2) or, for the implicit
-    grant, a token (§4.2.2)."""
+    grant, a token (§4.2.2); ``access_denied`` when the person signed in to the browser's
+    session has since been disabled or deleted (the admin API), so that a session that
+    outlives them issues nothing more."""
     settings = request.app[SETTINGS]
+    user = await users.get(request.app[REDIS], signed_in.username)
+    if user is None or not user.enabled or user.sub != signed_in.sub:
+        return error_redirect(
+            settings,
+            RedirectableError(
+                "access_denied",
+                "The account cannot be used.",
+                auth_request.redirect_uri,
+                auth_request.state,
+                in_fragment=auth_request.implicit,
+            ),
+        )
     if auth_request.implicit:
         return await _implicit_response(request, client, auth_request, signed_in, approved)
     code = await codes.create(
@@ -79,6 +94,8 @@ async def issue(
             nonce=auth_request.nonce if auth_request.openid else None,
         ),
     )
+    if auth_request.openid:  # Back-Channel Logout 1.0 §2.7: told when the session ends
+        await backchannel_logout.record_relying_party(request, client, signed_in)
     return redirect_to_client(
         settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
     )

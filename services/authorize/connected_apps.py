@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from services.authorize import sessions
+from services.authorize import backchannel_logout, sessions
 from services.authorize.responses import render, see_other
 from shared.security import fingerprint
 from shared.storage import clients, consents, management, scopes
@@ -69,7 +69,8 @@ async def connected_apps_page(request: web.Request) -> web.Response:
 
 async def connected_apps_revoke(request: web.Request) -> web.Response:
     """Revoke one application: forget the approval and revoke every token it holds for
-    this person (shared.storage.management.revoke_user_client). Only the signed-in
+    this person (shared.storage.management.revoke_user_client), and tell it by its
+    back-channel logout URI (``backchannel_logout``). Only the signed-in
     person's own grants are touched, whatever client id the form names; an unknown one
     changes nothing."""
     redis = request.app[REDIS]
@@ -79,7 +80,12 @@ async def connected_apps_revoke(request: web.Request) -> web.Response:
     if signed_in is None:
         return _sign_in_first()
     client_id = form.get("client_id", "")
+    openid = await backchannel_logout.openid_approved(request, signed_in.username, client_id)
     revoked = await management.revoke_user_client(redis, signed_in.username, client_id)
+    # Back-Channel Logout 1.0: its sessions of this person end with its tokens.
+    await backchannel_logout.tell_access_removed(
+        request, signed_in, client_id, openid_approved=openid
+    )
     # The form's client id is the caller's: named in the log only if it names a client.
     named = client_id if await clients.get(redis, client_id) else fingerprint.of(client_id)
     log.info("user %s revoked client %s (%d grant(s))", signed_in.username, named, revoked)

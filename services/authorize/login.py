@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from services.authorize import devices, interactions, sessions
+from services.authorize import backchannel_logout, devices, interactions, sessions
 from services.authorize.authorization_request import enabled_client
 from services.authorize.connected_apps import CONNECTED_APPS
 from services.authorize.responses import render, see_other, with_interaction
@@ -147,7 +147,11 @@ async def login_submit(request: web.Request) -> web.Response:
         page = again(message, status=429)
         page.headers["Retry-After"] = str(user.retry_after)
         return page
+    previous = sessions.who_is_signed_in(session)
     signed_in = await sessions.sign_in(request, session, user)
+    if previous is not None and previous.sid != signed_in.sid:
+        # Someone else signed in over a session: it ended, and its clients are told.
+        await backchannel_logout.tell_session_ended(request, previous)
     log.info("user %s signed in", user.username)
     if auth_request is None:
         response = see_other(next_page)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.authorize.authorization_request import SUPPORTED_RESPONSE_TYPES
+from services.authorize.end_session import END_SESSION_PATH
 from shared.domain.user_claims import STANDARD_CLAIMS
 from shared.security import pkce
 from shared.storage import scopes
@@ -51,6 +52,11 @@ async def openid_configuration(request: web.Request) -> web.Response:
             "request_uri_parameter_supported": False,
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "claim_types_supported": ["normal"],
+            # RP-Initiated Logout 1.0 §2.1 and Back-Channel Logout 1.0 §2.1; no front-channel.
+            "end_session_endpoint": f"{settings.issuer}{END_SESSION_PATH}",
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+            "frontchannel_logout_supported": False,
         }
     )
 

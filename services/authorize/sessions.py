@@ -105,7 +105,11 @@ async def sign_in(request: web.Request, current: Session, user: User) -> SignedI
         sub=user.sub,
         origin=origin,
         auth_time=int(time.time()),
-        sid=crypto.random_token(16),
+        # The same person signing in again (prompt=login, max_age) goes on with the same
+        # session, as the relying parties know it; anyone else starts a new one.
+        sid=before.sid
+        if before is not None and before.sid and before.username == user.username
+        else crypto.random_token(16),
     )
     settings = request.app[SETTINGS]
     await browser_sessions.save(request.app[REDIS], session, lifetime(settings, session))

@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 from tessera_resource_server.scope_resources import parse_resource
 
+from shared.domain import user_claims
 from shared.domain.domain_errors import Invalid
-from shared.storage import users
 from shared.storage.scopes import is_scope_token
 
 KINDS = ("Scope", "Client", "User", "Managed")
@@ -182,14 +182,14 @@ def _resources(value: Any) -> list[str]:
 
 
 def _claims(value: Any) -> dict[str, Any]:
-    """OpenID Connect Core §5.1 claims, each checked as the API will (null: removed)."""
+    """OpenID Connect Core §5.1 claims, checked as the API will, in the form it stores
+    (a phone number in E.164); null removes a claim or an address member."""
     if not isinstance(value, dict):
         raise BadDocument("must be a mapping of OpenID Connect claims")
     try:
-        users.merged_claims({}, value)
+        return user_claims.checked_changes(value)
     except Invalid as exc:
         raise BadDocument(exc.message) from None
-    return dict(value)
 
 
 SCOPE_FIELDS: dict[str, Callable[[Any], Any]] = {"description": _text, "resources": _resources}

@@ -125,8 +125,11 @@ def _user_create(document: Document) -> Change:
     change.secret_shown_as = f"password {document.secret.describe()}"
     claims = change.body.get("claims")
     if claims is not None:
-        # A null claim clears one; a new profile simply does not have it.
-        change.body["claims"] = {n: v for n, v in claims.items() if v is not None}
+        # A null claim (or address member) clears one; a new profile simply lacks it.
+        kept = {n: v for n, v in claims.items() if v is not None}
+        if isinstance(kept.get("address"), dict):
+            kept["address"] = {m: v for m, v in kept["address"].items() if v is not None}
+        change.body["claims"] = {n: v for n, v in kept.items() if v != {}}
     return change
 
 
@@ -138,18 +141,41 @@ def _read(document: Document) -> str:
         raise BadDocument(f"{document.where}: {exc}") from None
 
 
+def _flat(claims: Mapping[str, Any], *, held: bool) -> dict[str, Any]:
+    """Claims with the address's members as ``address.member``: a document naming some
+    members of the address leaves the others as they are. What is ``held`` keeps the
+    address whole as well, for a document that clears it (``address: null``)."""
+    flat: dict[str, Any] = {}
+    for name, value in claims.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{member}": text for member, text in value.items()})
+            if not held:
+                continue
+        flat[name] = value
+    return flat
+
+
 def _update(document: Document, held: dict[str, Any]) -> Change | None:
     wanted = dict(document.fields)
     claims = wanted.pop("claims", None)
     fields = _differences(wanted, held)
     body = {name: after for name, (_, after) in fields.items()}
     if claims is not None:
-        # Per claim: those named and different; null removes one (RFC 7396).
-        held_claims = held.get("claims") or {}
-        changed = _differences(claims, held_claims)
+        # Per claim, and per member of the address: those named and different; null
+        # removes one (a merge patch, RFC 7396).
+        changed = _differences(
+            _flat(claims, held=False), _flat(held.get("claims") or {}, held=True)
+        )
         fields.update({f"claims.{name}": pair for name, pair in changed.items()})
         if changed:
-            body["claims"] = {name: after for name, (_, after) in changed.items()}
+            patch: dict[str, Any] = {}
+            for name, (_, after) in changed.items():
+                claim, _, member = name.partition(".")
+                if member:
+                    patch.setdefault(claim, {})[member] = after
+                else:
+                    patch[claim] = after
+            body["claims"] = patch
     if not fields:
         return None
     return Change("update", document.kind.lower(), document.name, fields, body)

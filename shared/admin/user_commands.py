@@ -10,7 +10,9 @@ import orjson
 
 from shared.admin.api_client import segment
 from shared.admin.output import Column
-from shared.admin.session import F, Session, new_password, output_option, pass_session
+from shared.admin.session import F, Refused, Session, new_password, output_option, pass_session
+from shared.domain import user_claims
+from shared.domain.domain_errors import Invalid
 from shared.domain.user_claims import STANDARD_CLAIMS
 
 COLUMNS = [
@@ -53,6 +55,9 @@ ADDRESS_MEMBERS = {
     "country": "Country name.",
 }
 assert {*TEXT_CLAIMS, *FLAG_CLAIMS, "address"} == set(STANDARD_CLAIMS)
+assert set(ADDRESS_MEMBERS) == set(user_claims.ADDRESS_MEMBERS)
+# What --clear takes: a claim, or one member of the address.
+CLEARABLE = (*STANDARD_CLAIMS, *(f"address.{member}" for member in ADDRESS_MEMBERS))
 
 
 def _option_name(claim: str) -> str:
@@ -89,6 +94,17 @@ def claim_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def checked(claims: dict[str, Any], change: bool) -> dict[str, Any]:
+    """The claims as the API will check them (``shared.domain.user_claims``), before
+    anything is sent: a value it would refuse is refused here, naming the claim."""
+    try:
+        if change:
+            return user_claims.checked_changes(claims)
+        return user_claims.checked_claims(claims)
+    except Invalid as exc:
+        raise Refused(exc.message) from None
 
 
 def claims_given(given: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +161,7 @@ def add(
     body: dict[str, Any] = {"username": username}
     claims = claims_given(given)
     if claims:
-        body["claims"] = claims
+        body["claims"] = checked(claims, change=False)
     if disabled:
         body["enabled"] = False
     body["password"] = new_password(password_stdin)
@@ -160,22 +176,31 @@ def add(
 @click.option(
     "--clear",
     multiple=True,
-    type=click.Choice(STANDARD_CLAIMS),
-    help="Remove this claim from the profile (once per claim).",
+    type=click.Choice(CLEARABLE),
+    help="Remove this claim, or one member of the address (address.locality); once each.",
 )
 @output_option
 @pass_session
 def update(session: Session, /, username: str, clear: tuple[str, ...], **given: Any) -> None:
-    """Change a person's profile claims: those given, the others kept."""
+    """Change a person's profile claims: those given, the others kept (the address's
+    members too: a merge patch, RFC 7396)."""
     claims: dict[str, Any] = claims_given(given)
     for name in clear:
-        if name in claims:
-            raise click.UsageError(f"the claim {name} is both given and cleared")
-        claims[name] = None  # RFC 7396: null removes the member
+        claim, _, member = name.partition(".")
+        address = claims.get("address")
+        if (not member and claim in claims) or (member and address is None and claim in claims):
+            raise click.UsageError(f"the claim {name} is both set and cleared")
+        if not member:
+            claims[claim] = None  # RFC 7396: null removes the member
+        elif (address or {}).get(member) is not None:
+            raise click.UsageError(f"the claim {name} is both set and cleared")
+        else:
+            claims["address"] = {**(address or {}), member: None}
     if not claims:
         raise click.UsageError("nothing to change: give a claim to set, or --clear CLAIM")
+    body = {"claims": checked(claims, change=True)}
     with session.api() as api:
-        session.emit(api.patch(f"/users/{segment(username)}", {"claims": claims}))
+        session.emit(api.patch(f"/users/{segment(username)}", body))
 
 
 @user.command("list")

@@ -16,7 +16,7 @@ import orjson
 
 # Where requested claims may go (Core §5.5).
 MEMBERS = ("userinfo", "id_token")
-MAX_LENGTH = 2048
+MAX_LENGTH = 1024
 MAX_CLAIM_NAME = 64
 
 # The parsed form: member -> claim name -> essential.

@@ -4,7 +4,8 @@ requests: at the code's redemption, and again at each refresh (§12.2) with the 
 
 The profile claims the ``scope`` asks for are the UserInfo endpoint's (§5.4: an access
 token is issued beside); an ID token carries only those the ``claims`` parameter asked
-for by name in its ``id_token`` member (§5.5).
+for by name in its ``id_token`` member (§5.5), and among them only those an approved
+scope covers (``user_claims.approved_claims``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ async def id_token_for(
         raise RuntimeError("an OpenID Connect grant without TESSERA_SIGNING_KEYS")
     now = int(time.time())
     claims: dict[str, object] = {}
-    asked = claims_request.names_for(authentication.claims, "id_token")
+    asked = user_claims.approved_claims(
+        grant.scope, claims_request.names_for(authentication.claims, "id_token")
+    )
     if asked:
         # Standard profile claims only (user_claims.released): none of them is one of the
         # protocol's below, so none can replace them.

@@ -59,6 +59,13 @@ def session(session_digest: str) -> str:
     return f"{PREFIX}:session:{session_digest}"
 
 
+def session_clients(sid: str) -> str:
+    """Set of the clients issued a code of an OpenID Connect request in the browser
+    session whose public id is ``sid`` (Back-Channel Logout 1.0 §2.1): whom its sign-out
+    tells. ``sid`` is Tessera's own random id (``services.authorize.sessions``)."""
+    return f"{PREFIX}:session-clients:{_named(sid)}"
+
+
 def interaction(interaction_id: str) -> str:
     return f"{PREFIX}:interaction:{_named(interaction_id)}"
 

@@ -101,7 +101,7 @@ async def set_user_enabled(
     """Let a person sign in or not; (before, after). Disabling also revokes every grant
     issued for them: the record changes first, so no sign-in starts a grant that the
     revocation would miss."""
-    before, after = await users.update(redis, username, enabled=enabled)
+    before, after = await users.set_enabled(redis, username, enabled)
     if not enabled:
         await revoke_user_tokens(redis, username)
     return before, after

@@ -34,6 +34,7 @@ _UNCOUNT_IN_WINDOW = load("uncount_in_window")
 _RECORD_CONSENT = load("record_consent")
 _TOUCH_CONSENT = load("touch_consent")
 _FORGET_CONSENTED_SCOPE = load("forget_consented_scope")
+_UPDATE_USER_CLAIMS = load("update_user_claims")
 _REPLACE_RECORD = load("replace_record")
 
 
@@ -199,6 +200,19 @@ async def touch_consent(redis: RedisClient, /, *, consents: str, client_id: str,
 
 async def forget_consented_scope(redis: RedisClient, /, *, consents: str, scope: str) -> int:
     return int(await _run(redis, _FORGET_CONSENTED_SCOPE, consents=consents, scope=scope))
+
+
+# People
+
+
+async def update_user_claims(
+    redis: RedisClient, /, *, user: str, changes: bytes, updated_at: int
+) -> str | None:
+    """The person's record as stored now; None when there is no such person."""
+    stored: str | None = await _run(
+        redis, _UPDATE_USER_CLAIMS, user=user, changes=changes, updated_at=updated_at
+    )
+    return stored
 
 
 # Records an administrator changes

@@ -1,5 +1,6 @@
 """Resource owners: a username, a stable subject id, an argon2id password hash, the
-profile claims of OpenID Connect Core §5.1, and whether they may sign in."""
+profile claims of OpenID Connect Core §5.1 with the time they last changed, and whether
+they may sign in."""
 
 from __future__ import annotations
 
@@ -38,51 +39,14 @@ class User:
 
     def public_view(self) -> dict[str, Any]:
         """What an administrator is shown: everything but the password hash."""
-        view = dataclasses.asdict(self)
-        del view["password_hash"]
-        return view
-
-
-# The claims an administrator may set; the values are checked as far as
-# shared.domain.user_claims says (its names; JSON strings, booleans, the address an object).
-_BOOLEAN_CLAIMS = ("email_verified", "phone_number_verified")
-MAX_CLAIM_TEXT = 2048
-
-
-def _checked_claim(name: str, value: Any) -> Any:
-    if name not in user_claims.STANDARD_CLAIMS:
-        raise Invalid(
-            f"{name!r} is not a standard claim (OpenID Connect Core §5.1)", field=f"claims.{name}"
-        )
-    if name in _BOOLEAN_CLAIMS:
-        if not isinstance(value, bool):
-            raise Invalid(f"claim {name!r} must be true or false", field=f"claims.{name}")
-        return value
-    if name == "address":
-        # Core §5.1.1: an object of strings.
-        if not isinstance(value, dict) or not all(
-            isinstance(member, str) and len(member) <= MAX_CLAIM_TEXT for member in value.values()
-        ):
-            raise Invalid("claim 'address' must be an object of strings", field="claims.address")
-        return value
-    if not isinstance(value, str) or len(value) > MAX_CLAIM_TEXT:
-        raise Invalid(
-            f"claim {name!r} must be a string of at most {MAX_CLAIM_TEXT} characters",
-            field=f"claims.{name}",
-        )
-    return value
-
-
-def merged_claims(claims: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``claims`` changed by a JSON merge patch of them (RFC 7396: ``None`` clears a
-    claim), each value set checked."""
-    merged = dict(claims)
-    for name, value in changes.items():
-        if value is None:
-            merged.pop(name, None)
-        else:
-            merged[name] = _checked_claim(name, value)
-    return merged
+        return {
+            "username": self.username,
+            "sub": self.sub,
+            "enabled": self.enabled,
+            "created_at": self.created_at,
+            "claims": self.claims,
+            "updated_at": self.updated_at,
+        }
 
 
 def _check_password(password: str) -> None:
@@ -104,7 +68,7 @@ async def add(
             "username must be non-empty, without spaces or control characters", field="username"
         )
     _check_password(password)
-    checked = merged_claims({}, claims or {})
+    checked = user_claims.checked_claims(claims or {})
     now = int(time.time())
     user = User(
         username=username,
@@ -136,6 +100,20 @@ async def existing(redis: RedisClient, username: str) -> User:
     return user
 
 
+async def update_claims(redis: RedisClient, username: str, changes: Mapping[str, Any]) -> User:
+    """Set and clear profile claims (a JSON merge patch of them, RFC 7396: ``None``
+    clears; ``address`` changes member by member) and set ``updated_at``. Applied by one
+    script to the record as stored, so a concurrent change of the claims or the password
+    is never lost. Invalid for a bad value (nothing changed), NotFound for no such user."""
+    checked = user_claims.checked_changes(changes)
+    stored = await scripts.update_user_claims(
+        redis, user=keys.user(username), changes=orjson.dumps(checked), updated_at=int(time.time())
+    )
+    if stored is None:
+        raise NotFound("user", username)
+    return records.from_json(User, stored)
+
+
 # How often a change is made anew on the record read again when something else changed
 # it between the read and the write (``scripts.replace_record``).
 CHANGE_ATTEMPTS = 5
@@ -159,23 +137,12 @@ async def _change(
     raise Conflict(f"user {username!r} kept changing meanwhile; try again")
 
 
-async def update(
-    redis: RedisClient,
-    username: str,
-    *,
-    claims: Mapping[str, Any] | None = None,
-    enabled: bool | None = None,
-) -> tuple[User, User]:
-    """Change a person's claims (a JSON merge patch of them, ``merged_claims``) and/or
-    whether they may sign in; (before, after). Revoking a disabled person's tokens is
-    ``management.set_user_enabled``'s."""
+async def set_enabled(redis: RedisClient, username: str, enabled: bool) -> tuple[User, User]:
+    """Let a person sign in or not; (before, after). Revoking a disabled person's tokens
+    is ``management.set_user_enabled``'s."""
 
     async def change(user: User) -> User:
-        if claims:
-            user.claims = merged_claims(user.claims, claims)
-            user.updated_at = int(time.time())
-        if enabled is not None:
-            user.enabled = enabled
+        user.enabled = enabled
         return user
 
     return await _change(redis, username, change)

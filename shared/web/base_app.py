@@ -9,7 +9,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote
@@ -29,7 +29,7 @@ from shared.storage.redis_access.errors import is_unavailable
 from shared.storage.tessera import Tessera
 from shared.web import metrics
 from shared.web.app_keys import REDIS, SETTINGS, TESSERA
-from shared.web.cors import add_preflight_routes, cors_middleware
+from shared.web.cors import BrowserRoutes, add_preflight_routes, cors_middleware
 from shared.web.forms import well_formed_query
 from shared.web.log_fingerprints import fingerprint_key_context
 from shared.web.logs import TRACE_ATTRIBUTE, add_to_line, logged_method
@@ -61,7 +61,9 @@ def json_response(
 
 
 def error_response(exc: OAuthError) -> web.Response:
-    headers = {"WWW-Authenticate": exc.challenge} if exc.status == 401 and exc.challenge else None
+    # A 401 carries its challenge (RFC 7235 §4.1); a protected resource's 400 and 403 may
+    # too (RFC 6750 §3).
+    headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
     return json_response(exc.body(), status=exc.status, headers=headers)
 
 
@@ -238,7 +240,7 @@ def create_base_app(
     settings: Settings,
     render: ErrorRenderer,
     extra: Sequence[Middleware] = (),
-    browser_routes: Mapping[str, str] | None = None,
+    browser_routes: BrowserRoutes | None = None,
 ) -> web.Application:
     """``render`` answers every refusal (JSON, or the authorize service's page), Require
     HTTPS's included, which comes next so that nothing else looks at a plain-http

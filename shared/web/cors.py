@@ -5,7 +5,8 @@ app calls itself may support CORS, the token endpoint, metadata and ``jwks_uri``
 authorization endpoint must not, a browser is sent there. So a service names the routes
 it opens, each with the one method browsers use there (``/token``, ``/revoke``,
 ``/jwks.json``, ``/.well-known/oauth-authorization-server`` and
-``/.well-known/openid-configuration``); nothing else ever answers
+``/.well-known/openid-configuration``), or the two of the UserInfo endpoint
+(``/userinfo``, OpenID Connect Core §5.3: GET and POST); nothing else ever answers
 a cross-origin request: not /introspect, not the admin API, not the pages.
 
 On those routes a request whose ``Origin`` is one of a public client's registered
@@ -14,14 +15,18 @@ origin, never ``*`` and never an origin merely echoed, and its preflight (an OPT
 route of each) is answered. No ``Access-Control-Allow-Credentials``: tokens travel in
 bodies, never in cookies, so a browser sends these requests without credentials. Request
 headers: ``Content-Type`` alone, since a public client names itself with ``client_id``
-in the form (RFC 6749 §2.3.1's Basic scheme carries a secret it does not have); nothing
-is exposed beyond the safelisted response headers. A request without ``Origin`` (every
-server-to-server call) costs one header lookup and no frame of its own.
+in the form (RFC 6749 §2.3.1's Basic scheme carries a secret it does not have), but
+``/userinfo``'s ``Authorization`` too, which carries the access token (RFC 6750 §2.1),
+a header the page sets itself and no credential the browser adds (Fetch's credentials
+mode stays "omit" or "same-origin"); nothing is exposed beyond the safelisted response
+headers. A request without ``Origin`` (every server-to-server call) costs one header
+lookup and no frame of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
@@ -38,6 +43,20 @@ ALLOWED_HEADERS = "Content-Type"
 # refused: the actual request's answer then carries no Access-Control-Allow-Origin.
 PREFLIGHT_MAX_AGE = "600"
 REFUSED = "origin not allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserRoute:
+    """A route browsers call with more than one method, or with request headers beyond
+    ``Content-Type`` (the UserInfo endpoint's ``Authorization``, RFC 6750 §2.1); a route
+    given as a method alone allows that method and ``Content-Type``."""
+
+    methods: str
+    headers: str = ALLOWED_HEADERS
+
+
+# Path -> the method browsers use there, or a BrowserRoute.
+BrowserRoutes = Mapping[str, str | BrowserRoute]
 
 
 def vary_on_origin(headers: Mapping[str, str]) -> dict[str, str]:
@@ -63,7 +82,7 @@ def _add_vary(response: web.StreamResponse) -> None:
         response.headers[hdrs.VARY] = f"{vary}, {hdrs.ORIGIN}"
 
 
-def cors_middleware(routes: Mapping[str, str]) -> Middleware:
+def cors_middleware(routes: BrowserRoutes) -> Middleware:
     """``Access-Control-Allow-Origin`` on the answers of ``routes`` (path -> the method
     browsers use) to allowed origins. Placed outside the error middleware, so error
     answers carry it too and a browser app can read why it was refused."""
@@ -88,13 +107,14 @@ def cors_middleware(routes: Mapping[str, str]) -> Middleware:
     return cors
 
 
-def add_preflight_routes(router: web.UrlDispatcher, routes: Mapping[str, str]) -> None:
+def add_preflight_routes(router: web.UrlDispatcher, routes: BrowserRoutes) -> None:
     """An OPTIONS route for each of ``routes``, answering the browser's preflight."""
-    for path, method in routes.items():
-        router.add_route(hdrs.METH_OPTIONS, path, _preflight(method))
+    for path, route in routes.items():
+        allowed = route if isinstance(route, BrowserRoute) else BrowserRoute(route)
+        router.add_route(hdrs.METH_OPTIONS, path, _preflight(allowed.methods, allowed.headers))
 
 
-def _preflight(method: str) -> Handler:
+def _preflight(method: str, allowed_headers: str) -> Handler:
     async def preflight(request: web.Request) -> web.StreamResponse:
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is None or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
@@ -109,7 +129,7 @@ def _preflight(method: str) -> Handler:
             headers={
                 hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: origin,
                 hdrs.ACCESS_CONTROL_ALLOW_METHODS: method,
-                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ALLOWED_HEADERS,
+                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: allowed_headers,
                 hdrs.ACCESS_CONTROL_MAX_AGE: PREFLIGHT_MAX_AGE,
                 hdrs.VARY: hdrs.ORIGIN,
             },

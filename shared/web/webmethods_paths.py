@@ -22,6 +22,7 @@ from aiohttp import hdrs, web
 
 from shared.config.settings import Settings
 from shared.web.app_keys import SETTINGS
+from shared.web.cors import BrowserRoutes
 
 # Alias -> the route it serves. /introspect's alias is served by the introspect service
 # like /introspect: for resource servers, inside the cluster (deploy/README.md).
@@ -43,10 +44,10 @@ def canonical_route(path: str) -> str:
     return ALIASES.get(path, path)
 
 
-def browser_routes(routes: Mapping[str, str], settings: Settings) -> dict[str, str]:
-    """``routes`` (path -> method, ``shared.web.cors``) and, when the aliases are on, the
-    alias of each of them with the same method: a browser app may call /token's alias as
-    it may call /token, and answers it the same CORS headers."""
+def browser_routes(routes: BrowserRoutes, settings: Settings) -> BrowserRoutes:
+    """``routes`` (path -> method or ``BrowserRoute``, ``shared.web.cors``) and, when the
+    aliases are on, the alias of each of them with the same methods: a browser app may
+    call /token's alias as it may call /token, and answers it the same CORS headers."""
     found = dict(routes)
     if settings.webmethods_paths:
         found |= {alias: routes[path] for alias, path in ALIASES.items() if path in routes}
