@@ -206,6 +206,7 @@ async def test_prune_without_a_managed_document_is_refused(stack: Stack, tmp_pat
             {"response_types": "[code]"}, "response_types is set by Tessera", id="read-only"
         ),
         pytest.param({"colour": "blue"}, "has no field 'colour'", id="unknown"),
+        pytest.param({"client_name": "''"}, "is new: give client_name", id="no-name"),
         pytest.param({"refresh_count": "-1"}, "refresh_count must be a whole number", id="count"),
     ],
 )

@@ -90,6 +90,8 @@ def _create(document: Document, key: str) -> Change:
 
 
 def _client_create(document: Document) -> Change:
+    if not document.fields.get("client_name", "").strip():
+        raise BadDocument(f"{document.where}: client {document.name!r} is new: give client_name")
     change = _create(document, "client_id")
     public = document.fields.get("token_endpoint_auth_method") == PUBLIC
     if document.secret is None and not public:

@@ -15,6 +15,7 @@ from shared.admin.session import (
     output_option,
     pass_session,
     read_stdin_line,
+    say_the_secret_is_shown_once,
 )
 from shared.storage.scopes import is_scope_token
 
@@ -47,7 +48,6 @@ COLUMNS = [
     Column("GRANTS", "grant_types"),
     Column("SCOPE", "scope"),
 ]
-SECRET_NOTE = "Store the client_secret now: it is not shown again."  # noqa: S105 - words
 
 
 def lifetime(_ctx: click.Context, _param: click.Parameter, value: str | None) -> object:
@@ -227,7 +227,7 @@ def registration_body(given: dict[str, Any]) -> dict[str, Any]:
 def show_created(session: Session, created: dict[str, Any]) -> None:
     session.emit(created)
     if "client_secret" in created:
-        click.echo(SECRET_NOTE, err=True)
+        say_the_secret_is_shown_once()
 
 
 @click.group()

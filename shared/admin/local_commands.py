@@ -11,7 +11,13 @@ from typing import TypeVar
 
 import click
 
-from shared.admin.session import Session, output_option, pass_session, read_stdin_line
+from shared.admin.session import (
+    Session,
+    output_option,
+    pass_session,
+    read_stdin_line,
+    say_the_secret_is_shown_once,
+)
 from shared.config.settings import redis_url_from_env
 from shared.domain.tessera_scopes import ADMIN as ADMIN_SCOPE
 from shared.security import fingerprint
@@ -72,7 +78,7 @@ def admin_client(session: Session, name: str) -> None:
             "client_secret": secret,
         }
     )
-    click.echo("Store the client_secret now: it is not shown again.", err=True)
+    say_the_secret_is_shown_once()
 
 
 @click.group()

@@ -93,6 +93,11 @@ def output_option(command: F) -> F:
     )(command)
 
 
+def say_the_secret_is_shown_once() -> None:
+    """On stderr, so that ``-o json`` stays JSON: a secret printed is never shown again."""
+    click.echo("Store the client_secret now: it is not shown again.", err=True)
+
+
 def read_stdin_line(what: str) -> str:
     """One line of standard input, without its line ending; refused when empty."""
     line = sys.stdin.readline().rstrip("\r\n")
