@@ -14,14 +14,16 @@ from services.authorize import backchannel_logout
 from services.authorize.authorization_request import RedirectableError
 from services.authorize.responses import see_other
 from shared.config.settings import Settings
+from shared.domain import claims_request, user_claims
+from shared.domain.openid import OPENID
 from shared.domain.token_records import Authentication, Grant
-from shared.storage import codes, families, tokens
+from shared.storage import codes, families, subjects, tokens
 from shared.storage.browser_sessions import SignedIn
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
 from shared.storage.pending_requests import AuthorizationRequest
 from shared.web import metrics
-from shared.web.app_keys import SETTINGS, TESSERA
+from shared.web.app_keys import REDIS, SETTINGS, TESSERA
 
 
 def redirect_to_client(
@@ -63,8 +65,26 @@ async def issue(
     """The answer to an approved request: a code (RFC 6749 §4.1.2) or, for the implicit
     grant, a token (§4.2.2)."""
     settings = request.app[SETTINGS]
+    if auth_request.hint_sub is not None and auth_request.hint_sub != await subjects.subject_for(
+        request.app[REDIS], client, signed_in.sub
+    ):
+        # Core §3.1.2.1: the id_token_hint named someone else than who signed in.
+        metrics.oauth_error(request, "login_required")
+        return error_redirect(
+            settings,
+            RedirectableError(
+                "login_required",
+                "The person signed in is not the one the id_token_hint names.",
+                auth_request.redirect_uri,
+                auth_request.state,
+                in_fragment=auth_request.implicit,
+            ),
+        )
     if auth_request.implicit:
         return await _implicit_response(request, client, auth_request, signed_in, approved)
+    # Only an approved openid scope makes this a sign-in: a person who unticked it has not
+    # let the client know who they are (no ID token, no logout token).
+    openid = OPENID in approved
     code = await codes.create(
         request.app[TESSERA],
         CodeRecord(
@@ -76,11 +96,11 @@ async def issue(
             scope=approved,
             code_challenge=auth_request.code_challenge,
             code_challenge_method=auth_request.code_challenge_method,
-            authentication=_authentication(auth_request, signed_in),
-            nonce=auth_request.nonce if auth_request.openid else None,
+            authentication=_authentication(auth_request, signed_in, approved) if openid else None,
+            nonce=auth_request.nonce if openid else None,
         ),
     )
-    if auth_request.openid:  # Back-Channel Logout 1.0 §2.7: told when the session ends
+    if openid:  # Back-Channel Logout 1.0 §2.7: told when the session ends
         await backchannel_logout.record_relying_party(request, client, signed_in)
     return redirect_to_client(
         settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
@@ -88,12 +108,13 @@ async def issue(
 
 
 def _authentication(
-    auth_request: AuthorizationRequest, signed_in: SignedIn
-) -> Authentication | None:
-    """What the ID tokens of an OpenID Connect request's grant say of the sign-in."""
-    if not auth_request.openid:
-        return None
-    return Authentication(signed_in.auth_time, signed_in.sid, auth_request.claims)
+    auth_request: AuthorizationRequest, signed_in: SignedIn, approved: list[str]
+) -> Authentication:
+    """What the ID tokens of an OpenID Connect grant say of the sign-in: when, the
+    session, and the claims the request placed in the ID token, among those approved."""
+    asked = claims_request.names_for(auth_request.claims, "id_token")
+    names = user_claims.approved_claims(approved, asked)
+    return Authentication(signed_in.auth_time, signed_in.sid, tuple(names))
 
 
 async def _implicit_response(

@@ -107,6 +107,10 @@ class Client:
         tokens never expire gets opaque ones."""
         if self.token_lifetime(settings) == NEVER_EXPIRES:
             return False
+        if self.subject_type == "pairwise":
+            # A JWT's sub is the person's own, and the client can read its tokens: a
+            # pairwise client would learn the id its sector's sub hides (Core §8.1).
+            return False
         if self.jwt_access_tokens is None:
             return settings.jwt_access_tokens
         return self.jwt_access_tokens
@@ -297,6 +301,8 @@ async def create(
     if logo_uri:
         _check_logo_uri(logo_uri)
     sector = _sector_identifier(subject_type, sector_identifier, redirect_uris)
+    if sector and jwt_access_tokens:
+        raise Invalid("a pairwise client gets opaque access tokens: a JWT's sub is not pairwise")
     for uri in post_logout_redirect_uris or []:
         _check_redirect_uri(uri, "post-logout redirect URI")
     if backchannel_logout_uri:
