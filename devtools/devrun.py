@@ -4,7 +4,8 @@ resource server (the notes API of ``services.example_api``), on loopback.
 Data lives in ``var/redis`` with the append-only file on, so a restart keeps clients,
 users and tokens. Set ``REDIS_URL`` to use a Redis of your own instead. ``TESSERA_DEV_DIR``
 and ``TESSERA_DEV_PORTS`` (authorize, token, introspect, demo app, Redis and, optionally,
-the example API; comma-separated) move it elsewhere.
+the example API and the admin API; comma-separated) move it elsewhere. The admin API's
+bootstrap credential is made once and kept in ``var/admin-token``.
 
 It runs whole or not at all:
 
@@ -61,10 +62,11 @@ from shared.storage.redis_store import RedisClient, connect
 from shared.web.shutdown import FINISH_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PORTS = "9000,9001,9002,9009,6390,9003"
+DEFAULT_PORTS = "9000,9001,9002,9009,6390,9003,9004"
 DEFAULT_EXAMPLE_API_PORT = 9003
+DEFAULT_ADMIN_API_PORT = 9004
 # What each port of TESSERA_DEV_PORTS is for, in its order.
-PORT_NAMES = ("authorize", "token", "introspect", "demo app", "Redis", "example API")
+PORT_NAMES = ("authorize", "token", "introspect", "demo app", "Redis", "example API", "admin API")
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 # How many lines of a dead child's log to show.
 LOG_TAIL_LINES = 10
@@ -84,6 +86,7 @@ class Layout:
     callback_port: int
     redis_port: int
     example_api_port: int
+    admin_api_port: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Layout:
@@ -93,17 +96,16 @@ class Layout:
             ports = [int(p) for p in setting.split(",")]
         except ValueError:
             ports = []
-        if not 5 <= len(ports) <= 6 or not all(0 < p < 65536 for p in ports):
+        if not 5 <= len(ports) <= 7 or not all(0 < p < 65536 for p in ports):
             raise ValueError(
-                f"TESSERA_DEV_PORTS={setting!r}: expected 5 or 6 port numbers, "
-                f"comma-separated: {', '.join(PORT_NAMES)} (optional)"
+                f"TESSERA_DEV_PORTS={setting!r}: expected 5 to 7 port numbers, "
+                f"comma-separated: {', '.join(PORT_NAMES)} (the last two optional)"
             )
-        if len(ports) == 5:
-            ports.append(DEFAULT_EXAMPLE_API_PORT)
+        ports += [DEFAULT_EXAMPLE_API_PORT, DEFAULT_ADMIN_API_PORT][len(ports) - 5 :]
         if len(set(ports)) < len(ports):
             raise ValueError(
                 f"TESSERA_DEV_PORTS={setting!r}: a port is named twice "
-                f"(the example API's is {ports[5]})"
+                f"(the example API's is {ports[5]}, the admin API's {ports[6]})"
             )
         return cls(
             var=Path(env.get("TESSERA_DEV_DIR", ROOT / "var")),
@@ -111,12 +113,19 @@ class Layout:
             callback_port=ports[3],
             redis_port=ports[4],
             example_api_port=ports[5],
+            admin_api_port=ports[6],
         )
 
     def needed_ports(self, *, redis: bool) -> dict[int, str]:
         """Every port make run listens on, with what it is for (Redis's only when it
         starts one)."""
-        ports = [*self.ports.values(), self.callback_port, self.redis_port, self.example_api_port]
+        ports = [
+            *self.ports.values(),
+            self.callback_port,
+            self.redis_port,
+            self.example_api_port,
+            self.admin_api_port,
+        ]
         return {
             port: name
             for port, name in zip(ports, PORT_NAMES, strict=True)
@@ -126,6 +135,19 @@ class Layout:
     @property
     def redirect_uri(self) -> str:
         return f"http://127.0.0.1:{self.callback_port}/callback"
+
+    @property
+    def admin_token_file(self) -> Path:
+        """The admin API's bootstrap credential (TESSERA_ADMIN_TOKEN), made once."""
+        return self.var / "admin-token"
+
+    def admin_token(self) -> str:
+        """The credential in ``admin_token_file``, made (readable by its owner only) when
+        there is none."""
+        if not self.admin_token_file.exists():
+            self.admin_token_file.touch(mode=0o600)
+            self.admin_token_file.write_text(crypto.random_token(32) + "\n")
+        return self.admin_token_file.read_text().strip()
 
     @property
     def demo_file(self) -> Path:
@@ -247,6 +269,8 @@ Tessera is running. Issuer: {urls["authorize"]}
   token:      {urls["token"]}/token
   introspect: {urls["introspect"]}/introspect
   notes API:  {urls["example_api"]}/notes (the example resource server)
+  admin API:  {urls["admin"]}/v1 (bearer credential in {layout.admin_token_file};
+              its OpenAPI description: {urls["admin"]}/openapi.json)
 
 Demo user:   {DEMO_USER} / {DEMO_PASSWORD}
 Demo app:    client_id {demo["app_id"]} (public, PKCE S256)
@@ -391,8 +415,10 @@ def main() -> int:
         )
         demo = asyncio.run(seed_demo(redis_url, layout))
         # Logs in var/ are read by a person: plain text rather than production's JSON.
-        env = service_env(redis_url, layout.ports, ensure_signing_key(layout.var / "keys")) | {
-            "TESSERA_LOG_FORMAT": "text"
+        ports = {**layout.ports, "admin": layout.admin_api_port}
+        env = service_env(redis_url, ports, ensure_signing_key(layout.var / "keys")) | {
+            "TESSERA_LOG_FORMAT": "text",
+            "TESSERA_ADMIN_TOKEN": layout.admin_token(),
         }
         env["TESSERA_DRAIN_SECONDS"] = drain
         urls = {
@@ -401,6 +427,7 @@ def main() -> int:
             )
             for name in SERVICES
         }
+        urls["admin"] = f"http://127.0.0.1:{layout.admin_api_port}"
         urls["example_api"] = start_service(
             services,
             "example_api",

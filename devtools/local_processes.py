@@ -264,9 +264,12 @@ def ensure_signing_key(directory: Path) -> Path:
 
 
 def service_env(redis_url: str, ports: dict[str, int], signing_keys: Path) -> dict[str, str]:
-    """Settings for the three services on loopback (development mode: plain http)."""
+    """Settings for the three services on loopback (development mode: plain http); the
+    token service serves the admin API on ``ports["admin"]`` when it is given."""
     token = f"http://127.0.0.1:{ports['token']}"
+    admin = {"TESSERA_ADMIN_PORT": str(ports["admin"])} if "admin" in ports else {}
     return {
+        **admin,
         "REDIS_URL": redis_url,
         "TESSERA_ISSUER": f"http://127.0.0.1:{ports['authorize']}",
         "TESSERA_TOKEN_ENDPOINT": f"{token}/token",

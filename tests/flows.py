@@ -285,20 +285,31 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def admin_json(
-    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
 ) -> tuple[int, Any]:
-    """A call to the admin API (README "Admin API"): status and JSON body (None when
-    empty); an answer is never cached."""
-    async with http.request(method, url, headers=ADMIN, **kwargs) as r:
+    """A call to the admin API (README "Admin API") with the bootstrap credential unless
+    ``headers`` name another: status and JSON body (None when empty); an answer is never
+    cached, and an error is problem details (RFC 9457)."""
+    async with http.request(method, url, headers=headers or ADMIN, **kwargs) as r:
         body = await r.read()
         assert r.headers.get("Cache-Control") in (None, "no-store")
+        if r.status >= 400:
+            assert r.headers["Content-Type"] == "application/problem+json", r.headers
         return r.status, orjson.loads(body) if body else None
 
 
 async def live_tokens(http: aiohttp.ClientSession, stack: Stack, **of: str) -> list[dict[str, Any]]:
-    """The live access and refresh tokens token management lists (``GET /admin/tokens``)
+    """The live access and refresh tokens token management lists (``GET /v1/tokens``)
     of a ``client`` and/or a ``user``: what the grants so far have left issued."""
-    status, body = await admin_json(http, "GET", f"{stack.token}/admin/tokens", params=of)
+    params = {"client_id": of["client"]} if "client" in of else {}
+    params |= {"username": of["user"]} if "user" in of else {}
+    status, body = await admin_json(http, "GET", f"{stack.admin}/v1/tokens", params=params)
     assert status == 200, body
-    tokens: list[dict[str, Any]] = body["tokens"]
+    assert body["next_cursor"] is None  # every test's tokens fit on one page
+    tokens: list[dict[str, Any]] = body["items"]
     return tokens

@@ -189,7 +189,8 @@ http {{
     server {{
         listen 127.0.0.1:{public_port};
 {public_locations}
-        # The Ingress routes nothing else (not /introspect, /admin/, /metrics, probes).
+        # The Ingress routes nothing else (not /introspect, /metrics, probes; the admin API
+        # is on a port of its own).
         location / {{ return 404; }}
     }}
 

@@ -62,6 +62,8 @@ class Stack:
     token: str
     introspect: str
     signing_keys: Path | None = None
+    # The admin API's base URL (the token service's second port); "" when it is off.
+    admin: str = ""
 
     @property
     def revoke(self) -> str:
@@ -100,7 +102,7 @@ def start_stack(
     as ``make run`` starts them, checking passwords hashed with ``hashing``; their logs
     in test-artifacts/logs/."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in SERVICES}
+    ports = {name: free_port() for name in (*SERVICES, "admin")}
     env = {
         **service_env(redis_url, ports, signing_keys),
         **password_hashing_env(hashing),
@@ -117,6 +119,7 @@ def start_stack(
         token=urls["token"],
         introspect=urls["introspect"],
         signing_keys=signing_keys,
+        admin=f"http://127.0.0.1:{ports['admin']}",
     )
 
 

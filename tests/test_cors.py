@@ -320,7 +320,7 @@ async def test_nothing_else_answers_a_cross_origin_request(
     for url in (
         f"{stack.introspect}/introspect",
         f"{stack.introspect}/scopes",
-        f"{stack.token}/admin/tokens",
+        f"{stack.admin}/v1/tokens",
         f"{stack.authorize}/authorize",
         f"{stack.authorize}/login",
         f"{stack.authorize}/consent",
@@ -342,7 +342,7 @@ async def test_nothing_else_answers_a_cross_origin_request(
         assert r.status == 200
         assert_no_cors(r.headers)
     async with http.get(
-        f"{stack.token}/admin/tokens",
+        f"{stack.admin}/v1/tokens",
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}", **origin_only},
     ) as r:
         assert r.status == 200

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from services.admin.app import create_app as admin_app
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
@@ -50,6 +51,8 @@ OVERLAYS = {"base": BASE, "dev": DEV, "dev-webmethods": DEV_WEBMETHODS}
 KUBERNETES_VERSIONS = ["1.33", "1.37"]
 COMPONENTS = ["authorize", "token", "introspect"]
 PORT = 8080
+# The admin API's port on the token pods (services/admin, TESSERA_ADMIN_PORT).
+ADMIN_PORT = 9443
 UID = 10001
 KEYS_DIR = "/etc/tessera/keys"
 
@@ -150,7 +153,8 @@ def test_deployment_runs_its_service_on_8080(component: str) -> None:
     box = container(component)
     assert box["command"] == f"python -m services.{component} --host 0.0.0.0 --port {PORT}".split()
     assert (REPO / "services" / component / "__main__.py").is_file()
-    assert box["ports"] == [{"name": "http", "containerPort": PORT}]
+    admin = [{"name": "admin", "containerPort": ADMIN_PORT}] if component == "token" else []
+    assert box["ports"] == [{"name": "http", "containerPort": PORT}, *admin]
     assert box["envFrom"] == [{"configMapRef": {"name": "tessera-config"}}]
 
 
@@ -223,7 +227,9 @@ def plain_env(component: str) -> dict[str, str]:
 
 def test_only_introspection_inside_the_cluster_serves_plain_http() -> None:
     assert plain_env("authorize") == {}
-    assert plain_env("token") == {}
+    # The admin API's port is inside the cluster (NetworkPolicy tessera-admin): plain
+    # http, as probes and metrics, with no proxy in front and none to believe.
+    assert plain_env("token") == {"TESSERA_ADMIN_PORT": str(ADMIN_PORT)}
     # Resource servers call it inside the cluster: no TLS hop, and so no proxy to believe.
     assert plain_env("introspect") == {
         "TESSERA_REQUIRE_HTTPS": "false",
@@ -294,6 +300,7 @@ def test_every_setting_in_the_manifests_is_documented() -> None:
     # In the top-level README's Configuration table, or in deploy/README.md.
     documented = (REPO / "README.md").read_text() + (DEPLOY / "README.md").read_text()
     names = set(config()) | {name for c in COMPONENTS for name in secret_env(c)}
+    names |= {name for c in COMPONENTS for name in plain_env(c)}
     assert {name for name in names if f"`{name}`" not in documented} == set()
 
 
@@ -322,6 +329,20 @@ def test_service_sends_port_80_to_its_deployment(component: str) -> None:
     assert service["spec"]["type"] == "ClusterIP"
     assert [p["port"] for p in service["spec"]["ports"]] == [80]
     assert resolve_service(RENDERED["base"], f"tessera-{component}", 80) == deployment(component)
+
+
+def test_the_admin_service_sends_its_port_to_the_token_pods_admin_port() -> None:
+    service = named(RENDERED["base"], "Service", "tessera-admin")
+    assert service["spec"]["type"] == "ClusterIP"
+    (port,) = service["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (ADMIN_PORT, "admin")
+    assert resolve_service(RENDERED["base"], "tessera-admin", ADMIN_PORT) == deployment("token")
+    # The token service reads the port it is given.
+    settings = overlay_settings("base")
+    token_env = {**config(), **plain_env("token")}
+    del token_env["TESSERA_SIGNING_KEYS"]
+    assert Settings.from_env(token_env).admin_port == ADMIN_PORT
+    assert settings.admin_port == 0  # the other services serve no admin API
 
 
 def ingress(overlay: str = "base") -> Manifest:
@@ -366,8 +387,8 @@ PUBLIC_ROUTES = {
 INTERNAL_PATHS = [
     "/introspect",
     "/scopes",
-    "/admin",
-    "/admin/clients",
+    "/v1/clients",
+    "/openapi.json",
     "/metrics",
     "/healthz",
     "/readyz",
@@ -376,6 +397,26 @@ INTERNAL_PATHS = [
     "/token/x",
     "/connected-apps/x",
 ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_never_routes_the_admin_api(overlay: str) -> None:
+    backends = {
+        entry["backend"]["service"]["name"]
+        for rule in ingress(overlay)["spec"]["rules"]
+        for entry in rule["http"]["paths"]
+    }
+    assert "tessera-admin" not in backends
+    ports = {
+        entry["backend"]["service"]["port"].get("name")
+        for rule in ingress(overlay)["spec"]["rules"]
+        for entry in rule["http"]["paths"]
+    }
+    assert ports == {"http"}
+    # Nor any of its paths, to whatever Service.
+    settings = overlay_settings(overlay)
+    for path in served_paths(admin_app(settings)):
+        assert route(path, overlay) is None, path
 
 
 @pytest.mark.parametrize(("path", "service"), PUBLIC_ROUTES.items())
@@ -427,7 +468,7 @@ def test_ingress_routes_every_public_path_a_service_serves(
     # webMethods Integration Server's paths on, an alias served without one.
     app = create_app(overlay_settings(overlay))
     for path in served_paths(app):
-        internal = path in INTERNAL_PATHS or path.startswith("/admin/")
+        internal = path in INTERNAL_PATHS
         internal |= ALIASES.get(path) in INTERNAL_PATHS
         assert route(path, overlay) == (None if internal else service), path
 
@@ -475,7 +516,11 @@ INGRESS_CONTROLLER = Peer(
 RESOURCE_SERVER = Peer(
     {"tessera.io/resource-server": "true"}, {"kubernetes.io/metadata.name": "shop"}
 )
-ADMIN_CLIENT = Peer({"tessera.io/admin-client": "true"}, {"kubernetes.io/metadata.name": "ops"})
+ADMIN_CLIENT = Peer({"tessera.dev/admin-client": "true"}, NAMESPACE, same_namespace=True)
+# Labelled so, but in another namespace: whoever may create pods there is not trusted here.
+ADMIN_CLIENT_ELSEWHERE = Peer(
+    {"tessera.dev/admin-client": "true"}, {"kubernetes.io/metadata.name": "ops"}
+)
 PROMETHEUS = Peer(
     {"app.kubernetes.io/name": "prometheus"}, {"kubernetes.io/metadata.name": "monitoring"}
 )
@@ -486,7 +531,8 @@ TESSERA_POD = Peer(tessera_pods("token"), NAMESPACE, same_namespace=True)
 PEERS = {
     "ingress controller": (INGRESS_CONTROLLER, {"authorize", "token"}),
     "resource server": (RESOURCE_SERVER, {"introspect"}),
-    "admin client": (ADMIN_CLIENT, {"token"}),
+    "admin client": (ADMIN_CLIENT, set()),
+    "admin client elsewhere": (ADMIN_CLIENT_ELSEWHERE, set()),
     "prometheus": (PROMETHEUS, {"authorize", "token", "introspect"}),
     "neighbour pod": (NEIGHBOUR, set()),
     "grafana": (OTHER_IN_MONITORING, set()),
@@ -500,6 +546,20 @@ def test_network_policies_admit_exactly(peer: Peer, reaches: set[str]) -> None:
         assert allowed == reaches
         # Nothing is admitted on a port the services do not listen on.
         assert not any(admitted(overlay, tessera_pods(c), peer, 6379) for c in COMPONENTS)
+
+
+@pytest.mark.parametrize(("peer", "reaches"), PEERS.values(), ids=PEERS)
+def test_only_admin_clients_of_the_namespace_reach_the_admin_port(
+    peer: Peer, reaches: set[str]
+) -> None:
+    for overlay in RENDERED.values():
+        allowed = {c for c in COMPONENTS if admitted(overlay, tessera_pods(c), peer, ADMIN_PORT)}
+        assert allowed == ({"token"} if peer is ADMIN_CLIENT else set())
+    # The policy that admits them selects the token pods, on that port alone.
+    policy = named(RENDERED["base"], "NetworkPolicy", "tessera-admin")
+    assert selects(policy["spec"]["podSelector"], tessera_pods("token"))
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": ADMIN_PORT}]
 
 
 def test_network_policies_select_existing_pods_on_their_ports() -> None:

@@ -1,11 +1,11 @@
 """Property-based fuzzing of every endpoint of every service: every malformed request is
 a 4xx, never a 5xx or a traceback, and costs no memory that stays.
 
-A stack of its own (Redis, the three services with the admin API, and the example notes
-API) gets requests drawn by Hypothesis (tests/request_strategies.py): any route of any
-service's router, any method, broken query strings, bodies that do not match their
-Content-Type or Content-Encoding or framing, bad credentials, cookies and forwarded
-headers. Whatever comes:
+A stack of its own (Redis, the three services, the admin API on the token service's
+second port, and the example notes API) gets requests drawn by Hypothesis
+(tests/request_strategies.py): any route of any service's router, any method, broken
+query strings, bodies that do not match their Content-Type or Content-Encoding or
+framing, bad credentials, cookies and forwarded headers. Whatever comes:
 
 - no answer is a 5xx or shows a traceback, and no service logs an ERROR or a traceback;
 - memory stays flat: after a warm-up round, a second round of other requests leaves no
@@ -46,6 +46,7 @@ from devtools.local_processes import (
     start_module,
     start_redis,
 )
+from services.admin.app import create_app as admin_app
 from services.authorize.app import create_app as authorize_app
 from services.example_api.app import create_app as notes_app
 from services.introspect.app import create_app as introspect_app
@@ -102,6 +103,14 @@ async def _register(stack: Stack) -> tuple[Vocabulary, dict[str, str]]:
         http.get(f"{stack.authorize}/login", params={"next": "/connected-apps"}) as page,
     ):
         session = page.cookies[SESSION_COOKIE].value
+        # A change through the admin API: its audit stream is there before the rounds,
+        # as the stream of a running server is (it is capped, never expires).
+        async with http.post(
+            f"{stack.admin}/v1/scopes",
+            json={"name": "fuzz:audited"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as created:
+            assert created.status == 201
     SECRETS_USED.add(session)
     assert api.secret
     vocabulary = Vocabulary(
@@ -138,7 +147,12 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzStack]:
         }
         stack = start_stack(group, redis_url, keys_dir, log_prefix=LOG_PREFIX, extra_env=extra)
         vocabulary, api = asyncio.run(_register(stack))
-        urls = {"authorize": stack.authorize, "token": stack.token, "introspect": stack.introspect}
+        urls = {
+            "authorize": stack.authorize,
+            "token": stack.token,
+            "introspect": stack.introspect,
+            "admin": stack.admin,
+        }
         api_env = example_api_env(urls, api)
         urls["example_api"] = start_module(
             group,
@@ -156,11 +170,15 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzStack]:
             "authorize": authorize_app(settings),
             "token": token_app(settings),
             "introspect": introspect_app(settings),
+            "admin": admin_app(settings),
             "example_api": notes_app(ResourceServerSettings.from_env(api_env)),
         }
         routes = [route for name, app in apps.items() for route in routes_of(name, urls[name], app)]
-        # Started after Redis, in this order.
-        pids = dict(zip(urls, [process.pid for process in group.processes[1:]], strict=True))
+        # Started after Redis, in this order; the admin API is the token service's process.
+        processes = [process.pid for process in group.processes[1:]]
+        pids = dict(
+            zip(["authorize", "token", "introspect", "example_api"], processes, strict=True)
+        )
         yield FuzzStack(stack, routes, vocabulary, pids)
     finally:
         group.stop()
@@ -339,8 +357,8 @@ def test_no_request_gets_a_5xx_or_a_traceback_and_memory_stays_flat(
     fuzz_stack: FuzzStack,
 ) -> None:
     services = {route.service for route in fuzz_stack.routes}
-    assert services == {"authorize", "token", "introspect", "example_api"}
-    assert any(route.path == "/admin/tokens" for route in fuzz_stack.routes)
+    assert services == {"authorize", "token", "introspect", "admin", "example_api"}
+    assert any(route.path == "/v1/tokens" for route in fuzz_stack.routes)
 
     warm_up = _fuzz_round(fuzz_stack, 1, EXAMPLES)
     before = _footprint(fuzz_stack)

@@ -23,11 +23,12 @@ import redis
 from devtools.local_processes import SERVICES, ProcessGroup, free_port, start_redis
 from tests.flows import decide, sign_in
 from tests.replies import Reply, basic_auth, post_form, query_of
+from tests.secrets_ledger import SECRETS_USED
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 # TESSERA_DEV_PORTS, in its order.
-PORT_NAMES = ("authorize", "token", "introspect", "demo app", "Redis", "example API")
+PORT_NAMES = ("authorize", "token", "introspect", "demo app", "Redis", "example API", "admin API")
 REDIS = PORT_NAMES.index("Redis")
 
 
@@ -273,13 +274,30 @@ async def call_the_api_as_printed(
     return notes
 
 
+async def the_admin_api_answers_as_printed(
+    demo: RunningDemo, http: aiohttp.ClientSession, var: Path, port: int
+) -> None:
+    """The admin API where the walkthrough says, with the credential kept in var/."""
+    base = f"http://127.0.0.1:{port}"
+    assert demo.line_after("admin API:").startswith(f"{base}/v1 ")
+    credential = (var / "admin-token").read_text().strip()
+    SECRETS_USED.add(credential)
+    assert (var / "admin-token").stat().st_mode & 0o077 == 0
+    async with http.get(
+        f"{base}/v1/users/demo", headers={"Authorization": f"Bearer {credential}"}
+    ) as r:
+        assert r.status == 200
+        assert (await r.json())["username"] == "demo"
+
+
 async def test_make_run_walkthrough_ctrl_c_and_restart(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    ports = [free_port() for _ in range(6)]
+    ports = [free_port() for _ in PORT_NAMES]
     demo = await start_demo(tmp_path, ports)
     try:
         assert demo.line_after("Issuer:") == f"http://127.0.0.1:{ports[0]}"
+        await the_admin_api_answers_as_printed(demo, http, tmp_path, ports[-1])
         token = await walk_the_printed_instructions(demo, http)
         first = await introspect_as_printed(demo, http, token)
         assert first.status == 200

@@ -26,10 +26,9 @@ from yarl import URL
 from tests.assertions import assert_error, assert_error_page
 from tests.records import make_resource_server, make_scope
 from tests.replies import basic_auth_for, fetch, post_form
-from tests.stack import ADMIN_TOKEN, Stack, logged_lines
+from tests.stack import Stack, logged_lines
 
 FORM = "application/x-www-form-urlencoded"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 NO_CODING = "The request body must not have a content coding."
 
 
@@ -58,7 +57,6 @@ def api_endpoints(stack: Stack) -> list[tuple[str, dict[str, str]]]:
         (f"{stack.token}/token", {}),
         (stack.revoke, {}),
         (f"{stack.introspect}/introspect", {}),
-        (f"{stack.token}/admin/tokens/revoke", ADMIN),
     ]
 
 
@@ -173,12 +171,8 @@ async def test_a_query_that_cannot_be_read_is_refused_before_any_handler(
     stack: Stack, http: aiohttp.ClientSession, query: str, description: str
 ) -> None:
     # yarl would have read these as other characters: U+FFFD, or "%zz" as it stands.
-    for url, headers in [
-        (f"{stack.token}/admin/tokens", ADMIN),
-        (f"{stack.token}/jwks.json", {}),
-        (f"{stack.introspect}/scopes", {}),
-    ]:
-        async with http.get(URL(f"{url}?{query}", encoded=True), headers=headers) as r:
+    for url in [f"{stack.token}/jwks.json", f"{stack.introspect}/scopes"]:
+        async with http.get(URL(f"{url}?{query}", encoded=True)) as r:
             reply_body = await r.json()
             assert r.status == 400, url
         assert reply_body == {"error": "invalid_request", "error_description": description}
@@ -241,8 +235,8 @@ async def test_header_octets_that_are_no_utf8_are_a_refusal_not_a_500(
     """aiohttp keeps such octets as lone surrogates, which the digest of a bearer token
     could not encode: the admin API answered 500 until digests took the octets as sent."""
     close = b"Connection: close\r\n\r\n"
-    admin = b"GET /admin/tokens HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \xff\xfe\r\n"
-    assert await raw_request(stack.token, admin + close) == b"HTTP/1.1 401 Unauthorized"
+    admin = b"GET /v1/tokens HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \xff\xfe\r\n"
+    assert await raw_request(stack.admin, admin + close) == b"HTTP/1.1 401 Unauthorized"
     basic = (
         b"POST /token HTTP/1.1\r\nHost: t\r\nAuthorization: Basic \xff\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n"

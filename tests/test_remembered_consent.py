@@ -637,11 +637,11 @@ async def test_deleting_a_client_forgets_every_approval_of_it(
     await authorize(http, stack, code_request(r.client, r.read), r.user)
     assert await listed_approval(http, stack, r.client) is not None
 
-    client_url = f"{stack.token}/admin/clients/{r.client.client_id}"
+    client_url = f"{stack.admin}/v1/clients/{r.client.client_id}"
 
     status, _ = await admin_json(http, "DELETE", client_url)
 
-    assert status == 200
+    assert status == 204
     # What the deletion leaves in Redis (none of the approvals): tests/test_storage.py.
     assert listed_client_ids((await connected_apps(http, stack)).text) == []
 

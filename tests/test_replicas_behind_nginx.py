@@ -473,7 +473,7 @@ async def test_replicas_behind_nginx(processes: Processes) -> None:
         timeout=aiohttp.ClientTimeout(total=30),
     ) as probe:
         # The public server routes the Ingress's paths and nothing else.
-        for path in ("/introspect", "/admin/tokens", "/healthz", "/metrics", "/staticx"):
+        for path in ("/introspect", "/v1/tokens", "/healthz", "/metrics", "/staticx"):
             async with probe.get(f"{public}{path}") as r:
                 assert r.status == 404, (path, r.status)
                 assert "X-Upstream" not in r.headers, path

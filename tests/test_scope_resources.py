@@ -44,8 +44,8 @@ async def test_scope_add_with_resources_and_show(stack: Stack, http: aiohttp.Cli
         "description": "Read your notes",
         "resources": ["GET /notes", "GET /notes/{note_id}"],
     }
-    status, admin_view = await admin_json(http, "GET", f"{stack.token}/admin/scopes/{name}")
-    assert (status, admin_view) == (200, {**record, "clients": []})
+    status, admin_view = await admin_json(http, "GET", f"{stack.admin}/v1/scopes/{name}")
+    assert (status, admin_view) == (200, {**record, "built_in": False, "clients": []})
     shown = await tessera(stack, "scope", "show", name)
     assert "resource     GET /notes\n" in shown.stdout
     assert "resource     GET /notes/{note_id}\n" in shown.stdout

@@ -244,7 +244,15 @@ async def test_user_password_is_an_argon2id_hash(
     record = orjson.loads(raw)
     assert record["password_hash"].startswith("$argon2id$")
     assert PASSWORD not in raw
-    assert set(record) == {"username", "sub", "password_hash", "created_at", "claims", "updated_at"}
+    assert set(record) == {
+        "username",
+        "sub",
+        "password_hash",
+        "created_at",
+        "claims",
+        "updated_at",
+        "enabled",
+    }
     assert flow.user in await redis.smembers(keys.USER_INDEX)
 
 

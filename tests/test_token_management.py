@@ -1,18 +1,15 @@
 """Token management: webMethods Integration Server's Tokens page as ``tessera
-token|scope|client`` and as the admin API under /admin/ on the token service, both over
-the same shared/storage/management.py."""
+token|scope|client`` and as the admin API (services/admin), both over the same
+shared/storage/management.py. The admin API's own tests: tests/test_admin_api.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aiohttp
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from services.token.app import create_app as token_app
+from shared.config.settings import ADMIN_PORT
 from shared.security import crypto
 from tests.command_line import tessera, tessera_process
 from tests.flows import (
@@ -25,7 +22,7 @@ from tests.flows import (
     token_request,
 )
 from tests.records import Registered, Setup, make_client, make_resource_server, make_setup
-from tests.stack import ADMIN_TOKEN, FORWARDED_HTTPS, Stack, production_settings
+from tests.stack import ADMIN_TOKEN, Stack, production_settings
 
 
 async def code_flow_tokens(http: aiohttp.ClientSession, stack: Stack, s: Setup) -> dict[str, str]:
@@ -244,33 +241,22 @@ async def test_scope_list_show_and_delete_refused_while_in_use(
     assert f"no scope {s.scope!r}" in missing.stderr
 
 
-# --- the admin API -----------------------------------------------------------------------
+# --- the admin API ---------------------------------------------------------------------
 
 
-async def test_the_admin_api_needs_the_admin_token(
+async def test_without_a_port_there_is_no_admin_api() -> None:
+    settings = production_settings("redis://127.0.0.1:1/0")
+    assert settings.admin_port == 0
+    with_token = production_settings("redis://127.0.0.1:1/0", TESSERA_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert with_token.admin_port == ADMIN_PORT
+
+
+async def test_the_public_port_serves_no_admin_api(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
-    for headers in (
-        {},
-        {"Authorization": "Bearer wrong"},
-        {"Authorization": f"Basic {ADMIN_TOKEN}"},
-    ):
-        async with http.get(f"{stack.token}/admin/tokens", headers=headers) as r:
-            assert r.status == 401
-            assert r.headers["WWW-Authenticate"] == 'Bearer realm="tessera-admin"'
-            body = await r.json()
-            assert body["error"] == "invalid_token"
-            assert ADMIN_TOKEN not in await r.text()
-
-
-async def test_without_an_admin_token_there_is_no_admin_api(
-    stack: Stack, aiohttp_client: AiohttpClient
-) -> None:
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(
-        token_app(production_settings(stack.redis_url)), headers=FORWARDED_HTTPS
-    )
-    response = await client.get("/admin/tokens", headers=ADMIN)
-    assert response.status == 404
+    for path in ("/admin/tokens", "/v1/tokens", "/openapi.json"):
+        async with http.get(f"{stack.token}{path}", headers=ADMIN) as r:
+            assert r.status == 404, path
 
 
 async def test_admin_api_lists_and_revokes_tokens_like_the_cli(
@@ -282,29 +268,29 @@ async def test_admin_api_lists_and_revokes_tokens_like_the_cli(
     second = await code_flow_tokens(http, stack, s)
     third = await code_flow_tokens(http, stack, s)
 
-    status, body = await admin_json(http, "GET", f"{stack.token}/admin/tokens?user={s.user}")
+    status, body = await admin_json(http, "GET", f"{stack.admin}/v1/tokens?username={s.user}")
     assert status == 200
     cli = await tessera(stack, "token", "list", "--user", s.user, "--json")
-    assert body == {"tokens": cli.json()}
+    assert body == {"items": cli.json(), "next_cursor": None}
     assert len(cli.json()) == 6
 
-    revoke = f"{stack.token}/admin/tokens/revoke"
-    status, body = await admin_json(http, "POST", revoke, data={"token": first["access_token"]})
+    revoke = f"{stack.admin}/v1/tokens/revoke"
+    status, body = await admin_json(http, "POST", revoke, json={"token": first["access_token"]})
     assert (status, body) == (200, {"revoked_grants": 1})
     assert not await is_active(http, stack, rs, first["access_token"])
     assert await is_active(http, stack, rs, second["access_token"])
 
-    status, body = await admin_json(http, "POST", revoke, data={"user": s.user})
+    status, body = await admin_json(http, "POST", revoke, json={"username": s.user})
     assert (status, body) == (200, {"revoked_grants": 2})
     assert not await is_active(http, stack, rs, third["access_token"])
 
-    status, body = await admin_json(http, "POST", revoke, data={"client": s.client.client_id})
+    status, body = await admin_json(http, "POST", revoke, json={"client_id": s.client.client_id})
     assert (status, body) == (200, {"revoked_grants": 0})
 
-    for form in ({}, {"token": "x", "user": s.user}):
-        status, body = await admin_json(http, "POST", revoke, data=form)
+    for given in ({}, {"token": "x", "username": s.user}):
+        status, body = await admin_json(http, "POST", revoke, json=given)
         assert status == 400
-        assert body["error"] == "invalid_request"
+        assert body["detail"] == "Give exactly one of token, client_id or username."
 
 
 async def test_admin_api_scopes_and_clients(
@@ -313,37 +299,31 @@ async def test_admin_api_scopes_and_clients(
     s = await make_setup(redis)
     rs = await make_resource_server(redis, [s.scope])
     token = (await code_flow_tokens(http, stack, s))["access_token"]
-    scope_url = f"{stack.token}/admin/scopes/{s.scope}"
+    scope_url = f"{stack.admin}/v1/scopes/{s.scope}"
 
-    status, body = await admin_json(http, "GET", f"{stack.token}/admin/scopes")
-    assert status == 200
-    assert {"name": s.scope, "description": "Read things"} in body["scopes"]
     status, body = await admin_json(http, "GET", scope_url)
     assert status == 200
     assert set(body["clients"]) == {s.client.client_id, rs.client_id}
     status, body = await admin_json(http, "DELETE", scope_url)
     assert status == 409
-    assert body["error"] == "conflict"
 
-    client_url = f"{stack.token}/admin/clients/{s.client.client_id}"
-    status, body = await admin_json(http, "POST", f"{client_url}/disable")
+    client_url = f"{stack.admin}/v1/clients/{s.client.client_id}"
+    status, body = await admin_json(http, "PATCH", client_url, json={"enabled": False})
     assert status == 200
     assert body["enabled"] is False
-    assert "secret_hash" not in body
     assert not await is_active(http, stack, rs, token)
-    status, body = await admin_json(http, "POST", f"{client_url}/enable")
+    status, body = await admin_json(http, "PATCH", client_url, json={"enabled": True})
     assert body["enabled"] is True
     assert await is_active(http, stack, rs, token)
 
     status, body = await admin_json(http, "DELETE", client_url)
-    assert (status, body) == (200, {"revoked_grants": 1})
+    assert (status, body) == (204, None)
     assert not await is_active(http, stack, rs, token)
     status, _ = await admin_json(http, "DELETE", client_url)
     assert status == 404
 
-    assert (await admin_json(http, "DELETE", f"{stack.token}/admin/clients/{rs.client_id}"))[
-        0
-    ] == 200
+    status, _ = await admin_json(http, "DELETE", f"{stack.admin}/v1/clients/{rs.client_id}")
+    assert status == 204
     status, body = await admin_json(http, "DELETE", scope_url)
     assert (status, body) == (204, None)
     status, _ = await admin_json(http, "GET", scope_url)

@@ -17,7 +17,7 @@ from shared.config.settings import Settings
 from shared.domain import claims_request, user_claims
 from shared.domain.openid import OPENID
 from shared.domain.token_records import Authentication, Grant
-from shared.storage import codes, families, subjects, tokens
+from shared.storage import codes, families, subjects, tokens, users
 from shared.storage.browser_sessions import SignedIn
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
@@ -63,23 +63,14 @@ async def issue(
     approved: list[str],
 ) -> web.Response:
     """The answer to an approved request: a code (RFC 6749 §4.1.2) or, for the implicit
-    grant, a token (§4.2.2)."""
+    grant, a token (§4.2.2); ``access_denied`` when the person signed in to the browser's
+    session has since been disabled or deleted (the admin API), so that a session that
+    outlives them issues nothing more."""
     settings = request.app[SETTINGS]
-    if auth_request.hint_sub is not None and auth_request.hint_sub != await subjects.subject_for(
-        request.app[REDIS], client, signed_in.sub
-    ):
-        # Core §3.1.2.1: the id_token_hint named someone else than who signed in.
-        metrics.oauth_error(request, "login_required")
-        return error_redirect(
-            settings,
-            RedirectableError(
-                "login_required",
-                "The person signed in is not the one the id_token_hint names.",
-                auth_request.redirect_uri,
-                auth_request.state,
-                in_fragment=auth_request.implicit,
-            ),
-        )
+    refusal = await _refusal(request, client, auth_request, signed_in)
+    if refusal is not None:
+        metrics.oauth_error(request, refusal.error)
+        return error_redirect(settings, refusal)
     if auth_request.implicit:
         return await _implicit_response(request, client, auth_request, signed_in, approved)
     # Only an approved openid scope makes this a sign-in: a person who unticked it has not
@@ -105,6 +96,34 @@ async def issue(
     return redirect_to_client(
         settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
     )
+
+
+async def _refusal(
+    request: web.Request, client: Client, auth_request: AuthorizationRequest, signed_in: SignedIn
+) -> RedirectableError | None:
+    """Why the approved request gets nothing, if it does not: the person of the session
+    disabled or deleted since they signed in, or not the one an id_token_hint named."""
+    redis = request.app[REDIS]
+
+    def refused(error: str, description: str) -> RedirectableError:
+        return RedirectableError(
+            error,
+            description,
+            auth_request.redirect_uri,
+            auth_request.state,
+            in_fragment=auth_request.implicit,
+        )
+
+    user = await users.get(redis, signed_in.username)
+    if user is None or not user.enabled or user.sub != signed_in.sub:
+        return refused("access_denied", "The account cannot be used.")
+    if auth_request.hint_sub is not None:
+        # Core §3.1.2.1: the id_token_hint named someone else than who signed in.
+        if auth_request.hint_sub != await subjects.subject_for(redis, client, signed_in.sub):
+            return refused(
+                "login_required", "The person signed in is not the one the id_token_hint names."
+            )
+    return None
 
 
 def _authentication(

@@ -31,6 +31,8 @@ CLIENT_AUTH_FAILURE_RATE = Rate(30, 60)
 LOGIN_PAIR_RATE = Rate(5, 900)
 LOGIN_ADDRESS_RATE = Rate(30, 900)
 LOGIN_USERNAME_RATE = Rate(10, 900)
+# The admin API's port when TESSERA_ADMIN_TOKEN is set and TESSERA_ADMIN_PORT is not.
+ADMIN_PORT = 9443
 # Settings no longer read, and what replaced them: a start-up warning names them.
 REPLACED = {
     "TESSERA_LOGIN_MAX_FAILURES": "TESSERA_LOGIN_PAIR_RATE and TESSERA_LOGIN_USERNAME_RATE",
@@ -143,8 +145,15 @@ class Settings:
     signing_key: str = ""
     # The aud claim of JWT access tokens (RFC 9068 §3); default: the issuer.
     access_token_audience: str = ""
-    # Bearer credential of the admin API under /admin/; the API is off when empty.
+    # The admin API (services/admin): its bootstrap bearer credential, and the port the
+    # token service serves it on, apart from the public one; 0 = no admin API. Unset,
+    # the port is ADMIN_PORT when a credential is set, else 0 (see from_env).
     admin_token: str = ""
+    admin_port: int = 0
+    # A rotated client secret stays valid this long beside the new one (0: not at all).
+    secret_rotation_overlap: int = 86400
+    # The audit stream keeps about this many events, the oldest dropped first.
+    audit_max_events: int = 100_000
     # webMethods Integration Server's paths of the OAuth services
     # (/invoke/pub.oauth/getToken, ...) served beside Tessera's own
     # (shared/web/webmethods_paths.py).
@@ -230,6 +239,11 @@ class Settings:
             signing_key=reader.text("TESSERA_SIGNING_KEY", ""),
             access_token_audience=reader.text("TESSERA_ACCESS_TOKEN_AUDIENCE", issuer),
             admin_token=reader.text("TESSERA_ADMIN_TOKEN", ""),
+            admin_port=reader.admin_port(bool(env.get("TESSERA_ADMIN_TOKEN"))),
+            secret_rotation_overlap=reader.non_negative(
+                "TESSERA_SECRET_ROTATION_OVERLAP", 86400, "seconds"
+            ),
+            audit_max_events=reader.positive("TESSERA_AUDIT_MAX_EVENTS", 100_000, "events"),
             webmethods_paths=reader.boolean("TESSERA_WEBMETHODS_PATHS", False),
             approval_title=reader.text("TESSERA_APPROVAL_TITLE", "Tessera"),
             approval_header=reader.text("TESSERA_APPROVAL_HEADER", "Authorize access"),
@@ -324,6 +338,27 @@ class _Reader:
             # RFC 8414 §2: the issuer has no query or fragment component.
             raise SettingsError(f"{name}={value!r}: must not have a query or fragment")
         return value
+
+    def admin_port(self, has_credential: bool) -> int:
+        """TESSERA_ADMIN_PORT: a TCP port, or 0 for no admin API. Unset, ADMIN_PORT when
+        the bootstrap credential is set (a credential is there to be used), else 0: an
+        operator who names a port gets the API with Tessera's own tokens alone. 0 with a
+        credential set is refused, as the contradiction it is."""
+        raw = self.env.get("TESSERA_ADMIN_PORT", "").strip()
+        if not raw:
+            return ADMIN_PORT if has_credential else 0
+        try:
+            port = int(raw)
+        except ValueError:
+            port = -1
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"TESSERA_ADMIN_PORT={raw!r}: not a TCP port (1-65535), or 0")
+        if port == 0 and has_credential:
+            raise SettingsError(
+                "TESSERA_ADMIN_PORT=0 turns the admin API off, but TESSERA_ADMIN_TOKEN is set: "
+                "unset one of them"
+            )
+        return port
 
     def directory(self, name: str) -> str:
         """An existing directory, or "" when the variable is unset or empty."""

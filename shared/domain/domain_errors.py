@@ -2,7 +2,7 @@
 with what is stored, or a value breaks a rule.
 
 Storage raises these; each front end answers them in one place: the admin API with
-404, 409 or 400 (``services.token.admin_api``), the ``tessera`` command with its message
+404, 409 or 422 (``services.admin.problems``), the ``tessera`` command with its message
 and exit status 1 (``shared.admin.cli``). The message is public: it is written for the
 administrator who asked, and names the value at fault. (OAuth's own errors, answered
 to clients and browsers, are ``shared.domain.oauth_errors``.)
@@ -39,4 +39,9 @@ class Conflict(DomainError):
 
 class Invalid(DomainError, ValueError):
     """A value breaks a rule (a redirect URI RFC 6749 §3.1.2 refuses, a password too
-    short); nothing was stored. Also a ValueError, as Python's own bad-value error."""
+    short); nothing was stored. Also a ValueError, as Python's own bad-value error.
+    ``field`` names the value at fault, as the admin API names it, when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

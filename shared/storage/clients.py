@@ -6,9 +6,11 @@ The secret is generated here, returned once, and stored only as a SHA-256 digest
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -16,10 +18,10 @@ from rfc3986_validator import validate_rfc3986  # type: ignore[import-untyped]
 
 from shared.config.settings import Settings, is_loopback_host
 from shared.domain import records
-from shared.domain.domain_errors import Invalid, NotFound
+from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.domain.token_records import NEVER_EXPIRES as NEVER_EXPIRES
 from shared.security import crypto
-from shared.storage import keys, scopes
+from shared.storage import keys, listing, scopes, scripts
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -34,6 +36,18 @@ REFRESH_GRANT = "refresh_token"
 # Grants that send the person's browser back to a redirect URI.
 REDIRECTING_GRANTS = ("authorization_code", "implicit")
 REQUIRE_PKCE_CHOICES = ("yes", "no", "global")
+# RFC 7591 §2: how a confidential client authenticates; either, it may use both.
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+# An imported client id (webMethods Integration Server's, kept on moving over): letters,
+# digits, ".", "_" and "-", not first, at most this long. As Tessera's own ids (hex), it
+# needs no escaping in a URL, a form or a command line, and never reads as an option.
+MAX_CLIENT_ID = 128
+_CLIENT_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_CLIENT_ID - 1}}}")
+# An imported secret: long enough to be one, printable ASCII (it travels in a form and
+# in HTTP Basic authentication, RFC 6749 §2.3.1).
+MIN_IMPORTED_SECRET = 16
+MAX_SECRET = 256
+_SECRET = re.compile(r"[\x21-\x7e]+")
 # OpenID Connect Core §8: the subject identifier types a client may ask for.
 SUBJECT_TYPES = ("public", "pairwise")
 # access_token_lifetime: None = the global default; NEVER_EXPIRES (0, from
@@ -67,6 +81,15 @@ class Client:
     # JWT (RFC 9068) or opaque access tokens; None = TESSERA_ACCESS_TOKEN_FORMAT decides.
     jwt_access_tokens: bool | None = None
     secret_hash: str | None = None
+    # Secret rotation (README, "Admin API"): the secret before the last rotation stays
+    # valid until previous_secret_expires_at, so the client's deployments can move over.
+    previous_secret_hash: str | None = None
+    previous_secret_expires_at: int | None = None
+    secret_rotated_at: int | None = None
+    # RFC 7591 §2 token_endpoint_auth_method of a confidential client as registered
+    # (client_secret_basic or client_secret_post; it may use either, RFC 6749 §2.3.1);
+    # "" in a record of a release before it: client_secret_basic.
+    token_endpoint_auth_method: str = ""
     # OpenID Connect Core §8: "public" (the person's own sub for every client) or
     # "pairwise" (a sub of its own per sector_identifier, a host name; §8.1).
     subject_type: str = "public"
@@ -115,13 +138,21 @@ class Client:
             return settings.jwt_access_tokens
         return self.jwt_access_tokens
 
-    def secret_matches(self, secret: str) -> bool:
-        return self.secret_hash is not None and crypto.same(self.secret_hash, crypto.digest(secret))
+    def secret_matches(self, secret: str, now: float | None = None) -> bool:
+        """The secret is the client's, or its previous one within the rotation's overlap."""
+        given = crypto.digest(secret)
+        if self.secret_hash is not None and crypto.same(self.secret_hash, given):
+            return True
+        if self.previous_secret_hash is None or self.previous_secret_expires_at is None:
+            return False
+        if (time.time() if now is None else now) >= self.previous_secret_expires_at:
+            return False
+        return crypto.same(self.previous_secret_hash, given)
 
     def public_view(self) -> dict[str, object]:
-        """The record as shown to an administrator: everything but the secret's digest."""
+        """The record as shown to an administrator: everything but the secrets' digests."""
         view = dataclasses.asdict(self)
-        del view["secret_hash"]
+        del view["secret_hash"], view["previous_secret_hash"]
         return view
 
 
@@ -129,38 +160,40 @@ class Client:
 MAX_REDIRECT_URI = 2048
 
 
-def _check_redirect_uri(uri: str, label: str = "redirect URI") -> None:
+def _check_redirect_uri(
+    uri: str, label: str = "redirect URI", field: str = "redirect_uris"
+) -> None:
     """A redirection endpoint as RFC 6749 §3.1.2 and RFC 8252 §7 allow one; Invalid
     naming what is wrong. Every registration passes here (``create``)."""
     if len(uri) > MAX_REDIRECT_URI:
-        raise Invalid(f"{label} is longer than {MAX_REDIRECT_URI} characters")
+        raise Invalid(f"{label} is longer than {MAX_REDIRECT_URI} characters", field=field)
     if any(ch.isspace() or not ch.isprintable() for ch in uri):
-        raise Invalid(f"{label} {uri!r} must not contain spaces or control characters")
+        raise Invalid(f"{label} {uri!r} must not contain spaces or control characters", field=field)
     # RFC 6749 §3.1.2: an absolute URI (RFC 3986 §4.3), which has a scheme; every
     # character allowed where it stands, "%" only in escapes, nothing beyond ASCII.
     # (The validator's pattern ends in "$", which matches before a final newline too:
     # the check above has refused every newline already.)
     if validate_rfc3986(uri, rule="URI") is None:
-        raise Invalid(f"{label} {uri!r} is not a valid absolute URI (RFC 3986 §4.3)")
+        raise Invalid(f"{label} {uri!r} is not a valid absolute URI (RFC 3986 §4.3)", field=field)
     if "#" in uri:
-        raise Invalid(f"{label} {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+        raise Invalid(f"{label} {uri!r} must not contain a fragment (RFC 6749 §3.1.2)", field=field)
     parts = urlsplit(uri)
     try:
         parts.port  # noqa: B018 - raises for a port beyond 65535
     except ValueError:
-        raise Invalid(f"{label} {uri!r} has an invalid port") from None
+        raise Invalid(f"{label} {uri!r} has an invalid port", field=field) from None
     if parts.username is not None or parts.password is not None:
         # RFC 3986 §3.2.1 deprecates credentials in a URI, and one such as
         # https://app.example.com@evil.example/ misleads whoever reads it.
-        raise Invalid(f"{label} {uri!r} must not carry a user name or password")
+        raise Invalid(f"{label} {uri!r} must not carry a user name or password", field=field)
     scheme = parts.scheme.lower()
     if scheme in ("https", "http"):
         if not parts.hostname:
-            raise Invalid(f"{label} {uri!r} must name a host")
+            raise Invalid(f"{label} {uri!r} must name a host", field=field)
         # RFC 6749 §3.1.2.1 and RFC 9700 §4.1: TLS for codes in transit; plain http only
         # back to the same machine (RFC 8252 §7.3).
         if scheme == "http" and not is_loopback_host(parts.hostname):
-            raise Invalid(f"{label} {uri!r} must use https (http only on loopback)")
+            raise Invalid(f"{label} {uri!r} must use https (http only on loopback)", field=field)
     elif "." not in scheme:
         # RFC 8252 §7.1: a native app's private-use scheme is a domain name it controls,
         # reversed (com.example.app). That also leaves out javascript:, data:, file: and
@@ -168,7 +201,8 @@ def _check_redirect_uri(uri: str, label: str = "redirect URI") -> None:
         raise Invalid(
             f"{label} {uri!r}: a scheme other than https (or http on loopback) must be "
             "a private-use scheme named by a reversed domain, such as com.example.app "
-            "(RFC 8252 §7.1)"
+            "(RFC 8252 §7.1)",
+            field=field,
         )
 
 
@@ -183,54 +217,78 @@ def _check_logo_uri(uri: str) -> None:
     let anyone on the path replace the logo the person trusts (RFC 7591 §5)."""
     parts = urlsplit(uri)
     if len(uri) > MAX_LOGO_URI:
-        raise Invalid(f"logo URI is longer than {MAX_LOGO_URI} characters")
+        raise Invalid(f"logo URI is longer than {MAX_LOGO_URI} characters", field="logo_uri")
     if any(ch.isspace() or not ch.isprintable() for ch in uri):
-        raise Invalid("logo URI must not contain spaces or control characters")
+        raise Invalid("logo URI must not contain spaces or control characters", field="logo_uri")
     if parts.scheme.lower() != "https" or not parts.hostname:
-        raise Invalid(f"logo URI {uri!r} must be an absolute https URL")
+        raise Invalid(f"logo URI {uri!r} must be an absolute https URL", field="logo_uri")
     if parts.username is not None or parts.password is not None:
-        raise Invalid(f"logo URI {uri!r} must not carry credentials")
+        raise Invalid(f"logo URI {uri!r} must not carry credentials", field="logo_uri")
 
 
 def _check_backchannel_logout_uri(uri: str) -> None:
     """Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment, where Tessera
     itself will send requests: https, or http to the same machine (development)."""
     if len(uri) > MAX_REDIRECT_URI:
-        raise Invalid(f"back-channel logout URI is longer than {MAX_REDIRECT_URI} characters")
+        raise Invalid(
+            f"back-channel logout URI is longer than {MAX_REDIRECT_URI} characters",
+            field="backchannel_logout_uri",
+        )
     if any(ch.isspace() or not ch.isprintable() for ch in uri):
-        raise Invalid("back-channel logout URI must not contain spaces or control characters")
+        raise Invalid(
+            "back-channel logout URI must not contain spaces or control characters",
+            field="backchannel_logout_uri",
+        )
     if validate_rfc3986(uri, rule="URI") is None or "#" in uri:
-        raise Invalid(f"back-channel logout URI {uri!r} must be an absolute URI, no fragment")
+        raise Invalid(
+            f"back-channel logout URI {uri!r} must be an absolute URI, no fragment",
+            field="backchannel_logout_uri",
+        )
     parts = urlsplit(uri)
     if parts.username is not None or parts.password is not None:
-        raise Invalid(f"back-channel logout URI {uri!r} must not carry credentials")
+        raise Invalid(
+            f"back-channel logout URI {uri!r} must not carry credentials",
+            field="backchannel_logout_uri",
+        )
     scheme = parts.scheme.lower()
     if not parts.hostname or not (
         scheme == "https" or (scheme == "http" and is_loopback_host(parts.hostname))
     ):
-        raise Invalid(f"back-channel logout URI {uri!r} must use https (http only on loopback)")
+        raise Invalid(
+            f"back-channel logout URI {uri!r} must use https (http only on loopback)",
+            field="backchannel_logout_uri",
+        )
 
 
 def _sector_identifier(subject_type: str, sector_identifier: str, redirect_uris: list[str]) -> str:
     """The sector a pairwise client's subs are computed for (OpenID Connect Core §8.1): the
     host given, else the one host of its redirect URIs; "" for a public subject type."""
     if subject_type not in SUBJECT_TYPES:
-        raise Invalid(f"subject type must be one of {', '.join(SUBJECT_TYPES)}")
+        raise Invalid(
+            f"subject type must be one of {', '.join(SUBJECT_TYPES)}", field="subject_type"
+        )
     if subject_type == "public":
         if sector_identifier:
-            raise Invalid("a sector identifier is only for the pairwise subject type")
+            raise Invalid(
+                "a sector identifier is only for the pairwise subject type",
+                field="sector_identifier",
+            )
         return ""
     if sector_identifier:
         if validate_rfc3986(f"https://{sector_identifier}/", rule="URI") is None or any(
             ch in sector_identifier for ch in "/:@?#"
         ):
-            raise Invalid(f"sector identifier {sector_identifier!r} must be a host name")
+            raise Invalid(
+                f"sector identifier {sector_identifier!r} must be a host name",
+                field="sector_identifier",
+            )
         return sector_identifier.lower()
     hosts = {urlsplit(uri).hostname or urlsplit(uri).scheme for uri in redirect_uris}
     if len(hosts) != 1:
         # §8.1: with several hosts, the client names its sector.
         raise Invalid(
-            "a pairwise client whose redirect URIs are not on one host needs a sector identifier"
+            "a pairwise client whose redirect URIs are not on one host needs a sector identifier",
+            field="sector_identifier",
         )
     return hosts.pop().lower()
 
@@ -250,8 +308,159 @@ def _check_remember_consent(client_type: str, redirect_uris: list[str], grants: 
         if urlsplit(uri).scheme.lower() != "https":
             raise Invalid(
                 f"{who} with the redirect URI {uri!r} cannot remember consent: "
-                "another app could receive the answer (RFC 8252 §8.6)"
+                "another app could receive the answer (RFC 8252 §8.6)",
+                field="remember_consent",
             )
+
+
+# What an administrator sets on a client, by the record's names (``update`` takes these).
+SETTABLE = frozenset(
+    {
+        "name",
+        "type",
+        "redirect_uris",
+        "grants",
+        "scopes",
+        "version",
+        "description",
+        "logo_uri",
+        "remember_consent",
+        "introspect",
+        "refresh_count",
+        "require_pkce",
+        "default_scopes",
+        "access_token_lifetime",
+        "jwt_access_tokens",
+        "subject_type",
+        "sector_identifier",
+        "post_logout_redirect_uris",
+        "backchannel_logout_uri",
+        "token_endpoint_auth_method",
+        "enabled",
+    }
+)
+
+
+def _check_settings(client: Client) -> None:
+    """Every rule of a client's settings but the scopes' being defined; Invalid naming
+    the first bad value (by its RFC 7591 name, as the admin API shows it)."""
+    if not client.name.strip():
+        raise Invalid("client name must not be empty", field="client_name")
+    if client.type not in CLIENT_TYPES:
+        raise Invalid(
+            f"client type must be one of {', '.join(CLIENT_TYPES)}",
+            field="token_endpoint_auth_method",
+        )
+    method = client.token_endpoint_auth_method
+    if method and (client.is_public or method not in SECRET_METHODS):
+        raise Invalid(
+            f"token endpoint auth method {method!r} does not fit a {client.type} client",
+            field="token_endpoint_auth_method",
+        )
+    grants = client.grants
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise Invalid(
+                f"grant {grant!r} is not supported; choose from {', '.join(GRANT_TYPES)}",
+                field="grant_types",
+            )
+    if not grants:
+        raise Invalid("a client needs at least one grant", field="grant_types")
+    for grant in REDIRECTING_GRANTS:
+        if grant in grants and not client.redirect_uris:
+            raise Invalid(
+                f"the {grant} grant needs at least one redirect URI", field="redirect_uris"
+            )
+    if "client_credentials" in grants and client.is_public:
+        # RFC 6749 §4.4: only confidential clients may use client credentials.
+        raise Invalid(
+            "the client_credentials grant is for confidential clients only", field="grant_types"
+        )
+    for uri in client.redirect_uris:
+        _check_redirect_uri(uri)
+    if client.logo_uri:
+        _check_logo_uri(client.logo_uri)
+    for uri in client.post_logout_redirect_uris:
+        _check_redirect_uri(uri, "post-logout redirect URI", "post_logout_redirect_uris")
+    if client.backchannel_logout_uri:
+        _check_backchannel_logout_uri(client.backchannel_logout_uri)
+    if client.remember_consent:
+        _check_remember_consent(client.type, client.redirect_uris, grants)
+    if client.refresh_count < 0:
+        raise Invalid("refresh count must be 0 or more", field="refresh_count")
+    if client.require_pkce not in REQUIRE_PKCE_CHOICES:
+        raise Invalid(
+            f"require-pkce must be one of {', '.join(REQUIRE_PKCE_CHOICES)}", field="require_pkce"
+        )
+    if client.introspect and client.is_public:
+        raise Invalid(
+            "a public client cannot authenticate, so it cannot introspect", field="introspect"
+        )
+    lifetime = client.access_token_lifetime
+    if lifetime is not None and lifetime < 0:
+        raise Invalid(
+            "access token lifetime must be a number of seconds, or never",
+            field="access_token_lifetime",
+        )
+    if lifetime == NEVER_EXPIRES and client.jwt_access_tokens:
+        raise Invalid(
+            "JWT access tokens always expire (RFC 9068 §2.2); choose a lifetime",
+            field="access_token_format",
+        )
+    malformed = [name for name in client.scopes if not scopes.is_scope_token(name)]
+    if malformed:
+        # RFC 6749 §3.3; checked before any lookup, whatever Redis may hold.
+        raise Invalid(f"not valid scope tokens (RFC 6749 §3.3): {malformed!r}", field="scope")
+    if not set(client.default_scopes) <= set(client.scopes):
+        raise Invalid("default scopes must be among the client's scopes", field="default_scope")
+
+
+async def _checked(redis: RedisClient, client: Client) -> Client:
+    """``client`` as stored: its settings checked (``_check_settings``, and every scope
+    defined), lists without duplicates, the name trimmed, the pairwise sector decided."""
+    client = dataclasses.replace(
+        client,
+        name=client.name.strip(),
+        redirect_uris=list(dict.fromkeys(client.redirect_uris)),
+        grants=list(dict.fromkeys(client.grants)),
+        scopes=list(dict.fromkeys(client.scopes)),
+        default_scopes=list(dict.fromkeys(client.default_scopes)),
+        post_logout_redirect_uris=list(dict.fromkeys(client.post_logout_redirect_uris)),
+    )
+    _check_settings(client)
+    sector = _sector_identifier(client.subject_type, client.sector_identifier, client.redirect_uris)
+    if sector and client.jwt_access_tokens:
+        raise Invalid(
+            "a pairwise client gets opaque access tokens: a JWT's sub is not pairwise",
+            field="access_token_format",
+        )
+    defined = await scopes.get_many(redis, client.scopes)
+    missing = [s for s in client.scopes if s not in defined]
+    if missing:
+        raise Invalid(
+            f"scope(s) not defined: {', '.join(missing)} (add them with 'tessera scope add')",
+            field="scope",
+        )
+    return dataclasses.replace(client, sector_identifier=sector)
+
+
+def _check_imported_id(client_id: str) -> None:
+    if _CLIENT_ID.fullmatch(client_id) is None:
+        raise Invalid(
+            f"client id {client_id!r}: 1 to {MAX_CLIENT_ID} letters, digits, '.', '_' or '-', "
+            "not starting with '-' or '.'",
+            field="client_id",
+        )
+
+
+def _check_given_secret(secret: str) -> None:
+    if not MIN_IMPORTED_SECRET <= len(secret) <= MAX_SECRET or not _SECRET.fullmatch(secret):
+        # The secret itself is never quoted: the message may reach a log.
+        raise Invalid(
+            f"a client secret given must be {MIN_IMPORTED_SECRET} to {MAX_SECRET} printable "
+            "ASCII characters without spaces",
+            field="client_secret",
+        )
 
 
 async def create(
@@ -276,91 +485,135 @@ async def create(
     sector_identifier: str = "",
     post_logout_redirect_uris: list[str] | None = None,
     backchannel_logout_uri: str = "",
+    token_endpoint_auth_method: str = "",
+    enabled: bool = True,
+    client_id: str | None = None,
+    secret: str | None = None,
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it with its secret (None for public clients).
 
-    Raises Invalid naming the first bad value; nothing is stored then.
+    ``client_id`` and ``secret`` import an existing registration (webMethods Integration
+    Server's, moving over): the id is kept (Conflict when taken), the secret stored as its
+    digest, as a generated one. Raises Invalid naming the first bad value; nothing is
+    stored then.
     """
-    if not name.strip():
-        raise Invalid("client name must not be empty")
-    if client_type not in CLIENT_TYPES:
-        raise Invalid(f"client type must be one of {', '.join(CLIENT_TYPES)}")
-    for grant in grants:
-        if grant not in GRANT_TYPES:
-            raise Invalid(f"grant {grant!r} is not supported; choose from {', '.join(GRANT_TYPES)}")
-    if not grants:
-        raise Invalid("a client needs at least one grant")
-    for grant in REDIRECTING_GRANTS:
-        if grant in grants and not redirect_uris:
-            raise Invalid(f"the {grant} grant needs at least one redirect URI")
-    if "client_credentials" in grants and client_type == "public":
-        # RFC 6749 §4.4: only confidential clients may use client credentials.
-        raise Invalid("the client_credentials grant is for confidential clients only")
-    for uri in redirect_uris:
-        _check_redirect_uri(uri)
-    if logo_uri:
-        _check_logo_uri(logo_uri)
-    sector = _sector_identifier(subject_type, sector_identifier, redirect_uris)
-    if sector and jwt_access_tokens:
-        raise Invalid("a pairwise client gets opaque access tokens: a JWT's sub is not pairwise")
-    for uri in post_logout_redirect_uris or []:
-        _check_redirect_uri(uri, "post-logout redirect URI")
-    if backchannel_logout_uri:
-        _check_backchannel_logout_uri(backchannel_logout_uri)
-    if remember_consent:
-        _check_remember_consent(client_type, redirect_uris, grants)
-    if refresh_count < 0:
-        raise Invalid("refresh count must be 0 or more")
-    if require_pkce not in REQUIRE_PKCE_CHOICES:
-        raise Invalid(f"require-pkce must be one of {', '.join(REQUIRE_PKCE_CHOICES)}")
-    if introspect and client_type == "public":
-        raise Invalid("a public client cannot authenticate, so it cannot introspect")
-    if access_token_lifetime is not None and access_token_lifetime < 0:
-        raise Invalid("access token lifetime must be a number of seconds, or never")
-    if access_token_lifetime == NEVER_EXPIRES and jwt_access_tokens:
-        raise Invalid("JWT access tokens always expire (RFC 9068 §2.2); choose a lifetime")
-    scope_names = list(dict.fromkeys(scope_names))
-    default_scopes = list(dict.fromkeys(default_scopes or []))
-    malformed = [name for name in scope_names if not scopes.is_scope_token(name)]
-    if malformed:
-        # RFC 6749 §3.3; checked before any lookup, whatever Redis may hold.
-        raise Invalid(f"not valid scope tokens (RFC 6749 §3.3): {malformed!r}")
-    if not set(default_scopes) <= set(scope_names):
-        raise Invalid("default scopes must be among the client's scopes")
-    defined = await scopes.get_many(redis, scope_names)
-    missing = [s for s in scope_names if s not in defined]
-    if missing:
-        raise Invalid(
-            f"scope(s) not defined: {', '.join(missing)} (add them with 'tessera scope add')"
-        )
-
-    secret = crypto.random_token(32) if client_type == "confidential" else None
-    client = Client(
-        client_id=crypto.random_id(),
-        name=name.strip(),
-        type=client_type,
-        redirect_uris=list(dict.fromkeys(redirect_uris)),
-        grants=list(dict.fromkeys(grants)),
-        scopes=scope_names,
-        version=version,
-        description=description,
-        logo_uri=logo_uri,
-        remember_consent=remember_consent,
-        introspect=introspect,
-        refresh_count=refresh_count,
-        require_pkce=require_pkce,
-        default_scopes=default_scopes,
-        access_token_lifetime=access_token_lifetime,
-        jwt_access_tokens=jwt_access_tokens,
-        secret_hash=crypto.digest(secret) if secret else None,
-        subject_type=subject_type,
-        sector_identifier=sector,
-        post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris or [])),
-        backchannel_logout_uri=backchannel_logout_uri,
+    if client_id is not None:
+        _check_imported_id(client_id)
+    if secret is not None:
+        if client_type == "public":
+            raise Invalid("a public client has no secret", field="client_secret")
+        _check_given_secret(secret)
+    client = await _checked(
+        redis,
+        Client(
+            client_id=client_id if client_id is not None else crypto.random_id(),
+            name=name,
+            type=cast(ClientType, client_type),
+            redirect_uris=redirect_uris,
+            grants=grants,
+            scopes=scope_names,
+            version=version,
+            description=description,
+            logo_uri=logo_uri,
+            remember_consent=remember_consent,
+            introspect=introspect,
+            refresh_count=refresh_count,
+            require_pkce=require_pkce,
+            default_scopes=default_scopes or [],
+            access_token_lifetime=access_token_lifetime,
+            jwt_access_tokens=jwt_access_tokens,
+            subject_type=subject_type,
+            sector_identifier=sector_identifier,
+            post_logout_redirect_uris=post_logout_redirect_uris or [],
+            backchannel_logout_uri=backchannel_logout_uri,
+            token_endpoint_auth_method=token_endpoint_auth_method,
+            enabled=enabled,
+        ),
     )
-    await save(redis, client)
+    if client.type == "confidential" and secret is None:
+        secret = crypto.random_token(32)
+    client.secret_hash = crypto.digest(secret) if secret else None
+    if not await redis.set(keys.client(client.client_id), orjson.dumps(client), nx=True):
+        raise Conflict(f"client id {client.client_id!r} is taken")
+    await redis.publish(keys.CLIENT_CHANGES, client.client_id)
     await redis.sadd(keys.CLIENT_INDEX, client.client_id)
     return client, secret
+
+
+# How often a change is made anew on the record read again, when something else changed
+# it between the read and the write (``scripts.replace_record``).
+CHANGE_ATTEMPTS = 5
+
+
+async def _change(
+    redis: RedisClient, client_id: str, change: Callable[[Client], Awaitable[Client]]
+) -> tuple[Client, Client]:
+    """Apply ``change`` to the client as stored, and store its result unless the record
+    changed meanwhile, then read and change it again; (before, after). NotFound when
+    there is no such client, Conflict when it kept changing."""
+    for _ in range(CHANGE_ATTEMPTS):
+        raw = await redis.get(keys.client(client_id))
+        if not raw:
+            raise NotFound("client", client_id)
+        before = records.from_json(Client, raw)
+        after = await change(dataclasses.replace(before))
+        stored = await scripts.replace_record(
+            redis, record=keys.client(client_id), expected=raw, replaced=orjson.dumps(after)
+        )
+        if stored:
+            await redis.publish(keys.CLIENT_CHANGES, client_id)
+            return before, after
+    raise Conflict(f"client {client_id!r} kept changing meanwhile; try again")
+
+
+async def update(
+    redis: RedisClient, client_id: str, changes: Mapping[str, Any]
+) -> tuple[Client, Client]:
+    """Change a client's settings (``SETTABLE``, by the record's names), checked as a
+    new client's are; (before, after). A client's type stays: a public client has no
+    secret to authenticate with, and a confidential one's secret would stay valid."""
+    unknown = set(changes) - SETTABLE
+    if unknown:
+        raise TypeError(f"not settable: {sorted(unknown)}")
+
+    async def change(client: Client) -> Client:
+        changed = dataclasses.replace(client, **changes)
+        if changed.type != client.type:
+            raise Invalid(
+                "a client cannot change between public and confidential; register a new one",
+                field="token_endpoint_auth_method",
+            )
+        return changed if set(changes) <= {"enabled"} else await _checked(redis, changed)
+
+    return await _change(redis, client_id, change)
+
+
+async def rotate_secret(
+    redis: RedisClient, client_id: str, *, overlap: int, secret: str | None = None
+) -> tuple[Client, Client, str]:
+    """A new secret for a confidential client (``secret``, or a generated one); the one it
+    replaces stays valid for ``overlap`` seconds (0: not at all), and one kept from an
+    earlier rotation no longer. (before, after, the new secret); Conflict for a public
+    client, which has none."""
+    if overlap < 0:
+        raise Invalid("the overlap is a number of seconds, 0 or more", field="overlap_seconds")
+    if secret is not None:
+        _check_given_secret(secret)
+    new_secret = secret if secret is not None else crypto.random_token(32)
+
+    async def change(client: Client) -> Client:
+        if client.is_public:
+            raise Conflict(f"client {client_id!r} is public: it has no secret to rotate")
+        now = int(time.time())
+        keep = overlap > 0 and client.secret_hash is not None
+        client.previous_secret_hash = client.secret_hash if keep else None
+        client.previous_secret_expires_at = now + overlap if keep else None
+        client.secret_hash = crypto.digest(new_secret)
+        client.secret_rotated_at = now
+        return client
+
+    before, after = await _change(redis, client_id, change)
+    return before, after, new_secret
 
 
 async def save(redis: RedisClient, client: Client) -> None:
@@ -392,11 +645,29 @@ async def list_all(redis: RedisClient) -> list[Client]:
     return sorted(found, key=lambda c: (c.name, c.client_id))
 
 
+async def page(
+    redis: RedisClient,
+    *,
+    after: str | None,
+    limit: int,
+    keep: Callable[[Client], bool] = lambda client: True,
+) -> listing.Page[Client]:
+    """A page of the clients ``keep`` passes, by client id."""
+
+    async def fetch(batch: list[str]) -> list[Client | None]:
+        async with redis.pipeline(transaction=False) as pipe:
+            for client_id in batch:
+                pipe.get(keys.client(client_id))
+            raws = await pipe.execute()
+        return [records.from_json(Client, raw) if raw else None for raw in raws]
+
+    client_ids = cast("set[str]", await redis.smembers(keys.CLIENT_INDEX))
+    return await listing.page(client_ids, after=after, limit=limit, fetch=fetch, keep=keep)
+
+
 async def set_enabled(redis: RedisClient, client_id: str, enabled: bool) -> Client:
-    client = await existing(redis, client_id)
-    client.enabled = enabled
-    await save(redis, client)
-    return client
+    _, after = await update(redis, client_id, {"enabled": enabled})
+    return after
 
 
 async def delete(redis: RedisClient, client_id: str) -> None:

@@ -58,6 +58,23 @@ async def list_for(redis: RedisClient, username: str) -> list[Consent]:
     return sorted(listed, key=lambda c: (-c.last_used, c.client_id))
 
 
+async def of_client(redis: RedisClient, client_id: str) -> list[tuple[str, Consent]]:
+    """Everyone's remembered approval of a client, as (username, approval)."""
+    usernames = sorted(str(name) for name in await redis.smembers(keys.client_consents(client_id)))
+    if not usernames:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for username in usernames:
+            pipe.hget(keys.consents(username), client_id)
+        raws = await pipe.execute()
+    # A person may be listed with nothing remembered (``record``), never the reverse.
+    return [
+        (username, _parse(client_id, raw))
+        for username, raw in zip(usernames, raws, strict=True)
+        if raw
+    ]
+
+
 async def record(
     redis: RedisClient, username: str, client_id: str, shown: list[str], approved: list[str]
 ) -> None:
@@ -104,6 +121,19 @@ async def forget_client(redis: RedisClient, client_id: str) -> int:
         pipe.srem(index, *usernames)
         results = await pipe.execute()
     return sum(results[:-1])
+
+
+async def forget_user(redis: RedisClient, username: str) -> int:
+    """Forget every approval of a person (they are being deleted); how many there were."""
+    client_ids = sorted(await redis.hgetall(keys.consents(username)))
+    # The person leaves each client's index first: listed with nothing remembered is
+    # allowed (``record``), the reverse is not.
+    async with redis.pipeline(transaction=False) as pipe:
+        for client_id in client_ids:
+            pipe.srem(keys.client_consents(client_id), username)
+        await pipe.execute()
+    await redis.delete(keys.consents(username))
+    return len(client_ids)
 
 
 async def forget_scope(redis: RedisClient, name: str) -> int:

@@ -21,6 +21,8 @@ SCOPE_INDEX = f"{PREFIX}:scopes"
 USER_INDEX = f"{PREFIX}:users"
 # Pub/sub channel: the id of every client whose record changed, for the services' caches.
 CLIENT_CHANGES = f"{PREFIX}:client-changes"
+# Stream of the audit events of administrative changes (shared.storage.audit), capped.
+AUDIT = f"{PREFIX}:audit"
 # The key of the log fingerprints (shared.security.fingerprint): random, made once, never expires.
 LOG_FINGERPRINT_KEY = f"{PREFIX}:log-fingerprint-key"
 # The salt of pairwise subject identifiers (shared.storage.subjects): random, made once,

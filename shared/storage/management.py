@@ -1,10 +1,10 @@
 """Token, scope and client management: webMethods Integration Server's Tokens page and
 admin services.
 
-One implementation behind both the ``tessera`` CLI and the token service's ``/admin/``
-API. Tokens are found through the per-client and per-user family indexes that issuing
-keeps (``shared.storage.families``); listings never show a token's value, which Tessera
-does not store.
+One implementation behind both the ``tessera`` CLI and the admin API
+(``services.admin``). Tokens are found through the per-client and per-user family
+indexes that issuing keeps (``shared.storage.families``); listings never show a token's
+value, which Tessera does not store.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from shared.domain.domain_errors import Conflict, NotFound
 from shared.domain.token_records import NEVER_EXPIRES
-from shared.storage import clients, consents, families, scopes, tokens
+from shared.storage import clients, consents, families, scopes, tokens, users
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -93,6 +93,46 @@ async def delete_client(redis: RedisClient, client_id: str) -> int:
     await clients.delete(redis, client_id)
     await consents.forget_client(redis, client_id)
     return await revoke_client_tokens(redis, client_id)
+
+
+async def set_user_enabled(
+    redis: RedisClient, username: str, enabled: bool
+) -> tuple[users.User, users.User]:
+    """Let a person sign in or not; (before, after). Disabling also revokes every grant
+    issued for them: the record changes first, so no sign-in starts a grant that the
+    revocation would miss."""
+    before, after = await users.set_enabled(redis, username, enabled)
+    if not enabled:
+        await revoke_user_tokens(redis, username)
+    return before, after
+
+
+async def delete_user(redis: RedisClient, username: str) -> tuple[users.User, int]:
+    """Delete a person, their approvals and their tokens; (the record deleted, the number
+    of grant families revoked). The record goes first, as ``delete_client``'s."""
+    user = await users.delete(redis, username)
+    await consents.forget_user(redis, username)
+    return user, await revoke_user_tokens(redis, username)
+
+
+@dataclass(slots=True, frozen=True)
+class Approval:
+    """A person's remembered approval of a client (the connected-applications page)."""
+
+    username: str
+    consent: consents.Consent
+
+
+async def list_approvals(
+    redis: RedisClient, *, username: str | None = None, client_id: str | None = None
+) -> list[Approval]:
+    """The approvals of a person, of a client, or a person's of one client."""
+    if username is not None:
+        found = [Approval(username, c) for c in await consents.list_for(redis, username)]
+        return [a for a in found if client_id is None or a.consent.client_id == client_id]
+    if client_id is None:
+        raise TypeError("list_approvals needs a person, a client or both")
+    return [Approval(name, c) for name, c in await consents.of_client(redis, client_id)]
 
 
 @dataclass(slots=True, frozen=True)

@@ -61,3 +61,12 @@ async def exhausted(redis: RedisClient, limit: str, rate: Rate, subject: str) ->
     if count is None or int(count) <= rate.count or int(left_ms) < 0:
         return None
     return max(1, math.ceil(int(left_ms) / 1000))
+
+
+async def reached(redis: RedisClient, limit: str, rate: Rate, subject: str) -> bool:
+    """Whether ``subject`` has used up ``limit`` in the current window, so that the next
+    event ``hit`` counts would be refused; counting nothing."""
+    if not rate.enabled:
+        return False
+    count = await redis.get(keys.rate_counter(limit, subject))
+    return count is not None and int(count) >= rate.count

@@ -21,7 +21,8 @@ from tessera_resource_server.scope_resources import parse_resource
 from shared.domain import records
 from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.domain.openid import STANDARD_SCOPES
-from shared.storage import keys
+from shared.domain.tessera_scopes import TESSERA_SCOPES
+from shared.storage import keys, listing, scripts
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -51,10 +52,12 @@ class Scope:
         return shown
 
 
-# OpenID Connect's scopes, defined by Tessera itself (``shared.domain.openid``): never
-# stored, never added or deleted.
+# OpenID Connect's scopes (``shared.domain.openid``) and Tessera's own
+# (``shared.domain.tessera_scopes``), defined by Tessera itself: never stored, never
+# added, changed or deleted.
 BUILT_IN: dict[str, Scope] = {
-    name: Scope(name=name, description=description) for name, description in STANDARD_SCOPES.items()
+    name: Scope(name=name, description=description)
+    for name, description in {**STANDARD_SCOPES, **TESSERA_SCOPES}.items()
 }
 
 
@@ -87,18 +90,25 @@ def parse_requested(value: str | None) -> list[str]:
     return requested
 
 
+def _parsed_resources(resources: list[str]) -> list[str]:
+    try:
+        parsed = [str(parse_resource(value)) for value in resources]
+    except ValueError as exc:  # parse_resource is the resource servers' too: plain ValueError
+        raise Invalid(str(exc), field="resources") from None
+    return list(dict.fromkeys(parsed))
+
+
 async def add(
     redis: RedisClient, name: str, description: str, resources: list[str] | None = None
 ) -> Scope:
     if not is_scope_token(name):
-        raise Invalid(f"scope name {name!r} is not a valid scope token (RFC 6749 §3.3)")
-    try:
-        parsed = [str(parse_resource(value)) for value in resources or []]
-    except ValueError as exc:  # parse_resource is the resource servers' too: plain ValueError
-        raise Invalid(str(exc)) from None
+        raise Invalid(
+            f"scope name {name!r} is not a valid scope token (RFC 6749 §3.3)", field="name"
+        )
+    parsed = _parsed_resources(resources or [])
     if name in BUILT_IN:
-        raise Conflict(f"scope {name!r} is built in (OpenID Connect Core §5.4)")
-    scope = Scope(name=name, description=description, resources=list(dict.fromkeys(parsed)))
+        raise Conflict(f"scope {name!r} is built in")
+    scope = Scope(name=name, description=description, resources=parsed)
     if not await redis.set(keys.scope(name), orjson.dumps(scope.view()), nx=True):
         raise Conflict(f"scope {name!r} already exists")
     await redis.sadd(keys.SCOPE_INDEX, name)
@@ -144,3 +154,48 @@ async def delete(redis: RedisClient, name: str) -> None:
     if not await redis.delete(keys.scope(name)):
         raise NotFound("scope", name)
     await redis.srem(keys.SCOPE_INDEX, name)
+
+
+# How often a change is made anew when the definition changed between its read and its
+# write (``scripts.replace_record``).
+CHANGE_ATTEMPTS = 5
+
+
+async def update(
+    redis: RedisClient,
+    name: str,
+    *,
+    description: str | None = None,
+    resources: list[str] | None = None,
+) -> tuple[Scope, Scope]:
+    """Change a definition's description and/or resources; (before, after). Conflict for
+    a built-in scope, NotFound for an undefined one."""
+    if name in BUILT_IN:
+        raise Conflict(f"scope {name!r} is built in and cannot be changed")
+    parsed = None if resources is None else _parsed_resources(resources)
+    for _ in range(CHANGE_ATTEMPTS):
+        raw = await redis.get(keys.scope(name))
+        if not raw:
+            raise NotFound("scope", name)
+        before = records.from_json(Scope, raw)
+        after = Scope(
+            name=name,
+            description=before.description if description is None else description,
+            resources=before.resources if parsed is None else parsed,
+        )
+        replaced = orjson.dumps(after.view())
+        if await scripts.replace_record(
+            redis, record=keys.scope(name), expected=raw, replaced=replaced
+        ):
+            return before, after
+    raise Conflict(f"scope {name!r} kept changing meanwhile; try again")
+
+
+async def page(redis: RedisClient, *, after: str | None, limit: int) -> listing.Page[Scope]:
+    """A page of the definitions, built-in ones included, by name."""
+
+    async def fetch(batch: list[str]) -> list[Scope | None]:
+        found = await get_many(redis, batch)
+        return [found.get(name) for name in batch]
+
+    return await listing.page(await names(redis), after=after, limit=limit, fetch=fetch)

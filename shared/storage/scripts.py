@@ -35,6 +35,7 @@ _RECORD_CONSENT = load("record_consent")
 _TOUCH_CONSENT = load("touch_consent")
 _FORGET_CONSENTED_SCOPE = load("forget_consented_scope")
 _UPDATE_USER_CLAIMS = load("update_user_claims")
+_REPLACE_RECORD = load("replace_record")
 
 
 async def _run(redis: RedisClient, script: ScriptFile, /, **values: Value) -> Any:
@@ -212,3 +213,15 @@ async def update_user_claims(
         redis, _UPDATE_USER_CLAIMS, user=user, changes=changes, updated_at=updated_at
     )
     return stored
+
+
+# Records an administrator changes
+
+
+async def replace_record(
+    redis: RedisClient, /, *, record: str, expected: str | bytes, replaced: bytes
+) -> bool:
+    """Whether ``replaced`` was stored, ``record`` having held ``expected`` still."""
+    return bool(
+        await _run(redis, _REPLACE_RECORD, record=record, expected=expected, replaced=replaced)
+    )

@@ -1,13 +1,15 @@
-"""Resource owners: a username, a stable subject id, an argon2id password hash, and the
-profile claims of OpenID Connect Core §5.1 with the time they last changed."""
+"""Resource owners: a username, a stable subject id, an argon2id password hash, the
+profile claims of OpenID Connect Core §5.1 with the time they last changed, and whether
+they may sign in."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -15,7 +17,7 @@ from shared.domain import records, user_claims
 from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.security import crypto
-from shared.storage import keys, scripts
+from shared.storage import keys, listing, scripts
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -31,16 +33,25 @@ class User:
     # ``shared.domain.user_claims`` checks them; updated_at is kept beside them.
     claims: dict[str, Any] = field(default_factory=dict)
     updated_at: int = 0
+    # A disabled person cannot sign in (``shared.web.login_throttle``); their tokens were
+    # revoked when they were disabled (``shared.storage.management.set_user_enabled``).
+    enabled: bool = True
 
     def public_view(self) -> dict[str, Any]:
         """What an administrator is shown: everything but the password hash."""
         return {
             "username": self.username,
             "sub": self.sub,
+            "enabled": self.enabled,
             "created_at": self.created_at,
             "claims": self.claims,
             "updated_at": self.updated_at,
         }
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise Invalid("password must be at least 8 characters", field="password")
 
 
 async def add(
@@ -50,11 +61,13 @@ async def add(
     hashing: PasswordHashing = RFC_9106_LOW_MEMORY,
     *,
     claims: Mapping[str, Any] | None = None,
+    enabled: bool = True,
 ) -> User:
     if not username or any(ch.isspace() or not ch.isprintable() for ch in username):
-        raise Invalid("username must be non-empty, without spaces or control characters")
-    if len(password) < 8:
-        raise Invalid("password must be at least 8 characters")
+        raise Invalid(
+            "username must be non-empty, without spaces or control characters", field="username"
+        )
+    _check_password(password)
     checked = user_claims.checked_claims(claims or {})
     now = int(time.time())
     user = User(
@@ -66,6 +79,7 @@ async def add(
         claims=checked,
         # Core §5.1: the time the information was last updated; none without any.
         updated_at=now if checked else 0,
+        enabled=enabled,
     )
     if not await redis.set(keys.user(username), orjson.dumps(user), nx=True):
         raise Conflict(f"user {username!r} already exists")
@@ -98,3 +112,86 @@ async def update_claims(redis: RedisClient, username: str, changes: Mapping[str,
     if stored is None:
         raise NotFound("user", username)
     return records.from_json(User, stored)
+
+
+# How often a change is made anew on the record read again when something else changed
+# it between the read and the write (``scripts.replace_record``).
+CHANGE_ATTEMPTS = 5
+
+
+async def _change(
+    redis: RedisClient, username: str, change: Callable[[User], Awaitable[User]]
+) -> tuple[User, User]:
+    """Apply ``change`` to the person's record as stored, written unless it changed
+    meanwhile (then read and changed again); (before, after)."""
+    for _ in range(CHANGE_ATTEMPTS):
+        raw = await redis.get(keys.user(username))
+        if not raw:
+            raise NotFound("user", username)
+        before = records.from_json(User, raw)
+        after = await change(dataclasses.replace(before, claims=dict(before.claims)))
+        if await scripts.replace_record(
+            redis, record=keys.user(username), expected=raw, replaced=orjson.dumps(after)
+        ):
+            return before, after
+    raise Conflict(f"user {username!r} kept changing meanwhile; try again")
+
+
+async def set_enabled(redis: RedisClient, username: str, enabled: bool) -> tuple[User, User]:
+    """Let a person sign in or not; (before, after). Revoking a disabled person's tokens
+    is ``management.set_user_enabled``'s."""
+
+    async def change(user: User) -> User:
+        user.enabled = enabled
+        return user
+
+    return await _change(redis, username, change)
+
+
+async def set_password(
+    redis: RedisClient,
+    username: str,
+    password: str,
+    hashing: PasswordHashing = RFC_9106_LOW_MEMORY,
+) -> None:
+    _check_password(password)
+    password_hash = await asyncio.to_thread(crypto.hash_password, password, hashing)
+
+    async def change(user: User) -> User:
+        user.password_hash = password_hash
+        return user
+
+    await _change(redis, username, change)
+
+
+async def delete(redis: RedisClient, username: str) -> User:
+    """Remove the person's record; the record removed. Their approvals and tokens are
+    ``management.delete_user``'s."""
+    user = await existing(redis, username)
+    if not await redis.delete(keys.user(username)):
+        raise NotFound("user", username)
+    await redis.srem(keys.USER_INDEX, username)
+    return user
+
+
+async def page(
+    redis: RedisClient, *, after: str | None, limit: int, enabled: bool | None = None
+) -> listing.Page[User]:
+    """A page of the people, by username; only those enabled (or not) when ``enabled``."""
+
+    async def fetch(batch: list[str]) -> list[User | None]:
+        # One GET each, pipelined: on a Redis Cluster the records lie in many slots.
+        async with redis.pipeline(transaction=False) as pipe:
+            for name in batch:
+                pipe.get(keys.user(name))
+            raws = await pipe.execute()
+        return [records.from_json(User, raw) if raw else None for raw in raws]
+
+    # Replies are text: every Tessera Redis client decodes them (decode_responses).
+    return await listing.page(
+        cast("set[str]", await redis.smembers(keys.USER_INDEX)),
+        after=after,
+        limit=limit,
+        fetch=fetch,
+        keep=lambda user: enabled is None or user.enabled == enabled,
+    )

@@ -124,7 +124,9 @@ async def sign_in(
         ok = await place.verify(user.password_hash if user else None, password)
     finally:
         place.release()
-    if not ok or user is None:
+    # A disabled person is refused as for a wrong password, after the same check: the
+    # answer tells no one that the account exists.
+    if not ok or user is None or not user.enabled:
         return WRONG
     await _succeeded(redis, settings, name, address, known=known)
     return user
@@ -200,3 +202,17 @@ async def unlock(redis: RedisClient, username: str) -> None:
     for limit, subject in (*counts, (USERNAME, name), (PACE, name)):
         await rate_limits.reset(redis, limit, subject)
     await sign_in_addresses.forget_tried(redis, name)
+
+
+async def locked(redis: RedisClient, settings: Settings, username: str) -> bool:
+    """Whether a sign-in limit holds the username now: its per-username count is used up
+    (it is slowed), or its count from some address is (refused from there); what
+    ``unlock`` clears."""
+    name = username_digest(username)
+    if await rate_limits.reached(redis, USERNAME, settings.login_username_rate, name):
+        return True
+    for address in await sign_in_addresses.tried(redis, name):
+        pair = _pair(name, address)
+        if await rate_limits.reached(redis, PAIR, settings.login_pair_rate, pair):
+            return True
+    return False

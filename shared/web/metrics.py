@@ -68,6 +68,7 @@ class Metrics:
     redis_errors: Counter
     redis_unavailable: Gauge
     redis_unavailable_seconds: Counter
+    admin_changes: Counter
     # The labelled children of ``requests`` and ``request_duration`` by (method, route,
     # status), looked up once each: ``labels()`` costs more than counting.
     _request_series: dict[tuple[str, str, int], _RequestSeries] = field(default_factory=dict)
@@ -141,6 +142,13 @@ class Metrics:
                 "comes back.",
                 registry=registry,
             ),
+            admin_changes=Counter(
+                "tessera_admin_changes",
+                "Changes made through the admin API, by resource and action (the audit "
+                "trail's events).",
+                ["resource", "action"],
+                registry=registry,
+            ),
         )
 
     def count_grant(self, grant_type: str) -> None:
@@ -187,6 +195,12 @@ def grant_issued(request: web.Request, grant_type: str) -> None:
 def oauth_error(request: web.Request, error: str) -> None:
     """Count an OAuth error answered to a client; ``error`` is the RFC error code."""
     request.app[METRICS].oauth_errors.labels(error).inc()
+
+
+def admin_change(request: web.Request, resource: str, action: str) -> None:
+    """Count a change made through the admin API; ``resource`` and ``action`` are the
+    API's own names (never input), so the labels stay bounded."""
+    request.app[METRICS].admin_changes.labels(resource, action).inc()
 
 
 def rate_limited(request: web.Request, limit: str) -> None:

@@ -14,10 +14,19 @@ from aiohttp import web
 from shared.config.settings import Settings, SettingsError
 from shared.security.signing_keys import SigningKeyError
 from shared.web import logs
-from shared.web.shutdown import serve_until_stopped
+from shared.web.shutdown import Site, serve_until_stopped
+
+# A second application the process serves beside its own (the token service's admin API):
+# made from the settings and the first application, with its port; None when it is off.
+Companion = Callable[[Settings, web.Application], tuple[web.Application, int] | None]
 
 
-def serve(name: str, create_app: Callable[[Settings], web.Application], default_port: int) -> None:
+def serve(
+    name: str,
+    create_app: Callable[[Settings], web.Application],
+    default_port: int,
+    companion: Companion | None = None,
+) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=default_port)
@@ -35,11 +44,14 @@ def serve(name: str, create_app: Callable[[Settings], web.Application], default_
         app = create_app(settings)
     except SigningKeyError as exc:
         sys.exit(f"tessera {name}: bad configuration: {exc}")
+    second = companion(settings, app) if companion is not None else None
+    also = [Site(second[0], args.host, second[1])] if second is not None else []
 
     def listening() -> None:
-        logging.getLogger("tessera").info(
-            "%s listening on http://%s:%d", name, args.host, args.port
-        )
+        log = logging.getLogger("tessera")
+        log.info("%s listening on http://%s:%d", name, args.host, args.port)
+        for site in also:
+            log.info("%s admin API listening on http://%s:%d", name, site.host, site.port)
 
     with asyncio.Runner(loop_factory=_new_event_loop) as runner:
         runner.run(
@@ -49,6 +61,7 @@ def serve(name: str, create_app: Callable[[Settings], web.Application], default_
                 port=args.port,
                 drain_seconds=settings.drain_seconds,
                 on_listening=listening,
+                also=also,
             )
         )
 

@@ -12,6 +12,9 @@ listening at once would refuse them. So on SIGTERM a service:
 2. then stops listening, lets requests in flight finish (up to ``FINISH_SECONDS``),
    closes its Redis connections (the ``cleanup_ctx``) and returns, so the process exits 0.
 
+A process may serve a second application on a port of its own (the token service's admin
+API): it drains and stops with the first, and stops listening first.
+
 A second SIGTERM, or SIGINT, during the drain ends it early. SIGINT (Ctrl-C) skips the
 drain altogether: a person at a terminal wants the process gone, not a load balancer's
 grace.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +50,15 @@ LISTEN_BACKLOG = 4096
 # the rest of a refused body that it reads to keep the connection. What it refuses
 # before any handler (a request it cannot parse) is logged as the client's doing.
 SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "logger": http_server_log}
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """An application and where it listens."""
+
+    app: web.Application
+    host: str
+    port: int
 
 
 @dataclass(slots=True)
@@ -102,21 +114,30 @@ async def serve_until_stopped(
     drain_seconds: float,
     finish_seconds: float = FINISH_SECONDS,
     on_listening: Callable[[], None] = lambda: None,
+    also: Sequence[Site] = (),
 ) -> None:
-    """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT, then stop as described in
-    this module's docstring. Returns normally, so the process exits with status 0."""
+    """Serve ``app`` on ``host:port``, and each of ``also`` on its own, until SIGTERM or
+    SIGINT, then stop as described in this module's docstring. Returns normally, so the
+    process exits with status 0."""
     loop = asyncio.get_running_loop()
     stop = _StopRequest()
     # Before anything else: a SIGTERM during start-up must not kill the process half-way.
     stop.install(loop)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=finish_seconds, **SERVER_OPTIONS)
+    sites = [Site(app, host, port), *also]
+    runners = [
+        web.AppRunner(site.app, access_log=None, shutdown_timeout=finish_seconds, **SERVER_OPTIONS)
+        for site in sites
+    ]
     try:
-        await runner.setup()
-        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
+        for site, runner in zip(sites, runners, strict=True):
+            await runner.setup()
+            await web.TCPSite(runner, site.host, site.port, backlog=LISTEN_BACKLOG).start()
         on_listening()
         received = await stop.first()
         if received is signal.SIGTERM and drain_seconds > 0:
-            app[DRAIN].draining = True
+            for site in sites:
+                if DRAIN in site.app:
+                    site.app[DRAIN].draining = True
             log.info(
                 "SIGTERM: not ready any more; serving for up to %g s while load balancers "
                 "stop sending requests",
@@ -130,8 +151,9 @@ async def serve_until_stopped(
             finish_seconds,
         )
     finally:
-        # Stops listening, waits for handlers in flight, then runs the app's cleanup
-        # (closing Redis).
-        await runner.cleanup()
+        # Each stops listening, waits for its handlers in flight, then runs its app's
+        # cleanup (closing Redis): the second application first, the main one last.
+        for runner in reversed(runners):
+            await runner.cleanup()
         stop.uninstall(loop)
     log.info("stopped")
