@@ -11,20 +11,31 @@ from typing import Any
 import aiohttp
 import jwt
 import orjson
+import pytest
 from redis.asyncio import Redis
+from tessera_resource_server.jwt_verification import looks_like_jwt
 
 from services.authorize.metadata import CLAIMS_SUPPORTED
+from shared.domain.domain_errors import Invalid
 from shared.domain.openid import STANDARD_SCOPES
 from tests.flows import (
     authorize,
     code_request,
+    decide,
     exchange,
     introspect,
     sign_in,
     start_authorization,
 )
 from tests.openid import OPENID_CONFIGURATION, discovery, validated_id_token
-from tests.records import PASSWORD, Registered, make_client, make_resource_server, make_user
+from tests.records import (
+    PASSWORD,
+    Registered,
+    make_client,
+    make_resource_server,
+    make_scope,
+    make_user,
+)
 from tests.replies import query_of
 from tests.stack import Stack
 
@@ -247,3 +258,96 @@ async def test_the_approval_page_words_openid_scopes_plainly(
         html = await page.text()
     for name in ("openid", "profile", "email"):
         assert STANDARD_SCOPES[name] in html, name
+
+
+async def test_request_objects_and_other_response_modes_are_refused_by_name(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """Core §6.1, §6.2: an OP without request objects answers so; a response mode other
+    than the response type's own is not silently replaced by it."""
+    client = await make_client(redis, ["openid"])
+    for extra, error in (
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+        ({"request_uri": "https://app.example.com/r/1"}, "request_uri_not_supported"),
+        ({"response_mode": "form_post"}, "invalid_request"),
+        ({"response_mode": "fragment"}, "invalid_request"),
+    ):
+        started = await start_authorization(http, stack, code_request(client, "openid", **extra))
+        assert query_of(started.headers["Location"])["error"] == error, extra
+    started = await start_authorization(
+        http, stack, code_request(client, "openid", response_mode="query")
+    )
+    assert started.headers["Location"].startswith("/login?")
+
+
+async def test_a_sub_asked_for_by_value_must_be_the_person_signed_in(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """Core §5.5.1: a positive answer only for the person that sub names."""
+    alice, bob = await make_user(redis), await make_user(redis)
+    client = await make_client(redis, ["openid"], remember_consent=True)
+    _, alices = await signed_in_id_token(http, stack, client, alice)
+    alice_sub = jwt.decode(alices["id_token"], options={"verify_signature": False})["sub"]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        _, bobs = await signed_in_id_token(other, stack, client, bob)
+    bob_sub = jwt.decode(bobs["id_token"], options={"verify_signature": False})["sub"]
+
+    for sub, answer in ((bob_sub, "error"), (alice_sub, "code")):
+        claims = orjson.dumps({"id_token": {"sub": {"value": sub}}}).decode()
+        started = await start_authorization(
+            http, stack, code_request(client, "openid", prompt="none", claims=claims)
+        )
+        assert answer in query_of(started.headers["Location"]), sub
+
+
+async def test_signing_in_as_someone_else_than_the_hint_names_is_login_required(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """Core §3.1.2.1: the hint names Alice; Bob, signed in, is asked to sign in again and
+    does so as himself: the client gets login_required, not Bob's ID token."""
+    alice, bob = await make_user(redis), await make_user(redis)
+    client = await make_client(redis, ["openid"])
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        _, alices = await signed_in_id_token(other, stack, client, alice)
+    await signed_in_id_token(http, stack, client, bob)
+
+    params = code_request(client, "openid", id_token_hint=alices["id_token"])
+    started = await start_authorization(http, stack, params)
+    assert started.headers["Location"].startswith("/login?")  # Bob must sign in again
+    signed_in = await sign_in(http, stack, started.headers["Location"], bob, PASSWORD)
+    decided = await decide(http, stack, signed_in.headers["Location"])
+    back = query_of(decided.headers["Location"])
+    assert back["error"] == "login_required" and "code" not in back
+
+
+async def test_a_person_who_unticks_openid_is_not_signed_in_to_the_client(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    user = await make_user(redis)
+    scope = await make_scope(redis)
+    client = await make_client(redis, ["openid", scope])
+    back = await authorize(http, stack, code_request(client, f"openid {scope}"), user, tick=[scope])
+    reply = await exchange(http, stack, client, back["code"])
+    assert reply.status == 200 and reply.body["scope"] == scope
+    assert "id_token" not in reply.body
+
+
+async def test_pairwise_clients_get_opaque_access_tokens_and_a_sid_of_their_sector(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """A JWT access token's sub is the person's own and the client can read it; a sid
+    shared by two sectors would let them join their pairwise subs (Core §8.1)."""
+    with pytest.raises(Invalid, match="opaque"):
+        await make_client(redis, ["openid"], subject_type="pairwise", jwt_access_tokens=True)
+    user = await make_user(redis)
+    public = await make_client(redis, ["openid"])
+    pairwise = await make_client(
+        redis, ["openid"], subject_type="pairwise", sector_identifier="north.example.com"
+    )
+    _, seen_public = await signed_in_id_token(http, stack, public, user)
+    _, seen_pairwise = await signed_in_id_token(http, stack, pairwise, user)  # same session
+    assert not looks_like_jwt(seen_pairwise["access_token"])
+    public_claims = jwt.decode(seen_public["id_token"], options={"verify_signature": False})
+    pairwise_claims = jwt.decode(seen_pairwise["id_token"], options={"verify_signature": False})
+    assert pairwise_claims["sid"] != public_claims["sid"]
+    assert pairwise_claims["sub"] != public_claims["sub"]

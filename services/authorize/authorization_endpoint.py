@@ -118,7 +118,11 @@ async def _must_sign_in_again(
     request: web.Request, signed_in: SignedIn, auth_request: AuthorizationRequest
 ) -> bool:
     """OpenID Connect Core §3.1.2.1: the person signs in again when their sign-in is older
-    than max_age (0: always), or when the id_token_hint names someone else."""
+    than max_age (0: always), or when the id_token_hint names someone else; and for an
+    OpenID Connect request, a session a release before OpenID Connect started, which
+    knows neither when the person signed in nor its sid."""
+    if auth_request.openid and not signed_in.sid:
+        return True
     if auth_request.max_age is not None:
         if time.time() - signed_in.auth_time >= auth_request.max_age:
             return True

@@ -36,6 +36,8 @@ _GRANT_NAMES_AS_RESPONSE_TYPE = ("password", "client_credentials")
 # Each response type and the grant a client must be allowed for it.
 RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
 SUPPORTED_RESPONSE_TYPES = tuple(RESPONSE_TYPE_GRANTS)
+# The mode each response type answers in (RFC 6749 §4.1.2, §4.2.2): the only ones supported.
+RESPONSE_MODES = {"code": "query", "token": "fragment"}
 # OpenID Connect Core 1.0 §3.1.2.1 ``prompt`` values Tessera acts on; select_account is
 # treated as login (there is one account per browser: choosing another is signing in
 # again); others are ignored, as RFC 6749 §3.1 says of anything unrecognised.
@@ -152,6 +154,11 @@ async def validate(
         # RFC 6749 §4.1.2.1: "includes a parameter more than once" is invalid_request.
         raise fail("invalid_request", "A request parameter is repeated.")
 
+    # Core §6.1, §6.2: request objects are not supported, and say so.
+    if "request" in params:
+        raise fail("request_not_supported", "Request objects are not supported.")
+    if "request_uri" in params:
+        raise fail("request_uri_not_supported", "request_uri is not supported.")
     if response_type is None:
         raise fail("invalid_request", "The response_type parameter is required.")
     if response_type in _GRANT_NAMES_AS_RESPONSE_TYPE:
@@ -160,6 +167,11 @@ async def validate(
         raise fail("unsupported_response_type", "The response type is not supported.")
     if RESPONSE_TYPE_GRANTS[response_type] not in client.grants:
         raise fail("unauthorized_client", "The client is not allowed this response type.")
+    response_mode = params.get("response_mode")
+    if response_mode is not None and response_mode != RESPONSE_MODES[response_type]:
+        # OAuth 2.0 Multiple Response Type Encoding Practices §2.1: each response type
+        # answers in its default mode; Tessera supports no other (metadata says so).
+        raise fail("invalid_request", "The response_mode is not supported for this response type.")
 
     # RFC 6749 §3.3: without a scope the client's default scopes apply; without those
     # the request fails with invalid_scope, as does a malformed one.
@@ -190,6 +202,12 @@ async def validate(
     except claims_request.ClaimsRequestError as exc:
         raise fail("invalid_request", f"{exc}.") from None
     hint_sub = _id_token_hint_sub(tessera, client, params.get("id_token_hint"), fail)
+    claimed_sub = claims_request.sub_value(params.get("claims"))
+    if claimed_sub is not None:
+        # Core §5.5.1: a sub asked for by value names the person, as a hint does.
+        if hint_sub is not None and hint_sub != claimed_sub:
+            raise fail("invalid_request", "The claims parameter and id_token_hint disagree.")
+        hint_sub = claimed_sub
 
     challenge = params.get("code_challenge")
     method = params.get("code_challenge_method")

@@ -14,8 +14,10 @@ from services.authorize import backchannel_logout
 from services.authorize.authorization_request import RedirectableError
 from services.authorize.responses import see_other
 from shared.config.settings import Settings
+from shared.domain import claims_request, user_claims
+from shared.domain.openid import OPENID
 from shared.domain.token_records import Authentication, Grant
-from shared.storage import codes, families, tokens, users
+from shared.storage import codes, families, subjects, tokens, users
 from shared.storage.browser_sessions import SignedIn
 from shared.storage.clients import Client
 from shared.storage.codes import CodeRecord
@@ -65,20 +67,15 @@ async def issue(
     session has since been disabled or deleted (the admin API), so that a session that
     outlives them issues nothing more."""
     settings = request.app[SETTINGS]
-    user = await users.get(request.app[REDIS], signed_in.username)
-    if user is None or not user.enabled or user.sub != signed_in.sub:
-        return error_redirect(
-            settings,
-            RedirectableError(
-                "access_denied",
-                "The account cannot be used.",
-                auth_request.redirect_uri,
-                auth_request.state,
-                in_fragment=auth_request.implicit,
-            ),
-        )
+    refusal = await _refusal(request, client, auth_request, signed_in)
+    if refusal is not None:
+        metrics.oauth_error(request, refusal.error)
+        return error_redirect(settings, refusal)
     if auth_request.implicit:
         return await _implicit_response(request, client, auth_request, signed_in, approved)
+    # Only an approved openid scope makes this a sign-in: a person who unticked it has not
+    # let the client know who they are (no ID token, no logout token).
+    openid = OPENID in approved
     code = await codes.create(
         request.app[TESSERA],
         CodeRecord(
@@ -90,24 +87,53 @@ async def issue(
             scope=approved,
             code_challenge=auth_request.code_challenge,
             code_challenge_method=auth_request.code_challenge_method,
-            authentication=_authentication(auth_request, signed_in),
-            nonce=auth_request.nonce if auth_request.openid else None,
+            authentication=_authentication(auth_request, signed_in, approved) if openid else None,
+            nonce=auth_request.nonce if openid else None,
         ),
     )
-    if auth_request.openid:  # Back-Channel Logout 1.0 §2.7: told when the session ends
+    if openid:  # Back-Channel Logout 1.0 §2.7: told when the session ends
         await backchannel_logout.record_relying_party(request, client, signed_in)
     return redirect_to_client(
         settings, auth_request.redirect_uri, {"code": code, "state": auth_request.state}
     )
 
 
+async def _refusal(
+    request: web.Request, client: Client, auth_request: AuthorizationRequest, signed_in: SignedIn
+) -> RedirectableError | None:
+    """Why the approved request gets nothing, if it does not: the person of the session
+    disabled or deleted since they signed in, or not the one an id_token_hint named."""
+    redis = request.app[REDIS]
+
+    def refused(error: str, description: str) -> RedirectableError:
+        return RedirectableError(
+            error,
+            description,
+            auth_request.redirect_uri,
+            auth_request.state,
+            in_fragment=auth_request.implicit,
+        )
+
+    user = await users.get(redis, signed_in.username)
+    if user is None or not user.enabled or user.sub != signed_in.sub:
+        return refused("access_denied", "The account cannot be used.")
+    if auth_request.hint_sub is not None:
+        # Core §3.1.2.1: the id_token_hint named someone else than who signed in.
+        if auth_request.hint_sub != await subjects.subject_for(redis, client, signed_in.sub):
+            return refused(
+                "login_required", "The person signed in is not the one the id_token_hint names."
+            )
+    return None
+
+
 def _authentication(
-    auth_request: AuthorizationRequest, signed_in: SignedIn
-) -> Authentication | None:
-    """What the ID tokens of an OpenID Connect request's grant say of the sign-in."""
-    if not auth_request.openid:
-        return None
-    return Authentication(signed_in.auth_time, signed_in.sid, auth_request.claims)
+    auth_request: AuthorizationRequest, signed_in: SignedIn, approved: list[str]
+) -> Authentication:
+    """What the ID tokens of an OpenID Connect grant say of the sign-in: when, the
+    session, and the claims the request placed in the ID token, among those approved."""
+    asked = claims_request.names_for(auth_request.claims, "id_token")
+    names = user_claims.approved_claims(approved, asked)
+    return Authentication(signed_in.auth_time, signed_in.sid, tuple(names))
 
 
 async def _implicit_response(

@@ -100,7 +100,7 @@ async def _tell(request: web.Request, client_id: str, sub: str, sid: str | None)
         tessera.settings.issuer,
         client.client_id,
         await subjects.subject_for(tessera.redis, client, sub),
-        sid,
+        None if sid is None else await subjects.session_for(tessera.redis, client, sid),
     )
     token = openid_tokens.sign_logout_token(tessera.key_set, claims)
     request.app[BACKCHANNEL_DELIVERIES].send(

@@ -107,9 +107,11 @@ async def end_session(request: web.Request) -> web.Response:
     session = await sessions.load(request)
     if session is None and request.method == "POST":
         # The session cookie is SameSite=Lax: a client's site posting here is cross-site,
-        # and the browser sends the cookie with a top-level GET only. So: the same
-        # request again, as a GET (§2 allows either).
-        return see_other(f"{END_SESSION_PATH}?{urlencode(params)}")
+        # and the browser sends the cookie with a top-level GET only. So: the request
+        # again, as a GET (§2 allows either), without the hint, which a URL would leave
+        # in access logs and the browser's history (the reason the client posted it):
+        # its client by id instead, and the person confirms.
+        return see_other(f"{END_SESSION_PATH}?{urlencode(logout.pending(params))}")
     signed_in = sessions.who_is_signed_in(session)
     if signed_in is None:
         return _after_sign_out(request, logout)  # nobody to sign out: straight on
@@ -225,7 +227,9 @@ async def _names_this_session(
     sid = hint.get("sid")
     if sid is None:
         return True
-    return isinstance(sid, str) and bool(signed_in.sid) and crypto.same(sid, signed_in.sid)
+    if not isinstance(sid, str) or not signed_in.sid:
+        return False
+    return crypto.same(sid, await subjects.session_for(request.app[REDIS], client, signed_in.sid))
 
 
 def _confirmation_page(

@@ -108,7 +108,7 @@ async def sign_in(request: web.Request, current: Session, user: User) -> SignedI
         # The same person signing in again (prompt=login, max_age) goes on with the same
         # session, as the relying parties know it; anyone else starts a new one.
         sid=before.sid
-        if before is not None and before.sid and before.username == user.username
+        if before is not None and before.sid and before.sub == user.sub
         else crypto.random_token(16),
     )
     settings = request.app[SETTINGS]

@@ -24,7 +24,9 @@ ClaimsRequest = dict[str, dict[str, bool]]
 
 
 class ClaimsRequestError(ValueError):
-    """The parameter is no claims request; the message says why (for the client)."""
+    """The parameter is no claims request; the message says why, for the client, in the
+    characters an error_description may hold (RFC 6749 §4.1.2.1: no quote, no backslash,
+    ASCII only), and never a name the caller chose."""
 
 
 def parse(value: str | None) -> ClaimsRequest | None:
@@ -37,16 +39,20 @@ def parse(value: str | None) -> ClaimsRequest | None:
     try:
         found = orjson.loads(value)
     except orjson.JSONDecodeError:
-        raise ClaimsRequestError("the claims parameter is not JSON (Core §5.5)") from None
+        raise ClaimsRequestError(
+            "the claims parameter is not JSON (OpenID Connect Core, section 5.5)"
+        ) from None
     if not isinstance(found, dict):
-        raise ClaimsRequestError("the claims parameter must be a JSON object (Core §5.5)")
+        raise ClaimsRequestError(
+            "the claims parameter must be a JSON object (OpenID Connect Core, section 5.5)"
+        )
     parsed: ClaimsRequest = {}
     for member in MEMBERS:
         asked = found.get(member)
         if asked is None:
             continue
         if not isinstance(asked, dict):
-            raise ClaimsRequestError(f"claims.{member} must be a JSON object (Core §5.5)")
+            raise ClaimsRequestError(f"claims.{member} must be a JSON object")
         parsed[member] = {name: _essential(member, name, how) for name, how in asked.items()}
     return parsed
 
@@ -57,11 +63,24 @@ def _essential(member: str, name: str, how: Any) -> bool:
     if how is None:
         return False  # Core §5.5.1: null asks for the claim in the default manner
     if not isinstance(how, dict):
-        raise ClaimsRequestError(f"claims.{member}.{name} must be null or an object (§5.5.1)")
+        raise ClaimsRequestError(f"a claim in claims.{member} must be null or an object")
     essential = how.get("essential", False)
     if not isinstance(essential, bool):
-        raise ClaimsRequestError(f"claims.{member}.{name}.essential must be true or false")
+        raise ClaimsRequestError(f"essential in claims.{member} must be true or false")
     return essential
+
+
+def sub_value(value: str | None) -> str | None:
+    """The ``sub`` a valid claims parameter asks for by value (Core §5.5.1: the answer is
+    positive only for that person), if any."""
+    if value is None:
+        return None
+    found = orjson.loads(value)
+    for member in MEMBERS:
+        asked = (found.get(member) or {}).get("sub")
+        if isinstance(asked, dict) and isinstance(asked.get("value"), str):
+            return str(asked["value"])
+    return None
 
 
 def names_for(request: ClaimsRequest | None, member: str) -> list[str]:

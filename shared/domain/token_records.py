@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 
 from shared.domain import records
-from shared.domain.claims_request import ClaimsRequest
 
 # An access token lifetime (and a record's ``exp``) of 0 means the token never expires,
 # as webMethods Integration Server allows.
@@ -22,23 +21,23 @@ NEVER_EXPIRES = 0
 
 @dataclass(slots=True, frozen=True)
 class Authentication:
-    """How the person of an OpenID Connect grant signed in, for its ID tokens and its
-    UserInfo answers: the time (Core §2 auth_time), the session's public id (sid), and the
-    claims the request asked for by name (Core §5.5)."""
+    """How the person of an OpenID Connect grant signed in, for its ID tokens: the time
+    (Core §2 auth_time), the session's id (sid), and the profile claims the request's
+    ``claims`` parameter placed in the ID token (§5.5), among those approved."""
 
     auth_time: int
     sid: str
-    claims: ClaimsRequest | None = None
+    id_token_claims: tuple[str, ...] = ()
 
     def encode(self) -> list[object]:
-        return [self.auth_time, self.sid, self.claims]
+        return [self.auth_time, self.sid, *self.id_token_claims]
 
     @classmethod
     def decode(cls, found: object) -> Authentication | None:
-        if not isinstance(found, list) or len(found) < 3:
+        if not isinstance(found, list) or len(found) < 2:
             return None
-        auth_time, sid, claims = found[:3]
-        return cls(auth_time, sid, claims)
+        auth_time, sid, *names = found
+        return cls(auth_time, sid, tuple(names))
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,11 +76,11 @@ class TokenRecord:
 
 def encode(record: TokenRecord) -> bytes:
     """``[client_id, scope, iat, lifetime, username, sub, refreshes, authentication]``,
-    with the scope
-    space-delimited as on the wire, lifetime 0 for never, and the trailing fields left
-    out where they say nothing: no username (the client acts for itself), a sub that is
-    the client's own, no refreshes. The family is in the key. Redis holds one record per
-    live token: about 70 bytes for a client credentials token, where named JSON took 250."""
+    with the scope space-delimited as on the wire, lifetime 0 for never, and the trailing
+    fields left out where they say nothing: no username (the client acts for itself), a
+    sub that is the client's own, no refreshes, no OpenID Connect sign-in (only refresh
+    tokens carry one). The family is in the key. Redis holds one record per live token:
+    about 70 bytes for a client credentials token, where named JSON took 250."""
     lifetime = NEVER_EXPIRES if record.exp == NEVER_EXPIRES else record.exp - record.iat
     fields: list[object] = [
         record.client_id,
@@ -107,16 +106,13 @@ def decode(raw: str | bytes, family: str) -> TokenRecord:
     return _from_fields(found, family)
 
 
+_FIELDS = 8  # encode's, of this release
+
+
 def _from_fields(found: list[Any], family: str) -> TokenRecord:
-    # The trailing fields encode left out take their defaults; fields a newer release
-    # appended are ignored.
-    client_id, scope, iat, lifetime, username, sub, refreshes, authentication = [
-        *found,
-        None,
-        None,
-        0,
-        None,
-    ][:8]
+    # Fields encode left out take None; a newer release's appended ones are ignored.
+    padded = [*found, *[None] * (_FIELDS - len(found))][:_FIELDS]
+    client_id, scope, iat, lifetime, username, sub, refreshes, authentication = padded
     exp = NEVER_EXPIRES if lifetime == NEVER_EXPIRES else iat + lifetime
     # Scope tokens hold no space (RFC 6749 §3.3).
     return TokenRecord(

@@ -130,6 +130,10 @@ class Client:
         tokens never expire gets opaque ones."""
         if self.token_lifetime(settings) == NEVER_EXPIRES:
             return False
+        if self.subject_type == "pairwise":
+            # A JWT's sub is the person's own, and the client can read its tokens: a
+            # pairwise client would learn the id its sector's sub hides (Core §8.1).
+            return False
         if self.jwt_access_tokens is None:
             return settings.jwt_access_tokens
         return self.jwt_access_tokens
@@ -425,6 +429,11 @@ async def _checked(redis: RedisClient, client: Client) -> Client:
     )
     _check_settings(client)
     sector = _sector_identifier(client.subject_type, client.sector_identifier, client.redirect_uris)
+    if sector and client.jwt_access_tokens:
+        raise Invalid(
+            "a pairwise client gets opaque access tokens: a JWT's sub is not pairwise",
+            field="access_token_format",
+        )
     defined = await scopes.get_many(redis, client.scopes)
     missing = [s for s in client.scopes if s not in defined]
     if missing:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -79,5 +79,7 @@ async def redeem(redis: RedisClient, code: str) -> tuple[Redemption, CodeRecord]
     code_record = records.from_json(CodeRecord, raw)
     found = code_record.authentication
     if isinstance(found, dict):  # orjson stores the nested dataclass as an object
-        code_record.authentication = records.from_dict(Authentication, found)
+        authentication = records.from_dict(Authentication, found)
+        names = tuple(authentication.id_token_claims)  # a JSON array reads as a list
+        code_record.authentication = replace(authentication, id_token_claims=names)
     return Redemption(status), code_record

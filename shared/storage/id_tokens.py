@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from shared.domain import claims_request, user_claims
+from shared.domain import user_claims
 from shared.domain.openid import AMR_PASSWORD, OPENID
 from shared.domain.token_records import Grant
 from shared.security import openid_tokens
@@ -34,14 +34,14 @@ async def id_token_for(
         raise RuntimeError("an OpenID Connect grant without TESSERA_SIGNING_KEYS")
     now = int(time.time())
     claims: dict[str, object] = {}
-    asked = user_claims.approved_claims(
-        grant.scope, claims_request.names_for(authentication.claims, "id_token")
-    )
+    # Among those asked for, the ones the grant's scope still covers (a refresh may narrow).
+    asked = user_claims.approved_claims(grant.scope, authentication.id_token_claims)
     if asked:
         # Standard profile claims only (user_claims.released): none of them is one of the
-        # protocol's below, so none can replace them.
+        # protocol's below, so none can replace them. A username made anew since is
+        # another person (another sub): nothing of theirs goes in.
         user = await users.get(tessera.redis, grant.username)
-        if user is not None:
+        if user is not None and user.sub == grant.sub:
             claims.update(user_claims.released(user.claims, user.updated_at, asked))
     claims.update(
         {
@@ -54,7 +54,7 @@ async def id_token_for(
             # Core §2: azp, the party the token was issued to; here always the audience.
             "azp": client.client_id,
             "amr": AMR_PASSWORD,
-            "sid": authentication.sid,
+            "sid": await subjects.session_for(tessera.redis, client, authentication.sid),
             "at_hash": openid_tokens.token_hash(key_set, access_token),
         }
     )

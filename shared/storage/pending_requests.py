@@ -87,8 +87,8 @@ class AuthorizationRequest:
 # dots, which no digest contains.
 _BINDING_LENGTH = 22
 UNBOUND = "." * _BINDING_LENGTH
-# The fields of a request stored by a release before OpenID Connect; a request without
-# any of OpenID Connect's is stored as one of those, so such a release reads it.
+# The fields of a request stored by a release before OpenID Connect (which reads the
+# first nine of any request); OpenID Connect's, when all are absent, take no bytes.
 _BEFORE_OPENID = 9
 T = TypeVar("T")
 
@@ -113,7 +113,7 @@ def _encode(request: AuthorizationRequest) -> str:
         request.code_challenge_method,
         request.response_type,
         request.prompt,
-        # OpenID Connect's, appended (a release before them reads the first nine).
+        # OpenID Connect's, appended.
         request.nonce,
         request.max_age,
         request.login_hint,

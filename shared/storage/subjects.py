@@ -1,4 +1,5 @@
-"""The ``sub`` a client sees for a person (OpenID Connect Core §8).
+"""The ``sub`` a client sees for a person (OpenID Connect Core §8), and the ``sid`` it
+sees for a session.
 
 Public: the person's own ``sub``, a random id made when the user was added (never the
 username, never given to anyone else). Pairwise (§8.1): a value of its own per sector
@@ -49,3 +50,12 @@ async def subject_for(redis: RedisClient, client: Client, sub: str) -> str:
     if client.subject_type != "pairwise":
         return sub
     return pairwise(await _pairwise_salt(redis), client.sector_identifier, sub)
+
+
+async def session_for(redis: RedisClient, client: Client, sid: str) -> str:
+    """The ``sid`` that ``client`` sees for the browser session ``sid``: for a pairwise
+    client, one of its sector's own, since two sectors that shared a session id could
+    join their pairwise subs on it (Core §8.1's purpose)."""
+    if client.subject_type != "pairwise":
+        return sid
+    return pairwise(await _pairwise_salt(redis), client.sector_identifier, f"sid:{sid}")

@@ -93,7 +93,6 @@ def mint(
         grant.sub,
         now,
         exp,
-        authentication=grant.authentication,
     )
     as_jwt = client.wants_jwt(settings)
     value = _signed(tessera, client, record, access_token_id) if as_jwt else access_token_id
@@ -108,6 +107,7 @@ def mint(
             now,
             now + settings.refresh_token_lifetime,
             refreshes,
+            # The sign-in, for the ID tokens of later refreshes; access tokens need none.
             grant.authentication,
         )
         refresh_token = MintedToken(

@@ -11,6 +11,7 @@ is then merely refused if presented again (no newer token exists for a thief to 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from services.token.grants.base import TokenRequest
 from shared.domain.oauth_errors import invalid_grant, invalid_request, invalid_scope
@@ -53,7 +54,8 @@ async def handle(request: TokenRequest) -> IssuedTokens:
     outcome, issued = await tokens.rotate(request.tessera, client, presented, record, scope)
     if issued is not None:
         assert record is not None  # only a live token is rotated
-        return await request.with_id_token(issued, record.grant)
+        # Core §12.2 with RFC 6749 §6: the ID token of the scope this refresh asked for.
+        return await request.with_id_token(issued, replace(record.grant, scope=issued.scope))
     family = families.family_of(presented)
     if outcome is Rotation.REUSED:
         # RFC 9700 §4.14.2: one of the two holders is an attacker; the family is revoked.
