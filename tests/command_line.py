@@ -63,9 +63,15 @@ class Command(Protocol):
     ) -> Run: ...
 
 
+# Shorter values given on standard input are the refusals' ("short"): refused before
+# anything used them, and words that any log line may hold ("cut short").
+_SHORTEST_SECRET = 8
+
+
 def _remember_secrets(args: tuple[str, ...], stdin: str | None, stdout: str) -> None:
-    if stdin and _SECRET_STDIN & set(args):
-        SECRETS_USED.add(stdin.splitlines()[0] if stdin.strip() else stdin)
+    given = (stdin or "").splitlines()[0] if (stdin or "").strip() else ""
+    if len(given) >= _SHORTEST_SECRET and _SECRET_STDIN & set(args):
+        SECRETS_USED.add(given)
     try:
         printed = orjson.loads(stdout)
     except orjson.JSONDecodeError:
