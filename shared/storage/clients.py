@@ -654,14 +654,8 @@ async def page(
 ) -> listing.Page[Client]:
     """A page of the clients ``keep`` passes, by client id."""
 
-    async def fetch(batch: list[str]) -> list[Client | None]:
-        async with redis.pipeline(transaction=False) as pipe:
-            for client_id in batch:
-                pipe.get(keys.client(client_id))
-            raws = await pipe.execute()
-        return [records.from_json(Client, raw) if raw else None for raw in raws]
-
     client_ids = cast("set[str]", await redis.smembers(keys.CLIENT_INDEX))
+    fetch = listing.json_records(redis, Client, keys.client)
     return await listing.page(client_ids, after=after, limit=limit, fetch=fetch, keep=keep)
 
 

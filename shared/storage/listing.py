@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from shared.domain import records
+
+if TYPE_CHECKING:
+    from shared.storage.redis_store import RedisClient
 
 Item = TypeVar("Item")
+Fetch = Callable[[list[str]], Awaitable[list[Item | None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +33,7 @@ async def page(
     *,
     after: str | None,
     limit: int,
-    fetch: Callable[[list[str]], Awaitable[list[Item | None]]],
+    fetch: Fetch[Item],
     keep: Callable[[Item], bool] = lambda item: True,
 ) -> Page[Item]:
     """Up to ``limit`` records (``fetch`` reads them by name, None for one gone) of the
@@ -43,6 +49,20 @@ async def page(
         position += len(batch)
     more = position < len(pending)
     return Page(found, pending[position - 1] if more else None)
+
+
+def json_records(redis: RedisClient, cls: type[Item], key: Callable[[str], str]) -> Fetch[Item]:
+    """A ``fetch`` for ``page``: the records stored as JSON under ``key(name)``, one GET
+    each, pipelined (on a Redis Cluster they lie in many slots)."""
+
+    async def fetch(batch: list[str]) -> list[Item | None]:
+        async with redis.pipeline(transaction=False) as pipe:
+            for name in batch:
+                pipe.get(key(name))
+            raws = await pipe.execute()
+        return [records.from_json(cls, raw) if raw else None for raw in raws]
+
+    return fetch
 
 
 def page_of(

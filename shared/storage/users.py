@@ -178,20 +178,11 @@ async def page(
     redis: RedisClient, *, after: str | None, limit: int, enabled: bool | None = None
 ) -> listing.Page[User]:
     """A page of the people, by username; only those enabled (or not) when ``enabled``."""
-
-    async def fetch(batch: list[str]) -> list[User | None]:
-        # One GET each, pipelined: on a Redis Cluster the records lie in many slots.
-        async with redis.pipeline(transaction=False) as pipe:
-            for name in batch:
-                pipe.get(keys.user(name))
-            raws = await pipe.execute()
-        return [records.from_json(User, raw) if raw else None for raw in raws]
-
     # Replies are text: every Tessera Redis client decodes them (decode_responses).
     return await listing.page(
         cast("set[str]", await redis.smembers(keys.USER_INDEX)),
         after=after,
         limit=limit,
-        fetch=fetch,
+        fetch=listing.json_records(redis, User, keys.user),
         keep=lambda user: enabled is None or user.enabled == enabled,
     )
