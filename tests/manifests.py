@@ -1,15 +1,19 @@
 """Read the deployment files as the tests need them: kustomizations, NetworkPolicies and
 the Dockerfile.
 
-``render`` follows a kustomization's ``resources`` and ``components`` lists, and a
-component's JSON patches (RFC 6902's ``add`` and ``replace``, each on one object named by
-kind and name), and refuses any other field, so it cannot silently render something
-other than what ``kubectl kustomize`` would. ``tests/test_deploy.py`` also compares the
-two where kubectl is installed.
+``render`` follows a kustomization's ``resources``, ``components`` and
+``configMapGenerator`` (files only, named with kustomize's hash suffix, and the pod
+templates' references to them renamed), and a component's ``resources`` and JSON patches
+(RFC 6902's ``add`` and ``replace``, each on one object named by kind and name), and
+refuses any other field, so it cannot silently render something other than what
+``kubectl kustomize`` would. ``tests/test_deploy.py`` also compares the two where kubectl
+is installed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +28,8 @@ Manifest = dict[str, Any]
 
 # The fields rendered, by the kind of kustomization.
 _RENDERED_FIELDS = {
-    "Kustomization": {"apiVersion", "kind", "resources", "components"},
-    "Component": {"apiVersion", "kind", "patches"},
+    "Kustomization": {"apiVersion", "kind", "resources", "components", "configMapGenerator"},
+    "Component": {"apiVersion", "kind", "resources", "patches"},
 }
 
 
@@ -43,28 +47,90 @@ def _kustomization(directory: Path, kind: str) -> Manifest:
     return kustomization
 
 
-def render(directory: Path) -> list[Manifest]:
-    """The objects the kustomization in ``directory`` produces, in resource order, with
-    its components' patches applied."""
-    kustomization = _kustomization(directory, "Kustomization")
+def _resources(directory: Path, entries: list[str]) -> list[Manifest]:
     objects: list[Manifest] = []
-    for entry in kustomization["resources"]:
+    for entry in entries:
         path = (directory / entry).resolve()
         if path.is_dir():
             objects += render(path)
         else:
             objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    return objects
+
+
+def render(directory: Path) -> list[Manifest]:
+    """The objects the kustomization in ``directory`` produces, in resource order, then
+    the ConfigMaps it generates, then its components' resources, with the components'
+    patches applied."""
+    kustomization = _kustomization(directory, "Kustomization")
+    objects = _resources(directory, kustomization["resources"])
+    generators = kustomization.get("configMapGenerator", [])
+    generated = [_generated_config_map(directory, generator) for generator in generators]
+    objects += generated
+    components = []
+    for entry in kustomization.get("components", []):
+        component_dir = (directory / entry).resolve()
+        component = _kustomization(component_dir, "Component")
+        components.append((component_dir, component))
+        objects += _resources(component_dir, component.get("resources", []))
     names = [identity(obj) for obj in objects]
     duplicates = {name for name in names if names.count(name) > 1}
     if duplicates:
         # kustomize refuses this too.
         raise ValueError(f"{directory.name}: defined more than once: {sorted(duplicates)}")
-    for entry in kustomization.get("components", []):
-        component_dir = (directory / entry).resolve()
-        component = _kustomization(component_dir, "Component")
+    for component_dir, component in components:
         for patch in component.get("patches", []):
             _apply_patch(component_dir, patch, objects)
+    for config_map in generated:
+        _rename_config_map(objects, config_map)
     return objects
+
+
+def _generated_config_map(directory: Path, generator: Manifest) -> Manifest:
+    """A configMapGenerator entry with ``files``: a ConfigMap whose data are the files,
+    by name, and whose name ends in kustomize's hash of its content."""
+    if set(generator) != {"name", "files"}:
+        raise NotImplementedError(f"configMapGenerator {generator}: extend tests/manifests.py")
+    data = {Path(file).name: (directory / file).read_text() for file in generator["files"]}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{generator['name']}-{_kustomize_hash(data)}"},
+        "data": data,
+        # The name the manifests refer to it by; dropped once references are renamed.
+        "_generated_as": generator["name"],
+    }
+
+
+def _kustomize_hash(data: dict[str, str]) -> str:
+    """kustomize's name suffix for a generated ConfigMap (api/hasher): the SHA-256 of Go's
+    JSON encoding of its kind, data and name (empty when hashed), sorted keys, HTML
+    characters escaped; the first ten hex digits, with 0, 1, 3, a and e replaced so that
+    the suffix never reads as a word or a number."""
+    encoded = json.dumps(
+        {"data": data, "kind": "ConfigMap", "name": ""},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        encoded = encoded.replace(char, escape)
+    digits = hashlib.sha256(encoded.encode()).hexdigest()[:10]
+    return digits.translate(str.maketrans("013ae", "ghkmt"))
+
+
+def _rename_config_map(objects: list[Manifest], config_map: Manifest) -> None:
+    """The pod templates' volumes and envFrom that name a generated ConfigMap, renamed."""
+    old, new = config_map.pop("_generated_as"), config_map["metadata"]["name"]
+    for obj in objects:
+        pod = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for volume in pod.get("volumes", []):
+            if volume.get("configMap", {}).get("name") == old:
+                volume["configMap"]["name"] = new
+        for container in pod.get("containers", []):
+            for source in container.get("envFrom", []):
+                if source.get("configMapRef", {}).get("name") == old:
+                    source["configMapRef"]["name"] = new
 
 
 def _apply_patch(directory: Path, patch: Manifest, objects: list[Manifest]) -> None:

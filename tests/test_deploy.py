@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -23,6 +24,7 @@ from services.admin.app import create_app as admin_app
 from services.authorize.app import create_app as authorize_app
 from services.introspect.app import create_app as introspect_app
 from services.token.app import create_app as token_app
+from shared.admin.apply_documents import load
 from shared.config.settings import Settings
 from shared.web.webmethods_paths import ALIASES
 from tests.manifests import (
@@ -113,7 +115,7 @@ def test_every_object_is_valid_for_the_kubernetes_api(
     assert kubernetes_validate.validate(obj, version, strict=True) == version
 
 
-def test_the_dev_overlay_is_the_base_plus_redis() -> None:
+def test_the_dev_overlay_is_the_base_plus_redis_and_the_apply_job() -> None:
     base, dev = RENDERED["base"], RENDERED["dev"]
     added = {identity(obj) for obj in dev} - {identity(obj) for obj in base}
     assert added == {
@@ -121,6 +123,8 @@ def test_the_dev_overlay_is_the_base_plus_redis() -> None:
         ("Deployment", "tessera-redis"),
         ("Service", "tessera-redis"),
         ("NetworkPolicy", "tessera-redis"),
+        ("ConfigMap", apply_config_map()["metadata"]["name"]),
+        ("Job", "tessera-apply"),
     }
     assert [obj for obj in dev if identity(obj) not in added] == base
 
@@ -172,23 +176,29 @@ def test_deployment_has_requests_and_limits(component: str) -> None:
         assert set(resources[kind]) == {"cpu", "memory"}
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_deployment_runs_locked_down(component: str) -> None:
-    pod = deployment(component)["spec"]["template"]["spec"]
+def assert_locked_down(workload: Manifest) -> None:
+    """The pod runs as the image's user, without privileges, on a read-only root."""
+    pod = workload["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     # The Dockerfile's numeric USER, so the kubelet can verify it is not root.
     assert pod["securityContext"]["runAsUser"] == UID
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    context = container(component)["securityContext"]
+    (box,) = pod["containers"]
+    context = box["securityContext"]
     assert context["runAsNonRoot"] is True
     assert context["readOnlyRootFilesystem"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-    mounts = {mount["mountPath"]: mount["name"] for mount in container(component)["volumeMounts"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in box["volumeMounts"]}
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108 - a path in the container
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_deployment_runs_locked_down(component: str) -> None:
+    assert_locked_down(deployment(component))
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -302,6 +312,96 @@ def test_every_setting_in_the_manifests_is_documented() -> None:
     names = set(config()) | {name for c in COMPONENTS for name in secret_env(c)}
     names |= {name for c in COMPONENTS for name in plain_env(c)}
     assert {name for name in names if f"`{name}`" not in documented} == set()
+
+
+# The apply Job (deploy/components/apply, in the dev overlay)
+
+APPLY_DIR = "/etc/tessera/apply"
+
+
+def apply_job() -> Manifest:
+    return named(RENDERED["dev"], "Job", "tessera-apply")
+
+
+def apply_config_map() -> Manifest:
+    (generated,) = [
+        obj
+        for obj in of_kind(RENDERED["dev"], "ConfigMap")
+        if obj["metadata"]["name"].startswith("tessera-apply-")
+    ]
+    return generated
+
+
+def test_the_apply_job_applies_its_config_map_with_prune() -> None:
+    pod = apply_job()["spec"]["template"]["spec"]
+    (box,) = pod["containers"]
+    assert box["command"] == ["tessera", "apply", "-f", APPLY_DIR, "--prune"]
+    assert box["image"] == container("token")["image"]
+    assert pod["restartPolicy"] == "Never"
+    (mount,) = [m for m in box["volumeMounts"] if m["mountPath"] == APPLY_DIR]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    # The generated ConfigMap, by its name with the hash of the documents.
+    assert volume["configMap"] == {"name": apply_config_map()["metadata"]["name"]}
+    assert re.fullmatch(r"tessera-apply-[a-z0-9]{10}", volume["configMap"]["name"])
+
+
+def test_the_apply_job_finishes_and_goes_away() -> None:
+    """A Job's template cannot change: it removes itself after it finished, so that the
+    next release creates it anew, and it cannot run or retry for ever."""
+    spec = apply_job()["spec"]
+    assert 0 < spec["ttlSecondsAfterFinished"] <= 86400
+    assert 0 < spec["activeDeadlineSeconds"] <= 3600
+    assert 1 <= spec["backoffLimit"] <= 10
+
+
+def test_the_apply_job_runs_locked_down() -> None:
+    assert_locked_down(apply_job())
+
+
+def test_the_apply_job_has_the_admin_credential_and_nothing_else_of_the_services() -> None:
+    pod = apply_job()["spec"]["template"]
+    (box,) = pod["spec"]["containers"]
+    secrets = {
+        v["name"]: (v["valueFrom"]["secretKeyRef"]["name"], v["valueFrom"]["secretKeyRef"]["key"])
+        for v in box["env"]
+        if "valueFrom" in v
+    }
+    assert secrets == {"TESSERA_ADMIN_TOKEN": ("tessera-admin", "TESSERA_ADMIN_TOKEN")}
+    # Neither Redis nor the signing keys: it works through the admin API only.
+    mounted = {v.get("secret", {}).get("secretName") for v in pod["spec"]["volumes"]}
+    assert mounted == {None, "tessera-apply-secrets"}
+    assert "tessera-config" not in str(box)
+    assert pod["metadata"]["labels"]["tessera.dev/admin-client"] == "true"
+    assert set(box["resources"]["limits"]) == {"cpu", "memory"}
+
+
+def test_the_apply_job_reaches_the_admin_api_and_nothing_else() -> None:
+    """TESSERA_ADMIN_URL is the tessera-admin Service's port, which leads to the token
+    pods' admin port, where the NetworkPolicies admit the Job's pod; its pod is no
+    Tessera service's, so the dev Redis does not admit it."""
+    dev = RENDERED["dev"]
+    template = apply_job()["spec"]["template"]
+    (box,) = template["spec"]["containers"]
+    url = next(v["value"] for v in box["env"] if v["name"] == "TESSERA_ADMIN_URL")
+    host, port = re.fullmatch(r"http://([a-z-]+):(\d+)", url).groups()  # type: ignore[union-attr]
+    assert resolve_service(dev, host, int(port)) == named(dev, "Deployment", "tessera-token")
+    pod = Peer(template["metadata"]["labels"], NAMESPACE, same_namespace=True)
+    assert admitted(dev, tessera_pods("token"), pod, ADMIN_PORT)
+    assert not admitted(dev, pod_labels(named(dev, "Deployment", "tessera-redis")), pod, 6379)
+    assert not any(admitted(dev, tessera_pods(c), pod, PORT) for c in ("authorize", "introspect"))
+
+
+def test_the_dev_overlays_documents_are_accepted_by_tessera_apply(tmp_path: Path) -> None:
+    """What the dev overlay's Job would apply, read by apply's own loader: a typo in a
+    document fails here rather than in the cluster."""
+    for name, text in apply_config_map()["data"].items():
+        (tmp_path / name).write_text(text)
+    desired = load([tmp_path])
+    assert desired.has_managed
+    assert desired.scopes and desired.clients
+    for kind in ("scopes", "clients"):
+        assert all(desired.is_managed(kind, name) for name in desired.of(kind))
 
 
 # Services and Ingress

@@ -416,7 +416,7 @@ async def test_the_cli_registers_the_logout_settings(stack: Stack, redis: Redis)
         "--post-logout-redirect-uri", "com.example.app:/signed-out",
         "--backchannel-logout-uri", "https://app.example.com/backchannel-logout",
         "--subject-type", "pairwise", "--sector-identifier", "example.com",
-        "--json",
+        "-o", "json",
     )  # fmt: skip
     assert run.status == 0, run.stderr
     created = run.json()

@@ -36,7 +36,7 @@ from tests.flows import code_request
 from tests.records import PASSWORD, Registered, make_client, make_scope, make_user, unique
 from tests.replies import Answer, csrf_token, fetch, page_message, post_form, query_of
 from tests.sign_in_limits import ADDRESS_LIMIT, PAIR_LIMIT, USERNAME_LIMIT, WINDOW, new_address
-from tests.stack import ARTIFACTS, Stack, production_settings, start_stack
+from tests.stack import ADMIN_TOKEN, ARTIFACTS, Stack, production_settings, start_stack
 
 # The defaults (tests/sign_in_limits.py) but for the pace, shortened so that a test can
 # wait for it.
@@ -66,6 +66,8 @@ def proxied(stack: Stack) -> Iterator[Stack]:
                 # Bursts of attempts here are about the limits, not the lines in front of
                 # the password checks (tests/test_password_checks.py): room for all.
                 "TESSERA_PASSWORD_CHECK_QUEUE": "100",
+                # `tessera user unlock` asks this stack's admin API.
+                "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN,
             },
         )
     finally:
@@ -493,8 +495,8 @@ async def test_tessera_user_unlock_clears_every_limit_of_the_username(
 async def test_tessera_user_unlock_of_a_name_nobody_has_says_so(proxied: Stack) -> None:
     nobody = unique("nobody")
     run = await tessera(proxied, "user", "unlock", nobody)
-    assert run.status == 0, run.stderr
-    assert run.stdout == f"sign-in limits of {nobody} cleared (no user has that name)\n"
+    assert (run.status, run.stdout) == (1, "")
+    assert run.stderr == f"tessera: error: no user {nobody!r}\n"
 
 
 # --- logs -----------------------------------------------------------------------------

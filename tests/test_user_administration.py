@@ -1,7 +1,8 @@
 """People's profile claims administered: ``tessera user add``, ``update`` and ``show``
-(shared/admin/cli.py) and the admin API's ``/v1/users`` (services/admin/users.py),
-which call the same storage functions and refuse the same values with the same messages;
-what they set is what the UserInfo endpoint then answers."""
+(shared/admin/user_commands.py, a client of the admin API) and the admin API's
+``/v1/users`` (services/admin/users.py), which refuse the same values with the same
+messages (``shared.domain.user_claims``); what they set is what the UserInfo endpoint
+then answers."""
 
 from __future__ import annotations
 
@@ -56,9 +57,9 @@ async def test_user_add_sets_claims_and_show_prints_them_without_the_password(
         "--email",
         "zoe@example.com",
         "--email-verified",
-        "--phone",
+        "--phone-number",
         "+353 1 234 5678",
-        "--address-street",
+        "--address-street-address",
         "1 Main St",
         "--address-country",
         "Ireland",
@@ -75,7 +76,7 @@ async def test_user_add_sets_claims_and_show_prints_them_without_the_password(
         "address": {"street_address": "1 Main St", "country": "Ireland"},
     }
     assert stored["updated_at"] == stored["created_at"]
-    shown = await tessera(stack, "user", "show", username, "--json")
+    shown = await tessera(stack, "user", "show", username, "-o", "json")
     assert shown.status == 0, shown.stderr
     assert shown.json() == {
         "username": username,
@@ -84,15 +85,16 @@ async def test_user_add_sets_claims_and_show_prints_them_without_the_password(
         "created_at": stored["created_at"],
         "claims": stored["claims"],
         "updated_at": stored["updated_at"],
+        "locked": False,
     }
     text = await tessera(stack, "user", "show", username)
     assert "password" not in text.stdout + shown.stdout
     assert stored["password_hash"] not in text.stdout + shown.stdout
     lines = dict(line.split(None, 1) for line in text.stdout.splitlines())
     assert lines["username"] == username
-    assert lines["email_verified"] == "true"
-    assert lines["address.street_address"] == "1 Main St"
-    assert lines["phone_number"] == "+35312345678"
+    assert lines["claims.email_verified"] == "yes"
+    assert lines["claims.address.street_address"] == "1 Main St"
+    assert lines["claims.phone_number"] == "+35312345678"
 
 
 async def test_user_update_sets_clears_and_merges_the_address(stack: Stack, redis: Redis) -> None:
@@ -111,14 +113,15 @@ async def test_user_update_sets_clears_and_merges_the_address(stack: Stack, redi
         username,
         "--locale",
         "en-IE",
-        "--no-phone-verified",
+        "--no-phone-number-verified",
         "--address-postal-code",
         "T12",
         "--clear",
         "email",
         "--clear",
         "address.locality",
-        "--json",
+        "-o",
+        "json",
     )
 
     assert run.status == 0, run.stderr
@@ -141,7 +144,7 @@ async def test_user_update_refusals_say_why_and_change_nothing(stack: Stack, red
     username = await make_user(redis)
     unknown = unique("nobody")
     for args, message in (
-        (["update", username], "give a claim to set or --clear"),
+        (["update", username], "nothing to change: give a claim to set, or --clear CLAIM"),
         (["update", username, "--email", "zoe"], "claim 'email' 'zoe' is not an email address"),
         (["update", username, "--zoneinfo", "Nowhere"], "claim 'zoneinfo'"),
         (["update", username, "--picture", "http://x.example/p.png"], "must be an https URL"),
@@ -152,15 +155,14 @@ async def test_user_update_refusals_say_why_and_change_nothing(stack: Stack, red
             ["update", username, "--address-region", "Munster", "--clear", "address"],
             "set and cleared",
         ),
-        (["update", username, "--clear", "updated_at"], "invalid choice"),
+        (["update", username, "--clear", "updated_at"], "Invalid value for '--clear'"),
         (["update", unknown, "--name", "Nobody"], f"no user {unknown!r}"),
         (["show", unknown], f"no user {unknown!r}"),
     ):
-        await assert_refused(stack, redis, ["user", *args], message)
+        await assert_refused(stack, ["user", *args], message)
     await assert_refused(
         stack,
-        redis,
-        ["user", "add", unique("zoe"), "--password-stdin", "--phone", "555-1234"],
+        ["user", "add", unique("zoe"), "--password-stdin", "--phone-number", "555-1234"],
         "not an E.164 number",
         stdin=LONG_PASSWORD + "\n",
     )
