@@ -802,3 +802,16 @@ async def test_the_audit_stream_drops_secrets_whatever_it_is_passed(redis: Redis
 async def test_a_bad_since_is_400(stack: Stack, http: aiohttp.ClientSession, since: str) -> None:
     status, body = await api(http, stack, "GET", "/v1/audit", params={"since": since})
     assert (status, body["errors"][0]["field"]) == (400, "since")
+
+
+async def test_a_page_of_500_people_is_listed_within_the_redis_clients_connections(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """Each person's sign-in limits are read for ``locked``: a full page must not ask for
+    all of them at once (redis-py's pool holds 100 connections)."""
+    for _ in range(6):  # 300 people, 50 at a time (the test's own pool is bounded too)
+        await asyncio.gather(*(make_user(redis) for _ in range(50)))
+    status, page = await api(http, stack, "GET", "/v1/users", params={"limit": "500"})
+    assert status == 200, page
+    assert len(page["items"]) >= 300
+    assert all(isinstance(item["locked"], bool) for item in page["items"])
