@@ -132,9 +132,7 @@ def looks_like_jwt(token: str) -> bool:
     return _COMPACT_JWS.fullmatch(token) is not None
 
 
-def read_header(
-    token: str, *, shown: Shown = as_sent, kind: JwtKind = ACCESS_TOKEN
-) -> JwtHeader:
+def read_header(token: str, *, shown: Shown = as_sent, kind: JwtKind = ACCESS_TOKEN) -> JwtHeader:
     """The token's ``alg`` and ``kid`` when its shape, algorithm and type are acceptable,
     checked before any key is looked up, so that a forgery costs no key fetch."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
