@@ -144,6 +144,10 @@ async def test_an_access_token_with_tessera_admin_is_a_credential_and_the_actor(
         e for e in await audit_events(http, stack, since) if e["resource_id"] == scope["name"]
     ]
     assert event["actor"] == f"client:{ops.client_id}"
+    # The scope taken from the client, its token administers no more.
+    await api(http, stack, "PATCH", f"/v1/clients/{ops.client_id}", json={"scope": ""})
+    status, body = await api(http, stack, "GET", "/v1/scopes", headers=bearer(token))
+    assert status == 403, body
     # The client disabled, its token is no credential (as introspection would say).
     await api(http, stack, "PATCH", f"/v1/clients/{ops.client_id}", json={"enabled": False})
     status, body = await api(http, stack, "GET", "/v1/scopes", headers=bearer(token))
@@ -815,3 +819,40 @@ async def test_a_page_of_500_people_is_listed_within_the_redis_clients_connectio
     assert status == 200, page
     assert len(page["items"]) >= 300
     assert all(isinstance(item["locked"], bool) for item in page["items"])
+
+
+async def test_tessera_admin_is_for_clients_acting_for_themselves_alone(
+    stack: Stack, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """A client allowed a grant with a person in it would let anyone who signs in hold an
+    admin token."""
+    for grants in (["authorization_code"], ["password"], ["client_credentials", "password"]):
+        status, body = await api(
+            http,
+            stack,
+            "POST",
+            "/v1/clients",
+            json={
+                "client_name": unique("Ops"),
+                "redirect_uris": [REDIRECT_URI],
+                "grant_types": grants,
+                "scope": "tessera:admin",
+            },
+        )
+        assert status == 422, (grants, body)
+        assert body["errors"][0]["field"] == "scope"
+
+
+async def test_numbers_beyond_their_bounds_are_refused_not_a_server_error(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    client = await new_client(http, stack, grant_types=["authorization_code"])
+    path = f"/v1/clients/{client['client_id']}"
+    for huge in (90 * 24 * 3600 + 1, 2**62, 2**64 - 1):
+        status, body = await api(
+            http, stack, "POST", f"{path}/secret", json={"overlap_seconds": huge}
+        )
+        assert status in (400, 422), (huge, body)
+    for field, huge in (("access_token_lifetime", 2**62), ("refresh_count", 2**40)):
+        status, body = await api(http, stack, "PATCH", path, json={field: huge})
+        assert status in (400, 422), (field, body)

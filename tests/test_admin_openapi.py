@@ -37,6 +37,25 @@ def test_the_document_is_valid_openapi_3_1() -> None:
     validate(document)
 
 
+def test_no_description_was_cut_short_into_a_key_of_its_own() -> None:
+    """YAML reads ``{description: A, or B.}`` as a description "A" and a key "or B.":
+    valid OpenAPI (a schema may hold any key), a wrong document."""
+    strays: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if value is None and isinstance(key, str) and " " in key:
+                    strays.append(f"{where}/{key}")
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    walk(yaml.safe_load(DOCUMENT.read_text()), "")
+    assert strays == []
+
+
 def test_the_document_describes_every_route_the_application_serves() -> None:
     document = yaml.safe_load(DOCUMENT.read_text())
     described = {

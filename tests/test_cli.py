@@ -570,6 +570,8 @@ async def test_bootstrap_admin_client_then_administer_with_its_token(
     assert [e["actor"] for e in audit if e["resource_id"] == name] == [
         f"client:{made['client_id']}"
     ]
+    # The bootstrap's own change is in the trail too, though it bypassed the API.
+    assert [e["actor"] for e in audit if e["resource_id"] == made["client_id"]] == ["bootstrap-cli"]
 
 
 async def test_log_fingerprint_reads_the_value_from_stdin(stack: Stack) -> None:

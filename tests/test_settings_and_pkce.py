@@ -409,3 +409,17 @@ def test_s256_challenges_are_43_characters_without_padding() -> None:
 def test_methods() -> None:
     # RFC 7636 §4.2
     assert pkce.METHODS == ("plain", "S256")
+
+
+def test_the_admin_credential_of_a_secret_made_from_a_file_has_no_line_end() -> None:
+    """deploy/README.md: openssl rand -hex 32 > admin-token, then --from-file: the value
+    ends in a newline no bearer header can carry."""
+    credential = "c" * 64
+    settings = Settings.from_env({**HTTPS, "TESSERA_ADMIN_TOKEN": credential + "\n"})
+    assert settings.admin_token == credential
+
+
+def test_a_secret_rotation_overlap_beyond_90_days_is_refused() -> None:
+    assert "TESSERA_SECRET_ROTATION_OVERLAP" in refused(
+        {**HTTPS, "TESSERA_SECRET_ROTATION_OVERLAP": str(90 * 24 * 3600 + 1)}
+    )

@@ -70,15 +70,17 @@ async def _actor(request: web.Request, credential: str) -> Actor:
     owner = await clients.get(tessera.redis, record.client_id)
     if owner is None or not owner.enabled:
         raise _unauthorized("an access token of a client deleted or disabled")
-    if ADMIN not in record.scope:
+    # The scope counts while the client is still allowed it, and only in a token the
+    # client holds for itself (client credentials): no person's token is an admin's.
+    if ADMIN not in record.scope or ADMIN not in owner.scopes or record.username is not None:
         raise Problem(
             403,
-            f"The access token does not carry the scope {ADMIN}.",
+            f"The admin API takes an access token with the scope {ADMIN} that a client "
+            "allowed it holds for itself (client credentials).",
             headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{ADMIN}"'},
-            cause=f"an access token of client {record.client_id} without {ADMIN}",
+            cause=f"an access token of client {record.client_id} without {ADMIN} for itself",
         )
-    user = f" user:{record.username}" if record.username is not None else ""
-    return Actor(f"client:{record.client_id}{user}")
+    return Actor(f"client:{record.client_id}")
 
 
 @web.middleware

@@ -68,11 +68,13 @@ class SecretRef:
                 raise BadDocument(f"the environment variable {self.where} is not set")
         else:
             try:
-                value = Path(self.where).read_text()
+                value = Path(self.where).read_text(encoding="utf-8")
             except OSError as exc:
                 raise BadDocument(
                     f"cannot read the secret file {self.where}: {exc.strerror}"
                 ) from None
+            except UnicodeDecodeError:
+                raise BadDocument(f"the secret file {self.where} is not UTF-8 text") from None
         value = value.rstrip("\r\n")
         if not value:
             raise BadDocument(f"the secret {self.describe()} is empty")

@@ -18,16 +18,16 @@ from shared.admin.session import (
     read_stdin_line,
     say_the_secret_is_shown_once,
 )
-from shared.config.settings import redis_url_from_env
+from shared.config.settings import audit_max_events_from_env, redis_url_from_env
 from shared.domain.tessera_scopes import ADMIN as ADMIN_SCOPE
 from shared.security import fingerprint
-from shared.storage import clients, log_fingerprint_key
-from shared.storage.redis_store import RedisClient, connect
+from shared.storage import audit, clients, log_fingerprint_key
+from shared.storage.redis_store import AdminClient, RedisClient, connect
 
 T = TypeVar("T")
 
 
-def on_redis(work: Callable[[RedisClient], Awaitable[T]]) -> T:
+def on_redis(work: Callable[[AdminClient], Awaitable[T]]) -> T:
     """``work`` with a connection to the Redis at REDIS_URL, closed after."""
 
     async def run() -> T:
@@ -44,8 +44,8 @@ def on_redis(work: Callable[[RedisClient], Awaitable[T]]) -> T:
 def bootstrap() -> None:
     """First steps, written straight to the Redis at REDIS_URL.
 
-    These bypass the admin API and its audit trail: use them only to make the first
-    administrator, then administer through the API."""
+    These bypass the admin API (their changes are audited with the actor bootstrap-cli):
+    use them only to make the first administrator, then administer through the API."""
 
 
 @bootstrap.command("admin-client")
@@ -54,7 +54,7 @@ def bootstrap() -> None:
 @pass_session
 def admin_client(session: Session, name: str) -> None:
     """Register a confidential client allowed client_credentials and the tessera:admin
-    scope, and print its secret once. Bypasses the admin API and its audit."""
+    scope, and print its secret once. Bypasses the admin API; audited as bootstrap-cli."""
 
     async def create(redis: RedisClient) -> tuple[clients.Client, str | None]:
         return await clients.create(
@@ -69,6 +69,7 @@ def admin_client(session: Session, name: str) -> None:
         )
 
     made, secret = on_redis(create)
+    on_redis(lambda redis: _audit_bootstrap(redis, made))
     session.emit(
         {
             "client_id": made.client_id,
@@ -79,6 +80,21 @@ def admin_client(session: Session, name: str) -> None:
         }
     )
     say_the_secret_is_shown_once()
+
+
+async def _audit_bootstrap(redis: AdminClient, made: clients.Client) -> None:
+    """The bootstrap's change, recorded as the admin API records its own (actor
+    ``bootstrap-cli``): no administrative change goes unaudited."""
+    await audit.record(
+        redis,
+        actor="bootstrap-cli",
+        action="create",
+        resource="client",
+        resource_id=made.client_id,
+        before=None,
+        after={"client_id": made.client_id, "client_name": made.name, "scope": made.scopes},
+        max_events=audit_max_events_from_env(),
+    )
 
 
 @click.group()

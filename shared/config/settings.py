@@ -62,8 +62,19 @@ def password_hashing_from_env(env: Mapping[str, str] | None = None) -> PasswordH
     return _Reader(os.environ if env is None else env).password_hashing()
 
 
+def audit_max_events_from_env(env: Mapping[str, str] | None = None) -> int:
+    """``TESSERA_AUDIT_MAX_EVENTS``: read by the services and by the ``tessera bootstrap``
+    commands, which write their audit events to Redis themselves."""
+    return _Reader(os.environ if env is None else env).audit_max_events()
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
+
+
+# The longest a client's previous secret stays valid after a rotation (90 days): long
+# enough for any client to move to the new secret, short enough to end.
+MAX_SECRET_OVERLAP = 90 * 24 * 3600
 
 
 # Cached: development mode asks this of every request's peer address. Bounded, because
@@ -238,12 +249,14 @@ class Settings:
             signing_keys=reader.text("TESSERA_SIGNING_KEYS", ""),
             signing_key=reader.text("TESSERA_SIGNING_KEY", ""),
             access_token_audience=reader.text("TESSERA_ACCESS_TOKEN_AUDIENCE", issuer),
-            admin_token=reader.text("TESSERA_ADMIN_TOKEN", ""),
+            # Stripped: a Secret made from a file (openssl rand ... > file) ends in a
+            # newline no bearer header can carry, so the credential would never match.
+            admin_token=reader.text("TESSERA_ADMIN_TOKEN", "").strip(),
             admin_port=reader.admin_port(bool(env.get("TESSERA_ADMIN_TOKEN"))),
             secret_rotation_overlap=reader.non_negative(
-                "TESSERA_SECRET_ROTATION_OVERLAP", 86400, "seconds"
+                "TESSERA_SECRET_ROTATION_OVERLAP", 86400, "seconds", maximum=MAX_SECRET_OVERLAP
             ),
-            audit_max_events=reader.positive("TESSERA_AUDIT_MAX_EVENTS", 100_000, "events"),
+            audit_max_events=reader.audit_max_events(),
             webmethods_paths=reader.boolean("TESSERA_WEBMETHODS_PATHS", False),
             approval_title=reader.text("TESSERA_APPROVAL_TITLE", "Tessera"),
             approval_header=reader.text("TESSERA_APPROVAL_HEADER", "Authorize access"),
@@ -320,6 +333,9 @@ class _Reader:
     def text(self, name: str, default: str) -> str:
         return self.env.get(name, default)
 
+    def audit_max_events(self) -> int:
+        return self.positive("TESSERA_AUDIT_MAX_EVENTS", 100_000, "events")
+
     def url(
         self, name: str, *, default: str = "", required: bool = False, https_only: bool = False
     ) -> str:
@@ -376,8 +392,13 @@ class _Reader:
     def positive(self, name: str, default: int, unit: str) -> int:
         return self._whole(name, default, unit, minimum=1)
 
-    def non_negative(self, name: str, default: int, unit: str) -> int:
-        return self._whole(name, default, unit, minimum=0)
+    def non_negative(
+        self, name: str, default: int, unit: str, *, maximum: int | None = None
+    ) -> int:
+        value = self._whole(name, default, unit, minimum=0)
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{name}={value}: must be at most {maximum} ({unit})")
+        return value
 
     def _whole(self, name: str, default: int, unit: str, *, minimum: int) -> int:
         raw = self.env.get(name)

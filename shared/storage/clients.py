@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 import orjson
 from rfc3986_validator import validate_rfc3986  # type: ignore[import-untyped]
 
-from shared.config.settings import Settings, is_loopback_host
+from shared.config.settings import MAX_SECRET_OVERLAP, Settings, is_loopback_host
 from shared.domain import records
 from shared.domain.domain_errors import Conflict, Invalid, NotFound
+from shared.domain.tessera_scopes import ADMIN
 from shared.domain.token_records import NEVER_EXPIRES as NEVER_EXPIRES
 from shared.security import crypto
 from shared.storage import keys, listing, scopes, scripts
@@ -48,6 +49,10 @@ _CLIENT_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_CLIENT_ID - 1}}}")
 MIN_IMPORTED_SECRET = 16
 MAX_SECRET = 256
 _SECRET = re.compile(r"[\x21-\x7e]+")
+# Bounds of numbers an administrator sets: far beyond any sane value, and small enough
+# that every time computed from them fits the records' integers.
+MAX_ACCESS_TOKEN_LIFETIME = 10 * 365 * 24 * 3600
+MAX_REFRESH_COUNT = 1_000_000
 # OpenID Connect Core §8: the subject identifier types a client may ask for.
 SUBJECT_TYPES = ("public", "pairwise")
 # access_token_lifetime: None = the global default; NEVER_EXPIRES (0, from
@@ -407,6 +412,20 @@ def _check_settings(client: Client) -> None:
             "JWT access tokens always expire (RFC 9068 §2.2); choose a lifetime",
             field="access_token_format",
         )
+    if ADMIN in client.scopes and set(grants) != {"client_credentials"}:
+        # A grant with a person in it would let anyone who can sign in hold an admin
+        # token: the admin API takes the scope from clients acting for themselves only.
+        raise Invalid(
+            f"the scope {ADMIN} is for clients with the client_credentials grant alone",
+            field="scope",
+        )
+    if lifetime is not None and lifetime > MAX_ACCESS_TOKEN_LIFETIME:
+        raise Invalid(
+            f"access token lifetime is at most {MAX_ACCESS_TOKEN_LIFETIME} seconds (ten years)",
+            field="access_token_lifetime",
+        )
+    if client.refresh_count > MAX_REFRESH_COUNT:
+        raise Invalid(f"refresh count is at most {MAX_REFRESH_COUNT}", field="refresh_count")
     malformed = [name for name in client.scopes if not scopes.is_scope_token(name)]
     if malformed:
         # RFC 6749 §3.3; checked before any lookup, whatever Redis may hold.
@@ -595,8 +614,11 @@ async def rotate_secret(
     replaces stays valid for ``overlap`` seconds (0: not at all), and one kept from an
     earlier rotation no longer. (before, after, the new secret); Conflict for a public
     client, which has none."""
-    if overlap < 0:
-        raise Invalid("the overlap is a number of seconds, 0 or more", field="overlap_seconds")
+    if not 0 <= overlap <= MAX_SECRET_OVERLAP:
+        raise Invalid(
+            f"the overlap is a number of seconds from 0 to {MAX_SECRET_OVERLAP} (90 days)",
+            field="overlap_seconds",
+        )
     if secret is not None:
         _check_given_secret(secret)
     new_secret = secret if secret is not None else crypto.random_token(32)
