@@ -53,3 +53,18 @@ async def record(
     }
     log.info("%s %s %s", action, resource, resource_id, extra={FIELDS_ATTRIBUTE: fields})
     metrics.admin_change(request, resource, action)
+
+
+async def record_update(
+    request: web.Request, *, resource: str, resource_id: str, before: Any, after: Any
+) -> None:
+    """Record an update, unless it changed nothing that the public form shows."""
+    if before != after:
+        await record(
+            request,
+            action="update",
+            resource=resource,
+            resource_id=resource_id,
+            before=before,
+            after=after,
+        )

@@ -25,9 +25,8 @@ from shared.web.base_app import json_response
 
 RESOURCE = "client"
 DEFAULT_REFRESH_COUNT = 10
-PUBLIC = "none"
-AUTH_METHODS = (*clients.SECRET_METHODS, PUBLIC)
-GRANT_TYPES = (*clients.GRANT_TYPES, clients.REFRESH_GRANT)
+AUTH_METHODS = clients.AUTH_METHODS
+GRANT_TYPES = clients.REGISTERED_GRANT_TYPES
 TOKEN_FORMATS = ("opaque", "jwt")
 # What a request may set, and create alone: the registration to import.
 WRITABLE = (
@@ -58,7 +57,7 @@ IMPORTED = ("client_id", "client_secret")
 def view(client: Client) -> dict[str, Any]:
     """A client as the API shows it: never a secret or its digest."""
     if client.is_public:
-        method = PUBLIC
+        method = clients.NO_CLIENT_AUTH
     else:
         method = client.token_endpoint_auth_method or clients.SECRET_METHODS[0]
     grants = [*client.grants, *([clients.REFRESH_GRANT] if client.refresh_count > 0 else [])]
@@ -119,8 +118,8 @@ def _settings(fields: bodies.Fields, current: Client | None) -> dict[str, Any]:
         found["logo_uri"] = fields.text("logo_uri")
     if named("token_endpoint_auth_method"):
         method = fields.choice("token_endpoint_auth_method", AUTH_METHODS, AUTH_METHODS[0])
-        found["type"] = "public" if method == PUBLIC else "confidential"
-        found["token_endpoint_auth_method"] = "" if method == PUBLIC else method
+        found["type"] = "public" if method == clients.NO_CLIENT_AUTH else "confidential"
+        found["token_endpoint_auth_method"] = "" if method == clients.NO_CLIENT_AUTH else method
     for name in ("redirect_uris", "post_logout_redirect_uris"):
         if named(name):
             found[name] = fields.texts(name)
@@ -268,15 +267,9 @@ async def update_client(request: web.Request) -> web.Response:
     settings = _settings(fields, current)
     fields.done()
     before, after = await clients.update(redis, client_id, settings)
-    if view(before) != view(after):
-        await changes.record(
-            request,
-            action="update",
-            resource=RESOURCE,
-            resource_id=client_id,
-            before=view(before),
-            after=view(after),
-        )
+    await changes.record_update(
+        request, resource=RESOURCE, resource_id=client_id, before=view(before), after=view(after)
+    )
     return json_response(view(after))
 
 

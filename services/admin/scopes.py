@@ -63,15 +63,9 @@ async def update_scope(request: web.Request) -> web.Response:
     before, after = await scopes.update(
         request.app[REDIS], name, description=description, resources=resources
     )
-    if view(before) != view(after):
-        await changes.record(
-            request,
-            action="update",
-            resource=RESOURCE,
-            resource_id=name,
-            before=view(before),
-            after=view(after),
-        )
+    await changes.record_update(
+        request, resource=RESOURCE, resource_id=name, before=view(before), after=view(after)
+    )
     return json_response(view(after))
 
 

@@ -123,15 +123,13 @@ async def update_user(request: web.Request) -> web.Response:
             after = await users.update_claims(redis, username, claims)
     if enabled is not None and enabled != after.enabled:
         _, after = await management.set_user_enabled(redis, username, enabled)
-    if _record(before) != _record(after):
-        await changes.record(
-            request,
-            action="update",
-            resource=RESOURCE,
-            resource_id=username,
-            before=_record(before),
-            after=_record(after),
-        )
+    await changes.record_update(
+        request,
+        resource=RESOURCE,
+        resource_id=username,
+        before=_record(before),
+        after=_record(after),
+    )
     return json_response(await view(request, after))
 
 

@@ -10,7 +10,7 @@ from services.authorize.end_session import END_SESSION_PATH
 from shared.domain.user_claims import STANDARD_CLAIMS
 from shared.security import pkce
 from shared.storage import scopes
-from shared.storage.clients import GRANT_TYPES, REFRESH_GRANT, SUBJECT_TYPES
+from shared.storage.clients import AUTH_METHODS, REGISTERED_GRANT_TYPES, SUBJECT_TYPES
 from shared.web.app_keys import REDIS, SETTINGS, TESSERA
 from shared.web.base_app import json_response
 from shared.web.client_auth import SECRET_AUTH_METHODS
@@ -77,11 +77,11 @@ async def _oauth_metadata(request: web.Request) -> dict[str, object]:
         "response_types_supported": list(SUPPORTED_RESPONSE_TYPES),
         # query for codes, fragment for the implicit grant (RFC 6749 §4.2.2).
         "response_modes_supported": ["query", "fragment"],
-        "grant_types_supported": [*GRANT_TYPES, REFRESH_GRANT],
-        "token_endpoint_auth_methods_supported": [*SECRET_AUTH_METHODS, "none"],
+        "grant_types_supported": list(REGISTERED_GRANT_TYPES),
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "revocation_endpoint": settings.revocation_endpoint,
         # RFC 7009 §2.1: public clients identify with client_id alone.
-        "revocation_endpoint_auth_methods_supported": [*SECRET_AUTH_METHODS, "none"],
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint": settings.introspection_endpoint,
         "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
         "code_challenge_methods_supported": list(pkce.METHODS),

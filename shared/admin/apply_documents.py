@@ -27,11 +27,10 @@ from tessera_resource_server.scope_resources import parse_resource
 
 from shared.domain import user_claims
 from shared.domain.domain_errors import Invalid
+from shared.storage.clients import AUTH_METHODS, REGISTERED_GRANT_TYPES
 from shared.storage.scopes import is_scope_token
 
 KINDS = ("Scope", "Client", "User", "Managed")
-GRANTS = ("authorization_code", "implicit", "client_credentials", "password", "refresh_token")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 # The representation's fields the API sets itself: a document naming one is refused.
 READ_ONLY_CLIENT_FIELDS = frozenset(
     {
@@ -150,7 +149,7 @@ def _one_of(*choices: str | None) -> Callable[[Any], Any]:
 def _grants(value: Any) -> list[str]:
     grants = _text_list(value)
     for grant in grants:
-        _one_of(*GRANTS)(grant)
+        _one_of(*REGISTERED_GRANT_TYPES)(grant)
     return grants
 
 

@@ -18,7 +18,12 @@ from typing import Any, Literal
 import orjson
 
 from shared.admin.apply_documents import BadDocument, Desired, Document
-from shared.storage.clients import MAX_SECRET, MIN_IMPORTED_SECRET
+from shared.storage.clients import (
+    MAX_SECRET,
+    MIN_IMPORTED_SECRET,
+    NO_CLIENT_AUTH,
+    is_acceptable_secret,
+)
 
 Action = Literal["create", "update", "delete"]
 # Compared as sets: their order means nothing to Tessera.
@@ -26,7 +31,6 @@ UNORDERED_LISTS = frozenset(
     {"redirect_uris", "post_logout_redirect_uris", "grant_types", "resources"}
 )
 SPACE_SEPARATED = frozenset({"scope", "default_scope"})
-PUBLIC = "none"  # token_endpoint_auth_method of a public client
 
 
 @dataclass
@@ -93,7 +97,7 @@ def _client_create(document: Document) -> Change:
     if not document.fields.get("client_name", "").strip():
         raise BadDocument(f"{document.where}: client {document.name!r} is new: give client_name")
     change = _create(document, "client_id")
-    public = document.fields.get("token_endpoint_auth_method") == PUBLIC
+    public = document.fields.get("token_endpoint_auth_method") == NO_CLIENT_AUTH
     if document.secret is None and not public:
         # The API would generate one, which apply never prints: no one could use it.
         raise BadDocument(
@@ -104,12 +108,7 @@ def _client_create(document: Document) -> Change:
         if public:
             raise BadDocument(f"{document.where}: a public client (none) has no client_secret")
         secret = _read(document)
-        if (
-            not MIN_IMPORTED_SECRET <= len(secret) <= MAX_SECRET
-            or not secret.isascii()
-            or not all(ch.isprintable() and not ch.isspace() for ch in secret)
-        ):
-            # The API's rule (RFC 6749 §2.3.1: it travels in a form and in Basic auth).
+        if not is_acceptable_secret(secret):  # the API's rule, checked before any change
             raise BadDocument(
                 f"{document.where}: the client_secret {document.secret.describe()} must be "
                 f"{MIN_IMPORTED_SECRET} to {MAX_SECRET} printable ASCII characters, no spaces"

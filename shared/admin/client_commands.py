@@ -12,20 +12,27 @@ from shared.admin.output import Column
 from shared.admin.session import (
     F,
     Session,
+    enabled_filter,
     output_option,
     pass_session,
     read_stdin_line,
     say_the_secret_is_shown_once,
+    set_enabled,
+)
+from shared.storage.clients import (
+    NO_CLIENT_AUTH,
+    REFRESH_GRANT,
+    REGISTERED_GRANT_TYPES,
+    SECRET_METHODS,
 )
 from shared.storage.scopes import is_scope_token
 
 # The grants the API knows, refresh_token among them (RFC 7591 §2 grant_types): allowing
 # it gives the client a refresh count (the API's default when --refresh-count is not given).
-REFRESH_GRANT = "refresh_token"
-GRANTS = ("authorization_code", "implicit", "client_credentials", "password", REFRESH_GRANT)
+GRANTS = REGISTERED_GRANT_TYPES
 # --type: the token endpoint authentication method the API stores (RFC 7591 §2). A
 # confidential client may authenticate either way (Basic or in the body) whichever is stored.
-AUTH_METHODS = {"confidential": "client_secret_basic", "public": "none"}
+AUTH_METHODS = {"confidential": SECRET_METHODS[0], "public": NO_CLIENT_AUTH}
 GLOBAL = "global"
 # What `client update --clear` empties.
 CLEARABLE = (
@@ -305,8 +312,7 @@ def list_clients(
     """List clients (never their secrets)."""
     query = {"client_name": name, "grant_type": grant, "scope": scope}
     params = {key: value for key, value in query.items() if value is not None}
-    if enabled is not None:
-        params["enabled"] = "true" if enabled else "false"
+    params |= enabled_filter(enabled)
     with session.api() as api:
         session.emit(api.list_all("/clients", params), COLUMNS)
 
@@ -321,19 +327,13 @@ def show(session: Session, client_id: str) -> None:
         session.emit(api.get(f"/clients/{segment(client_id)}"))
 
 
-def _set_enabled(session: Session, client_id: str, enabled: bool) -> None:
-    with session.api() as api:
-        updated = api.patch(f"/clients/{segment(client_id)}", {"enabled": enabled})
-    session.emit(updated, message=f"client {client_id} {'enabled' if enabled else 'disabled'}")
-
-
 @client.command()
 @click.argument("client_id")
 @output_option
 @pass_session
 def enable(session: Session, client_id: str) -> None:
     """Let a disabled client authenticate again; its tokens introspect as active again."""
-    _set_enabled(session, client_id, True)
+    set_enabled(session, "client", "/clients", client_id, True)
 
 
 @client.command()
@@ -342,7 +342,7 @@ def enable(session: Session, client_id: str) -> None:
 @pass_session
 def disable(session: Session, client_id: str) -> None:
     """Stop a client: it cannot authenticate, and its tokens introspect as inactive."""
-    _set_enabled(session, client_id, False)
+    set_enabled(session, "client", "/clients", client_id, False)
 
 
 @client.command()

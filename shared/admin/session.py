@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from shared.admin.api_client import AdminAPI
+from shared.admin.api_client import AdminAPI, segment
 from shared.admin.output import FORMATS, Column, render
 
 SERVER_ENV = "TESSERA_ADMIN_URL"
@@ -74,6 +74,19 @@ class Session:
 
 
 pass_session = click.make_pass_decorator(Session)
+
+
+def enabled_filter(enabled: bool | None) -> dict[str, str]:
+    """The ``enabled`` query parameter of a listing: none when either will do."""
+    return {} if enabled is None else {"enabled": "true" if enabled else "false"}
+
+
+def set_enabled(session: Session, kind: str, collection: str, name: str, enabled: bool) -> None:
+    """Enable or disable the ``kind`` (a client, a user) named ``name`` in ``collection``
+    (``/clients``, ``/users``), and say so."""
+    with session.api() as api:
+        updated = api.patch(f"{collection}/{segment(name)}", {"enabled": enabled})
+    session.emit(updated, message=f"{kind} {name} {'enabled' if enabled else 'disabled'}")
 
 
 def output_option(command: F) -> F:

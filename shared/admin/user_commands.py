@@ -10,7 +10,16 @@ import orjson
 
 from shared.admin.api_client import segment
 from shared.admin.output import Column
-from shared.admin.session import F, Refused, Session, new_password, output_option, pass_session
+from shared.admin.session import (
+    F,
+    Refused,
+    Session,
+    enabled_filter,
+    new_password,
+    output_option,
+    pass_session,
+    set_enabled,
+)
 from shared.domain import user_claims
 from shared.domain.domain_errors import Invalid
 from shared.domain.user_claims import STANDARD_CLAIMS
@@ -209,7 +218,7 @@ def update(session: Session, /, username: str, clear: tuple[str, ...], **given: 
 @pass_session
 def list_users(session: Session, enabled: bool | None) -> None:
     """List the people who sign in (never their passwords)."""
-    params = {} if enabled is None else {"enabled": "true" if enabled else "false"}
+    params = enabled_filter(enabled)
     with session.api() as api:
         session.emit(api.list_all("/users", params), COLUMNS)
 
@@ -224,19 +233,13 @@ def show(session: Session, username: str) -> None:
         session.emit(api.get(f"/users/{segment(username)}"))
 
 
-def _set_enabled(session: Session, username: str, enabled: bool) -> None:
-    with session.api() as api:
-        updated = api.patch(f"/users/{segment(username)}", {"enabled": enabled})
-    session.emit(updated, message=f"user {username} {'enabled' if enabled else 'disabled'}")
-
-
 @user.command()
 @click.argument("username")
 @output_option
 @pass_session
 def enable(session: Session, username: str) -> None:
     """Let a disabled person sign in again."""
-    _set_enabled(session, username, True)
+    set_enabled(session, "user", "/users", username, True)
 
 
 @user.command()
@@ -245,7 +248,7 @@ def enable(session: Session, username: str) -> None:
 @pass_session
 def disable(session: Session, username: str) -> None:
     """Stop a person signing in, and revoke their tokens."""
-    _set_enabled(session, username, False)
+    set_enabled(session, "user", "/users", username, False)
 
 
 @user.command()

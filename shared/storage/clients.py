@@ -22,7 +22,7 @@ from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.domain.tessera_scopes import ADMIN
 from shared.domain.token_records import NEVER_EXPIRES as NEVER_EXPIRES
 from shared.security import crypto
-from shared.storage import keys, listing, scopes, scripts
+from shared.storage import keys, listing, record_changes, scopes
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -37,8 +37,14 @@ REFRESH_GRANT = "refresh_token"
 # Grants that send the person's browser back to a redirect URI.
 REDIRECTING_GRANTS = ("authorization_code", "implicit")
 REQUIRE_PKCE_CHOICES = ("yes", "no", "global")
-# RFC 7591 §2: how a confidential client authenticates; either, it may use both.
+# RFC 7591 §2 grant_types as registrations name them: refresh_token among them, which
+# stands for a refresh count above 0.
+REGISTERED_GRANT_TYPES = (*GRANT_TYPES, REFRESH_GRANT)
+# RFC 7591 §2: how a confidential client authenticates; either, it may use both. A
+# public client's method is "none".
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+NO_CLIENT_AUTH = "none"
+AUTH_METHODS = (*SECRET_METHODS, NO_CLIENT_AUTH)
 # An imported client id (webMethods Integration Server's, kept on moving over): letters,
 # digits, ".", "_" and "-", not first, at most this long. As Tessera's own ids (hex), it
 # needs no escaping in a URL, a form or a command line, and never reads as an option.
@@ -472,8 +478,14 @@ def _check_imported_id(client_id: str) -> None:
         )
 
 
+def is_acceptable_secret(secret: str) -> bool:
+    """Whether a secret an administrator gives (an import, a rotation) may be the client's:
+    it travels in a form and in Basic auth (RFC 6749 §2.3.1), so visible ASCII only."""
+    return MIN_IMPORTED_SECRET <= len(secret) <= MAX_SECRET and bool(_SECRET.fullmatch(secret))
+
+
 def _check_given_secret(secret: str) -> None:
-    if not MIN_IMPORTED_SECRET <= len(secret) <= MAX_SECRET or not _SECRET.fullmatch(secret):
+    if not is_acceptable_secret(secret):
         # The secret itself is never quoted: the message may reach a log.
         raise Invalid(
             f"a client secret given must be {MIN_IMPORTED_SECRET} to {MAX_SECRET} printable "
@@ -559,30 +571,16 @@ async def create(
     return client, secret
 
 
-# How often a change is made anew on the record read again, when something else changed
-# it between the read and the write (``scripts.replace_record``).
-CHANGE_ATTEMPTS = 5
-
-
 async def _change(
     redis: RedisClient, client_id: str, change: Callable[[Client], Awaitable[Client]]
 ) -> tuple[Client, Client]:
-    """Apply ``change`` to the client as stored, and store its result unless the record
-    changed meanwhile, then read and change it again; (before, after). NotFound when
-    there is no such client, Conflict when it kept changing."""
-    for _ in range(CHANGE_ATTEMPTS):
-        raw = await redis.get(keys.client(client_id))
-        if not raw:
-            raise NotFound("client", client_id)
-        before = records.from_json(Client, raw)
-        after = await change(dataclasses.replace(before))
-        stored = await scripts.replace_record(
-            redis, record=keys.client(client_id), expected=raw, replaced=orjson.dumps(after)
-        )
-        if stored:
-            await redis.publish(keys.CLIENT_CHANGES, client_id)
-            return before, after
-    raise Conflict(f"client {client_id!r} kept changing meanwhile; try again")
+    """Apply ``change`` to the client as stored (``record_changes``), and tell the
+    services' caches; (before, after)."""
+    before, after = await record_changes.change(
+        redis, keys.client(client_id), Client, change, kind="client", name=client_id
+    )
+    await redis.publish(keys.CLIENT_CHANGES, client_id)
+    return before, after
 
 
 async def update(

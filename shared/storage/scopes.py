@@ -22,7 +22,7 @@ from shared.domain import records
 from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.domain.openid import STANDARD_SCOPES
 from shared.domain.tessera_scopes import TESSERA_SCOPES
-from shared.storage import keys, listing, scripts
+from shared.storage import keys, listing, record_changes
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -156,11 +156,6 @@ async def delete(redis: RedisClient, name: str) -> None:
     await redis.srem(keys.SCOPE_INDEX, name)
 
 
-# How often a change is made anew when the definition changed between its read and its
-# write (``scripts.replace_record``).
-CHANGE_ATTEMPTS = 5
-
-
 async def update(
     redis: RedisClient,
     name: str,
@@ -173,22 +168,23 @@ async def update(
     if name in BUILT_IN:
         raise Conflict(f"scope {name!r} is built in and cannot be changed")
     parsed = None if resources is None else _parsed_resources(resources)
-    for _ in range(CHANGE_ATTEMPTS):
-        raw = await redis.get(keys.scope(name))
-        if not raw:
-            raise NotFound("scope", name)
-        before = records.from_json(Scope, raw)
-        after = Scope(
+
+    async def changed(before: Scope) -> Scope:
+        return Scope(
             name=name,
             description=before.description if description is None else description,
             resources=before.resources if parsed is None else parsed,
         )
-        replaced = orjson.dumps(after.view())
-        if await scripts.replace_record(
-            redis, record=keys.scope(name), expected=raw, replaced=replaced
-        ):
-            return before, after
-    raise Conflict(f"scope {name!r} kept changing meanwhile; try again")
+
+    return await record_changes.change(
+        redis,
+        keys.scope(name),
+        Scope,
+        changed,
+        kind="scope",
+        name=name,
+        encode=lambda scope: orjson.dumps(scope.view()),
+    )
 
 
 async def page(redis: RedisClient, *, after: str | None, limit: int) -> listing.Page[Scope]:

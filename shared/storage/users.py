@@ -5,7 +5,6 @@ they may sign in."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from shared.domain import records, user_claims
 from shared.domain.domain_errors import Conflict, Invalid, NotFound
 from shared.domain.password_hashing import RFC_9106_LOW_MEMORY, PasswordHashing
 from shared.security import crypto
-from shared.storage import keys, listing, scripts
+from shared.storage import keys, listing, record_changes, scripts
 
 if TYPE_CHECKING:
     from shared.storage.redis_store import RedisClient
@@ -114,27 +113,13 @@ async def update_claims(redis: RedisClient, username: str, changes: Mapping[str,
     return records.from_json(User, stored)
 
 
-# How often a change is made anew on the record read again when something else changed
-# it between the read and the write (``scripts.replace_record``).
-CHANGE_ATTEMPTS = 5
-
-
 async def _change(
     redis: RedisClient, username: str, change: Callable[[User], Awaitable[User]]
 ) -> tuple[User, User]:
-    """Apply ``change`` to the person's record as stored, written unless it changed
-    meanwhile (then read and changed again); (before, after)."""
-    for _ in range(CHANGE_ATTEMPTS):
-        raw = await redis.get(keys.user(username))
-        if not raw:
-            raise NotFound("user", username)
-        before = records.from_json(User, raw)
-        after = await change(dataclasses.replace(before, claims=dict(before.claims)))
-        if await scripts.replace_record(
-            redis, record=keys.user(username), expected=raw, replaced=orjson.dumps(after)
-        ):
-            return before, after
-    raise Conflict(f"user {username!r} kept changing meanwhile; try again")
+    """Apply ``change`` to the person's record as stored (``record_changes``)."""
+    return await record_changes.change(
+        redis, keys.user(username), User, change, kind="user", name=username
+    )
 
 
 async def set_enabled(redis: RedisClient, username: str, enabled: bool) -> tuple[User, User]:

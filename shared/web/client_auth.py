@@ -18,7 +18,7 @@ from aiohttp import web
 
 from shared.domain.oauth_errors import OAuthError, invalid_client, invalid_request
 from shared.security import fingerprint
-from shared.storage.clients import Client
+from shared.storage.clients import SECRET_METHODS, Client
 from shared.web import address_limits
 from shared.web.app_keys import SETTINGS
 from shared.web.client_address import limit_subject
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from shared.web.client_cache import ClientCache
 
 # What /token and /introspect accept from confidential clients; public clients use "none".
-SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+SECRET_AUTH_METHODS = list(SECRET_METHODS)
 CLIENT_AUTH_LIMIT = "client-auth"
 
 
